@@ -1,0 +1,1 @@
+//! Mount tests: placeholder until the harness lands.
