@@ -1,1 +1,28 @@
-//! Mount tests: placeholder until the harness lands.
+//! Black-box mount tests: the real `islabdb` binary mounted on a temp dir
+//! (as root, through the kernel), driven by real tools and syscalls.
+//!
+//! Every test owns its own [`common::Mount`], so tests run in parallel.
+//! Run: `cargo test --release --test mount` (needs root and /dev/fuse).
+//! `ISLABDB_TEST_KEEP=1` keeps the temp dirs; `ISLABDB_TEST_RUST_LOG=debug`
+//! sets the daemon's log level; `ISLABDB_BIN=path` tests another binary.
+//!
+//! One module per part of the contract:
+//! - `lifecycle`: CLI, bootstrap, clean exit on umount/SIGTERM/SIGINT, remount
+//! - `layout`: the root, seed dirs, `_manifest.json`, `shard.metadata`, WAL listing
+//! - `records`: JSON validation at commit, opaque names, commit atomicity
+//! - `durability`: kill -9 and the hot/warm/cold/fsync durability promises
+//! - `posix`: the POSIX surface tools rely on
+//! - `permissions`: allow_other + default_permissions with other uids
+//! - `tools`: vim, sed -i, cp -a, tar, rsync over the mount
+//! - `large`: 1 GiB file with bounded daemon memory, 100,000-entry directory
+
+mod common;
+
+mod durability;
+mod large;
+mod layout;
+mod lifecycle;
+mod permissions;
+mod posix;
+mod records;
+mod tools;

@@ -1,3 +1,197 @@
-fn main() {
-    println!("Hello, world!");
+//! `islabdb`: mounts a universe. Parses the command line, opens the engine, mounts, waits
+//! for the mount to end (umount or SIGINT/SIGTERM), then makes everything durable.
+
+mod engine;
+mod error;
+mod fuse;
+mod namespace;
+mod regions;
+mod vfs;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::engine::{Engine, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "islabdb",
+    version,
+    about = "IsLab DB: a database whose interface is a filesystem"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mount the universe stored in DATA_DIR at MOUNTPOINT and serve it in the foreground
+    /// until it is unmounted (`umount MOUNTPOINT`) or the daemon gets SIGINT/SIGTERM; both
+    /// flush, checkpoint and exit 0. An empty DATA_DIR is bootstrapped with the seed's
+    /// hierarchy; an existing one is recovered (checkpoint + log replay).
+    Mount {
+        /// Directory holding the universe's log, shards and checkpoints (created if missing).
+        data_dir: PathBuf,
+        /// Empty directory to mount the universe on.
+        mountpoint: PathBuf,
+        /// Content cache budget in MiB; overrides `configuration/universe_parameters.json`.
+        #[arg(long, value_name = "MIB")]
+        cache_mb: Option<usize>,
+        /// Threads serving kernel requests.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+        threads: u16,
+        /// Serve only the mounting user, even when run as root (by default root's mount
+        /// serves every user, with permissions enforced as on any filesystem).
+        #[arg(long)]
+        private: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Mount {
+            data_dir,
+            mountpoint,
+            cache_mb,
+            threads,
+            private,
+        } => match mount(&data_dir, &mountpoint, cache_mb, threads, private) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log::error!("{e}");
+                eprintln!("islabdb: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn mount(
+    data_dir: &Path,
+    mountpoint: &Path,
+    cache_mb: Option<usize>,
+    threads: u16,
+    private: bool,
+) -> Result<(), String> {
+    // Signals are taken by one thread with sigwait: block them before any thread starts so
+    // that every thread inherits the mask.
+    let signals = block_signals()?;
+    clear_dead_mount(mountpoint);
+    if !mountpoint.is_dir() {
+        return Err(format!(
+            "mountpoint {} is not a directory",
+            mountpoint.display()
+        ));
+    }
+    let engine = Arc::new(
+        Engine::open(data_dir, Settings::default())
+            .map_err(|e| format!("cannot open universe in {}: {e}", data_dir.display()))?,
+    );
+    let vfs = vfs::Vfs::new(engine.clone(), cache_mb.map(|m| m << 20))
+        .map_err(|e| format!("cannot bootstrap universe: {e}"))?;
+    engine
+        .start()
+        .map_err(|e| format!("cannot start engine threads: {e}"))?;
+
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::FSName(format!("islabdb:{}", data_dir.display())),
+        fuser::MountOption::Subtype("islabdb".into()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+    ];
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root && !private {
+        config.acl = fuser::SessionACL::All;
+    }
+    config.n_threads = Some(threads as usize);
+    config.clone_fd = true;
+
+    let session = fuser::Session::new(fuse::Fuse::new(vfs), mountpoint, &config);
+    let session = match session {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = engine.shutdown();
+            return Err(format!("cannot mount on {}: {e}", mountpoint.display()));
+        }
+    };
+    log::info!(
+        "universe {} mounted on {} ({threads} threads)",
+        data_dir.display(),
+        mountpoint.display()
+    );
+    let target = mountpoint.to_path_buf();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || wait_and_unmount(signals, &target))
+        .map_err(|e| format!("cannot start signal thread: {e}"))?;
+
+    let served = session.run();
+    let flushed = engine.shutdown();
+    if let Err(e) = &served {
+        log::error!("session ended with an error: {e}");
+    }
+    flushed.map_err(|e| format!("final checkpoint failed: {e}"))?;
+    log::info!("unmounted; everything is durable");
+    Ok(())
+}
+
+fn block_signals() -> Result<libc::sigset_t, String> {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use; the calls only
+    // read and write the set we own and the calling thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err("cannot block signals".into());
+        }
+        Ok(set)
+    }
+}
+
+fn wait_and_unmount(set: libc::sigset_t, mountpoint: &Path) {
+    let mut sig = 0;
+    // SAFETY: `set` is a valid signal set and `sig` a valid out-pointer.
+    if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+        log::error!("sigwait failed; signals will not unmount");
+        return;
+    }
+    log::info!("signal {sig}: unmounting {}", mountpoint.display());
+    let Ok(path) = CString::new(mountpoint.as_os_str().as_bytes()) else {
+        return;
+    };
+    // SAFETY: `path` is a valid NUL-terminated string.
+    if unsafe { libc::umount2(path.as_ptr(), 0) } != 0 {
+        // Busy: detach now; the kernel ends the session when the last open file closes.
+        log::warn!("mount is busy; detaching it (served until the last open file closes)");
+        // SAFETY: as above.
+        unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// A daemon killed with SIGKILL leaves its mount behind ("transport endpoint is not
+/// connected"); detach it so the universe can be mounted again at the same place.
+fn clear_dead_mount(mountpoint: &Path) {
+    if let Err(e) = std::fs::metadata(mountpoint) {
+        if e.raw_os_error() == Some(libc::ENOTCONN) {
+            log::warn!("{} holds a dead mount; detaching it", mountpoint.display());
+            if let Ok(path) = CString::new(mountpoint.as_os_str().as_bytes()) {
+                // SAFETY: `path` is a valid NUL-terminated string.
+                unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
+    }
 }

@@ -1,1 +1,699 @@
-fn main() {}
+//! islabdb-bench: the side-by-side benchmark of an IsLab DB mount against the
+//! native filesystem it lives on (issue 3).
+//!
+//! It mounts a fresh universe with the `islabdb` daemon, runs each workload
+//! on the mount (warm tier, and the hot tier where noted) and on a native
+//! directory of the same disk, interleaved, for several rounds, and reports
+//! median rates, the mount/native ratio per workload, their geometric mean
+//! and the daemon's peak RSS, as a table and as JSON. `--records N` instead
+//! fills one universe with N records and measures memory and recovery time.
+//!
+//! Standalone on purpose: it drives the daemon only through the kernel mount,
+//! as a user would, and depends on nothing of the daemon's code.
+
+#[path = "islabdb-bench/daemon.rs"]
+mod daemon;
+#[path = "islabdb-bench/error.rs"]
+mod error;
+#[path = "islabdb-bench/records.rs"]
+mod records;
+#[path = "islabdb-bench/report.rs"]
+mod report;
+#[path = "islabdb-bench/sys.rs"]
+mod sys;
+#[path = "islabdb-bench/workloads.rs"]
+mod workloads;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+
+use daemon::{Daemon, DaemonOpts};
+use error::{Context, Error, Result};
+use report::{DaemonInfo, Placement, Report, Row};
+use workloads::{Sample, Sizes};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "islabdb-bench",
+    about = "Benchmark an IsLab DB mount against the native filesystem of the same disk",
+    after_help = "Run twice and pass the first run's JSON to --compare on the second: \
+                  numbers are only worth trusting when the runs agree within ~10%."
+)]
+struct Args {
+    /// Multiply every workload's size (records, lines, MiB) by this factor.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Rounds of every workload on each target; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Where to write the JSON report [default: islabdb-bench.json (or
+    /// islabdb-bench-records.json) next to the bench binary].
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The islabdb daemon binary [default: islabdb next to this binary].
+    #[arg(long)]
+    daemon: Option<PathBuf>,
+    /// Directory under which the scratch directory (data dir, mountpoint,
+    /// native dir) is made; must be on a real disk [default: current dir].
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Memory/recovery mode: fill one warm-tier universe with N records of
+    /// ~400 B (directories of 10,000), check the daemon's RSS against the
+    /// cache budget + 400 B/record, remount and time recovery.
+    #[arg(long)]
+    records: Option<usize>,
+    /// The daemon's cache budget (passed as `islabdb mount --cache-mb`).
+    #[arg(long, default_value_t = 256)]
+    cache_mb: u64,
+    /// Passed to the daemon as `--threads` when given.
+    #[arg(long)]
+    threads: Option<u32>,
+    /// Pin the client (this process and its workers) to this CPU
+    /// [default: the last online CPU].
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// Do not pin the client at all.
+    #[arg(long, conflicts_with = "cpu")]
+    no_pin: bool,
+    /// Pin the daemon to this CPU [default: free to use every CPU].
+    #[arg(long)]
+    daemon_cpu: Option<usize>,
+    /// Run only the native half (to test the harness without a daemon).
+    #[arg(long, conflicts_with = "records")]
+    native_only: bool,
+    /// An earlier run's JSON: print whether this run agrees with it.
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// Keep the scratch directory instead of deleting it.
+    #[arg(long)]
+    keep: bool,
+    /// Internal: run as one of the two processes of the parallel workload.
+    #[arg(long, hide = true)]
+    worker_dir: Option<PathBuf>,
+    /// Internal: records per parallel worker.
+    #[arg(long, hide = true, default_value_t = 0)]
+    worker_count: usize,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(dir) = &args.worker_dir {
+        return match workloads::worker(dir, args.worker_count) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("islabdb-bench worker {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    sys::install_signal_handlers();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("islabdb-bench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The scratch directory: `data/` (the daemon's DATA_DIR), `mnt/` and
+/// `native/`, all on one filesystem. Deleted on drop unless `--keep`.
+pub struct WorkDir {
+    pub root: PathBuf,
+    pub data: PathBuf,
+    pub mnt: PathBuf,
+    pub native: PathBuf,
+    pub fs_type: String,
+    keep: bool,
+}
+
+impl WorkDir {
+    fn create(parent: Option<&Path>, keep: bool) -> Result<WorkDir> {
+        let parent = match parent {
+            Some(p) => p.to_path_buf(),
+            None => std::env::current_dir().ctx(|| "find the current directory")?,
+        };
+        std::fs::create_dir_all(&parent).ctx(|| format!("mkdir {}", parent.display()))?;
+        let parent = parent
+            .canonicalize()
+            .ctx(|| format!("resolve {}", parent.display()))?;
+        let (_, fs_name) = sys::fs_type(&parent)?;
+        if matches!(fs_name, "tmpfs" | "ramfs" | "fuse" | "overlayfs") {
+            return Err(Error::msg(format!(
+                "{} is on {fs_name}, not a real disk; pass --workdir DIR on the disk to measure (e.g. under /work)",
+                parent.display()
+            )));
+        }
+        let root = parent.join(format!("islabdb-bench.{}", std::process::id()));
+        let w = WorkDir {
+            data: root.join("data"),
+            mnt: root.join("mnt"),
+            native: root.join("native"),
+            root,
+            fs_type: fs_name.to_string(),
+            keep,
+        };
+        for d in [&w.data, &w.mnt, &w.native] {
+            std::fs::create_dir_all(d).ctx(|| format!("mkdir {}", d.display()))?;
+        }
+        let devs = [&w.data, &w.native].map(|d| sys::st_dev(d));
+        if let [Ok(a), Ok(b)] = devs
+            && a != b
+        {
+            return Err(Error::msg(
+                "data and native directories are on different devices",
+            ));
+        }
+        Ok(w)
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.keep {
+            println!("kept scratch directory {}", self.root.display());
+            return;
+        }
+        if sys::is_mounted(&self.mnt) {
+            eprintln!(
+                "islabdb-bench: {} is still mounted; leaving {} in place",
+                self.mnt.display(),
+                self.root.display()
+            );
+            return;
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.root) {
+            eprintln!(
+                "islabdb-bench: could not remove {}: {e}",
+                self.root.display()
+            );
+        }
+    }
+}
+
+fn default_json(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().ctx(|| "find the bench binary's path")?;
+    Ok(exe.parent().unwrap_or(Path::new(".")).join(name))
+}
+
+/// Pins the client; returns the CPUs it may run on afterwards.
+fn pin_client(args: &Args) -> Result<(Vec<usize>, bool)> {
+    let online = sys::online_cpus();
+    if !args.no_pin {
+        let cpu = args.cpu.unwrap_or(online - 1);
+        if cpu >= online {
+            return Err(Error::msg(format!(
+                "--cpu {cpu}: only {online} CPUs are online"
+            )));
+        }
+        sys::set_affinity(0, &[cpu]).ctx(|| format!("pin the client to CPU {cpu}"))?;
+    }
+    let cpus = sys::get_affinity(0).ctx(|| "read the client's CPU affinity")?;
+    Ok((cpus, !args.no_pin))
+}
+
+fn run(args: &Args) -> Result<()> {
+    if !(args.scale > 0.0 && args.scale.is_finite()) {
+        return Err(Error::msg("--scale must be a positive number"));
+    }
+    if args.rounds == 0 {
+        return Err(Error::msg("--rounds must be at least 1"));
+    }
+    if let Some(c) = args.daemon_cpu
+        && c >= sys::online_cpus()
+    {
+        return Err(Error::msg(format!(
+            "--daemon-cpu {c}: only {} CPUs are online",
+            sys::online_cpus()
+        )));
+    }
+    let exe = std::env::current_exe().ctx(|| "find the bench binary's path")?;
+    let daemon_opts = if args.native_only {
+        None
+    } else {
+        let path = match &args.daemon {
+            Some(p) => p.clone(),
+            None => exe.parent().unwrap_or(Path::new(".")).join("islabdb"),
+        };
+        if !path.is_file() {
+            return Err(Error::msg(format!(
+                "daemon binary {} not found: build it (cargo build --release), pass --daemon PATH, or use --native-only",
+                path.display()
+            )));
+        }
+        Some(DaemonOpts {
+            path,
+            cache_mb: args.cache_mb,
+            threads: args.threads,
+            cpu: args.daemon_cpu,
+        })
+    };
+    let work = WorkDir::create(args.workdir.as_deref(), args.keep)?;
+    let (client_cpus, pinned) = pin_client(args)?;
+    println!(
+        "islabdb-bench: scratch {} ({}), kernel {}, {} CPUs online",
+        work.root.display(),
+        work.fs_type,
+        sys::kernel_release(),
+        sys::online_cpus()
+    );
+    println!(
+        "placement: client {} CPU {} (sched_setaffinity, inherited by the parallel workers); daemon {}",
+        if pinned { "pinned to" } else { "unpinned, on" },
+        sys::cpu_list(&client_cpus),
+        match args.daemon_cpu {
+            Some(c) => format!("pinned to CPU {c}"),
+            None => format!(
+                "free on CPUs {}",
+                sys::cpu_list(&(0..sys::online_cpus()).collect::<Vec<_>>())
+            ),
+        }
+    );
+    if let Some(n) = args.records {
+        let opts = daemon_opts.ok_or_else(|| Error::msg("--records needs the daemon"))?;
+        let json = match &args.json {
+            Some(p) => p.clone(),
+            None => default_json("islabdb-bench-records.json")?,
+        };
+        return records::run(n, &opts, &work, &json);
+    }
+    bench(
+        args,
+        &exe,
+        daemon_opts.as_ref(),
+        &work,
+        &client_cpus,
+        pinned,
+    )
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Wl {
+    Create,
+    Stat,
+    List,
+    Read,
+    Overwrite,
+    Editor,
+    CreateFsync,
+    HotCreate,
+    Append,
+    AppendRead,
+    SeqWrite,
+    SeqRead,
+    Unlink,
+    Parallel,
+}
+
+/// In the order they run within a round (each one uses what the previous
+/// ones left: records created, then stat'ed, read, overwritten, unlinked).
+const ALL: [Wl; 14] = [
+    Wl::Create,
+    Wl::Stat,
+    Wl::List,
+    Wl::Read,
+    Wl::Overwrite,
+    Wl::Editor,
+    Wl::CreateFsync,
+    Wl::HotCreate,
+    Wl::Append,
+    Wl::AppendRead,
+    Wl::SeqWrite,
+    Wl::SeqRead,
+    Wl::Unlink,
+    Wl::Parallel,
+];
+
+impl Wl {
+    fn name(self) -> &'static str {
+        match self {
+            Wl::Create => "create",
+            Wl::Stat => "stat",
+            Wl::List => "listing",
+            Wl::Read => "read",
+            Wl::Overwrite => "overwrite",
+            Wl::Editor => "editor",
+            Wl::CreateFsync => "create_fsync",
+            Wl::HotCreate => "hot_create",
+            Wl::Append => "append",
+            Wl::AppendRead => "append_read",
+            Wl::SeqWrite => "seq_write",
+            Wl::SeqRead => "seq_read",
+            Wl::Unlink => "unlink",
+            Wl::Parallel => "parallel",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Wl::List => "entries/s",
+            Wl::Append => "lines/s",
+            Wl::AppendRead | Wl::SeqWrite | Wl::SeqRead => "MiB/s",
+            _ => "ops/s",
+        }
+    }
+
+    /// The issue's target for median(mount)/median(native).
+    fn target(self) -> Option<f64> {
+        match self {
+            Wl::Create | Wl::Editor | Wl::Unlink => Some(1.0),
+            Wl::Stat => Some(0.8),
+            Wl::List | Wl::Overwrite | Wl::Append => Some(0.5),
+            Wl::Read | Wl::SeqWrite => Some(0.4),
+            Wl::SeqRead => Some(0.6),
+            Wl::HotCreate => Some(1.5),
+            Wl::CreateFsync | Wl::AppendRead | Wl::Parallel => None,
+        }
+    }
+
+    fn describe(self, s: &Sizes) -> String {
+        let n = s.records;
+        match self {
+            Wl::Create => format!("{n} records of 400 B: open(O_CREAT)/write/close"),
+            Wl::Stat => format!("lstat of each of the {n} records by name"),
+            Wl::List => format!(
+                "{} readdir passes over the {n}-record directory (names only)",
+                s.list_passes
+            ),
+            Wl::Read => format!("open/read/close of each of the {n} records, verified"),
+            Wl::Overwrite => format!("open(O_TRUNC)/write/close of each of the {n} records"),
+            Wl::Editor => format!("write .tmpN, close, rename over rN.json, {n} records"),
+            Wl::CreateFsync => format!(
+                "{} records of 400 B: open/write/fsync/close",
+                s.fsync_records
+            ),
+            Wl::HotCreate => format!(
+                "{} records created in the hot tier (close is a durable commit), no fsync",
+                s.fsync_records
+            ),
+            Wl::Append => format!(
+                "{} lines of 150 B, one write(2) each, to one O_APPEND file",
+                s.append_lines
+            ),
+            Wl::AppendRead => "the appended file read back with 64 KiB reads, verified".into(),
+            Wl::SeqWrite => format!("{} MiB written with 1 MiB writes, then close", s.seq_mib),
+            Wl::SeqRead => format!("{} MiB read back with 1 MiB reads, verified", s.seq_mib),
+            Wl::Unlink => format!("unlink of the {n} records"),
+            Wl::Parallel => format!(
+                "2 processes at once, each creating then reading {} records in its own directory",
+                s.parallel_records_per_process
+            ),
+        }
+    }
+}
+
+/// Where one side's workloads run.
+struct Target {
+    name: &'static str,
+    main: PathBuf,
+    /// The hot tier's directory (mount only).
+    hot: Option<PathBuf>,
+    par: [PathBuf; 2],
+}
+
+impl Target {
+    fn native(work: &WorkDir) -> Target {
+        Target {
+            name: "native",
+            main: work.native.join("bench"),
+            hot: None,
+            par: [work.native.join("bench-p0"), work.native.join("bench-p1")],
+        }
+    }
+
+    fn mount(work: &WorkDir) -> Target {
+        let warm = work.mnt.join("spacetime/warm_data/particles");
+        Target {
+            name: "mount",
+            main: warm.join("bench"),
+            hot: Some(work.mnt.join("spacetime/hot_data/particles/bench")),
+            par: [warm.join("bench-p0"), warm.join("bench-p1")],
+        }
+    }
+
+    fn prepare(&self) -> Result<()> {
+        for d in [Some(&self.main), self.hot.as_ref()].into_iter().flatten() {
+            std::fs::create_dir_all(d).ctx(|| format!("mkdir {} ({})", d.display(), self.name))?;
+        }
+        Ok(())
+    }
+
+    fn clean(&self) -> Result<()> {
+        workloads::clean_dir(&self.main)?;
+        if let Some(h) = &self.hot {
+            workloads::clean_dir(h)?;
+        }
+        Ok(())
+    }
+}
+
+fn run_workload(wl: Wl, t: &Target, s: &Sizes, exe: &Path) -> Result<Option<Sample>> {
+    use workloads as w;
+    let n = s.records;
+    let d = &t.main;
+    let sample = match wl {
+        Wl::Create => w::create(d, n, 0)?,
+        Wl::Stat => w::stat_all(d, n)?,
+        Wl::List => w::list(d, n, s.list_passes)?,
+        Wl::Read => w::read_all(d, n, 0)?,
+        Wl::Overwrite => {
+            let r = w::overwrite(d, n, 1)?;
+            w::verify_sample(d, n, 1, 97)?;
+            r
+        }
+        Wl::Editor => {
+            let r = w::editor(d, n, 2)?;
+            w::verify_sample(d, n, 2, 97)?;
+            r
+        }
+        Wl::CreateFsync => w::create_fsync(d, "f", s.fsync_records, true)?,
+        Wl::HotCreate => match &t.hot {
+            Some(h) => w::create_fsync(h, "h", s.fsync_records, false)?,
+            None => return Ok(None),
+        },
+        Wl::Append => w::append(d, s.append_lines)?,
+        Wl::AppendRead => w::append_read(d, s.append_lines)?,
+        Wl::SeqWrite => w::seq_write(d, s.seq_mib)?,
+        Wl::SeqRead => w::seq_read(d, s.seq_mib)?,
+        Wl::Unlink => w::unlink_all(d, n)?,
+        Wl::Parallel => w::parallel(exe, &t.par, s.parallel_records_per_process)?,
+    };
+    Ok(Some(sample))
+}
+
+fn bench(
+    args: &Args,
+    exe: &Path,
+    daemon_opts: Option<&DaemonOpts>,
+    work: &WorkDir,
+    client_cpus: &[usize],
+    pinned: bool,
+) -> Result<()> {
+    let started = Instant::now();
+    let started_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let sizes = Sizes::new(args.scale);
+    println!(
+        "scale {}: {} records, {} fsync'd, {} append lines, {} MiB sequential, 2x{} parallel; {} rounds",
+        args.scale,
+        sizes.records,
+        sizes.fsync_records,
+        sizes.append_lines,
+        sizes.seq_mib,
+        sizes.parallel_records_per_process,
+        args.rounds
+    );
+
+    let mut daemon = None;
+    let mut ready_secs = 0.0;
+    if let Some(opts) = daemon_opts {
+        let (d, ready) = Daemon::start(
+            opts,
+            &work.data,
+            &work.mnt,
+            &work.root.join("daemon.log"),
+            Duration::from_secs(15),
+        )?;
+        ready_secs = ready.as_secs_f64();
+        let st = d.status()?;
+        println!(
+            "daemon {} (pid {}, --cache-mb {}{}): mounted in {:.0} ms, {} threads on CPUs {}",
+            opts.path.display(),
+            d.pid(),
+            opts.cache_mb,
+            opts.threads
+                .map_or(String::new(), |t| format!(", --threads {t}")),
+            ready_secs * 1000.0,
+            st.threads,
+            st.cpus_allowed
+        );
+        daemon = Some(d);
+    }
+
+    let mut targets = vec![Target::native(work)];
+    if daemon.is_some() {
+        let m = Target::mount(work);
+        let particles = m.main.parent().ok_or_else(|| Error::msg("mount layout"))?;
+        if !particles.is_dir() {
+            return Err(Error::msg(format!(
+                "the mount has no {} directory",
+                particles.display()
+            )));
+        }
+        targets.push(m);
+    }
+    for t in &targets {
+        t.prepare()?;
+        t.clean()?;
+    }
+
+    // results[workload][target] = rate per round
+    let mut results: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); targets.len()]; ALL.len()];
+    for round in 0..args.rounds {
+        let t0 = Instant::now();
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..targets.len()).collect()
+        } else {
+            (0..targets.len()).rev().collect()
+        };
+        for (k, &wl) in ALL.iter().enumerate() {
+            for &ti in &order {
+                let t = &targets[ti];
+                sys::syncfs(&work.native)?;
+                let sample = run_workload(wl, t, &sizes, exe)
+                    .ctx(|| format!("round {}, {} on {}", round + 1, wl.name(), t.name))?;
+                if let Some(s) = sample {
+                    results[k][ti].push(s.rate());
+                }
+                if let Some(d) = daemon.as_mut() {
+                    d.check_alive()?;
+                }
+            }
+        }
+        for t in &targets {
+            t.clean()?;
+        }
+        println!(
+            "round {}/{} ({} first) done in {:.1} s",
+            round + 1,
+            args.rounds,
+            targets[order[0]].name,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+
+    let mut rows = Vec::new();
+    let fsync_k = ALL.iter().position(|w| *w == Wl::CreateFsync).unwrap_or(0);
+    for (k, &wl) in ALL.iter().enumerate() {
+        let (native, native_is): (&[f64], &str) = if wl == Wl::HotCreate {
+            (&results[fsync_k][0], "native create+fsync (create_fsync)")
+        } else {
+            (&results[k][0], "")
+        };
+        let mount: &[f64] = results[k].get(1).map_or(&[], |v| v.as_slice());
+        rows.push(Row::new(
+            wl.name(),
+            wl.unit(),
+            wl.describe(&sizes),
+            native_is,
+            wl.target(),
+            native,
+            mount,
+        ));
+    }
+
+    let mut daemon_info = None;
+    let mut stop_error = None;
+    let mut placement = Placement {
+        online_cpus: sys::online_cpus(),
+        client_cpus: sys::cpu_list(client_cpus),
+        client_pinned: pinned,
+        daemon_cpus: None,
+        daemon_threads: None,
+        order: "per workload, native and mount back to back (native first in odd rounds, mount first in even rounds), syncfs of the disk before each measurement",
+    };
+    if let (Some(mut d), Some(opts)) = (daemon, daemon_opts) {
+        let st = d.status()?;
+        placement.daemon_cpus = Some(st.cpus_allowed.clone());
+        placement.daemon_threads = Some(st.threads);
+        let shutdown = match d.stop(Duration::from_secs(60)) {
+            Ok(s) => Some(s.shutdown.as_secs_f64()),
+            Err(e) => {
+                stop_error = Some(e);
+                None
+            }
+        };
+        daemon_info = Some(DaemonInfo {
+            path: opts.path.display().to_string(),
+            pid: d.pid(),
+            cache_mb: opts.cache_mb,
+            threads_arg: opts.threads,
+            ready_secs,
+            peak_rss_kib: st.vm_hwm_kib,
+            rss_kib_at_end: st.vm_rss_kib,
+            shutdown_secs: shutdown,
+            log: d.log_path().display().to_string(),
+        });
+    }
+
+    let geomean = report::geomean(&rows);
+    let targets_total = rows.iter().filter(|r| r.met.is_some()).count();
+    let targets_met = rows.iter().filter(|r| r.met == Some(true)).count();
+    let report = Report {
+        tool: "islabdb-bench",
+        mode: if daemon_info.is_some() {
+            "mount-vs-native"
+        } else {
+            "native-only"
+        },
+        started_unix,
+        duration_secs: started.elapsed().as_secs_f64(),
+        scale: args.scale,
+        rounds: args.rounds,
+        sizes,
+        kernel: sys::kernel_release(),
+        workdir: work.root.display().to_string(),
+        fs_type: work.fs_type.clone(),
+        placement,
+        daemon: daemon_info,
+        workloads: rows,
+        geomean,
+        geomean_target: report::GEOMEAN_TARGET,
+        geomean_met: geomean.map(|g| g >= report::GEOMEAN_TARGET),
+        targets_met,
+        targets_total,
+    };
+    report::print_table(&report);
+    println!(
+        "ran: client on CPU {} ({}), daemon on CPUs {} with {} threads; {}",
+        report.placement.client_cpus,
+        if pinned { "pinned" } else { "not pinned" },
+        report.placement.daemon_cpus.as_deref().unwrap_or("-"),
+        report
+            .placement
+            .daemon_threads
+            .map_or("-".into(), |t| t.to_string()),
+        report.placement.order
+    );
+    let json = match &args.json {
+        Some(p) => p.clone(),
+        None => default_json("islabdb-bench.json")?,
+    };
+    report::write_json(&report, &json)?;
+    println!(
+        "wrote {} (total {:.1} s)",
+        json.display(),
+        report.duration_secs
+    );
+    if let Some(prev) = &args.compare {
+        report::compare(&report, prev)?;
+    }
+    match stop_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

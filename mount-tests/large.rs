@@ -1,0 +1,233 @@
+//! Scale: a 1 GiB file streams through a 64 MiB cache with bounded daemon
+//! memory, and a directory of 100,000 entries lists completely and stably.
+
+use crate::common::*;
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const MIB: usize = 1 << 20;
+const GIB_BLOCKS: usize = 1024;
+const RSS_LIMIT: u64 = 512 * MIB as u64;
+const SEED: u64 = 0x15_1ab_db;
+
+/// Reads the file in 1 MiB blocks and compares each with the pattern.
+#[track_caller]
+fn check_big(p: &std::path::Path, what: &str) {
+    let mut f = File::open(p).unwrap();
+    let mut buf = vec![0u8; MIB];
+    for n in 0..GIB_BLOCKS {
+        f.read_exact(&mut buf)
+            .unwrap_or_else(|e| panic!("{what}: reading block {n}: {e}"));
+        if buf != pattern(SEED, (n * MIB) as u64, MIB) {
+            panic!(
+                "{what}: block {n} (offset {}) differs from what was written",
+                n * MIB
+            );
+        }
+    }
+    assert_eq!(f.read(&mut buf).unwrap(), 0, "{what}: data past 1 GiB");
+}
+
+#[test]
+fn one_gib_file_streams_with_bounded_daemon_memory() {
+    let mut m = Mount::with_args_and_watchdog(&["--cache-mb", "64"], Duration::from_secs(420));
+    let p = m.path(&format!("{USERS}/big.bin"));
+    let t = Instant::now();
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&p)
+        .unwrap();
+    for n in 0..GIB_BLOCKS {
+        f.write_all(&pattern(SEED, (n * MIB) as u64, MIB))
+            .unwrap_or_else(|e| panic!("writing block {n}: {e}"));
+    }
+    close_file(f).expect("close of the 1 GiB file");
+    let write_time = t.elapsed();
+    assert_eq!(
+        fs::metadata(&p).unwrap().len(),
+        1 << 30,
+        "size of the 1 GiB file"
+    );
+    let ls = stdout(&run("ls", &["-l", p.to_str().unwrap()]));
+    assert_eq!(
+        ls.split_whitespace().nth(4),
+        Some("1073741824"),
+        "ls -l: {ls}"
+    );
+
+    let t = Instant::now();
+    check_big(&p, "live read");
+    let read_time = t.elapsed();
+    let hwm = vm_hwm(m.daemon_pid());
+    assert!(
+        hwm < RSS_LIMIT,
+        "daemon peak RSS {} MiB after a 1 GiB write+read with --cache-mb 64",
+        hwm >> 20
+    );
+
+    // After a remount nothing can come from the kernel page cache.
+    m.remount();
+    check_big(&p, "read after remount");
+    let hwm2 = vm_hwm(m.daemon_pid());
+    assert!(
+        hwm2 < RSS_LIMIT,
+        "daemon peak RSS {} MiB after reading 1 GiB (remounted)",
+        hwm2 >> 20
+    );
+    eprintln!(
+        "1 GiB: write {write_time:.1?}, read {read_time:.1?}, VmHWM {} MiB / {} MiB after remount",
+        hwm >> 20,
+        hwm2 >> 20
+    );
+}
+
+const ENTRIES: usize = 100_000;
+
+#[test]
+fn hundred_thousand_entries_list_completely_and_stably() {
+    let m = Mount::with_args_and_watchdog(&[], Duration::from_secs(420));
+    let rel = "spacetime/cold_data/particles/many";
+    let dir = m.path(rel);
+    fs::create_dir(&dir).unwrap();
+    let name = |i: usize| format!("n{i:06}.json");
+    let t = Instant::now();
+    let threads = 4;
+    let dir_arc = Arc::new(dir.clone());
+    let hs: Vec<_> = (0..threads)
+        .map(|k| {
+            let dir = dir_arc.clone();
+            thread::spawn(move || {
+                for i in (k..ENTRIES).step_by(threads) {
+                    let p = dir.join(format!("n{i:06}.json"));
+                    let f =
+                        File::create(&p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
+                    close_file(f).unwrap_or_else(|e| panic!("close {}: {e}", p.display()));
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    eprintln!("created {ENTRIES} files in {:.1?}", t.elapsed());
+    let want: HashSet<String> = (0..ENTRIES).map(name).collect();
+
+    // ls lists every entry exactly once.
+    let ls = run("ls", &["-1", "-f", dir.to_str().unwrap()]);
+    let lines: Vec<String> = stdout(&ls)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| l != "." && l != "..")
+        .collect();
+    let set: HashSet<String> = lines.iter().cloned().collect();
+    assert_eq!(
+        lines.len(),
+        set.len(),
+        "ls printed {} names but only {} distinct",
+        lines.len(),
+        set.len()
+    );
+    let missing: Vec<&String> = want.iter().filter(|n| !set.contains(*n)).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "ls misses entries (first: {missing:?}); it printed {} names",
+        lines.len()
+    );
+    let extra: Vec<&String> = set
+        .iter()
+        .filter(|n| !want.contains(*n) && *n != "_manifest.json")
+        .take(5)
+        .collect();
+    assert!(extra.is_empty(), "ls shows unexpected entries: {extra:?}");
+    assert_eq!(
+        stdout(&run(
+            "sh",
+            &["-c", &format!("ls {} | wc -l", dir.display())]
+        ))
+        .trim(),
+        (ENTRIES + 1).to_string()
+    );
+
+    // read_dir gives each name exactly once.
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for e in fs::read_dir(&dir).unwrap() {
+        *counts
+            .entry(e.unwrap().file_name().into_string().unwrap())
+            .or_default() += 1;
+    }
+    let dups: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).take(5).collect();
+    assert!(
+        dups.is_empty(),
+        "read_dir returned names more than once: {dups:?}"
+    );
+    assert_eq!(
+        counts.len(),
+        ENTRIES + 1,
+        "read_dir entry count (with _manifest.json)"
+    );
+    assert_eq!(
+        read_json(&dir.join("_manifest.json"))["record_count"],
+        ENTRIES,
+        "record_count of the big dir"
+    );
+
+    // Stable offsets: change the dir in the middle of a scan; every entry
+    // that exists throughout is returned exactly once.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut it = fs::read_dir(&dir).unwrap();
+    for _ in 0..ENTRIES / 2 {
+        *seen
+            .entry(
+                it.next()
+                    .unwrap()
+                    .unwrap()
+                    .file_name()
+                    .into_string()
+                    .unwrap(),
+            )
+            .or_default() += 1;
+    }
+    let removed_seen: Vec<String> = seen
+        .keys()
+        .filter(|n| n.starts_with('n'))
+        .take(1000)
+        .cloned()
+        .collect();
+    let removed_unseen: Vec<String> = want
+        .iter()
+        .filter(|n| !seen.contains_key(*n))
+        .take(1000)
+        .cloned()
+        .collect();
+    for n in removed_seen.iter().chain(&removed_unseen) {
+        fs::remove_file(dir.join(n)).unwrap();
+    }
+    for i in 0..1000 {
+        put(&dir.join(format!("added{i:04}.json")), b"");
+    }
+    for e in it {
+        *seen
+            .entry(e.unwrap().file_name().into_string().unwrap())
+            .or_default() += 1;
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(5).collect();
+    assert!(
+        dups.is_empty(),
+        "a scan with concurrent changes returned names twice: {dups:?}"
+    );
+    let removed: HashSet<&String> = removed_seen.iter().chain(&removed_unseen).collect();
+    let lost: Vec<&String> = want
+        .iter()
+        .filter(|n| !removed.contains(n) && !seen.contains_key(*n))
+        .take(5)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "a scan with concurrent changes skipped unchanged entries: {lost:?}"
+    );
+}

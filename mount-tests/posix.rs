@@ -1,0 +1,576 @@
+//! The POSIX surface tools rely on: offsets, truncate, O_APPEND, O_EXCL,
+//! rename, unlink, rmdir, chmod/chown/utimens, symlinks, xattrs, statfs,
+//! hard links (EPERM), long names (ENAMETOOLONG), true sizes and mtimes.
+
+use crate::common::*;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::process::Command;
+
+fn blob(m: &Mount, name: &str) -> std::path::PathBuf {
+    m.path(&format!("{USERS}/{name}"))
+}
+
+#[test]
+fn read_and_write_at_any_offset() {
+    let m = Mount::new();
+    let p = blob(&m, "offsets.bin");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    let mut model = vec![0u8; 0];
+    let mut apply = |off: usize, data: &[u8]| {
+        f.write_all_at(data, off as u64).unwrap();
+        if model.len() < off + data.len() {
+            model.resize(off + data.len(), 0);
+        }
+        model[off..off + data.len()].copy_from_slice(data);
+    };
+    apply(0, &pattern(1, 0, 10_000));
+    apply(5_000, &pattern(2, 0, 20_000)); // overlaps the end and extends
+    apply(1 << 20, b"far away"); // leaves a hole
+    apply(3, b"xyz");
+    apply(131_072 - 2, &pattern(3, 0, 4)); // straddles a 128 KiB boundary
+    let mut back = vec![0u8; model.len()];
+    f.read_exact_at(&mut back, 0).unwrap();
+    assert!(
+        back == model,
+        "read through the writing fd differs from the model"
+    );
+    close_file(f).unwrap();
+    let got = get(&p);
+    assert_eq!(got.len(), model.len(), "size after sparse writes");
+    assert!(got == model, "content after close differs from the model");
+    assert!(
+        got[30_000..(1 << 20)].iter().all(|b| *b == 0),
+        "the hole does not read as zeros"
+    );
+    // Reads at odd offsets and past EOF.
+    let f = File::open(&p).unwrap();
+    let mut buf = [0u8; 8];
+    f.read_exact_at(&mut buf, 1 << 20).unwrap();
+    assert_eq!(&buf, b"far away");
+    assert_eq!(
+        f.read_at(&mut buf, model.len() as u64 + 100).unwrap(),
+        0,
+        "read past EOF"
+    );
+    assert_eq!(fs::metadata(&p).unwrap().len(), (1 << 20) + 8);
+}
+
+#[test]
+fn truncate_and_ftruncate() {
+    let m = Mount::new();
+    let p = blob(&m, "trunc.bin");
+    let data = pattern(4, 0, 100_000);
+    put(&p, &data);
+    // truncate(2) shrinking
+    let c = cstr(&p);
+    assert_eq!(
+        unsafe { libc::truncate(c.as_ptr(), 1000) },
+        0,
+        "truncate(2): {}",
+        std::io::Error::last_os_error()
+    );
+    assert_eq!(get(&p), &data[..1000]);
+    assert_eq!(fs::metadata(&p).unwrap().len(), 1000);
+    // truncate(1) growing: zeros
+    run("truncate", &["-s", "5000", p.to_str().unwrap()]);
+    let got = get(&p);
+    assert_eq!(got.len(), 5000);
+    assert_eq!(&got[..1000], &data[..1000]);
+    assert!(
+        got[1000..].iter().all(|b| *b == 0),
+        "extension by truncate is not zeros"
+    );
+    // ftruncate through an open fd, then write after it
+    let mut f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    f.set_len(10).unwrap();
+    f.seek(SeekFrom::End(0)).unwrap();
+    f.write_all(b"END").unwrap();
+    close_file(f).unwrap();
+    let mut want = data[..10].to_vec();
+    want.extend_from_slice(b"END");
+    assert_eq!(get(&p), want);
+    assert_eq!(fs::metadata(&p).unwrap().len(), 13);
+    // Truncating a JSON record to a valid prefix is fine; O_TRUNC to 0 as well.
+    let r = m.path(&format!("{USERS}/t.json"));
+    put(&r, b"[1,2]     ");
+    let f = OpenOptions::new().write(true).open(&r).unwrap();
+    f.set_len(5).unwrap();
+    close_file(f).unwrap();
+    assert_eq!(get(&r), b"[1,2]");
+}
+
+#[test]
+fn o_append_appends() {
+    let m = Mount::new();
+    let p = blob(&m, "log.txt");
+    put(&p, b"one\n");
+    let mut a = OpenOptions::new().append(true).open(&p).unwrap();
+    let mut b = OpenOptions::new().append(true).open(&p).unwrap();
+    a.write_all(b"two\n").unwrap();
+    b.write_all(b"three\n").unwrap();
+    a.write_all(b"four\n").unwrap();
+    close_file(a).unwrap();
+    close_file(b).unwrap();
+    assert_eq!(
+        String::from_utf8(get(&p)).unwrap(),
+        "one\ntwo\nthree\nfour\n"
+    );
+    sh(&format!("echo five >> {}", p.display()));
+    assert_eq!(
+        String::from_utf8(get(&p)).unwrap(),
+        "one\ntwo\nthree\nfour\nfive\n"
+    );
+    // O_APPEND ignores the seek position.
+    let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(b"six\n").unwrap();
+    close_file(f).unwrap();
+    assert!(String::from_utf8(get(&p)).unwrap().ends_with("five\nsix\n"));
+}
+
+#[test]
+fn o_excl_on_an_existing_file_is_eexist() {
+    let m = Mount::new();
+    let p = m.path(&format!("{USERS}/excl.json"));
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&p)
+        .unwrap();
+    close_file(f).unwrap();
+    expect_errno(
+        OpenOptions::new().write(true).create_new(true).open(&p),
+        &[libc::EEXIST],
+        "O_CREAT|O_EXCL on an existing file",
+    );
+    expect_errno(
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(m.path(USERS)),
+        &[libc::EEXIST],
+        "O_CREAT|O_EXCL on an existing directory",
+    );
+    expect_errno(
+        fs::create_dir(m.path(USERS)),
+        &[libc::EEXIST],
+        "mkdir of an existing directory",
+    );
+}
+
+#[test]
+fn rename_moves_and_replaces() {
+    let m = Mount::new();
+    let a = m.path(&format!("{USERS}/a.json"));
+    let b = m.path(&format!("{USERS}/b.json"));
+    put(&a, b"{\"who\":\"a\"}");
+    put(&b, b"{\"who\":\"b\"}");
+    fs::rename(&a, &b).unwrap();
+    assert!(!a.exists(), "rename left the source");
+    assert_eq!(get(&b), b"{\"who\":\"a\"}", "rename over an existing file");
+    assert_eq!(
+        names(&m.path(USERS))
+            .iter()
+            .filter(|n| n.ends_with(".json") && *n != "_manifest.json")
+            .count(),
+        1
+    );
+    // Across type dirs, with mv(1).
+    run(
+        "mv",
+        &[b.to_str().unwrap(), &m.ps(&format!("{ORDERS}/moved.json"))],
+    );
+    assert_eq!(
+        get(&m.path(&format!("{ORDERS}/moved.json"))),
+        b"{\"who\":\"a\"}"
+    );
+    assert!(!b.exists());
+    // Renaming onto itself is a no-op; renaming a missing file is ENOENT.
+    let c = m.path(&format!("{ORDERS}/moved.json"));
+    fs::rename(&c, &c).unwrap();
+    assert_eq!(get(&c), b"{\"who\":\"a\"}");
+    expect_errno(
+        fs::rename(&a, &b),
+        &[libc::ENOENT],
+        "rename of a missing file",
+    );
+    // An open fd keeps reading the renamed file.
+    let f = File::open(&c).unwrap();
+    let d = m.path(&format!("{ORDERS}/again.json"));
+    fs::rename(&c, &d).unwrap();
+    let mut buf = [0u8; 5];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"{\"who");
+}
+
+#[test]
+fn unlink_and_rmdir() {
+    let m = Mount::new();
+    let ty = m.path("spacetime/hot_data/particles/tmp_type");
+    fs::create_dir(&ty).unwrap();
+    put(&ty.join("x.json"), b"{}");
+    expect_errno(
+        fs::remove_dir(&ty),
+        &[libc::ENOTEMPTY],
+        "rmdir of a non-empty dir",
+    );
+    let o = output_of(Command::new("rmdir").arg(&ty));
+    assert!(
+        !o.status.success() && stderr(&o).contains("not empty"),
+        "rmdir(1): {}",
+        stderr(&o)
+    );
+    fs::remove_file(ty.join("x.json")).unwrap();
+    expect_errno(
+        fs::remove_file(ty.join("x.json")),
+        &[libc::ENOENT],
+        "unlink twice",
+    );
+    expect_errno(
+        fs::remove_file(&ty),
+        &[libc::EISDIR, libc::EPERM],
+        "unlink of a directory",
+    );
+    fs::remove_dir(&ty).unwrap();
+    assert!(!ty.exists());
+    expect_errno(fs::remove_dir(&ty), &[libc::ENOENT], "rmdir twice");
+    // An unlinked-but-open file stays readable through its fd.
+    let p = blob(&m, "ghost.bin");
+    put(&p, b"boo");
+    let f = File::open(&p).unwrap();
+    fs::remove_file(&p).unwrap();
+    assert!(!p.exists());
+    let mut buf = [0u8; 3];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"boo");
+}
+
+#[test]
+fn chmod_chown_and_utimens() {
+    let m = Mount::new();
+    let p = m.path(&format!("{USERS}/meta.json"));
+    put(&p, b"{}");
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+    assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o640);
+    run("chmod", &["u+x,g-r", p.to_str().unwrap()]);
+    assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o700);
+    run("chown", &["1234:5678", p.to_str().unwrap()]);
+    let md = fs::metadata(&p).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1234, 5678));
+    run_cmd(
+        Command::new("touch")
+            .env("TZ", "UTC")
+            .args(["-d", "2020-01-02 03:04:05"])
+            .arg(&p),
+    );
+    assert_eq!(
+        fs::metadata(&p).unwrap().mtime(),
+        1_577_934_245,
+        "mtime after touch -d"
+    );
+    let ls = run_cmd(
+        Command::new("ls")
+            .env("TZ", "UTC")
+            .args(["-l", "--time-style=+%Y-%m-%dT%H:%M:%S"])
+            .arg(&p),
+    );
+    assert!(
+        stdout(&ls).contains("2020-01-02T03:04:05"),
+        "ls -l: {}",
+        stdout(&ls)
+    );
+    run_cmd(
+        Command::new("touch")
+            .env("TZ", "UTC")
+            .args(["-a", "-d", "2019-05-06 07:08:09"])
+            .arg(&p),
+    );
+    let md = fs::metadata(&p).unwrap();
+    assert_eq!(md.atime(), 1_557_126_489, "atime after touch -a -d");
+    assert_eq!(md.mtime(), 1_577_934_245, "touch -a must not change mtime");
+    // Directories too.
+    let d = m.path("spacetime/hot_data/particles/metadir");
+    fs::create_dir(&d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o750)).unwrap();
+    run("chown", &["42:43", d.to_str().unwrap()]);
+    run_cmd(
+        Command::new("touch")
+            .env("TZ", "UTC")
+            .args(["-d", "2021-03-04 05:06:07"])
+            .arg(&d),
+    );
+    let md = fs::metadata(&d).unwrap();
+    assert_eq!(
+        (md.mode() & 0o7777, md.uid(), md.gid(), md.mtime()),
+        (0o750, 42, 43, 1_614_834_367)
+    );
+    // A write moves mtime forward to now.
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    put(&p, b"{\"x\":1}");
+    assert!(
+        fs::metadata(&p).unwrap().mtime() >= before - 1,
+        "mtime after a write is not current"
+    );
+}
+
+#[test]
+fn symlinks_readlink_and_follow() {
+    let m = Mount::new();
+    let target = m.path(&format!("{USERS}/real.json"));
+    put(&target, b"{\"real\":true}");
+    let l = m.path(&format!("{USERS}/alias"));
+    std::os::unix::fs::symlink("real.json", &l).unwrap();
+    assert_eq!(fs::read_link(&l).unwrap().to_str(), Some("real.json"));
+    assert!(fs::symlink_metadata(&l).unwrap().file_type().is_symlink());
+    assert_eq!(get(&l), b"{\"real\":true}", "reading through the symlink");
+    assert_eq!(
+        stdout(&run("cat", &[l.to_str().unwrap()])),
+        "{\"real\":true}"
+    );
+    assert_eq!(
+        stdout(&run("readlink", &[l.to_str().unwrap()])).trim(),
+        "real.json"
+    );
+    // Absolute, cross-directory and dangling targets.
+    let abs = m.path(&format!("{ORDERS}/abs"));
+    std::os::unix::fs::symlink(&target, &abs).unwrap();
+    assert_eq!(get(&abs), b"{\"real\":true}");
+    let rel = m.path(&format!("{ORDERS}/rel"));
+    std::os::unix::fs::symlink("../users/real.json", &rel).unwrap();
+    assert_eq!(get(&rel), b"{\"real\":true}");
+    let dangling = m.path(&format!("{ORDERS}/dangling"));
+    std::os::unix::fs::symlink("nowhere.json", &dangling).unwrap();
+    assert_eq!(
+        fs::read_link(&dangling).unwrap().to_str(),
+        Some("nowhere.json")
+    );
+    expect_errno(
+        fs::read(&dangling),
+        &[libc::ENOENT],
+        "reading a dangling symlink",
+    );
+    // Writing through a symlink writes the target; unlinking the link keeps it.
+    put(&l, b"{\"real\":2}");
+    assert_eq!(get(&target), b"{\"real\":2}");
+    fs::remove_file(&l).unwrap();
+    assert!(target.exists());
+    let ls = stdout(&run("ls", &["-l", &m.ps(ORDERS)]));
+    assert!(
+        ls.contains("rel -> ../users/real.json"),
+        "ls -l shows symlinks:\n{ls}"
+    );
+}
+
+#[test]
+fn user_xattrs_set_get_list_remove() {
+    let m = Mount::new();
+    let p = m.path(&format!("{USERS}/x.json"));
+    put(&p, b"{}");
+    setxattr(&p, "user.color", b"blue").unwrap();
+    setxattr(&p, "user.empty", b"").unwrap();
+    setxattr(&p, "user.bin", &[0, 1, 2, 255]).unwrap();
+    assert_eq!(getxattr(&p, "user.color").unwrap(), b"blue");
+    assert_eq!(getxattr(&p, "user.empty").unwrap(), b"");
+    assert_eq!(getxattr(&p, "user.bin").unwrap(), [0, 1, 2, 255]);
+    let mut list = listxattr(&p).unwrap();
+    list.retain(|n| n.starts_with("user."));
+    list.sort();
+    assert_eq!(list, ["user.bin", "user.color", "user.empty"]);
+    setxattr(&p, "user.color", b"green").unwrap();
+    assert_eq!(getxattr(&p, "user.color").unwrap(), b"green", "overwrite");
+    removexattr(&p, "user.color").unwrap();
+    expect_errno(
+        getxattr(&p, "user.color"),
+        &[libc::ENODATA],
+        "getxattr after removexattr",
+    );
+    expect_errno(
+        removexattr(&p, "user.color"),
+        &[libc::ENODATA],
+        "removexattr twice",
+    );
+    expect_errno(
+        getxattr(&p, "user.never"),
+        &[libc::ENODATA],
+        "getxattr of a missing name",
+    );
+    expect_errno(
+        setxattr(&p, "trusted.x", b"1"),
+        &[libc::ENOTSUP, libc::EPERM],
+        "setxattr trusted.x",
+    );
+    expect_errno(
+        setxattr(&p, "security.x", b"1"),
+        &[libc::ENOTSUP, libc::EPERM],
+        "setxattr security.x",
+    );
+    // Directories carry user xattrs too; tools see them.
+    let d = m.path(USERS);
+    setxattr(&d, "user.owner", b"team-a").unwrap();
+    assert_eq!(getxattr(&d, "user.owner").unwrap(), b"team-a");
+}
+
+#[test]
+fn statfs_reports_nonzero_totals() {
+    let m = Mount::new();
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    let c = cstr(m.mnt());
+    assert_eq!(
+        unsafe { libc::statvfs(c.as_ptr(), &mut s) },
+        0,
+        "statvfs: {}",
+        std::io::Error::last_os_error()
+    );
+    assert!(s.f_blocks > 0, "f_blocks is 0");
+    assert!(s.f_bsize > 0 && s.f_frsize > 0, "block size is 0");
+    assert!(s.f_namemax >= 255, "f_namemax {}", s.f_namemax);
+    let df = stdout(&run("df", &["-P", m.mnt().to_str().unwrap()]));
+    let line = df
+        .lines()
+        .nth(1)
+        .unwrap_or_else(|| panic!("df -P output: {df}"));
+    let total: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(total > 0, "df shows 0 total blocks: {df}");
+    assert!(
+        line.trim_end().ends_with(m.mnt().to_str().unwrap()),
+        "df is not about the mount: {df}"
+    );
+    let st = stdout(&run(
+        "stat",
+        &["-f", "-c", "%b %S", m.mnt().to_str().unwrap()],
+    ));
+    let v: Vec<u64> = st.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert!(v[0] > 0 && v[1] > 0, "stat -f: {st}");
+}
+
+#[test]
+fn hard_links_are_eperm() {
+    let m = Mount::new();
+    let p = m.path(&format!("{USERS}/orig.json"));
+    put(&p, b"{}");
+    expect_errno(
+        fs::hard_link(&p, m.path(&format!("{USERS}/hard.json"))),
+        &[libc::EPERM],
+        "link(2)",
+    );
+    assert!(!m.path(&format!("{USERS}/hard.json")).exists());
+    let o = output_of(
+        Command::new("ln")
+            .arg(&p)
+            .arg(m.path(&format!("{USERS}/hard2.json"))),
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("Operation not permitted"),
+        "ln: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn names_longer_than_255_bytes_are_enametoolong() {
+    let m = Mount::new();
+    let ok = format!("{}.json", "a".repeat(250));
+    assert_eq!(ok.len(), 255);
+    put(&m.path(&format!("{USERS}/{ok}")), b"{\"long\":true}");
+    assert_eq!(get(&m.path(&format!("{USERS}/{ok}"))), b"{\"long\":true}");
+    assert!(names(&m.path(USERS)).contains(&ok));
+    let bad = format!("{}.json", "b".repeat(251));
+    assert_eq!(bad.len(), 256);
+    let too_long = [libc::ENAMETOOLONG];
+    expect_errno(
+        File::create(m.path(&format!("{USERS}/{bad}"))),
+        &too_long,
+        "create with a 256-byte name",
+    );
+    expect_errno(
+        fs::create_dir(m.path(&format!("{USERS}/{}", "d".repeat(300)))),
+        &too_long,
+        "mkdir with a 300-byte name",
+    );
+    expect_errno(
+        fs::rename(
+            m.path(&format!("{USERS}/{ok}")),
+            m.path(&format!("{USERS}/{bad}")),
+        ),
+        &too_long,
+        "rename to a 256-byte name",
+    );
+    expect_errno(
+        std::os::unix::fs::symlink("x", m.path(&format!("{USERS}/{bad}"))),
+        &too_long,
+        "symlink with a 256-byte name",
+    );
+    // 256 bytes of multi-byte UTF-8 (128 two-byte chars) is also too long.
+    let utf = "é".repeat(128);
+    assert_eq!(utf.len(), 256);
+    expect_errno(
+        File::create(m.path(&format!("{USERS}/{utf}"))),
+        &too_long,
+        "create with a 256-byte UTF-8 name",
+    );
+    assert!(names(&m.path(USERS)).iter().all(|n| n.len() <= 255));
+}
+
+#[test]
+fn ls_shows_true_sizes_and_mtimes() {
+    let m = Mount::new();
+    let p = m.path(&format!("{USERS}/sized.bin"));
+    put(&p, &pattern(5, 0, 12_345));
+    run_cmd(
+        Command::new("touch")
+            .env("TZ", "UTC")
+            .args(["-d", "2020-01-02 03:04:05"])
+            .arg(&p),
+    );
+    let ls = run_cmd(
+        Command::new("ls")
+            .env("TZ", "UTC")
+            .args(["-l", "--time-style=+%Y-%m-%dT%H:%M:%S"])
+            .arg(&p),
+    );
+    let line = stdout(&ls);
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f[4], "12345", "ls -l size: {line}");
+    assert_eq!(f[5], "2020-01-02T03:04:05", "ls -l mtime: {line}");
+    // Size tracks every kind of change, seen by a fresh stat.
+    let mut fh = OpenOptions::new().append(true).open(&p).unwrap();
+    fh.write_all(b"12345").unwrap();
+    assert_eq!(
+        fs::metadata(&p).unwrap().len(),
+        12_350,
+        "size while the writer is open"
+    );
+    close_file(fh).unwrap();
+    assert_eq!(fs::metadata(&p).unwrap().len(), 12_350);
+    assert_eq!(
+        stdout(&run("stat", &["-c", "%s", p.to_str().unwrap()])).trim(),
+        "12350"
+    );
+    assert_eq!(
+        stdout(&run("wc", &["-c", p.to_str().unwrap()]))
+            .split_whitespace()
+            .next(),
+        Some("12350")
+    );
+    let du = stdout(&run("du", &["-b", p.to_str().unwrap()]));
+    assert!(du.starts_with("12350"), "du -b: {du}");
+    // A directory's entries show in ls -l with their sizes.
+    put(&m.path(&format!("{USERS}/three.json")), b"[3]");
+    let ls = stdout(&run("ls", &["-l", &m.ps(USERS)]));
+    let line = ls
+        .lines()
+        .find(|l| l.ends_with(" three.json"))
+        .unwrap_or_else(|| panic!("ls -l:\n{ls}"));
+    assert_eq!(line.split_whitespace().nth(4), Some("3"), "{line}");
+}

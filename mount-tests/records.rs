@@ -1,0 +1,424 @@
+//! Records under `spacetime/<tier>/particles/<type>/`: `.json` must parse at
+//! commit (close/fsync) or the commit fails with EINVAL and the previous
+//! version stays; other names are opaque bytes; commits are atomic for
+//! readers.
+
+use crate::common::*;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BAD: &[u8] = b"{\n  \"name\": \"alice\",\n  \"age\": oops\n}\n";
+
+#[test]
+fn record_roundtrip_with_shell_cat_and_jq() {
+    let m = Mount::new();
+    let p = m.ps(&format!("{USERS}/alice.json"));
+    sh(&format!(
+        "printf '%s\\n' '{{\"name\":\"alice\",\"age\":30}}' > {p}"
+    ));
+    assert_eq!(
+        stdout(&run("cat", &[&p])),
+        "{\"name\":\"alice\",\"age\":30}\n"
+    );
+    assert_eq!(stdout(&run("jq", &["-r", ".name", &p])).trim(), "alice");
+    assert!(names(&m.path(USERS)).contains(&"alice.json".to_string()));
+    assert_eq!(fs::metadata(&p).unwrap().len(), 27);
+    // Overwrite with the shell, then jq sees the new version.
+    sh(&format!("echo '{{\"name\":\"alice\",\"age\":31}}' > {p}"));
+    assert_eq!(stdout(&run("jq", &[".age", &p])).trim(), "31");
+    // grep across records, as users do.
+    sh(&format!(
+        "echo '{{\"name\":\"bob\"}}' > {}",
+        m.ps(&format!("{USERS}/bob.json"))
+    ));
+    let hits = sh(&format!("cd {} && grep -l alice *.json", m.ps(USERS)));
+    assert_eq!(hits.trim(), "alice.json");
+}
+
+#[test]
+fn mkdir_makes_a_record_type() {
+    let m = Mount::new();
+    let ty = "spacetime/warm_data/particles/reviews";
+    fs::create_dir(m.path(ty)).unwrap();
+    assert!(m.path(ty).is_dir());
+    assert!(names(&m.path("spacetime/warm_data/particles")).contains(&"reviews".to_string()));
+    put(&m.path(&format!("{ty}/r1.json")), b"{\"stars\":5}");
+    assert_eq!(names(&m.path(ty)), vec!["_manifest.json", "r1.json"]);
+    expect_errno(
+        fs::create_dir(m.path(ty)),
+        &[libc::EEXIST],
+        "mkdir of an existing type",
+    );
+    fs::remove_file(m.path(&format!("{ty}/r1.json"))).unwrap();
+    fs::remove_dir(m.path(ty)).unwrap();
+    assert!(!m.path(ty).exists());
+}
+
+/// Polls the daemon log (it is written asynchronously) for one line that
+/// names `rel` and says "line" and "column".
+#[track_caller]
+fn assert_logged_parse_error(m: &Mount, rel: &str) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let log = m.log();
+        if log
+            .lines()
+            .any(|l| l.contains(rel) && l.contains("line") && l.contains("column"))
+        {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "no log line names {rel} with \"line\" and \"column\"; log:\n{}",
+                tail(&log, 40)
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn invalid_json_is_refused_at_close_and_the_old_version_stays() {
+    let m = Mount::new();
+    let rel = format!("{USERS}/alice.json");
+    let p = m.path(&rel);
+    let v1 = b"{\"name\":\"alice\",\"v\":1}";
+    put(&p, v1);
+
+    // Truncate and write garbage: close must fail with EINVAL.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    f.write_all(BAD)
+        .expect("the write itself is accepted; validation is at commit");
+    expect_errno(
+        close_file(f),
+        &[libc::EINVAL],
+        "close after writing invalid JSON",
+    );
+    assert_eq!(
+        get(&p),
+        v1,
+        "a fresh open must see the previous committed version"
+    );
+    assert_eq!(
+        fs::metadata(&p).unwrap().len(),
+        v1.len() as u64,
+        "size of the previous version"
+    );
+    assert_logged_parse_error(&m, &rel);
+
+    // Overwriting a few bytes in place (no truncate) that break the JSON.
+    let f = OpenOptions::new().write(true).open(&p).unwrap();
+    f.write_all_at(b"[[", 0).unwrap();
+    expect_errno(
+        close_file(f),
+        &[libc::EINVAL],
+        "close after an in-place edit that breaks the JSON",
+    );
+    assert_eq!(get(&p), v1);
+
+    // Appending garbage after a valid document.
+    let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+    f.write_all(b"}}").unwrap();
+    expect_errno(
+        close_file(f),
+        &[libc::EINVAL],
+        "close after appending garbage",
+    );
+    assert_eq!(get(&p), v1);
+
+    // And a valid rewrite still works afterwards.
+    put(&p, b"{\"name\":\"alice\",\"v\":2}");
+    assert_eq!(get(&p), b"{\"name\":\"alice\",\"v\":2}");
+}
+
+#[test]
+fn invalid_json_is_refused_at_fsync() {
+    let m = Mount::new();
+    let rel = "spacetime/hot_data/particles/orders/o1.json";
+    let p = m.path(rel);
+    put(&p, b"{\"order\":1}");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    f.write_all(b"{\"order\": 1,").unwrap();
+    expect_errno(fsync_file(&f), &[libc::EINVAL], "fsync of invalid JSON");
+    assert_eq!(
+        get(&p),
+        b"{\"order\":1}",
+        "a fresh open after the refused fsync"
+    );
+    let _ = close_file(f);
+    assert_eq!(get(&p), b"{\"order\":1}", "after close");
+    assert_logged_parse_error(&m, rel);
+    // A valid fsync on the same kind of handle succeeds.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    f.write_all(b"{\"order\":2}").unwrap();
+    fsync_file(&f).unwrap();
+    close_file(f).unwrap();
+    assert_eq!(get(&p), b"{\"order\":2}");
+}
+
+#[test]
+fn a_new_record_with_invalid_json_never_shows_the_garbage() {
+    let m = Mount::new();
+    let p = m.path(&format!("{PRODUCTS}/fresh.json"));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&p)
+        .unwrap();
+    f.write_all(b"not json at all").unwrap();
+    expect_errno(
+        close_file(f),
+        &[libc::EINVAL],
+        "close of a new .json with invalid content",
+    );
+    match fs::read(&p) {
+        Ok(b) => assert!(
+            b.is_empty(),
+            "after a refused first commit the file holds {:?}",
+            String::from_utf8_lossy(&b)
+        ),
+        Err(e) => assert_eq!(
+            errno_of(&e),
+            libc::ENOENT,
+            "reading the refused new record: {e}"
+        ),
+    }
+}
+
+#[test]
+fn empty_json_file_is_accepted() {
+    let m = Mount::new();
+    run("touch", &[&m.ps(&format!("{USERS}/empty.json"))]);
+    let md = fs::metadata(m.path(&format!("{USERS}/empty.json"))).unwrap();
+    assert!(md.is_file() && md.len() == 0, "touch x.json: {md:?}");
+    let f = File::create(m.path(&format!("{USERS}/empty2.json"))).unwrap();
+    close_file(f).expect("closing an empty new .json");
+    // Truncating a valid record to empty is accepted too.
+    let p = m.path(&format!("{USERS}/was_full.json"));
+    put(&p, b"{\"a\":1}");
+    let f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    close_file(f).expect("closing a record truncated to empty");
+    assert_eq!(get(&p), b"");
+    sh(&format!(": > {}", m.ps(&format!("{USERS}/empty3.json"))));
+    assert_eq!(get(&m.path(&format!("{USERS}/empty3.json"))), b"");
+}
+
+#[test]
+fn names_not_ending_in_json_are_opaque_bytes() {
+    let m = Mount::new();
+    let mut garbage = b"not { json \x00\xff\xfe binary".to_vec();
+    garbage.extend(pattern(9, 0, 70_000));
+    for name in [
+        ".alice.json.swp",
+        "alice.json~",
+        "sedAb12Cd",
+        "blob.bin",
+        "4913",
+        "notes.txt",
+        "alice.json.tmp",
+        "noext",
+    ] {
+        let p = m.path(&format!("{USERS}/{name}"));
+        write_file(&p, &garbage).unwrap_or_else(|e| panic!("writing opaque bytes to {name}: {e}"));
+        assert!(get(&p) == garbage, "{name}: content differs");
+        assert_eq!(
+            fs::metadata(&p).unwrap().len(),
+            garbage.len() as u64,
+            "{name}: size"
+        );
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(b"{{{", 5).unwrap();
+        close_file(f).unwrap_or_else(|e| panic!("in-place edit of {name}: {e}"));
+        fs::remove_file(&p).unwrap();
+    }
+}
+
+#[test]
+fn renaming_non_json_content_onto_a_json_name_is_einval() {
+    let m = Mount::new();
+    let tmp = m.path(&format!("{USERS}/draft~"));
+    let dst = m.path(&format!("{USERS}/bob.json"));
+    put(&tmp, b"this is not json");
+    expect_errno(
+        fs::rename(&tmp, &dst),
+        &[libc::EINVAL],
+        "rename invalid content onto a new .json name",
+    );
+    assert_eq!(get(&tmp), b"this is not json", "the source must stay");
+    assert!(!dst.exists(), "the refused target appeared");
+
+    put(&dst, b"{\"v\":1}");
+    expect_errno(
+        fs::rename(&tmp, &dst),
+        &[libc::EINVAL],
+        "rename invalid content over an existing .json",
+    );
+    assert_eq!(get(&dst), b"{\"v\":1}", "the existing record must stay");
+    assert_eq!(get(&tmp), b"this is not json");
+
+    // Valid content under an opaque name may become a record (sed -i, rsync do this).
+    put(&tmp, b"{\"v\":2}");
+    fs::rename(&tmp, &dst).unwrap();
+    assert!(!tmp.exists());
+    assert_eq!(get(&dst), b"{\"v\":2}");
+    let out = run("jq", &[".v", dst.to_str().unwrap()]);
+    assert_eq!(stdout(&out).trim(), "2");
+}
+
+/// Reads a whole file through an already-open fd, from offset 0.
+fn read_all_at(f: &File) -> Vec<u8> {
+    let mut v = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = f.read_at(&mut buf, v.len() as u64).unwrap();
+        if n == 0 {
+            return v;
+        }
+        v.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn commit_is_atomic_for_a_reader_opened_before() {
+    let m = Mount::new();
+    let p = m.path(&format!("{USERS}/atomic.json"));
+    let a = json_record("aaaa", 64 * 1024);
+    let b = json_record("bbbb", 64 * 1024);
+    put(&p, &a);
+    let reader = File::open(&p).unwrap();
+    assert!(read_all_at(&reader) == a);
+
+    let mut w = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    for (i, chunk) in b.chunks(4096).enumerate() {
+        w.write_all_at(chunk, (i * 4096) as u64).unwrap();
+        // The writer sees its own writes at once.
+        let mut own = vec![0u8; chunk.len()];
+        w.read_exact_at(&mut own, (i * 4096) as u64).unwrap();
+        assert_eq!(
+            own, chunk,
+            "the writer does not see its own write at chunk {i}"
+        );
+        let seen = read_all_at(&reader);
+        assert!(
+            seen == a || seen == b,
+            "an earlier fd saw a mix after chunk {i} (len {})",
+            seen.len()
+        );
+        if i % 4 == 0 {
+            // A fresh open before the commit sees the old version.
+            let fresh = get(&p);
+            assert!(
+                fresh == a || fresh == b,
+                "a fresh open before close saw a mix after chunk {i}"
+            );
+        }
+    }
+    w.flush().unwrap();
+    close_file(w).unwrap();
+    let seen = read_all_at(&reader);
+    assert!(
+        seen == a || seen == b,
+        "the earlier fd saw a mix after the commit"
+    );
+    assert!(
+        get(&p) == b,
+        "a new open after close must see the new content"
+    );
+    let mut s = Vec::new();
+    File::open(&p).unwrap().read_to_end(&mut s).unwrap();
+    assert!(s == b);
+}
+
+#[test]
+fn concurrent_readers_never_see_a_torn_record() {
+    let m = Mount::new();
+    let p = m.path("spacetime/hot_data/particles/products/torn.json");
+    let versions: Arc<Vec<Vec<u8>>> = Arc::new(vec![
+        json_record("v0", 48 * 1024),
+        json_record("v1", 48 * 1024),
+        json_record("v2", 20 * 1024),
+    ]);
+    put(&p, &versions[0]);
+    let done = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (p, versions, done, reads) =
+                (p.clone(), versions.clone(), done.clone(), reads.clone());
+            thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    let got = fs::read(&p).unwrap();
+                    if !versions.contains(&got) {
+                        return Err(format!(
+                            "torn read: {} bytes, starts {:?}",
+                            got.len(),
+                            String::from_utf8_lossy(&got[..got.len().min(40)])
+                        ));
+                    }
+                    reads.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for round in 0..60 {
+        let v = &versions[round % 3];
+        let mut f = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        for c in v.chunks(3000) {
+            f.write_all(c).unwrap();
+        }
+        close_file(f).unwrap_or_else(|e| panic!("close in round {round}: {e}"));
+    }
+    done.store(true, Ordering::SeqCst);
+    for r in readers {
+        if let Err(e) = r.join().unwrap() {
+            panic!("{e}");
+        }
+    }
+    assert!(
+        reads.load(Ordering::SeqCst) > 0,
+        "the readers never completed a read"
+    );
+    assert!(get(&p) == versions[59 % 3]);
+}
+
+#[test]
+fn records_work_in_every_tier_and_through_cat() {
+    let m = Mount::new();
+    for t in TIERS {
+        let ty = format!("spacetime/{t}/particles/users");
+        if !m.path(&ty).exists() {
+            fs::create_dir(m.path(&ty)).unwrap();
+        }
+        let rec = json_record(t, 5000);
+        put(&m.path(&format!("{ty}/carol.json")), &rec);
+        let out = run_cmd(Command::new("cat").arg(m.path(&format!("{ty}/carol.json"))));
+        assert!(out.stdout == rec, "{t}: cat shows different bytes");
+    }
+}

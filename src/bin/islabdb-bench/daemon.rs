@@ -1,0 +1,261 @@
+//! Starting, watching and stopping the `islabdb` daemon. [`Daemon`] is a
+//! guard: dropping it (on success, error or panic) unmounts the universe and
+//! makes sure the daemon process is gone.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::error::{Context, Error, Result};
+use crate::sys;
+
+#[derive(Debug, Clone)]
+pub struct DaemonOpts {
+    pub path: PathBuf,
+    pub cache_mb: u64,
+    pub threads: Option<u32>,
+    /// Pin the daemon to this CPU; `None` lets it run on every online CPU
+    /// (and not inherit the client's pinning).
+    pub cpu: Option<usize>,
+}
+
+pub struct Daemon {
+    child: Option<Child>,
+    pid: u32,
+    mnt: PathBuf,
+    log: PathBuf,
+}
+
+/// How a stop went.
+#[derive(Debug)]
+pub struct Stopped {
+    /// From the unmount request until the process exited (flush and checkpoint).
+    pub shutdown: Duration,
+}
+
+impl Daemon {
+    /// Spawns `islabdb mount` and waits until `mnt` is a different device
+    /// from its parent. Returns the guard and the time it took to be ready.
+    pub fn start(
+        opts: &DaemonOpts,
+        data: &Path,
+        mnt: &Path,
+        log: &Path,
+        ready_timeout: Duration,
+    ) -> Result<(Daemon, Duration)> {
+        if sys::is_mounted(mnt) {
+            return Err(Error::msg(format!(
+                "{} is already a mount point; unmount it first",
+                mnt.display()
+            )));
+        }
+        let parent = mnt
+            .parent()
+            .ok_or_else(|| Error::msg(format!("{} has no parent", mnt.display())))?;
+        let parent_dev = sys::st_dev(parent).ctx(|| format!("stat {}", parent.display()))?;
+
+        let log_file = File::create(log).ctx(|| format!("create daemon log {}", log.display()))?;
+        let log_err = log_file
+            .try_clone()
+            .ctx(|| format!("dup daemon log {}", log.display()))?;
+        let mut cmd = Command::new(&opts.path);
+        cmd.arg("mount")
+            .arg("--cache-mb")
+            .arg(opts.cache_mb.to_string());
+        if let Some(t) = opts.threads {
+            cmd.arg("--threads").arg(t.to_string());
+        }
+        cmd.arg(data)
+            .arg(mnt)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err);
+        let cpus: Vec<usize> = match opts.cpu {
+            Some(c) => vec![c],
+            None => (0..sys::online_cpus()).collect(),
+        };
+        // SAFETY: the closure runs between fork and exec and only makes raw
+        // syscalls (sched_setaffinity, setpgid, prctl), which are
+        // async-signal-safe. Its own process group keeps a terminal's Ctrl-C
+        // away from the daemon (the bench's guard stops it in order), and
+        // PDEATHSIG stops it if the bench itself is killed.
+        unsafe {
+            cmd.pre_exec(move || {
+                sys::set_affinity(0, &cpus)?;
+                libc::setpgid(0, 0);
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let child = cmd
+            .spawn()
+            .ctx(|| format!("start daemon {}", opts.path.display()))?;
+        let mut daemon = Daemon {
+            pid: child.id(),
+            child: Some(child),
+            mnt: mnt.to_path_buf(),
+            log: log.to_path_buf(),
+        };
+        loop {
+            sys::check_interrupt()?;
+            if let Some(child) = daemon.child.as_mut()
+                && let Some(status) = child.try_wait().ctx(|| "wait for daemon")?
+            {
+                daemon.child = None;
+                return Err(Error::msg(format!(
+                    "daemon exited before the mount was ready ({status}); last log lines:\n{}",
+                    daemon.log_tail(20)
+                )));
+            }
+            if let Ok(dev) = sys::st_dev(mnt)
+                && dev != parent_dev
+            {
+                return Ok((daemon, started.elapsed()));
+            }
+            if started.elapsed() > ready_timeout {
+                let tail = daemon.log_tail(20);
+                drop(daemon);
+                return Err(Error::msg(format!(
+                    "mount {} not ready after {:.0?}; last daemon log lines:\n{tail}",
+                    mnt.display(),
+                    ready_timeout
+                )));
+            }
+            sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    pub fn status(&self) -> Result<sys::ProcStatus> {
+        sys::proc_status(self.pid).ctx(|| format!("read /proc/{}/status of the daemon", self.pid))
+    }
+
+    /// Fails if the daemon process has exited on its own.
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(child) = self.child.as_mut()
+            && let Some(status) = child.try_wait().ctx(|| "wait for daemon")?
+        {
+            self.child = None;
+            return Err(Error::msg(format!(
+                "the daemon died during the benchmark ({status}); last log lines:\n{}",
+                self.log_tail(20)
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn log_tail(&self, n: usize) -> String {
+        match std::fs::read_to_string(&self.log) {
+            Ok(text) => {
+                let lines: Vec<&str> = text.lines().collect();
+                let start = lines.len().saturating_sub(n);
+                lines[start..].join("\n")
+            }
+            Err(e) => format!("(cannot read {}: {e})", self.log.display()),
+        }
+    }
+
+    /// Unmounts, waits for the daemon to exit on its own (it checkpoints
+    /// first), and escalates to SIGTERM and SIGKILL if it does not.
+    pub fn stop(&mut self, exit_timeout: Duration) -> Result<Stopped> {
+        let t0 = Instant::now();
+        let mut problems = Vec::new();
+        if sys::is_mounted(&self.mnt) {
+            let mut tries = 0;
+            loop {
+                match sys::umount(&self.mnt, false) {
+                    Ok(()) => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 50 => {
+                        tries += 1;
+                        sleep(Duration::from_millis(100));
+                    }
+                    Err(e) => {
+                        problems.push(format!("umount {}: {e}; detaching", self.mnt.display()));
+                        if let Err(e) = sys::umount(&self.mnt, true) {
+                            problems.push(format!("umount -l {}: {e}", self.mnt.display()));
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        let mut how = "exited";
+        let mut status = None;
+        if let Some(mut child) = self.child.take() {
+            status = wait_timeout(&mut child, exit_timeout);
+            if status.is_none() {
+                problems.push(format!(
+                    "daemon did not exit {exit_timeout:.0?} after unmount; sending SIGTERM"
+                ));
+                how = "SIGTERM";
+                // SAFETY: plain kill(2) on our own child's pid.
+                unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
+                status = wait_timeout(&mut child, Duration::from_secs(10));
+            }
+            if status.is_none() {
+                how = "SIGKILL";
+                let _ = child.kill();
+                status = child.wait().ok();
+            }
+        }
+        if sys::is_mounted(&self.mnt)
+            && let Err(e) = sys::umount(&self.mnt, true)
+        {
+            problems.push(format!("mount {} still present: {e}", self.mnt.display()));
+        }
+        let shutdown = t0.elapsed();
+        let ok_exit = status.is_some_and(|s| s.success());
+        if problems.is_empty() && ok_exit {
+            Ok(Stopped { shutdown })
+        } else {
+            if !ok_exit {
+                problems.push(format!(
+                    "daemon ended by {how} with {}",
+                    status.map_or("unknown status".into(), |s| s.to_string())
+                ));
+            }
+            Err(Error::msg(format!(
+                "stopping the daemon: {}; last log lines:\n{}",
+                problems.join("; "),
+                self.log_tail(10)
+            )))
+        }
+    }
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let t0 = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => return Some(s),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        if t0.elapsed() > timeout {
+            return None;
+        }
+        sleep(Duration::from_millis(10));
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_none() && !sys::is_mounted(&self.mnt) {
+            return;
+        }
+        if let Err(e) = self.stop(Duration::from_secs(60)) {
+            eprintln!("islabdb-bench: while cleaning up: {e}");
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Turning per-round rates into medians, ratios and targets; printing the
+//! table; writing the JSON; comparing with an earlier run's JSON.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{Context, Result};
+use crate::workloads::Sizes;
+
+/// Spread between runs (or rounds) above which a number is not to be trusted.
+pub const AGREEMENT_PCT: f64 = 10.0;
+pub const GEOMEAN_TARGET: f64 = 0.5;
+
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// (max - min) / median over the rounds, in percent.
+    pub spread_pct: f64,
+    pub rounds: Vec<f64>,
+}
+
+impl Stats {
+    pub fn of(values: &[f64]) -> Option<Stats> {
+        if values.is_empty() {
+            return None;
+        }
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        let (min, max) = (v[0], v[n - 1]);
+        Some(Stats {
+            median,
+            min,
+            max,
+            spread_pct: if median > 0.0 {
+                (max - min) / median * 100.0
+            } else {
+                0.0
+            },
+            rounds: values.to_vec(),
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub description: String,
+    /// What the native column measured, when it is not the same workload.
+    pub native_is: &'static str,
+    pub native: Option<Stats>,
+    pub mount: Option<Stats>,
+    /// median(mount) / median(native)
+    pub ratio: Option<f64>,
+    pub target: Option<f64>,
+    pub met: Option<bool>,
+}
+
+impl Row {
+    pub fn new(
+        name: &'static str,
+        unit: &'static str,
+        description: String,
+        native_is: &'static str,
+        target: Option<f64>,
+        native: &[f64],
+        mount: &[f64],
+    ) -> Row {
+        let native = Stats::of(native);
+        let mount = Stats::of(mount);
+        let ratio = match (&native, &mount) {
+            (Some(n), Some(m)) if n.median > 0.0 => Some(m.median / n.median),
+            _ => None,
+        };
+        let met = match (ratio, target) {
+            (Some(r), Some(t)) => Some(r >= t),
+            _ => None,
+        };
+        Row {
+            name,
+            unit,
+            description,
+            native_is,
+            native,
+            mount,
+            ratio,
+            target,
+            met,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Placement {
+    pub online_cpus: usize,
+    pub client_cpus: String,
+    pub client_pinned: bool,
+    pub daemon_cpus: Option<String>,
+    pub daemon_threads: Option<u64>,
+    pub order: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DaemonInfo {
+    pub path: String,
+    pub pid: u32,
+    pub cache_mb: u64,
+    pub threads_arg: Option<u32>,
+    pub ready_secs: f64,
+    /// VmHWM of the daemon just before unmount.
+    pub peak_rss_kib: u64,
+    pub rss_kib_at_end: u64,
+    /// From the unmount request until the daemon exited.
+    pub shutdown_secs: Option<f64>,
+    pub log: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub tool: &'static str,
+    pub mode: &'static str,
+    pub started_unix: u64,
+    pub duration_secs: f64,
+    pub scale: f64,
+    pub rounds: usize,
+    pub sizes: Sizes,
+    pub kernel: String,
+    pub workdir: String,
+    pub fs_type: String,
+    pub placement: Placement,
+    pub daemon: Option<DaemonInfo>,
+    pub workloads: Vec<Row>,
+    /// Geometric mean of the ratio over every workload that has one.
+    pub geomean: Option<f64>,
+    pub geomean_target: f64,
+    pub geomean_met: Option<bool>,
+    pub targets_met: usize,
+    pub targets_total: usize,
+}
+
+pub fn geomean(rows: &[Row]) -> Option<f64> {
+    let ratios: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.ratio)
+        .filter(|r| *r > 0.0)
+        .collect();
+    if ratios.is_empty() {
+        return None;
+    }
+    Some((ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp())
+}
+
+/// 1234567.8 -> "1,234,568"; small numbers keep a few digits.
+pub fn fmt_num(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    if x.abs() < 100.0 {
+        return format!("{x:.2}");
+    }
+    let s = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x < 0.0 { format!("-{out}") } else { out }
+}
+
+fn opt_stat(s: &Option<Stats>) -> (String, String) {
+    match s {
+        Some(s) => (fmt_num(s.median), format!("{:.0}%", s.spread_pct)),
+        None => ("-".into(), "-".into()),
+    }
+}
+
+pub fn print_table(r: &Report) {
+    println!();
+    println!(
+        "{:<13} {:<10} {:>12} {:>12} {:>7} {:>7} {:>5}  {:>11}",
+        "workload", "unit", "native", "mount", "ratio", "target", "met", "spread n/m"
+    );
+    println!("{}", "-".repeat(86));
+    for row in &r.workloads {
+        let (n, ns) = opt_stat(&row.native);
+        let (m, ms) = opt_stat(&row.mount);
+        let ratio = row.ratio.map_or("-".into(), |x| format!("{x:.2}"));
+        let target = row.target.map_or("-".into(), |t| format!(">={t:.1}"));
+        let met = match row.met {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        println!(
+            "{:<13} {:<10} {:>12} {:>12} {:>7} {:>7} {:>5}  {:>11}",
+            row.name,
+            row.unit,
+            n,
+            m,
+            ratio,
+            target,
+            met,
+            format!("{ns}/{ms}")
+        );
+    }
+    println!("{}", "-".repeat(86));
+    if let Some(g) = r.geomean {
+        println!(
+            "geometric mean of ratios: {g:.2} (target >= {GEOMEAN_TARGET}: {})",
+            if g >= GEOMEAN_TARGET {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+    }
+    if r.targets_total > 0 {
+        println!(
+            "workload targets met: {} of {}",
+            r.targets_met, r.targets_total
+        );
+    }
+    for row in &r.workloads {
+        if !row.native_is.is_empty() {
+            println!("note: {}: native column is {}", row.name, row.native_is);
+        }
+    }
+    if let Some(d) = &r.daemon {
+        println!(
+            "daemon peak RSS (VmHWM): {:.1} MiB (cache budget {} MiB); RSS at end {:.1} MiB; ready in {:.0} ms{}",
+            d.peak_rss_kib as f64 / 1024.0,
+            d.cache_mb,
+            d.rss_kib_at_end as f64 / 1024.0,
+            d.ready_secs * 1000.0,
+            d.shutdown_secs.map_or(String::new(), |s| format!(
+                "; unmount+exit {:.0} ms",
+                s * 1000.0
+            ))
+        );
+    }
+    println!(
+        "spread = (max-min)/median over the rounds; above {AGREEMENT_PCT:.0}% the median is shaky"
+    );
+}
+
+pub fn write_json<T: Serialize>(value: &T, path: &Path) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).ctx(|| "serialize the report")?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).ctx(|| format!("mkdir {}", dir.display()))?;
+    }
+    std::fs::write(path, text + "\n").ctx(|| format!("write {}", path.display()))
+}
+
+fn pct_diff(now: f64, before: f64) -> f64 {
+    if before == 0.0 {
+        return 0.0;
+    }
+    (now - before) / before * 100.0
+}
+
+/// Prints how this run's medians compare with an earlier run's JSON, so two
+/// runs can be shown to agree before a number is trusted.
+pub fn compare(r: &Report, prev_path: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(prev_path).ctx(|| format!("read {}", prev_path.display()))?;
+    let prev: serde_json::Value =
+        serde_json::from_str(&text).ctx(|| format!("parse {}", prev_path.display()))?;
+    let empty = Vec::new();
+    let prev_rows = prev["workloads"].as_array().unwrap_or(&empty);
+    println!();
+    println!("comparison with {}:", prev_path.display());
+    println!(
+        "{:<13} {:>9} {:>9} {:>9} {:>9} {:>9}  agree",
+        "workload", "ratio", "before", "native%", "mount%", "ratio%"
+    );
+    let (mut agree, mut total) = (0, 0);
+    for row in &r.workloads {
+        let Some(p) = prev_rows.iter().find(|p| p["name"] == row.name) else {
+            continue;
+        };
+        let med = |v: &serde_json::Value| v["median"].as_f64();
+        let nd = row
+            .native
+            .as_ref()
+            .zip(med(&p["native"]))
+            .map(|(s, b)| pct_diff(s.median, b));
+        let md = row
+            .mount
+            .as_ref()
+            .zip(med(&p["mount"]))
+            .map(|(s, b)| pct_diff(s.median, b));
+        let rd = row
+            .ratio
+            .zip(p["ratio"].as_f64())
+            .map(|(a, b)| pct_diff(a, b));
+        let ok = [nd, md, rd]
+            .iter()
+            .flatten()
+            .all(|d| d.abs() <= AGREEMENT_PCT);
+        total += 1;
+        if ok {
+            agree += 1;
+        }
+        let f = |d: Option<f64>| d.map_or("-".into(), |d| format!("{d:+.1}"));
+        println!(
+            "{:<13} {:>9} {:>9} {:>9} {:>9} {:>9}  {}",
+            row.name,
+            row.ratio.map_or("-".into(), |x| format!("{x:.2}")),
+            p["ratio"]
+                .as_f64()
+                .map_or("-".into(), |x| format!("{x:.2}")),
+            f(nd),
+            f(md),
+            f(rd),
+            if ok { "yes" } else { "NO" }
+        );
+    }
+    println!(
+        "{agree} of {total} workloads agree within {AGREEMENT_PCT:.0}% (native and mount medians and their ratio)"
+    );
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! Thin wrappers over the few Linux calls the benchmark needs: CPU affinity,
+//! filesystem type, device numbers, a system-wide monotonic clock, the mount
+//! table and Ctrl-C handling.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::{Error, Result};
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// Pins `pid` (0 = the calling thread) to the given CPUs.
+pub fn set_affinity(pid: libc::pid_t, cpus: &[usize]) -> io::Result<()> {
+    // SAFETY: cpu_set_t is a plain bit array; zeroed is its empty value.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        // SAFETY: CPU_SET only writes inside `set`; cpu is bounds-checked by
+        // the libc macro against CPU_SETSIZE.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: `set` is a valid cpu_set_t of the size we pass.
+    let rc = unsafe { libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The CPUs `pid` (0 = the calling thread) may run on.
+pub fn get_affinity(pid: libc::pid_t) -> io::Result<Vec<usize>> {
+    // SAFETY: as in set_affinity.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable cpu_set_t of the size we pass.
+    let rc =
+        unsafe { libc::sched_getaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let max = libc::CPU_SETSIZE as usize;
+    // SAFETY: CPU_ISSET only reads inside `set`.
+    Ok((0..max)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
+/// Formats a CPU list compactly, e.g. `0-1` or `0,2`.
+pub fn cpu_list(cpus: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let start = cpus[i];
+        let mut end = start;
+        while i + 1 < cpus.len() && cpus[i + 1] == end + 1 {
+            i += 1;
+            end = cpus[i];
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    out.join(",")
+}
+
+/// CPUs online on the machine (not the ones this process may use).
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
+}
+
+/// The filesystem type of `path`: its statfs magic and a readable name.
+pub fn fs_type(path: &Path) -> Result<(i64, &'static str)> {
+    let c = cstring(path).map_err(|e| Error::io(e, format!("statfs {}", path.display())))?;
+    // SAFETY: zeroed statfs is a valid out-buffer.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `buf` a writable statfs.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut buf) };
+    if rc != 0 {
+        return Err(Error::io(
+            io::Error::last_os_error(),
+            format!("statfs {}", path.display()),
+        ));
+    }
+    #[allow(clippy::unnecessary_cast)]
+    let magic = buf.f_type as i64;
+    let name = match magic {
+        0xEF53 => "ext2/3/4",
+        0x0102_1994 => "tmpfs",
+        0x5846_5342 => "xfs",
+        0x9123_683E => "btrfs",
+        0x6573_5546 => "fuse",
+        0x794C_7630 => "overlayfs",
+        0x6969 => "nfs",
+        0x8584_58F6 => "ramfs",
+        _ => "other",
+    };
+    Ok((magic, name))
+}
+
+pub fn st_dev(path: &Path) -> io::Result<u64> {
+    std::fs::metadata(path).map(|m| m.dev())
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: comparable across processes, unlike
+/// `Instant`, so the two parallel workers can report their start and end.
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: zeroed timespec is valid; clock_gettime writes into it.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: CLOCK_MONOTONIC always exists on Linux; `ts` is writable.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Whether `mnt` is a mount point in this process's mount table. Unlike a
+/// stat, this also works when the FUSE daemon has died ("transport endpoint
+/// is not connected").
+pub fn is_mounted(mnt: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = mnt.as_os_str().as_bytes();
+    info.lines().any(|line| {
+        line.split(' ')
+            .nth(4)
+            .is_some_and(|p| unescape_mountinfo(p).as_slice() == want)
+    })
+}
+
+/// Undoes the octal escapes (`\040` for space, ...) of /proc/self/mountinfo.
+fn unescape_mountinfo(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let digit = |k: usize| u32::from(b[i + k] - b'0');
+            out.push((digit(1) * 64 + digit(2) * 8 + digit(3)) as u8);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Unmounts `mnt` with umount2(2); `lazy` detaches even if it is busy.
+pub fn umount(mnt: &Path, lazy: bool) -> io::Result<()> {
+    let c = cstring(mnt)?;
+    let flags = if lazy { libc::MNT_DETACH } else { 0 };
+    // SAFETY: `c` is a valid C string.
+    let rc = unsafe { libc::umount2(c.as_ptr(), flags) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Ctrl-C and SIGTERM set a flag that the workload loops check, so the run
+/// unwinds through the guards that unmount and stop the daemon.
+pub fn install_signal_handlers() {
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+pub fn check_interrupt() -> Result<()> {
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        Err(Error::msg("interrupted"))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A few fields of /proc/PID/status, in KiB where they are sizes.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ProcStatus {
+    pub vm_rss_kib: u64,
+    pub vm_hwm_kib: u64,
+    pub threads: u64,
+    pub cpus_allowed: String,
+}
+
+pub fn proc_status(pid: u32) -> io::Result<ProcStatus> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let mut st = ProcStatus::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        let kib = || {
+            value
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0)
+        };
+        match key {
+            "VmRSS" => st.vm_rss_kib = kib(),
+            "VmHWM" => st.vm_hwm_kib = kib(),
+            "Threads" => st.threads = value.parse().unwrap_or(0),
+            "Cpus_allowed_list" => st.cpus_allowed = value.to_string(),
+            _ => {}
+        }
+    }
+    Ok(st)
+}
+
+/// syncfs(2) of the filesystem holding `path`: writes back everything dirty
+/// on that disk (the native files and the daemon's data dir alike), so one
+/// measurement does not pay for the previous one's writeback.
+pub fn syncfs(path: &Path) -> Result<()> {
+    let f =
+        std::fs::File::open(path).map_err(|e| Error::io(e, format!("open {}", path.display())))?;
+    // SAFETY: the fd is valid for the lifetime of `f`.
+    let rc = unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f)) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Error::io(
+            io::Error::last_os_error(),
+            format!("syncfs {}", path.display()),
+        ))
+    }
+}

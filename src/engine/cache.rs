@@ -1,0 +1,169 @@
+//! The content cache: an LRU of decoded contents (whole small files, and 1 MiB chunks of
+//! large ones) bounded by a byte budget, keyed by inode version so that a stale entry can
+//! never be served.
+
+use std::sync::Arc;
+
+use lru::LruCache;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub ino: u64,
+    pub version: u64,
+    /// `WHOLE` for a whole content, else the chunk index of a blob.
+    pub chunk: u32,
+}
+
+pub const WHOLE: u32 = u32::MAX;
+
+pub struct Cache {
+    lru: LruCache<Key, Arc<Vec<u8>>>,
+    bytes: usize,
+    budget: usize,
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+}
+
+/// Fixed bookkeeping per entry, so that many tiny entries are charged fairly.
+const ENTRY_OVERHEAD: usize = 64;
+
+impl Cache {
+    pub fn new(budget: usize) -> Cache {
+        Cache {
+            lru: LruCache::unbounded(),
+            bytes: 0,
+            budget,
+            hits: 0,
+            misses: 0,
+            evictions: 0,
+        }
+    }
+
+    pub fn get(&mut self, key: &Key) -> Option<Arc<Vec<u8>>> {
+        let hit = self.lru.get(key).cloned();
+        if hit.is_some() {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+        hit
+    }
+
+    /// Caches `data` unless it would take more than a quarter of the budget: one large read
+    /// must not flush everything else.
+    pub fn put(&mut self, key: Key, data: Arc<Vec<u8>>) {
+        let cost = data.len() + ENTRY_OVERHEAD;
+        if cost > self.budget / 4 {
+            return;
+        }
+        if let Some(old) = self.lru.put(key, data) {
+            self.bytes -= old.len() + ENTRY_OVERHEAD;
+        }
+        self.bytes += cost;
+        self.shrink();
+    }
+
+    /// Drops every entry of an inode (content replaced or deleted).
+    pub fn forget(&mut self, ino: u64) {
+        let keys: Vec<Key> = self
+            .lru
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| k.ino == ino)
+            .collect();
+        for k in keys {
+            if let Some(v) = self.lru.pop(&k) {
+                self.bytes -= v.len() + ENTRY_OVERHEAD;
+            }
+        }
+    }
+
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+        self.shrink();
+    }
+
+    fn shrink(&mut self) {
+        while self.bytes > self.budget {
+            match self.lru.pop_lru() {
+                Some((_, v)) => {
+                    self.bytes -= v.len() + ENTRY_OVERHEAD;
+                    self.evictions += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    pub fn len(&self) -> usize {
+        self.lru.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(ino: u64) -> Key {
+        Key {
+            ino,
+            version: 1,
+            chunk: WHOLE,
+        }
+    }
+
+    #[test]
+    fn stays_under_budget_and_evicts_least_recent() {
+        let mut c = Cache::new(10_000);
+        for i in 0..100 {
+            c.put(key(i), Arc::new(vec![0; 1000]));
+            assert!(c.bytes() <= 10_000);
+        }
+        assert!(c.len() <= 10 && c.evictions >= 90);
+        // The newest survive, the oldest are gone.
+        assert!(c.get(&key(99)).is_some());
+        assert!(c.get(&key(0)).is_none());
+        // Touching an entry protects it from the next eviction.
+        c.get(&key(91));
+        c.put(key(200), Arc::new(vec![0; 1000]));
+        c.put(key(201), Arc::new(vec![0; 1000]));
+        assert!(c.get(&key(91)).is_some());
+    }
+
+    #[test]
+    fn oversized_entries_are_not_cached_and_forget_works() {
+        let mut c = Cache::new(10_000);
+        c.put(key(1), Arc::new(vec![0; 5000]));
+        assert!(c.get(&key(1)).is_none());
+        c.put(
+            Key {
+                ino: 2,
+                version: 1,
+                chunk: 0,
+            },
+            Arc::new(vec![1; 100]),
+        );
+        c.put(
+            Key {
+                ino: 2,
+                version: 1,
+                chunk: 1,
+            },
+            Arc::new(vec![1; 100]),
+        );
+        c.forget(2);
+        assert_eq!((c.len(), c.bytes()), (0, 0));
+        c.put(key(3), Arc::new(vec![0; 2000]));
+        c.set_budget(1000);
+        assert_eq!(c.len(), 0);
+    }
+}

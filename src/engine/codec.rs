@@ -1,0 +1,141 @@
+//! Tiers and their codecs: hot stores bytes as they are, warm with zlib, cold with lz4.
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Tier {
+    Hot,
+    Warm,
+    Cold,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Hot, Tier::Warm, Tier::Cold];
+
+    /// The directory name the seed gives this tier, in the mount and in the data directory.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Tier::Hot => "hot_data",
+            Tier::Warm => "warm_data",
+            Tier::Cold => "cold_data",
+        }
+    }
+
+    pub fn from_dir_name(name: &[u8]) -> Option<Tier> {
+        Tier::ALL
+            .into_iter()
+            .find(|t| t.dir_name().as_bytes() == name)
+    }
+
+    pub fn codec(self) -> Codec {
+        match self {
+            Tier::Hot => Codec::None,
+            Tier::Warm => Codec::Zlib,
+            Tier::Cold => Codec::Lz4,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    None = 0,
+    Zlib = 1,
+    Lz4 = 2,
+}
+
+impl Codec {
+    pub fn from_u8(b: u8) -> Result<Codec> {
+        match b {
+            0 => Ok(Codec::None),
+            1 => Ok(Codec::Zlib),
+            2 => Ok(Codec::Lz4),
+            _ => Err(Error::Corrupt(format!("unknown codec {b}"))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::None => "none",
+            Codec::Zlib => "zlib",
+            Codec::Lz4 => "lz4",
+        }
+    }
+
+    pub fn encode(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Codec::None => data.to_vec(),
+            Codec::Zlib => {
+                // The fast level: warm data is written often enough that speed matters more
+                // than the last percent of ratio.
+                let mut enc = flate2::write::ZlibEncoder::new(
+                    Vec::with_capacity(data.len() / 2 + 16),
+                    flate2::Compression::fast(),
+                );
+                // Writing into a Vec cannot fail.
+                let _ = enc.write_all(data);
+                enc.finish().unwrap_or_default()
+            }
+            Codec::Lz4 => lz4_flex::compress_prepend_size(data),
+        }
+    }
+
+    /// Decodes `data`; `expected` is the decoded length recorded beside it.
+    pub fn decode(self, data: &[u8], expected: usize) -> Result<Vec<u8>> {
+        let out = match self {
+            Codec::None => data.to_vec(),
+            Codec::Zlib => {
+                let mut out = Vec::with_capacity(expected);
+                flate2::read::ZlibDecoder::new(data)
+                    .read_to_end(&mut out)
+                    .map_err(|e| Error::Corrupt(format!("zlib: {e}")))?;
+                out
+            }
+            Codec::Lz4 => lz4_flex::decompress_size_prepended(data)
+                .map_err(|e| Error::Corrupt(format!("lz4: {e}")))?,
+        };
+        if out.len() != expected {
+            return Err(Error::Corrupt(format!(
+                "decoded {} bytes, expected {expected}",
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tier_round_trips() {
+        let text = br#"{"name":"alice","tags":["a","b","a","b","a","b"]}"#.repeat(50);
+        for tier in Tier::ALL {
+            let c = tier.codec();
+            for data in [&b""[..], &b"x"[..], &text[..]] {
+                let enc = c.encode(data);
+                assert_eq!(c.decode(&enc, data.len()).ok().as_deref(), Some(data));
+            }
+            if c != Codec::None {
+                assert!(c.encode(&text).len() < text.len() / 4, "{c:?} compresses");
+            }
+        }
+    }
+
+    #[test]
+    fn damaged_input_is_an_error_not_a_panic() {
+        for c in [Codec::Zlib, Codec::Lz4] {
+            let enc = c.encode(b"hello hello hello hello");
+            let mut bad = enc.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 0xff;
+            let _ = c.decode(&bad, 23);
+            assert!(c.decode(&enc[..enc.len() / 2], 23).is_err());
+            assert!(c.decode(&enc, 5).is_err());
+        }
+    }
+}

@@ -1,0 +1,1439 @@
+//! The engine: the only layer that touches the data directory. It keeps the inode table
+//! (`tree`), logs every change to the write-ahead log before applying it (`wal`), keeps
+//! uncommitted content in drafts (`draft`), serves committed content through the LRU
+//! (`cache`) from the log or the tier shards (`store`), and checkpoints (`checkpoint`).
+//!
+//! Lock order: a draft's mutex, then `tree`, then `cache`. The log is appended only while
+//! `tree` is held, so the log's order is the order in which changes were applied.
+
+pub mod cache;
+pub mod checkpoint;
+pub mod codec;
+pub mod draft;
+pub mod frame;
+pub mod store;
+pub mod tree;
+pub mod wal;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use self::cache::{Cache, Key, WHOLE};
+use self::codec::{Codec, Tier};
+use self::draft::{Bytes, Draft};
+use self::store::{FileKind, Store};
+use self::tree::{Kind, Location, Meta, ROOT, Tree, Ts};
+use self::wal::{Durability, Wal};
+use crate::error::{Error, Result};
+
+pub const NAME_MAX: usize = 255;
+const XATTR_VALUE_MAX: usize = 64 << 10;
+const XATTR_TOTAL_MAX: usize = 256 << 10;
+
+pub fn encode<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
+    // Serializing plain structs into a Vec has no failure mode.
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).unwrap_or_default()
+}
+
+pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
+    bincode::serde::decode_from_slice(b, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|e| Error::Corrupt(format!("undecodable record: {e}")))
+}
+
+/// Tunables; the daemon fills them from `configuration/` and the command line.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub cache_budget: usize,
+    /// How long a commit in each tier (hot, warm, cold) may stay volatile; zero = at once.
+    pub windows: [Duration; 3],
+    pub segment_max: u64,
+    /// Checkpoint when this many log bytes accumulated, or after `checkpoint_interval`.
+    pub checkpoint_bytes: u64,
+    pub checkpoint_interval: Duration,
+    /// Drafts larger than this move to a staging file.
+    pub spill_at: usize,
+    /// Contents up to this size are committed into the log itself; larger ones to blobs.
+    pub inline_max: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            cache_budget: 256 << 20,
+            windows: [
+                Duration::ZERO,
+                Duration::from_millis(100),
+                Duration::from_secs(1),
+            ],
+            segment_max: 64 << 20,
+            checkpoint_bytes: 128 << 20,
+            checkpoint_interval: Duration::from_secs(60),
+            spill_at: 8 << 20,
+            inline_max: 256 << 10,
+        }
+    }
+}
+
+/// One logged change. Record payload:
+/// `{ u8 version | u32 ops_len (LE) | bincode Vec<Op> | inline content bytes }`.
+#[derive(Debug, Serialize, Deserialize)]
+enum Op {
+    Upsert { meta: Meta, content: Content },
+    Delete { ino: u64 },
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+enum Content {
+    Keep,
+    Empty,
+    /// The bytes after the ops in this same record.
+    Inline,
+    Blob {
+        tier: Tier,
+        id: u64,
+        raw: bool,
+    },
+}
+
+const RECORD_VERSION: u8 = 1;
+
+/// What the filesystem layer sees of an inode.
+#[derive(Clone, Debug)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: Kind,
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub atime: Ts,
+    pub mtime: Ts,
+    pub ctime: Ts,
+    pub nlink: u32,
+    pub tier: Tier,
+    pub tag: u8,
+}
+
+/// A new inode's description.
+pub struct NewNode<'a> {
+    pub kind: Kind,
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub target: &'a [u8],
+    /// Overrides of the inherited tier and region tag (bootstrap of the seed hierarchy).
+    pub tier: Option<Tier>,
+    pub tag: Option<u8>,
+}
+
+#[derive(Default, Clone, Copy)]
+pub struct SetAttr {
+    pub perm: Option<u16>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub atime: Option<Ts>,
+    pub mtime: Option<Ts>,
+}
+
+/// Per-tier figures for `shard.metadata`.
+#[derive(Default, Clone, Debug, Serialize)]
+pub struct TierStats {
+    pub records: u64,
+    pub bytes_stored: u64,
+    pub bytes_on_disk: u64,
+    pub bytes_in_log: u64,
+    pub shard_files: u64,
+}
+
+#[derive(Default, Clone, Debug, Serialize)]
+pub struct Counters {
+    pub commits: u64,
+    pub refused_commits: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub checkpoints: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_evictions: u64,
+    pub cache_bytes: u64,
+    pub cache_budget: u64,
+    pub cache_entries: u64,
+    pub log_bytes_since_checkpoint: u64,
+}
+
+#[derive(Default)]
+struct Drafts {
+    map: HashMap<u64, Arc<Mutex<Draft>>>,
+    writers: HashMap<u64, u32>,
+}
+
+#[derive(Default)]
+struct AtomicCounters {
+    commits: AtomicU64,
+    refused: AtomicU64,
+    reads: AtomicU64,
+    writes: AtomicU64,
+    checkpoints: AtomicU64,
+}
+
+pub struct Engine {
+    root: PathBuf,
+    tree: Mutex<Tree>,
+    drafts: Mutex<Drafts>,
+    wal: Wal,
+    store: Store,
+    cache: Mutex<Cache>,
+    settings: RwLock<Settings>,
+    /// Serializes checkpoints; holds the newest checkpoint's sequence number.
+    checkpoint_seq: Mutex<u64>,
+    /// Log position of the last checkpoint, to decide when the next is due.
+    checkpointed_at: AtomicU64,
+    counters: AtomicCounters,
+    /// (reads, writes) per directory, for the manifests' access counters.
+    dir_counters: Mutex<HashMap<u64, (u64, u64)>>,
+    stop: (Mutex<bool>, Condvar),
+    stopped: AtomicBool,
+    _lock: File,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // State behind these mutexes stays consistent across a panicking request (each
+    // mutation is completed before anything can fail), so keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn attr_of(tree: &Tree, node: &tree::Node) -> Attr {
+    let m = &node.meta;
+    let nlink = match &node.dir {
+        Some(d) => 2 + d.subdirs,
+        None => u32::from(tree.is_linked(m.ino)),
+    };
+    Attr {
+        ino: m.ino,
+        kind: m.kind,
+        perm: m.perm,
+        uid: m.uid,
+        gid: m.gid,
+        size: m.size,
+        atime: m.atime,
+        mtime: m.mtime,
+        ctime: m.ctime,
+        nlink,
+        tier: m.tier,
+        tag: m.tag,
+    }
+}
+
+fn check_name(name: &[u8]) -> Result<()> {
+    if name.len() > NAME_MAX {
+        return Err(Error::NameTooLong);
+    }
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
+        return Err(Error::InvalidArgument("bad file name"));
+    }
+    Ok(())
+}
+
+/// Takes the data directory's lock, so a second daemon cannot open the same universe.
+fn lock_data_dir(root: &Path) -> Result<File> {
+    let path = root.join("islabdb.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    // SAFETY: flock on a file descriptor we own; no memory is shared with the kernel.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let holder = fs::read_to_string(&path).unwrap_or_default();
+        return Err(Error::Locked(format!(
+            "{} is already in use by another islabdb (pid {})",
+            root.display(),
+            holder.trim()
+        )));
+    }
+    file.set_len(0)?;
+    std::os::unix::fs::FileExt::write_all_at(&file, std::process::id().to_string().as_bytes(), 0)?;
+    Ok(file)
+}
+
+impl Engine {
+    /// Opens (recovering) or creates the universe in `root`.
+    pub fn open(root: &Path, settings: Settings) -> Result<Engine> {
+        fs::create_dir_all(root)?;
+        let lock_file = lock_data_dir(root)?;
+        let staging = root.join("staging");
+        if staging.exists() {
+            // Drafts of the previous run were never committed: nobody was told they were.
+            fs::remove_dir_all(&staging)?;
+        }
+        fs::create_dir_all(&staging)?;
+        let store = Store::open(root)?;
+        let wal_dir = root.join("backups").join("cosmic_logs");
+        fs::create_dir_all(&wal_dir)?;
+
+        let started = Instant::now();
+        let mut tree = Tree::default();
+        let ckpt_dir = root.join("checkpoints");
+        let mut wal_from = 0;
+        let mut ckpt_seq = 0;
+        if let Some((seq, path)) = checkpoint::latest(&ckpt_dir)? {
+            let header = checkpoint::load(&path, |e| tree.upsert(e.meta, Some(e.loc)))?;
+            tree.next_ino = tree.next_ino.max(header.next_ino);
+            store.reserve_ids_from(header.next_file_id);
+            wal_from = header.wal_from;
+            ckpt_seq = seq;
+        }
+        let records = wal::replay(&wal_dir, wal_from, |seg, off, payload| {
+            apply_record(&mut tree, seg, off, payload)
+        })?;
+        log::info!(
+            "recovered {} inodes (checkpoint {ckpt_seq}, {records} log records replayed) in {:?}",
+            tree.len(),
+            started.elapsed()
+        );
+        let wal = Wal::open(&wal_dir, settings.segment_max)?;
+        Ok(Engine {
+            root: root.to_path_buf(),
+            tree: Mutex::new(tree),
+            drafts: Mutex::new(Drafts::default()),
+            wal,
+            store,
+            cache: Mutex::new(Cache::new(settings.cache_budget)),
+            settings: RwLock::new(settings),
+            checkpoint_seq: Mutex::new(ckpt_seq),
+            checkpointed_at: AtomicU64::new(0),
+            counters: AtomicCounters::default(),
+            dir_counters: Mutex::new(HashMap::new()),
+            stop: (Mutex::new(false), Condvar::new()),
+            stopped: AtomicBool::new(false),
+            _lock: lock_file,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_settings(&self, s: Settings) {
+        lock(&self.cache).set_budget(s.cache_budget);
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+
+    /// Starts the log flusher and the checkpointer; they stop in `shutdown`.
+    pub fn start(self: &Arc<Self>) -> Result<()> {
+        let e = self.clone();
+        std::thread::Builder::new()
+            .name("wal-flusher".into())
+            .spawn(move || e.wal.run_flusher())?;
+        let e = self.clone();
+        std::thread::Builder::new()
+            .name("checkpointer".into())
+            .spawn(move || e.run_checkpointer())?;
+        Ok(())
+    }
+
+    fn run_checkpointer(&self) {
+        let mut last = Instant::now();
+        loop {
+            let (m, cv) = &self.stop;
+            let stopped = {
+                let g = lock(m);
+                let (g, _) = cv
+                    .wait_timeout(g, Duration::from_millis(500))
+                    .unwrap_or_else(|e| e.into_inner());
+                *g
+            };
+            if stopped {
+                return;
+            }
+            let s = self.settings();
+            let pending = self.wal.written() - self.checkpointed_at.load(Ordering::Relaxed);
+            let due = pending >= s.checkpoint_bytes
+                || (pending > 0 && last.elapsed() >= s.checkpoint_interval);
+            if due {
+                if let Err(e) = self.checkpoint() {
+                    log::error!("checkpoint failed: {e}");
+                }
+                last = Instant::now();
+            }
+        }
+    }
+
+    fn durability(&self, tier: Tier) -> Durability {
+        let w = self
+            .settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .windows[tier as usize];
+        if w.is_zero() {
+            Durability::Sync
+        } else {
+            Durability::Within(w)
+        }
+    }
+
+    /// Logs `ops` (with `inline` content for a `Content::Inline` op) and applies them.
+    /// Returns the log position to wait for when the change must be durable now.
+    fn log(&self, tree: &mut Tree, ops: Vec<Op>, inline: &[u8], tier: Tier) -> Result<Option<u64>> {
+        let body = encode(&ops);
+        let mut head = Vec::with_capacity(5);
+        head.push(RECORD_VERSION);
+        head.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        let durability = self.durability(tier);
+        let at = self.wal.append(&[&head, &body, inline], durability)?;
+        let inline_off = at.payload_off + (head.len() + body.len()) as u64;
+        for op in ops {
+            apply_op(tree, op, at.seg, inline_off);
+        }
+        Ok((durability == Durability::Sync).then_some(at.lsn))
+    }
+
+    fn wait(&self, lsn: Option<u64>) -> Result<()> {
+        match lsn {
+            Some(lsn) => self.wal.sync_to(lsn),
+            None => Ok(()),
+        }
+    }
+
+    // ---- namespace operations -------------------------------------------------------
+
+    pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        let mut attr = {
+            let tree = lock(&self.tree);
+            let node = tree.get(ino)?;
+            attr_of(&tree, node)
+        };
+        // A writer sees its own writes: size and mtime follow the draft.
+        let draft = lock(&self.drafts).map.get(&ino).cloned();
+        if let Some(d) = draft {
+            let d = lock(&d);
+            attr.size = d.len();
+            attr.mtime = d.mtime;
+        }
+        Ok(attr)
+    }
+
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        if name.len() > NAME_MAX {
+            return Err(Error::NameTooLong);
+        }
+        let ino = lock(&self.tree).child(parent, name)?;
+        self.getattr(ino)
+    }
+
+    pub fn create(&self, parent: u64, name: &[u8], new: NewNode<'_>) -> Result<Attr> {
+        check_name(name)?;
+        let mut tree = lock(&self.tree);
+        let p = tree.get(parent)?;
+        if p.dir.is_none() {
+            return Err(Error::NotDir);
+        }
+        if !tree.is_linked(parent) {
+            return Err(Error::NotFound);
+        }
+        if tree.child(parent, name).is_ok() {
+            return Err(Error::Exists);
+        }
+        let (tier, tag) = (
+            new.tier.unwrap_or(p.meta.tier),
+            new.tag.unwrap_or(p.meta.tag),
+        );
+        let mut pmeta = p.meta.clone();
+        let now = Ts::now();
+        let ino = tree.alloc_ino();
+        let meta = Meta {
+            ino,
+            parent,
+            name: name.to_vec(),
+            kind: new.kind,
+            perm: new.perm & 0o7777,
+            uid: new.uid,
+            gid: new.gid,
+            size: new.target.len() as u64,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            tier,
+            tag,
+            xattrs: Vec::new(),
+            target: new.target.to_vec(),
+        };
+        pmeta.mtime = now;
+        pmeta.ctime = now;
+        let ops = vec![
+            Op::Upsert {
+                meta,
+                content: Content::Empty,
+            },
+            Op::Upsert {
+                meta: pmeta,
+                content: Content::Keep,
+            },
+        ];
+        let lsn = self.log(&mut tree, ops, &[], tier)?;
+        let attr = attr_of(&tree, tree.get(ino)?);
+        drop(tree);
+        self.wait(lsn)?;
+        Ok(attr)
+    }
+
+    /// The root directory, made once when the universe is new.
+    pub fn create_root(&self, perm: u16, tier: Tier, tag: u8) -> Result<()> {
+        let mut tree = lock(&self.tree);
+        if tree.get(ROOT).is_ok() {
+            return Ok(());
+        }
+        let now = Ts::now();
+        let meta = Meta {
+            ino: ROOT,
+            parent: ROOT,
+            name: Vec::new(),
+            kind: Kind::Dir,
+            perm,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            tier,
+            tag,
+            xattrs: Vec::new(),
+            target: Vec::new(),
+        };
+        let lsn = self.log(
+            &mut tree,
+            vec![Op::Upsert {
+                meta,
+                content: Content::Empty,
+            }],
+            &[],
+            Tier::Hot,
+        )?;
+        drop(tree);
+        self.wait(lsn)
+    }
+
+    /// Unlinks a file or symlink (`dir == false`) or removes an empty directory.
+    pub fn remove(&self, parent: u64, name: &[u8], dir: bool) -> Result<()> {
+        let mut tree = lock(&self.tree);
+        let ino = tree.child(parent, name)?;
+        let node = tree.get(ino)?;
+        match (dir, node.meta.kind == Kind::Dir) {
+            (true, false) => return Err(Error::NotDir),
+            (false, true) => return Err(Error::IsDir),
+            _ => {}
+        }
+        if node.dir.as_ref().is_some_and(|d| !d.order.is_empty()) {
+            return Err(Error::NotEmpty);
+        }
+        let tier = node.meta.tier;
+        let mut pmeta = tree.get(parent)?.meta.clone();
+        pmeta.mtime = Ts::now();
+        pmeta.ctime = pmeta.mtime;
+        let ops = vec![
+            Op::Delete { ino },
+            Op::Upsert {
+                meta: pmeta,
+                content: Content::Keep,
+            },
+        ];
+        let lsn = self.log(&mut tree, ops, &[], tier)?;
+        drop(tree);
+        lock(&self.cache).forget(ino);
+        self.wait(lsn)
+    }
+
+    /// Renames; an existing target is replaced atomically (one log record). Moving into
+    /// another tier re-tiers the node and everything below it.
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        noreplace: bool,
+    ) -> Result<()> {
+        check_name(newname)?;
+        let mut tree = lock(&self.tree);
+        let ino = tree.child(parent, name)?;
+        let np = tree.get(newparent)?;
+        if np.dir.is_none() {
+            return Err(Error::NotDir);
+        }
+        let (ntier, ntag) = (np.meta.tier, np.meta.tag);
+        let src_is_dir = tree.get(ino)?.meta.kind == Kind::Dir;
+        if src_is_dir && tree.is_within(newparent, ino) {
+            return Err(Error::InvalidArgument(
+                "cannot move a directory into itself",
+            ));
+        }
+        let mut ops = Vec::new();
+        if let Ok(dst) = tree.child(newparent, newname) {
+            if dst == ino {
+                return Ok(());
+            }
+            if noreplace {
+                return Err(Error::Exists);
+            }
+            let d = tree.get(dst)?;
+            match (src_is_dir, d.meta.kind == Kind::Dir) {
+                (true, false) => return Err(Error::NotDir),
+                (false, true) => return Err(Error::IsDir),
+                _ => {}
+            }
+            if d.dir.as_ref().is_some_and(|d| !d.order.is_empty()) {
+                return Err(Error::NotEmpty);
+            }
+            ops.push(Op::Delete { ino: dst });
+        }
+        let now = Ts::now();
+        let mut meta = tree.get(ino)?.meta.clone();
+        let old_tier = meta.tier;
+        meta.parent = newparent;
+        meta.name = newname.to_vec();
+        meta.ctime = now;
+        let retier = meta.tier != ntier || meta.tag != ntag;
+        meta.tier = ntier;
+        meta.tag = ntag;
+        ops.push(Op::Upsert {
+            meta,
+            content: Content::Keep,
+        });
+        if retier {
+            for child in tree.descendants(ino) {
+                let mut m = tree.get(child)?.meta.clone();
+                m.tier = ntier;
+                m.tag = ntag;
+                ops.push(Op::Upsert {
+                    meta: m,
+                    content: Content::Keep,
+                });
+            }
+        }
+        for dir in [parent, newparent] {
+            let mut m = tree.get(dir)?.meta.clone();
+            m.mtime = now;
+            m.ctime = now;
+            ops.push(Op::Upsert {
+                meta: m,
+                content: Content::Keep,
+            });
+            if parent == newparent {
+                break;
+            }
+        }
+        // The stricter of the two tiers decides when the move is durable.
+        let tier = if self.durability(old_tier) == Durability::Sync {
+            old_tier
+        } else {
+            ntier
+        };
+        let lsn = self.log(&mut tree, ops, &[], tier)?;
+        drop(tree);
+        self.wait(lsn)
+    }
+
+    pub fn setattr(&self, ino: u64, set: SetAttr) -> Result<Attr> {
+        let mut tree = lock(&self.tree);
+        let mut meta = tree.get(ino)?.meta.clone();
+        if let Some(p) = set.perm {
+            meta.perm = p & 0o7777;
+        }
+        if let Some(u) = set.uid {
+            meta.uid = u;
+        }
+        if let Some(g) = set.gid {
+            meta.gid = g;
+        }
+        if let Some(a) = set.atime {
+            meta.atime = a;
+        }
+        if let Some(m) = set.mtime {
+            meta.mtime = m;
+        }
+        meta.ctime = Ts::now();
+        let tier = meta.tier;
+        let linked = tree.is_linked(ino);
+        let lsn = if linked {
+            self.log(
+                &mut tree,
+                vec![Op::Upsert {
+                    meta,
+                    content: Content::Keep,
+                }],
+                &[],
+                tier,
+            )?
+        } else {
+            tree.get_mut(ino)?.meta = meta;
+            None
+        };
+        drop(tree);
+        // An explicit mtime also applies to an open draft (`touch -d` while open, `cp -a`).
+        if let (Some(m), Some(d)) = (set.mtime, lock(&self.drafts).map.get(&ino).cloned()) {
+            lock(&d).mtime = m;
+        }
+        self.wait(lsn)?;
+        self.getattr(ino)
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        let tree = lock(&self.tree);
+        let node = tree.get(ino)?;
+        if node.meta.kind != Kind::Symlink {
+            return Err(Error::InvalidArgument("not a symlink"));
+        }
+        Ok(node.meta.target.clone())
+    }
+
+    /// Directory entries after `cookie`: (cookie, ino, kind, name), at most `max`.
+    pub fn readdir(
+        &self,
+        ino: u64,
+        cookie: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, u64, Kind, Vec<u8>)>> {
+        let tree = lock(&self.tree);
+        let dir = tree.dir(ino)?;
+        let mut out = Vec::with_capacity(max.min(dir.order.len()));
+        for (&c, &child) in dir.order.range(cookie + 1..).take(max) {
+            if let Ok(n) = tree.get(child) {
+                out.push((c, child, n.meta.kind, n.meta.name.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn parent_of(&self, ino: u64) -> Result<u64> {
+        Ok(lock(&self.tree).get(ino)?.meta.parent)
+    }
+
+    pub fn path_of(&self, ino: u64) -> Vec<Vec<u8>> {
+        lock(&self.tree).path(ino)
+    }
+
+    pub fn entry_count(&self, ino: u64) -> Result<usize> {
+        Ok(lock(&self.tree).dir(ino)?.order.len())
+    }
+
+    // ---- extended attributes ---------------------------------------------------------
+
+    pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
+        let tree = lock(&self.tree);
+        let node = tree.get(ino)?;
+        node.meta
+            .xattrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .ok_or(Error::NoXattr)
+    }
+
+    pub fn listxattr(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
+        let tree = lock(&self.tree);
+        Ok(tree
+            .get(ino)?
+            .meta
+            .xattrs
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+    /// Sets (`Some`) or removes (`None`) an attribute; `create`/`replace` are the
+    /// XATTR_CREATE / XATTR_REPLACE conditions.
+    pub fn setxattr(
+        &self,
+        ino: u64,
+        name: &[u8],
+        value: Option<&[u8]>,
+        create: bool,
+        replace: bool,
+    ) -> Result<()> {
+        if name.len() > NAME_MAX {
+            return Err(Error::Range);
+        }
+        let mut tree = lock(&self.tree);
+        let mut meta = tree.get(ino)?.meta.clone();
+        let pos = meta.xattrs.iter().position(|(k, _)| k == name);
+        match (value, pos) {
+            (Some(_), Some(_)) if create => return Err(Error::Exists),
+            (Some(_), None) if replace => return Err(Error::NoXattr),
+            (None, None) => return Err(Error::NoXattr),
+            (Some(v), _) if v.len() > XATTR_VALUE_MAX => return Err(Error::Range),
+            (Some(v), Some(i)) => meta.xattrs[i].1 = v.to_vec(),
+            (Some(v), None) => meta.xattrs.push((name.to_vec(), v.to_vec())),
+            (None, Some(i)) => {
+                meta.xattrs.remove(i);
+            }
+        }
+        let total: usize = meta.xattrs.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if total > XATTR_TOTAL_MAX {
+            return Err(Error::NoSpace);
+        }
+        meta.ctime = Ts::now();
+        let tier = meta.tier;
+        let lsn = self.log(
+            &mut tree,
+            vec![Op::Upsert {
+                meta,
+                content: Content::Keep,
+            }],
+            &[],
+            tier,
+        )?;
+        drop(tree);
+        self.wait(lsn)
+    }
+
+    // ---- content ----------------------------------------------------------------------
+
+    /// Counts an open handle (an unlinked file stays readable until its last close).
+    pub fn open_handle(&self, ino: u64, writer: bool) -> Result<()> {
+        lock(&self.tree).get_mut(ino)?.open += 1;
+        if writer {
+            *lock(&self.drafts).writers.entry(ino).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Counts a handle's close; the draft goes with the last writer.
+    pub fn close_handle(&self, ino: u64, writer: bool) {
+        if writer {
+            let mut d = lock(&self.drafts);
+            let left = d.writers.get_mut(&ino).map(|w| {
+                *w = w.saturating_sub(1);
+                *w
+            });
+            if left == Some(0) {
+                d.writers.remove(&ino);
+                d.map.remove(&ino);
+            }
+        }
+        let mut tree = lock(&self.tree);
+        if let Ok(n) = tree.get_mut(ino) {
+            n.open = n.open.saturating_sub(1);
+        }
+        tree.release_orphan(ino);
+    }
+
+    /// Reads committed content, or the draft when `through_draft` (a writer's own view).
+    pub fn read(&self, ino: u64, off: u64, size: usize, through_draft: bool) -> Result<Vec<u8>> {
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        if through_draft {
+            let draft = lock(&self.drafts).map.get(&ino).cloned();
+            if let Some(d) = draft {
+                return lock(&d).read(off, size);
+            }
+        }
+        match self.read_committed(ino, off, size) {
+            // A checkpoint may have moved the content between our lookup and the read.
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.read_committed(ino, off, size)
+            }
+            other => other,
+        }
+    }
+
+    fn read_committed(&self, ino: u64, off: u64, size: usize) -> Result<Vec<u8>> {
+        let (loc, version, len) = {
+            let tree = lock(&self.tree);
+            let n = tree.get(ino)?;
+            if n.meta.kind == Kind::Dir {
+                return Err(Error::IsDir);
+            }
+            (n.loc, n.version, n.meta.size)
+        };
+        if off >= len || size == 0 {
+            return Ok(Vec::new());
+        }
+        let end = len.min(off + size as u64);
+        match loc {
+            Location::Blob { tier, id, .. } => {
+                let mut out = Vec::with_capacity((end - off) as usize);
+                let mut reader = None;
+                let mut pos = off;
+                while pos < end {
+                    let idx = (pos / store::CHUNK as u64) as u32;
+                    let key = Key {
+                        ino,
+                        version,
+                        chunk: idx,
+                    };
+                    let chunk = match lock(&self.cache).get(&key) {
+                        Some(c) => c,
+                        None => {
+                            if reader.is_none() {
+                                reader = Some(self.store.blob(tier, id)?);
+                            }
+                            let r = reader.as_ref().ok_or(Error::BadHandle)?;
+                            let c = Arc::new(r.chunk(idx as usize)?);
+                            lock(&self.cache).put(key, c.clone());
+                            c
+                        }
+                    };
+                    let start = (pos - idx as u64 * store::CHUNK as u64) as usize;
+                    let take = ((end - pos) as usize).min(chunk.len().saturating_sub(start));
+                    if take == 0 {
+                        break;
+                    }
+                    out.extend_from_slice(&chunk[start..start + take]);
+                    pos += take as u64;
+                }
+                Ok(out)
+            }
+            _ => {
+                let whole = self.whole(ino, version, loc, len)?;
+                Ok(whole[off as usize..end as usize].to_vec())
+            }
+        }
+    }
+
+    /// Whole small content (log or pack), through the cache.
+    fn whole(&self, ino: u64, version: u64, loc: Location, len: u64) -> Result<Arc<Vec<u8>>> {
+        let key = Key {
+            ino,
+            version,
+            chunk: WHOLE,
+        };
+        if let Some(c) = lock(&self.cache).get(&key) {
+            return Ok(c);
+        }
+        let data = Arc::new(self.load(loc, len)?);
+        lock(&self.cache).put(key, data.clone());
+        Ok(data)
+    }
+
+    fn load(&self, loc: Location, len: u64) -> Result<Vec<u8>> {
+        match loc {
+            Location::Empty => Ok(Vec::new()),
+            Location::Wal { seg, off } => self.wal.read_at(seg, off, len as usize),
+            Location::Pack {
+                tier,
+                id,
+                off,
+                len: flen,
+            } => self.store.read_pack(tier, id, off, flen, len),
+            Location::Blob { tier, id, .. } => {
+                let r = self.store.blob(tier, id)?;
+                let mut out = Vec::with_capacity(len as usize);
+                for i in 0..r.chunks() {
+                    out.extend(r.chunk(i)?);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The draft of `ino`, made from the committed content (its first `keep` bytes) if
+    /// there is none yet.
+    fn draft(&self, ino: u64, keep: u64) -> Result<Arc<Mutex<Draft>>> {
+        if let Some(d) = lock(&self.drafts).map.get(&ino) {
+            return Ok(d.clone());
+        }
+        let (mtime, len) = {
+            let tree = lock(&self.tree);
+            let n = tree.get(ino)?;
+            if n.meta.kind != Kind::File {
+                return Err(Error::IsDir);
+            }
+            (n.meta.mtime, n.meta.size)
+        };
+        let spill_at = self.settings().spill_at;
+        let spill_path = self.root.join("staging").join(format!("{ino}.draft"));
+        let mut d = Draft::new(spill_at, spill_path, mtime);
+        let copy = len.min(keep);
+        let mut pos = 0;
+        while pos < copy {
+            let part = self.read(ino, pos, store::CHUNK.min((copy - pos) as usize), false)?;
+            if part.is_empty() {
+                break;
+            }
+            d.write(pos, &part)?;
+            pos += part.len() as u64;
+        }
+        d.dirty = false;
+        let mut drafts = lock(&self.drafts);
+        // Another thread may have made one meanwhile; the first one wins.
+        Ok(drafts
+            .map
+            .entry(ino)
+            .or_insert_with(|| Arc::new(Mutex::new(d)))
+            .clone())
+    }
+
+    pub fn write(&self, ino: u64, off: u64, data: &[u8]) -> Result<()> {
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        let d = self.draft(ino, u64::MAX)?;
+        let mut d = lock(&d);
+        d.write(off, data)?;
+        d.mtime = Ts::now();
+        Ok(())
+    }
+
+    /// Truncates the draft (made if needed) to `size`.
+    pub fn truncate(&self, ino: u64, size: u64) -> Result<()> {
+        let d = self.draft(ino, size)?;
+        let mut d = lock(&d);
+        d.truncate(size)?;
+        d.mtime = Ts::now();
+        Ok(())
+    }
+
+    /// Drops a draft nobody holds open any more (after a truncate by path).
+    pub fn drop_unheld_draft(&self, ino: u64) {
+        let mut d = lock(&self.drafts);
+        if !d.writers.contains_key(&ino) {
+            d.map.remove(&ino);
+        }
+    }
+
+    /// Commits the draft of `ino`, if it has unsaved writes: `check` sees the inode's
+    /// current metadata and the new bytes and may refuse (the draft then stays, the
+    /// committed version is untouched). With `sync`, returns only once durable.
+    pub fn commit(
+        &self,
+        ino: u64,
+        sync: bool,
+        check: &dyn Fn(&Meta, &Bytes<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let draft = lock(&self.drafts).map.get(&ino).cloned();
+        let Some(draft) = draft else {
+            return if sync { self.sync_all() } else { Ok(()) };
+        };
+        let mut d = lock(&draft);
+        if !d.dirty {
+            return if sync { self.sync_all() } else { Ok(()) };
+        }
+        let meta = {
+            let tree = lock(&self.tree);
+            if !tree.is_linked(ino) {
+                // Unlinked while open: there is nothing left to commit to.
+                d.dirty = false;
+                return Ok(());
+            }
+            tree.get(ino)?.meta.clone()
+        };
+        let bytes = d.bytes();
+        if let Err(e) = check(&meta, &bytes) {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        let len = bytes.len();
+        let inline_max = self.settings().inline_max as u64;
+        let mut inline = Vec::new();
+        let content = if len == 0 {
+            Content::Empty
+        } else if len <= inline_max {
+            bytes.reader().read_to_end(&mut inline)?;
+            Content::Inline
+        } else {
+            // Large: a raw blob now (fast), coded for its tier by the next checkpoint. The
+            // blob is fsynced before the record that names it is written.
+            let raw_ok = meta.tier.codec() == Codec::None;
+            let mut w = self.store.blob_writer(meta.tier, Codec::None)?;
+            let (tier, id) = (w.tier, w.id);
+            let mut reader = bytes.reader();
+            let mut buf = vec![0; store::CHUNK];
+            loop {
+                let n = reader.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                w.write(&buf[..n])?;
+            }
+            w.finish()?;
+            Content::Blob {
+                tier,
+                id,
+                raw: !raw_ok,
+            }
+        };
+        let mtime = d.mtime;
+        let mut tree = lock(&self.tree);
+        let mut meta = tree.get(ino)?.meta.clone();
+        meta.size = len;
+        meta.mtime = mtime;
+        meta.ctime = Ts::now();
+        let tier = meta.tier;
+        let parent = meta.parent;
+        let mut lsn = self.log(&mut tree, vec![Op::Upsert { meta, content }], &inline, tier)?;
+        let version = tree.get(ino)?.version;
+        drop(tree);
+        d.dirty = false;
+        drop(d);
+        {
+            let mut cache = lock(&self.cache);
+            cache.forget(ino);
+            if matches!(content, Content::Inline) {
+                cache.put(
+                    Key {
+                        ino,
+                        version,
+                        chunk: WHOLE,
+                    },
+                    Arc::new(inline),
+                );
+            }
+        }
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        lock(&self.dir_counters).entry(parent).or_default().1 += 1;
+        if sync && lsn.is_none() {
+            lsn = Some(self.wal.written());
+        }
+        self.wait(lsn)
+    }
+
+    /// Makes everything logged so far durable (fsync of a file without a draft).
+    pub fn sync_all(&self) -> Result<()> {
+        self.wal.sync_to(self.wal.written())
+    }
+
+    pub fn note_read(&self, dir: u64) {
+        lock(&self.dir_counters).entry(dir).or_default().0 += 1;
+    }
+
+    pub fn dir_counters(&self, dir: u64) -> (u64, u64) {
+        lock(&self.dir_counters)
+            .get(&dir)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    // ---- checkpoints ------------------------------------------------------------------
+
+    /// Moves committed content out of the log into the tiers' shards (coded for the tier),
+    /// writes a checkpoint of every inode, then retires old log segments and shard files.
+    pub fn checkpoint(&self) -> Result<()> {
+        let mut seq = lock(&self.checkpoint_seq);
+        let started = Instant::now();
+        let new_seg = self.wal.rotate()?;
+
+        // What must move: content still in the log, blobs in the wrong tier or uncoded,
+        // and the live entries of packs that are mostly garbage.
+        let work: Vec<(u64, Location, u64, Tier)> = {
+            let tree = lock(&self.tree);
+            let mut live: HashMap<(Tier, u64), u64> = HashMap::new();
+            for n in tree.nodes() {
+                if let Location::Pack { tier, id, len, .. } = n.loc {
+                    *live.entry((tier, id)).or_default() += len as u64;
+                }
+            }
+            let sparse: HashSet<(Tier, u64)> = self
+                .store
+                .files()
+                .into_iter()
+                .filter(|(t, k, id, size)| {
+                    *k == FileKind::Pack && live.get(&(*t, *id)).is_some_and(|l| l * 2 < *size)
+                })
+                .map(|(t, _, id, _)| (t, id))
+                .collect();
+            tree.nodes()
+                .filter(|n| match n.loc {
+                    Location::Wal { seg, .. } => seg < new_seg,
+                    Location::Pack { tier, id, .. } => {
+                        tier != n.meta.tier || sparse.contains(&(tier, id))
+                    }
+                    Location::Blob { tier, raw, .. } => {
+                        tier != n.meta.tier || (raw && n.meta.tier.codec() != Codec::None)
+                    }
+                    Location::Empty => false,
+                })
+                .map(|n| (n.meta.ino, n.loc, n.meta.size, n.meta.tier))
+                .collect()
+        };
+
+        // Write the new shard files outside the lock.
+        let mut packs: HashMap<Tier, store::PackWriter> = HashMap::new();
+        let mut moved = Vec::with_capacity(work.len());
+        for (ino, loc, size, tier) in work {
+            let new_loc = if size > self.settings().inline_max as u64
+                || matches!(loc, Location::Blob { .. })
+            {
+                match self.recode_blob(loc, size, tier) {
+                    Ok(l) => l,
+                    Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                let data = match self.load(loc, size) {
+                    Ok(d) => d,
+                    // Deleted or replaced meanwhile: nothing to move.
+                    Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                let w = match packs.entry(tier) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(self.store.pack_writer(tier)?)
+                    }
+                };
+                let (off, len) = w.append(&data)?;
+                Location::Pack {
+                    tier,
+                    id: w.id,
+                    off,
+                    len,
+                }
+            };
+            moved.push((ino, loc, new_loc));
+        }
+        for (_, w) in packs {
+            w.finish()?;
+        }
+
+        // Swap locations and snapshot every inode at one log position.
+        let ckpt_dir = self.root.join("checkpoints");
+        let (writer, keep, log_end, next_file_id) = {
+            let mut tree = lock(&self.tree);
+            for (ino, old, new) in moved {
+                if let Ok(n) = tree.get_mut(ino) {
+                    if n.loc == old {
+                        n.loc = new;
+                    }
+                }
+            }
+            let next_file_id = self.store.next_id();
+            let order = tree.walk();
+            let header = checkpoint::Header {
+                wal_from: new_seg,
+                next_ino: tree.next_ino,
+                next_file_id,
+                count: order.len() as u64,
+                taken: Ts::now(),
+            };
+            let mut w = checkpoint::Writer::create(&ckpt_dir, *seq + 1, &header)?;
+            let mut keep = HashSet::new();
+            for ino in order {
+                let n = tree.get(ino)?;
+                w.entry(&n.meta, n.loc)?;
+                keep.extend(shard_file(n.loc));
+            }
+            keep.extend(tree.orphan_locations().filter_map(shard_file));
+            (w, keep, self.wal.written(), next_file_id)
+        };
+        // Every change the snapshot contains must be durable before the snapshot is.
+        self.wal.sync_to(log_end)?;
+        writer.finish()?;
+        *seq += 1;
+        self.checkpointed_at.store(log_end, Ordering::Relaxed);
+
+        self.wal.retire_before(new_seg)?;
+        checkpoint::remove_older(&ckpt_dir, *seq)?;
+        let mut removed = 0;
+        for (tier, kind, id, _) in self.store.files() {
+            if id < next_file_id && !keep.contains(&(tier, kind, id)) {
+                self.store.remove(tier, kind, id)?;
+                removed += 1;
+            }
+        }
+        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        log::info!(
+            "checkpoint {} written in {:?}; {removed} shard files retired",
+            *seq,
+            started.elapsed()
+        );
+        Ok(())
+    }
+
+    /// Writes content as a blob coded for `tier` (large contents, re-tiered blobs).
+    fn recode_blob(&self, loc: Location, size: u64, tier: Tier) -> Result<Location> {
+        let mut w = self.store.blob_writer(tier, tier.codec())?;
+        let id = w.id;
+        match loc {
+            Location::Blob {
+                tier: t, id: old, ..
+            } => {
+                let r = self.store.blob(t, old)?;
+                for i in 0..r.chunks() {
+                    w.write(&r.chunk(i)?)?;
+                }
+            }
+            other => w.write(&self.load(other, size)?)?,
+        }
+        w.finish()?;
+        Ok(Location::Blob {
+            tier,
+            id,
+            raw: false,
+        })
+    }
+
+    /// Final flush at unmount: everything durable, a checkpoint, background threads stopped.
+    pub fn shutdown(&self) -> Result<()> {
+        if self.stopped.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        {
+            let (m, cv) = &self.stop;
+            *lock(m) = true;
+            cv.notify_all();
+        }
+        let res = self.checkpoint();
+        self.wal.shutdown()?;
+        res
+    }
+
+    // ---- observation --------------------------------------------------------------------
+
+    pub fn tier_stats(&self) -> [TierStats; 3] {
+        let mut out: [TierStats; 3] = Default::default();
+        {
+            let tree = lock(&self.tree);
+            for n in tree.nodes() {
+                if n.meta.kind != Kind::File {
+                    continue;
+                }
+                let s = &mut out[n.meta.tier as usize];
+                s.records += 1;
+                s.bytes_stored += n.meta.size;
+                if let Location::Wal { .. } = n.loc {
+                    s.bytes_in_log += n.meta.size;
+                }
+            }
+        }
+        for (tier, _, _, size) in self.store.files() {
+            let s = &mut out[tier as usize];
+            s.bytes_on_disk += size;
+            s.shard_files += 1;
+        }
+        for s in &mut out {
+            s.bytes_on_disk += s.bytes_in_log;
+        }
+        out
+    }
+
+    pub fn counters(&self) -> Counters {
+        let c = lock(&self.cache);
+        Counters {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            refused_commits: self.counters.refused.load(Ordering::Relaxed),
+            reads: self.counters.reads.load(Ordering::Relaxed),
+            writes: self.counters.writes.load(Ordering::Relaxed),
+            checkpoints: self.counters.checkpoints.load(Ordering::Relaxed),
+            cache_hits: c.hits,
+            cache_misses: c.misses,
+            cache_evictions: c.evictions,
+            cache_bytes: c.bytes() as u64,
+            cache_budget: c.budget() as u64,
+            cache_entries: c.len() as u64,
+            log_bytes_since_checkpoint: self.wal.written()
+                - self.checkpointed_at.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn inode_count(&self) -> usize {
+        lock(&self.tree).len()
+    }
+
+    /// The log segments as (file name, size), oldest first.
+    pub fn log_segments(&self) -> Vec<(String, u64)> {
+        self.wal
+            .segments()
+            .into_iter()
+            .map(|(s, len)| (wal::segment_name(s), len))
+            .collect()
+    }
+
+    pub fn read_log_segment(&self, name: &str, off: u64, size: usize) -> Result<Vec<u8>> {
+        if !self.log_segments().iter().any(|(n, _)| n == name) {
+            return Err(Error::NotFound);
+        }
+        let file = File::open(self.wal.dir().join(name))?;
+        let mut buf = vec![0; size];
+        let mut got = 0;
+        while got < size {
+            let n = std::os::unix::fs::FileExt::read_at(&file, &mut buf[got..], off + got as u64)?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        buf.truncate(got);
+        Ok(buf)
+    }
+
+    /// statvfs of the disk holding the data directory.
+    pub fn statfs(&self) -> Result<libc::statvfs> {
+        let path = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::InvalidArgument("data directory path"))?;
+        // SAFETY: statvfs only writes into the zeroed struct we pass.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: path is a valid NUL-terminated string; st is a valid out-pointer.
+        if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        Ok(st)
+    }
+}
+
+/// The shard file a location lives in, if any.
+fn shard_file(loc: Location) -> Option<(Tier, FileKind, u64)> {
+    match loc {
+        Location::Pack { tier, id, .. } => Some((tier, FileKind::Pack, id)),
+        Location::Blob { tier, id, .. } => Some((tier, FileKind::Blob, id)),
+        _ => None,
+    }
+}
+
+fn apply_op(tree: &mut Tree, op: Op, seg: u64, inline_off: u64) {
+    match op {
+        Op::Upsert { meta, content } => {
+            let loc = match content {
+                Content::Keep => None,
+                Content::Empty => Some(Location::Empty),
+                Content::Inline => Some(Location::Wal {
+                    seg,
+                    off: inline_off,
+                }),
+                Content::Blob { tier, id, raw } => Some(Location::Blob { tier, id, raw }),
+            };
+            tree.upsert(meta, loc);
+        }
+        Op::Delete { ino } => tree.delete(ino),
+    }
+}
+
+fn apply_record(tree: &mut Tree, seg: u64, payload_off: u64, payload: &[u8]) -> Result<()> {
+    let bad =
+        |why: &str| Error::Corrupt(format!("log segment {seg} record at {payload_off}: {why}"));
+    let (&version, rest) = payload.split_first().ok_or_else(|| bad("empty"))?;
+    if version != RECORD_VERSION {
+        return Err(bad(&format!(
+            "record version {version}, this build reads {RECORD_VERSION}"
+        )));
+    }
+    let len_bytes: [u8; 4] = rest
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| bad("short"))?;
+    let ops_len = u32::from_le_bytes(len_bytes) as usize;
+    let body = rest.get(4..4 + ops_len).ok_or_else(|| bad("short ops"))?;
+    let ops: Vec<Op> = decode(body)?;
+    let inline_off = payload_off + 5 + ops_len as u64;
+    for op in ops {
+        apply_op(tree, op, seg, inline_off);
+    }
+    Ok(())
+}

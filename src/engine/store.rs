@@ -1,0 +1,418 @@
+//! The tier shards on disk: pack files (many small contents, one frame each) and blob files
+//! (one large content in independently coded chunks, so a range reads without the rest).
+//!
+//! `spacetime/<tier>/shard/<id>.pack`:
+//!   `{ header "ISLPACK1" v1, reserved = codec | frame(coded content)* }`
+//! `spacetime/<tier>/shard/<id>.blob`:
+//!   `{ header "ISLBLOB1" v1, reserved = codec | frame(coded chunk)* | u64 chunk offsets[n] |
+//!      trailer }`, trailer = `{ u64 index_off | u64 n | u64 total_len | u32 chunk_size |
+//!      u32 crc32(index ++ first 28 trailer bytes) | "ISLBEND1" }` (40 bytes).
+//! Ids come from one counter shared by all tiers; files are immutable once written and
+//! fsynced before anything refers to them.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::codec::{Codec, Tier};
+use super::frame::{self, Decoded};
+use crate::error::{Error, Result};
+
+const PACK_MAGIC: &[u8; 8] = b"ISLPACK1";
+const BLOB_MAGIC: &[u8; 8] = b"ISLBLOB1";
+const BLOB_END: &[u8; 8] = b"ISLBEND1";
+const VERSION: u16 = 1;
+const TRAILER: usize = 40;
+pub const CHUNK: usize = 1 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileKind {
+    Pack,
+    Blob,
+}
+
+impl FileKind {
+    fn ext(self) -> &'static str {
+        match self {
+            FileKind::Pack => "pack",
+            FileKind::Blob => "blob",
+        }
+    }
+}
+
+pub struct Store {
+    root: PathBuf,
+    next_id: AtomicU64,
+}
+
+fn header_with_codec(magic: &[u8; 8], codec: Codec) -> [u8; frame::FILE_HEADER] {
+    let mut h = frame::file_header(magic, VERSION);
+    h[10] = codec as u8;
+    h
+}
+
+impl Store {
+    pub fn open(root: &Path) -> Result<Store> {
+        let mut max = 0;
+        for tier in Tier::ALL {
+            let dir = root.join("spacetime").join(tier.dir_name()).join("shard");
+            fs::create_dir_all(&dir)?;
+            for (_, id, _) in list_dir(&dir)? {
+                max = max.max(id);
+            }
+        }
+        Ok(Store {
+            root: root.to_path_buf(),
+            next_id: AtomicU64::new(max + 1),
+        })
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id.load(Ordering::SeqCst)
+    }
+
+    /// Never hands out an id at or below one a checkpoint already knows.
+    pub fn reserve_ids_from(&self, id: u64) {
+        self.next_id.fetch_max(id, Ordering::SeqCst);
+    }
+
+    fn alloc(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn path(&self, tier: Tier, kind: FileKind, id: u64) -> PathBuf {
+        self.root
+            .join("spacetime")
+            .join(tier.dir_name())
+            .join("shard")
+            .join(format!("{id:016}.{}", kind.ext()))
+    }
+
+    /// Every shard file: (tier, kind, id, bytes on disk).
+    pub fn files(&self) -> Vec<(Tier, FileKind, u64, u64)> {
+        let mut out = Vec::new();
+        for tier in Tier::ALL {
+            let dir = self
+                .root
+                .join("spacetime")
+                .join(tier.dir_name())
+                .join("shard");
+            for (kind, id, len) in list_dir(&dir).unwrap_or_default() {
+                out.push((tier, kind, id, len));
+            }
+        }
+        out
+    }
+
+    pub fn remove(&self, tier: Tier, kind: FileKind, id: u64) -> Result<()> {
+        fs::remove_file(self.path(tier, kind, id))?;
+        Ok(())
+    }
+
+    pub fn pack_writer(&self, tier: Tier) -> Result<PackWriter> {
+        let id = self.alloc();
+        let codec = tier.codec();
+        let file = File::create(self.path(tier, FileKind::Pack, id))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&header_with_codec(PACK_MAGIC, codec))?;
+        Ok(PackWriter {
+            id,
+            codec,
+            out,
+            off: frame::FILE_HEADER as u64,
+        })
+    }
+
+    /// Reads one pack entry back; `size` is the decoded length recorded in the inode.
+    pub fn read_pack(&self, tier: Tier, id: u64, off: u64, len: u32, size: u64) -> Result<Vec<u8>> {
+        let file = File::open(self.path(tier, FileKind::Pack, id))?;
+        let mut head = [0u8; frame::FILE_HEADER];
+        file.read_exact_at(&mut head, 0)?;
+        frame::check_file_header(&head, PACK_MAGIC, VERSION, "pack")?;
+        let codec = Codec::from_u8(head[10])?;
+        let mut buf = vec![0; len as usize];
+        file.read_exact_at(&mut buf, off)?;
+        match frame::decode(&buf, 0, buf.len()) {
+            Decoded::Frame { payload, .. } => codec.decode(payload, size as usize),
+            _ => Err(Error::Corrupt(format!(
+                "pack {id} entry at {off} fails its checksum"
+            ))),
+        }
+    }
+
+    pub fn blob_writer(&self, tier: Tier, codec: Codec) -> Result<BlobWriter> {
+        let id = self.alloc();
+        let path = self.path(tier, FileKind::Blob, id);
+        let file = File::create(&path)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&header_with_codec(BLOB_MAGIC, codec))?;
+        Ok(BlobWriter {
+            tier,
+            id,
+            codec,
+            out,
+            off: frame::FILE_HEADER as u64,
+            index: Vec::new(),
+            total: 0,
+            pending: Vec::with_capacity(CHUNK),
+        })
+    }
+
+    pub fn blob(&self, tier: Tier, id: u64) -> Result<BlobReader> {
+        BlobReader::open(&self.path(tier, FileKind::Blob, id))
+    }
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<(FileKind, u64, u64)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((stem, ext)) = name.split_once('.') else {
+            continue;
+        };
+        let kind = match ext {
+            "pack" => FileKind::Pack,
+            "blob" => FileKind::Blob,
+            _ => continue,
+        };
+        if let Ok(id) = stem.parse() {
+            out.push((kind, id, entry.metadata()?.len()));
+        }
+    }
+    Ok(out)
+}
+
+pub struct PackWriter {
+    pub id: u64,
+    codec: Codec,
+    out: BufWriter<File>,
+    off: u64,
+}
+
+impl PackWriter {
+    /// Appends one content; returns (offset, framed length) for its `Location::Pack`.
+    pub fn append(&mut self, data: &[u8]) -> Result<(u64, u32)> {
+        let mut buf = Vec::new();
+        frame::encode(&self.codec.encode(data), &mut buf);
+        self.out.write_all(&buf)?;
+        let at = self.off;
+        self.off += buf.len() as u64;
+        let len =
+            u32::try_from(buf.len()).map_err(|_| Error::InvalidArgument("pack entry too large"))?;
+        Ok((at, len))
+    }
+
+    pub fn finish(self) -> Result<()> {
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(())
+    }
+}
+
+pub struct BlobWriter {
+    pub tier: Tier,
+    pub id: u64,
+    codec: Codec,
+    out: BufWriter<File>,
+    off: u64,
+    index: Vec<u64>,
+    total: u64,
+    pending: Vec<u8>,
+}
+
+impl BlobWriter {
+    pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        while !data.is_empty() {
+            let take = (CHUNK - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() == CHUNK {
+                self.flush_chunk()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_chunk(&mut self) -> Result<()> {
+        let coded = self.codec.encode(&self.pending);
+        self.out.write_all(&frame::header(&coded))?;
+        self.out.write_all(&coded)?;
+        self.index.push(self.off);
+        self.off += (frame::FRAME_HEADER + coded.len()) as u64;
+        self.total += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes the index and trailer and fsyncs; returns the content length.
+    pub fn finish(mut self) -> Result<u64> {
+        if !self.pending.is_empty() {
+            self.flush_chunk()?;
+        }
+        let mut tail = Vec::with_capacity(self.index.len() * 8 + TRAILER);
+        for off in &self.index {
+            tail.extend_from_slice(&off.to_le_bytes());
+        }
+        tail.extend_from_slice(&self.off.to_le_bytes());
+        tail.extend_from_slice(&(self.index.len() as u64).to_le_bytes());
+        tail.extend_from_slice(&self.total.to_le_bytes());
+        tail.extend_from_slice(&(CHUNK as u32).to_le_bytes());
+        let crc = crc32fast::hash(&tail);
+        tail.extend_from_slice(&crc.to_le_bytes());
+        tail.extend_from_slice(BLOB_END);
+        self.out.write_all(&tail)?;
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(self.total)
+    }
+}
+
+pub struct BlobReader {
+    file: File,
+    codec: Codec,
+    index: Vec<u64>,
+    index_off: u64,
+    pub total: u64,
+    chunk: usize,
+}
+
+impl BlobReader {
+    fn open(path: &Path) -> Result<BlobReader> {
+        let file = OpenOptions::new().read(true).open(path)?;
+        let what = path.display().to_string();
+        let len = file.metadata()?.len();
+        if len < (frame::FILE_HEADER + TRAILER) as u64 {
+            return Err(Error::Corrupt(format!("{what}: too short")));
+        }
+        let mut head = [0u8; frame::FILE_HEADER];
+        file.read_exact_at(&mut head, 0)?;
+        frame::check_file_header(&head, BLOB_MAGIC, VERSION, &what)?;
+        let codec = Codec::from_u8(head[10])?;
+        let mut trailer = [0u8; TRAILER];
+        file.read_exact_at(&mut trailer, len - TRAILER as u64)?;
+        let u64_at = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&trailer[i..i + 8]);
+            u64::from_le_bytes(b)
+        };
+        let (index_off, n, total) = (u64_at(0), u64_at(8), u64_at(16));
+        let chunk =
+            u32::from_le_bytes([trailer[24], trailer[25], trailer[26], trailer[27]]) as usize;
+        let crc = u32::from_le_bytes([trailer[28], trailer[29], trailer[30], trailer[31]]);
+        if &trailer[32..] != BLOB_END || index_off + n * 8 + TRAILER as u64 != len || chunk == 0 {
+            return Err(Error::Corrupt(format!("{what}: bad trailer")));
+        }
+        let mut idx = vec![0u8; (n * 8) as usize];
+        file.read_exact_at(&mut idx, index_off)?;
+        let mut h = crc32fast::Hasher::new();
+        h.update(&idx);
+        h.update(&trailer[..28]);
+        if h.finalize() != crc {
+            return Err(Error::Corrupt(format!("{what}: index fails its checksum")));
+        }
+        let index = idx
+            .chunks_exact(8)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                u64::from_le_bytes(b)
+            })
+            .collect();
+        Ok(BlobReader {
+            file,
+            codec,
+            index,
+            index_off,
+            total,
+            chunk,
+        })
+    }
+
+    pub fn chunks(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Decoded bytes of chunk `i`.
+    pub fn chunk(&self, i: usize) -> Result<Vec<u8>> {
+        let start = *self
+            .index
+            .get(i)
+            .ok_or(Error::Corrupt("chunk index out of range".into()))?;
+        let end = self.index.get(i + 1).copied().unwrap_or(self.index_off);
+        let mut buf = vec![0u8; end.saturating_sub(start) as usize];
+        self.file.read_exact_at(&mut buf, start)?;
+        let expected = (self.total - (i * self.chunk) as u64).min(self.chunk as u64) as usize;
+        match frame::decode(&buf, 0, buf.len()) {
+            Decoded::Frame { payload, .. } => self.codec.decode(payload, expected),
+            _ => Err(Error::Corrupt(format!("blob chunk {i} fails its checksum"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_round_trip_in_every_tier() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = Store::open(tmp.path()).expect("store");
+        for tier in Tier::ALL {
+            let mut w = store.pack_writer(tier).expect("writer");
+            let items: Vec<Vec<u8>> = (0..20)
+                .map(|i| format!("{{\"n\":{i}}}").repeat(i + 1).into_bytes())
+                .collect();
+            let locs: Vec<_> = items.iter().map(|d| w.append(d).expect("append")).collect();
+            let id = w.id;
+            w.finish().expect("finish");
+            for (d, (off, len)) in items.iter().zip(locs) {
+                let back = store
+                    .read_pack(tier, id, off, len, d.len() as u64)
+                    .expect("read");
+                assert_eq!(&back, d);
+            }
+        }
+        assert_eq!(store.files().len(), 3);
+        let reopened = Store::open(tmp.path()).expect("reopen");
+        assert!(reopened.next_id() > 3);
+    }
+
+    #[test]
+    fn blobs_read_any_chunk_and_detect_damage() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = Store::open(tmp.path()).expect("store");
+        let data: Vec<u8> = (0..(CHUNK * 2 + 12345))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        for tier in Tier::ALL {
+            let mut w = store.blob_writer(tier, tier.codec()).expect("writer");
+            let id = w.id;
+            for part in data.chunks(100_000) {
+                w.write(part).expect("write");
+            }
+            assert_eq!(w.finish().expect("finish"), data.len() as u64);
+            let r = store.blob(tier, id).expect("open");
+            assert_eq!(r.chunks(), 3);
+            let mut back = Vec::new();
+            for i in 0..r.chunks() {
+                back.extend(r.chunk(i).expect("chunk"));
+            }
+            assert_eq!(back, data);
+            // Flip a byte inside the first chunk's payload.
+            let path = store.path(tier, FileKind::Blob, id);
+            let mut bytes = fs::read(&path).expect("read");
+            bytes[frame::FILE_HEADER + frame::FRAME_HEADER + 3] ^= 1;
+            fs::write(&path, &bytes).expect("write");
+            let r = store.blob(tier, id).expect("index still fine");
+            assert!(r.chunk(0).is_err());
+            assert!(r.chunk(1).is_ok());
+            // A cut file has no trailer.
+            fs::write(&path, &bytes[..bytes.len() - 1]).expect("write");
+            assert!(store.blob(tier, id).is_err());
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! The in-memory table of every inode: its metadata, where its content lives, and the
+//! directory indexes derived from `parent` + `name`. The log and the checkpoints store
+//! only `Meta` + `Location`; directories are rebuilt from them on load.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::Tier;
+use crate::error::{Error, Result};
+
+pub const ROOT: u64 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// Seconds and nanoseconds since the epoch (may be negative: `touch -d 1960-01-01`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Ts {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+impl Ts {
+    pub fn now() -> Ts {
+        Ts::from(SystemTime::now())
+    }
+
+    pub fn to_system(self) -> SystemTime {
+        if self.secs >= 0 {
+            UNIX_EPOCH + Duration::new(self.secs as u64, self.nanos)
+        } else {
+            UNIX_EPOCH - Duration::from_secs(self.secs.unsigned_abs())
+                + Duration::from_nanos(self.nanos as u64)
+        }
+    }
+}
+
+impl From<SystemTime> for Ts {
+    fn from(t: SystemTime) -> Ts {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Ts {
+                secs: d.as_secs() as i64,
+                nanos: d.subsec_nanos(),
+            },
+            Err(e) => {
+                let d = e.duration();
+                let mut secs = -(d.as_secs() as i64);
+                let mut nanos = 0;
+                if d.subsec_nanos() > 0 {
+                    secs -= 1;
+                    nanos = 1_000_000_000 - d.subsec_nanos();
+                }
+                Ts { secs, nanos }
+            }
+        }
+    }
+}
+
+/// What the log and checkpoints record of an inode.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub ino: u64,
+    pub parent: u64,
+    pub name: Vec<u8>,
+    pub kind: Kind,
+    /// Permission bits including setuid/setgid/sticky (not the file type).
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+    /// Committed content length.
+    pub size: u64,
+    pub atime: Ts,
+    pub mtime: Ts,
+    pub ctime: Ts,
+    /// The shard the content belongs to; inherited from the parent directory.
+    pub tier: Tier,
+    /// The region's label, set by the namespace and inherited like the tier.
+    pub tag: u8,
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Symlink target.
+    pub target: Vec<u8>,
+}
+
+/// Where committed content lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Location {
+    Empty,
+    /// Raw bytes (`Meta::size` of them) inside a log segment, not yet checkpointed.
+    Wal {
+        seg: u64,
+        off: u64,
+    },
+    /// One frame of a pack file of a tier's shard.
+    Pack {
+        tier: Tier,
+        id: u64,
+        off: u64,
+        len: u32,
+    },
+    /// A chunked blob file of a tier's shard (large files). `raw` blobs were written
+    /// uncoded at commit (fast) and get the tier's codec at the next checkpoint.
+    Blob {
+        tier: Tier,
+        id: u64,
+        raw: bool,
+    },
+}
+
+pub struct Node {
+    pub meta: Meta,
+    pub loc: Location,
+    /// Bumped on every content change; keys the cache.
+    pub version: u64,
+    /// Position in the parent's listing (stable readdir offsets).
+    pub cookie: u64,
+    /// Open file handles; an unlinked node stays readable until they are released.
+    pub open: u32,
+    pub dir: Option<Box<DirIndex>>,
+}
+
+#[derive(Default)]
+pub struct DirIndex {
+    pub by_name: HashMap<Vec<u8>, u64>,
+    /// cookie -> ino, in creation order.
+    pub order: BTreeMap<u64, u64>,
+    next_cookie: u64,
+    pub subdirs: u32,
+}
+
+#[derive(Default)]
+pub struct Tree {
+    nodes: HashMap<u64, Node>,
+    /// Unlinked while open: readable through their handles, gone from the namespace.
+    orphans: HashMap<u64, Node>,
+    pub next_ino: u64,
+}
+
+impl Tree {
+    pub fn get(&self, ino: u64) -> Result<&Node> {
+        self.nodes
+            .get(&ino)
+            .or_else(|| self.orphans.get(&ino))
+            .ok_or(Error::NotFound)
+    }
+
+    pub fn get_mut(&mut self, ino: u64) -> Result<&mut Node> {
+        match self.nodes.get_mut(&ino) {
+            Some(n) => Ok(n),
+            None => self.orphans.get_mut(&ino).ok_or(Error::NotFound),
+        }
+    }
+
+    pub fn is_linked(&self, ino: u64) -> bool {
+        self.nodes.contains_key(&ino)
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+
+    pub fn dir(&self, ino: u64) -> Result<&DirIndex> {
+        self.get(ino)?.dir.as_deref().ok_or(Error::NotDir)
+    }
+
+    pub fn child(&self, parent: u64, name: &[u8]) -> Result<u64> {
+        self.dir(parent)?
+            .by_name
+            .get(name)
+            .copied()
+            .ok_or(Error::NotFound)
+    }
+
+    pub fn alloc_ino(&mut self) -> u64 {
+        self.next_ino = self.next_ino.max(ROOT + 1);
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        ino
+    }
+
+    /// Applies a logged "this inode now looks like `meta`" — the one mutation used both live
+    /// and during replay, so that the two cannot disagree. `loc` is `None` when the content
+    /// did not change.
+    pub fn upsert(&mut self, meta: Meta, loc: Option<Location>) {
+        self.next_ino = self.next_ino.max(meta.ino + 1);
+        let ino = meta.ino;
+        if let Some(mut node) = self.nodes.remove(&ino) {
+            let moved = node.meta.parent != meta.parent || node.meta.name != meta.name;
+            if moved && ino != ROOT {
+                self.unlink_entry(&node);
+            }
+            node.meta = meta;
+            if let Some(loc) = loc {
+                node.loc = loc;
+                node.version += 1;
+            }
+            if moved && ino != ROOT {
+                self.link_entry(&mut node);
+            }
+            self.nodes.insert(ino, node);
+            return;
+        }
+        let mut node = Node {
+            dir: (meta.kind == Kind::Dir).then(Box::default),
+            meta,
+            loc: loc.unwrap_or(Location::Empty),
+            version: 1,
+            cookie: 0,
+            open: 0,
+        };
+        if ino != ROOT {
+            self.link_entry(&mut node);
+        }
+        self.nodes.insert(ino, node);
+    }
+
+    /// Removes an inode from the namespace. If handles are still open it stays readable
+    /// as an orphan until `release_orphan`.
+    pub fn delete(&mut self, ino: u64) {
+        if let Some(node) = self.nodes.remove(&ino) {
+            self.unlink_entry(&node);
+            if node.open > 0 {
+                self.orphans.insert(ino, node);
+            }
+        }
+    }
+
+    pub fn orphan_locations(&self) -> impl Iterator<Item = Location> + '_ {
+        self.orphans.values().map(|n| n.loc)
+    }
+
+    pub fn release_orphan(&mut self, ino: u64) {
+        if self.orphans.get(&ino).is_some_and(|n| n.open == 0) {
+            self.orphans.remove(&ino);
+        }
+    }
+
+    fn link_entry(&mut self, node: &mut Node) {
+        let Some(dir) = self
+            .nodes
+            .get_mut(&node.meta.parent)
+            .and_then(|p| p.dir.as_deref_mut())
+        else {
+            log::warn!(
+                "inode {} names a parent {} that is not a directory; kept unlinked",
+                node.meta.ino,
+                node.meta.parent
+            );
+            return;
+        };
+        if let Some(old) = dir.by_name.insert(node.meta.name.clone(), node.meta.ino) {
+            // Only a damaged log could name two inodes alike; the later record wins.
+            log::warn!(
+                "inode {} replaces inode {old} under the same name",
+                node.meta.ino
+            );
+            dir.order.retain(|_, v| *v != old);
+        }
+        dir.next_cookie += 1;
+        node.cookie = dir.next_cookie + 2; // 1 and 2 are "." and ".."
+        dir.order.insert(node.cookie, node.meta.ino);
+        if node.meta.kind == Kind::Dir {
+            dir.subdirs += 1;
+        }
+    }
+
+    fn unlink_entry(&mut self, node: &Node) {
+        if let Some(dir) = self
+            .nodes
+            .get_mut(&node.meta.parent)
+            .and_then(|p| p.dir.as_deref_mut())
+        {
+            if dir.by_name.get(&node.meta.name) == Some(&node.meta.ino) {
+                dir.by_name.remove(&node.meta.name);
+            }
+            dir.order.remove(&node.cookie);
+            if node.meta.kind == Kind::Dir {
+                dir.subdirs = dir.subdirs.saturating_sub(1);
+            }
+        }
+    }
+
+    /// The path of an inode from the root, as components.
+    pub fn path(&self, mut ino: u64) -> Vec<Vec<u8>> {
+        let mut parts = Vec::new();
+        while ino != ROOT {
+            let Ok(node) = self.get(ino) else { break };
+            parts.push(node.meta.name.clone());
+            if parts.len() > 4096 {
+                break;
+            }
+            ino = node.meta.parent;
+        }
+        parts.reverse();
+        parts
+    }
+
+    /// True if `ino` is `ancestor` or lies below it.
+    pub fn is_within(&self, mut ino: u64, ancestor: u64) -> bool {
+        for _ in 0..4096 {
+            if ino == ancestor {
+                return true;
+            }
+            if ino == ROOT {
+                return false;
+            }
+            match self.get(ino) {
+                Ok(n) => ino = n.meta.parent,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Every linked inode, parents before children and each directory's entries in
+    /// listing order: the order a checkpoint stores them, so that loading can link each
+    /// one into its already-loaded parent.
+    pub fn walk(&self) -> Vec<u64> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        if self.nodes.contains_key(&ROOT) {
+            out.push(ROOT);
+        }
+        let mut i = 0;
+        while i < out.len() {
+            if let Ok(dir) = self.dir(out[i]) {
+                out.extend(dir.order.values().copied());
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// Every inode below `ino` (not `ino` itself).
+    pub fn descendants(&self, ino: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut stack = vec![ino];
+        while let Some(d) = stack.pop() {
+            if let Ok(dir) = self.dir(d) {
+                for &child in dir.order.values() {
+                    out.push(child);
+                    stack.push(child);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    pub fn meta(ino: u64, parent: u64, name: &str, kind: Kind) -> Meta {
+        Meta {
+            ino,
+            parent,
+            name: name.as_bytes().to_vec(),
+            kind,
+            perm: 0o755,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            atime: Ts::default(),
+            mtime: Ts::default(),
+            ctime: Ts::default(),
+            tier: Tier::Hot,
+            tag: 0,
+            xattrs: Vec::new(),
+            target: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn directories_follow_upserts_and_deletes() {
+        let mut t = Tree::default();
+        t.upsert(meta(ROOT, ROOT, "", Kind::Dir), None);
+        t.upsert(meta(2, ROOT, "a", Kind::Dir), None);
+        t.upsert(meta(3, 2, "f", Kind::File), None);
+        assert_eq!(t.child(2, b"f").ok(), Some(3));
+        assert_eq!(t.dir(ROOT).map(|d| d.subdirs).ok(), Some(1));
+        // rename f -> ROOT/g
+        t.upsert(meta(3, ROOT, "g", Kind::File), None);
+        assert!(t.child(2, b"f").is_err());
+        assert_eq!(t.child(ROOT, b"g").ok(), Some(3));
+        assert_eq!(t.path(3), vec![b"g".to_vec()]);
+        assert!(t.is_within(3, ROOT) && !t.is_within(3, 2));
+        t.delete(3);
+        assert!(t.child(ROOT, b"g").is_err());
+        assert!(t.get(3).is_err());
+        assert_eq!(t.next_ino, 4);
+    }
+
+    #[test]
+    fn cookies_stay_stable_when_others_leave() {
+        let mut t = Tree::default();
+        t.upsert(meta(ROOT, ROOT, "", Kind::Dir), None);
+        for i in 0..10 {
+            t.upsert(meta(10 + i, ROOT, &format!("n{i}"), Kind::File), None);
+        }
+        let before: Vec<(u64, u64)> = t
+            .dir(ROOT)
+            .map(|d| d.order.iter().map(|(c, i)| (*c, *i)).collect())
+            .unwrap_or_default();
+        t.delete(12);
+        let after: Vec<(u64, u64)> = t
+            .dir(ROOT)
+            .map(|d| d.order.iter().map(|(c, i)| (*c, *i)).collect())
+            .unwrap_or_default();
+        let expected: Vec<(u64, u64)> = before.into_iter().filter(|(_, i)| *i != 12).collect();
+        assert_eq!(after, expected);
+    }
+
+    #[test]
+    fn open_nodes_survive_unlink_as_orphans() {
+        let mut t = Tree::default();
+        t.upsert(meta(ROOT, ROOT, "", Kind::Dir), None);
+        t.upsert(meta(5, ROOT, "f", Kind::File), None);
+        if let Ok(n) = t.get_mut(5) {
+            n.open = 1;
+        }
+        t.delete(5);
+        assert!(t.get(5).is_ok() && !t.is_linked(5));
+        if let Ok(n) = t.get_mut(5) {
+            n.open = 0;
+        }
+        t.release_orphan(5);
+        assert!(t.get(5).is_err());
+    }
+
+    #[test]
+    fn timestamps_before_the_epoch_round_trip() {
+        let t = Ts {
+            secs: -5,
+            nanos: 250,
+        };
+        assert_eq!(Ts::from(t.to_system()), t);
+        let u = Ts {
+            secs: 1_700_000_000,
+            nanos: 999,
+        };
+        assert_eq!(Ts::from(u.to_system()), u);
+    }
+}

@@ -1,0 +1,124 @@
+//! The error types of every layer, and the one table that turns them into errnos.
+
+use std::fmt;
+use std::io;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug)]
+pub enum Error {
+    NotFound,
+    Exists,
+    NotDir,
+    IsDir,
+    NotEmpty,
+    NameTooLong,
+    /// A `.json` record (or a configuration file) that does not parse.
+    InvalidRecord(String),
+    /// An argument the operation cannot take (e.g. renaming a directory into itself).
+    InvalidArgument(&'static str),
+    /// Writing to a generated, read-only view.
+    ReadOnlyView,
+    /// Removing or moving a directory of the seed's fixed hierarchy.
+    Protected,
+    /// An operation this filesystem deliberately does not offer (hard links, device nodes).
+    NotPermitted(&'static str),
+    /// Attribute namespace or flag we do not implement.
+    NotSupported(&'static str),
+    NoXattr,
+    /// The caller's buffer is too small (xattrs).
+    Range,
+    BadHandle,
+    /// A limit of our own was reached (total size of a file's xattrs).
+    NoSpace,
+    /// The data directory is held by another daemon.
+    Locked(String),
+    /// The disk refused: carries the OS error (ENOSPC, EIO, ...).
+    Io(io::Error),
+    /// Bytes on disk that fail their checksum or framing.
+    Corrupt(String),
+    /// A flush to disk failed earlier; no further writes are accepted (see engine::wal).
+    Poisoned,
+}
+
+impl Error {
+    /// The errno a FUSE reply carries for this error. Every variant is listed: adding one
+    /// forces a decision here.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::NotFound => libc::ENOENT,
+            Error::Exists => libc::EEXIST,
+            Error::NotDir => libc::ENOTDIR,
+            Error::IsDir => libc::EISDIR,
+            Error::NotEmpty => libc::ENOTEMPTY,
+            Error::NameTooLong => libc::ENAMETOOLONG,
+            // DESIGN.md: a record that does not parse fails its commit with EINVAL.
+            Error::InvalidRecord(_) => libc::EINVAL,
+            Error::InvalidArgument(_) => libc::EINVAL,
+            // DESIGN.md: writes to generated files answer EACCES.
+            Error::ReadOnlyView => libc::EACCES,
+            Error::Protected => libc::EPERM,
+            Error::NotPermitted(_) => libc::EPERM,
+            Error::NotSupported(_) => libc::EOPNOTSUPP,
+            Error::NoXattr => libc::ENODATA,
+            Error::Range => libc::ERANGE,
+            Error::BadHandle => libc::EBADF,
+            Error::NoSpace => libc::ENOSPC,
+            Error::Locked(_) => libc::EBUSY,
+            // Keep what the disk said (ENOSPC above all); an error without an errno is EIO.
+            Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            Error::Corrupt(_) => libc::EIO,
+            Error::Poisoned => libc::EIO,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotFound => write!(f, "no such file or directory"),
+            Error::Exists => write!(f, "file exists"),
+            Error::NotDir => write!(f, "not a directory"),
+            Error::IsDir => write!(f, "is a directory"),
+            Error::NotEmpty => write!(f, "directory not empty"),
+            Error::NameTooLong => write!(f, "name too long"),
+            Error::InvalidRecord(why) => write!(f, "invalid record: {why}"),
+            Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
+            Error::ReadOnlyView => write!(f, "generated view is read-only"),
+            Error::Protected => write!(f, "part of the fixed universe hierarchy"),
+            Error::NotPermitted(what) => write!(f, "not permitted: {what}"),
+            Error::NotSupported(what) => write!(f, "not supported: {what}"),
+            Error::NoXattr => write!(f, "no such attribute"),
+            Error::Range => write!(f, "buffer too small"),
+            Error::BadHandle => write!(f, "bad file handle"),
+            Error::NoSpace => write!(f, "no space left for attributes"),
+            Error::Locked(why) => write!(f, "{why}"),
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Corrupt(why) => write!(f, "corrupt data: {why}"),
+            Error::Poisoned => write!(f, "a previous flush failed; the log refuses writes"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_errors_keep_their_errno() {
+        let full = Error::Io(io::Error::from_raw_os_error(libc::ENOSPC));
+        assert_eq!(full.errno(), libc::ENOSPC);
+        let opaque = Error::Io(io::Error::other("x"));
+        assert_eq!(opaque.errno(), libc::EIO);
+        assert_eq!(Error::InvalidRecord("x".into()).errno(), libc::EINVAL);
+        assert_eq!(Error::ReadOnlyView.errno(), libc::EACCES);
+    }
+}
