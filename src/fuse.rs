@@ -4,13 +4,14 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+    INodeNo, InitFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::engine::Attr;
@@ -24,11 +25,23 @@ const TTL: Duration = Duration::from_secs(1);
 
 pub struct Fuse {
     vfs: Vfs,
+    /// Inodes whose kernel cache went stale behind the kernel's back (see `invalidator`).
+    stale: Sender<u64>,
 }
 
 impl Fuse {
-    pub fn new(vfs: Vfs) -> Fuse {
-        Fuse { vfs }
+    pub fn new(vfs: Vfs, stale: Sender<u64>) -> Fuse {
+        Fuse { vfs, stale }
+    }
+}
+
+/// Tells the kernel to drop cached attributes and pages of inodes sent on `stale`. Runs on
+/// its own thread: a notification must not be sent from inside the request that caused it.
+pub fn invalidator(notifier: Notifier, stale: Receiver<u64>) {
+    for ino in stale {
+        if let Err(e) = notifier.inval_inode(INodeNo(ino), 0, 0) {
+            log::debug!("invalidating inode {ino}: {e}");
+        }
     }
 }
 
@@ -118,6 +131,12 @@ fn open_flags(ino: u64) -> FopenFlags {
 impl Filesystem for Fuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_readahead(1 << 20);
+        // O_TRUNC must arrive with the open: otherwise the kernel truncates with a separate
+        // setattr that carries no file handle, indistinguishable from truncate(2), which
+        // commits at once; a refused record would then lose its previous version.
+        if let Err(missing) = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC) {
+            log::warn!("kernel lacks {missing:?}: O_TRUNC commits an empty file at open");
+        }
         Ok(())
     }
 
@@ -329,14 +348,22 @@ impl Filesystem for Fuse {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        empty(reply, "release", self.vfs.release(fh.0));
+        match self.vfs.release(fh.0) {
+            Ok(stale) => {
+                if stale {
+                    let _ = self.stale.send(ino.0);
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(fail("release", &e)),
+        }
     }
 
     fn fsync(

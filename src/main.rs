@@ -117,7 +117,8 @@ fn mount(
     config.n_threads = Some(threads as usize);
     config.clone_fd = true;
 
-    let session = fuser::Session::new(fuse::Fuse::new(vfs), mountpoint, &config);
+    let (stale_tx, stale_rx) = std::sync::mpsc::channel();
+    let session = fuser::Session::new(fuse::Fuse::new(vfs, stale_tx), mountpoint, &config);
     let session = match session {
         Ok(s) => s,
         Err(e) => {
@@ -130,6 +131,11 @@ fn mount(
         data_dir.display(),
         mountpoint.display()
     );
+    let notifier = session.notifier();
+    std::thread::Builder::new()
+        .name("invalidator".into())
+        .spawn(move || fuse::invalidator(notifier, stale_rx))
+        .map_err(|e| format!("cannot start invalidator thread: {e}"))?;
     let target = mountpoint.to_path_buf();
     std::thread::Builder::new()
         .name("signals".into())

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::engine::draft::Bytes;
 use crate::engine::tree::{Kind, Meta, ROOT, Ts};
-use crate::engine::{Attr, Engine, NewNode, SetAttr};
+use crate::engine::{Attr, CommitAt, Engine, NewNode, SetAttr};
 use crate::error::{Error, Result};
 use crate::namespace::{self, TAG_CONFIG, View};
 use crate::regions::{config, records, views};
@@ -173,7 +173,7 @@ impl Vfs {
                 },
             )?;
             e.write(attr.ino, 0, text.as_bytes())?;
-            e.commit(attr.ino, true, &|_, _| Ok(()))?;
+            e.commit(attr.ino, CommitAt::Fsync, &|_, _| Ok(()))?;
             e.drop_unheld_draft(attr.ino);
             made += 1;
         }
@@ -299,7 +299,9 @@ impl Vfs {
             self.engine.truncate(ino, size)?;
             if !self.handle_is_writer(fh) {
                 // truncate(2) by path commits at once, like any other write without an open.
-                let res = self.engine.commit(ino, false, &|m, b| self.check(m, b));
+                let res = self
+                    .engine
+                    .commit(ino, CommitAt::Release, &|m, b| self.check(m, b));
                 self.engine.drop_unheld_draft(ino);
                 res?;
             }
@@ -441,7 +443,7 @@ impl Vfs {
         self.engine.open_handle(ino, writer)?;
         if writer && flags & libc::O_TRUNC != 0 {
             if let Err(e) = self.engine.truncate(ino, 0) {
-                self.engine.close_handle(ino, writer);
+                let _ = self.engine.close_handle(ino, writer);
                 return Err(e);
             }
         }
@@ -515,8 +517,8 @@ impl Vfs {
         res
     }
 
-    fn commit(&self, ino: u64, sync: bool) -> Result<()> {
-        let res = self.engine.commit(ino, sync, &|m, b| self.check(m, b));
+    fn commit(&self, ino: u64, when: CommitAt) -> Result<()> {
+        let res = self.engine.commit(ino, when, &|m, b| self.check(m, b));
         if res.is_ok() {
             let attr = self.engine.getattr(ino);
             if attr.is_ok_and(|a| a.tag == TAG_CONFIG) {
@@ -529,7 +531,7 @@ impl Vfs {
     /// close(2) of one descriptor: the commit point.
     pub fn flush(&self, fh: u64) -> Result<()> {
         match self.file_handle(fh) {
-            Ok((ino, true)) => self.commit(ino, false),
+            Ok((ino, true)) => self.commit(ino, CommitAt::Close),
             Ok((_, false)) | Err(Error::ReadOnlyView) => Ok(()),
             Err(e) => Err(e),
         }
@@ -537,26 +539,29 @@ impl Vfs {
 
     pub fn fsync(&self, fh: u64) -> Result<()> {
         match self.file_handle(fh) {
-            Ok((ino, true)) => self.commit(ino, true),
+            Ok((ino, true)) => self.commit(ino, CommitAt::Fsync),
             Ok((_, false)) => self.engine.sync_all(),
             Err(Error::ReadOnlyView) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
-    pub fn release(&self, fh: u64) -> Result<()> {
+    /// The last close of a handle. Returns true when writes were thrown away (a refused
+    /// record): the kernel must forget what it cached of the file.
+    pub fn release(&self, fh: u64) -> Result<bool> {
         let h = lock(&self.handles).remove(&fh);
-        if let Some(Handle::File { ino, writer }) = h {
-            // Normally flush already committed; this covers writes after the last flush
-            // (mmap). Errors cannot reach anyone here, so they are only logged.
-            if writer {
-                if let Err(e) = self.commit(ino, false) {
-                    log::warn!("commit at release of inode {ino} failed: {e}");
-                }
+        let Some(Handle::File { ino, writer }) = h else {
+            return Ok(false);
+        };
+        // Normally flush already committed; this covers writes after the last flush
+        // (mmap). Errors cannot reach anyone here, so they are only logged.
+        if writer {
+            match self.commit(ino, CommitAt::Release) {
+                Ok(()) | Err(Error::InvalidRecord(_)) => {}
+                Err(e) => log::warn!("commit at release of inode {ino} failed: {e}"),
             }
-            self.engine.close_handle(ino, writer);
         }
-        Ok(())
+        Ok(self.engine.close_handle(ino, writer))
     }
 
     pub fn unlink(&self, parent: u64, name: &[u8], dir: bool) -> Result<()> {
@@ -758,7 +763,12 @@ mod tests {
         let fh = v.open(ino, libc::O_WRONLY | libc::O_TRUNC)?;
         v.write(fh, 0, body)?;
         let res = v.flush(fh);
-        v.release(fh)?;
+        let stale = v.release(fh)?;
+        assert_eq!(
+            stale,
+            res.is_err(),
+            "a refused draft is reported stale at release"
+        );
         res.map(|()| ino)
     }
 

@@ -87,6 +87,9 @@ struct Args {
     /// An earlier run's JSON: print whether this run agrees with it.
     #[arg(long)]
     compare: Option<PathBuf>,
+    /// Do not syncfs the disk before each measurement.
+    #[arg(long)]
+    no_syncfs: bool,
     /// Keep the scratch directory instead of deleting it.
     #[arg(long)]
     keep: bool,
@@ -405,81 +408,135 @@ impl Wl {
     }
 }
 
-/// Where one side's workloads run.
-struct Target {
-    name: &'static str,
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Side {
+    Native,
+    Mount,
+}
+
+/// The directories one round uses on one side.
+struct Dirs {
+    /// The records, the appended file and the big file.
     main: PathBuf,
+    /// The create+fsync records.
+    fsync: PathBuf,
     /// The hot tier's directory (mount only).
     hot: Option<PathBuf>,
+    /// One per parallel worker.
     par: [PathBuf; 2],
 }
 
+/// Where one side's workloads run. The mount uses record types of the warm
+/// tier (`particles/bench`, `bench-fsync`, `bench-p0`, `bench-p1`) and of
+/// the hot tier (`bench`), emptied after every round. The native side uses
+/// fresh directories every round, under a parent flagged `chattr +T` so
+/// ext4 spreads them over block groups: ext4 without a journal skips
+/// inodes deleted in the last minute when allocating, so reusing one
+/// directory would make each round's creates pay for the previous round's
+/// deletions, an artifact of the benchmark rather than of the workload.
+struct Target {
+    side: Side,
+    root: PathBuf,
+}
+
 impl Target {
-    fn native(work: &WorkDir) -> Target {
-        Target {
-            name: "native",
-            main: work.native.join("bench"),
-            hot: None,
-            par: [work.native.join("bench-p0"), work.native.join("bench-p1")],
+    fn name(&self) -> &'static str {
+        match self.side {
+            Side::Native => "native",
+            Side::Mount => "mount",
         }
     }
 
-    fn mount(work: &WorkDir) -> Target {
-        let warm = work.mnt.join("spacetime/warm_data/particles");
-        Target {
-            name: "mount",
-            main: warm.join("bench"),
-            hot: Some(work.mnt.join("spacetime/hot_data/particles/bench")),
-            par: [warm.join("bench-p0"), warm.join("bench-p1")],
+    fn dirs(&self, round: usize) -> Dirs {
+        match self.side {
+            Side::Native => {
+                let d = |what: &str| self.root.join(format!("r{round}-{what}"));
+                Dirs {
+                    main: d("main"),
+                    fsync: d("fsync"),
+                    hot: None,
+                    par: [d("p0"), d("p1")],
+                }
+            }
+            Side::Mount => {
+                let warm = self.root.join("spacetime/warm_data/particles");
+                Dirs {
+                    main: warm.join("bench"),
+                    fsync: warm.join("bench-fsync"),
+                    hot: Some(self.root.join("spacetime/hot_data/particles/bench")),
+                    par: [warm.join("bench-p0"), warm.join("bench-p1")],
+                }
+            }
         }
     }
 
-    fn prepare(&self) -> Result<()> {
-        for d in [Some(&self.main), self.hot.as_ref()].into_iter().flatten() {
-            std::fs::create_dir_all(d).ctx(|| format!("mkdir {} ({})", d.display(), self.name))?;
+    fn prepare(&self, round: usize) -> Result<()> {
+        let d = self.dirs(round);
+        for dir in [Some(&d.main), Some(&d.fsync), d.hot.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            std::fs::create_dir_all(dir)
+                .ctx(|| format!("mkdir {} ({})", dir.display(), self.name()))?;
         }
         Ok(())
     }
 
-    fn clean(&self) -> Result<()> {
-        workloads::clean_dir(&self.main)?;
-        if let Some(h) = &self.hot {
-            workloads::clean_dir(h)?;
+    /// Empties the round's directories (untimed); the native ones are removed.
+    fn clean(&self, round: usize) -> Result<()> {
+        let d = self.dirs(round);
+        let all = [
+            Some(&d.main),
+            Some(&d.fsync),
+            d.hot.as_ref(),
+            Some(&d.par[0]),
+            Some(&d.par[1]),
+        ];
+        for dir in all.into_iter().flatten() {
+            workloads::clean_dir(dir)?;
+            if self.side == Side::Native {
+                match std::fs::remove_dir(dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Error::io(e, format!("rmdir {}", dir.display())));
+                    }
+                    _ => {}
+                }
+            }
         }
         Ok(())
     }
 }
 
-fn run_workload(wl: Wl, t: &Target, s: &Sizes, exe: &Path) -> Result<Option<Sample>> {
+fn run_workload(wl: Wl, d: &Dirs, s: &Sizes, exe: &Path) -> Result<Option<Sample>> {
     use workloads as w;
     let n = s.records;
-    let d = &t.main;
+    let m = &d.main;
     let sample = match wl {
-        Wl::Create => w::create(d, n, 0)?,
-        Wl::Stat => w::stat_all(d, n)?,
-        Wl::List => w::list(d, n, s.list_passes)?,
-        Wl::Read => w::read_all(d, n, 0)?,
+        Wl::Create => w::create(m, n, 0)?,
+        Wl::Stat => w::stat_all(m, n)?,
+        Wl::List => w::list(m, n, s.list_passes)?,
+        Wl::Read => w::read_all(m, n, 0)?,
         Wl::Overwrite => {
-            let r = w::overwrite(d, n, 1)?;
-            w::verify_sample(d, n, 1, 97)?;
+            let r = w::overwrite(m, n, 1)?;
+            w::verify_sample(m, n, 1, 97)?;
             r
         }
         Wl::Editor => {
-            let r = w::editor(d, n, 2)?;
-            w::verify_sample(d, n, 2, 97)?;
+            let r = w::editor(m, n, 2)?;
+            w::verify_sample(m, n, 2, 97)?;
             r
         }
-        Wl::CreateFsync => w::create_fsync(d, "f", s.fsync_records, true)?,
-        Wl::HotCreate => match &t.hot {
+        Wl::CreateFsync => w::create_fsync(&d.fsync, "f", s.fsync_records, true)?,
+        Wl::HotCreate => match &d.hot {
             Some(h) => w::create_fsync(h, "h", s.fsync_records, false)?,
             None => return Ok(None),
         },
-        Wl::Append => w::append(d, s.append_lines)?,
-        Wl::AppendRead => w::append_read(d, s.append_lines)?,
-        Wl::SeqWrite => w::seq_write(d, s.seq_mib)?,
-        Wl::SeqRead => w::seq_read(d, s.seq_mib)?,
-        Wl::Unlink => w::unlink_all(d, n)?,
-        Wl::Parallel => w::parallel(exe, &t.par, s.parallel_records_per_process)?,
+        Wl::Append => w::append(m, s.append_lines)?,
+        Wl::AppendRead => w::append_read(m, s.append_lines)?,
+        Wl::SeqWrite => w::seq_write(m, s.seq_mib)?,
+        Wl::SeqRead => w::seq_read(m, s.seq_mib)?,
+        Wl::Unlink => w::unlink_all(m, n)?,
+        Wl::Parallel => w::parallel(exe, &d.par, s.parallel_records_per_process)?,
     };
     Ok(Some(sample))
 }
@@ -534,22 +591,41 @@ fn bench(
         daemon = Some(d);
     }
 
-    let mut targets = vec![Target::native(work)];
+    let topdir = sys::set_topdir(&work.native);
+    let mut targets = vec![Target {
+        side: Side::Native,
+        root: work.native.clone(),
+    }];
     if daemon.is_some() {
-        let m = Target::mount(work);
-        let particles = m.main.parent().ok_or_else(|| Error::msg("mount layout"))?;
+        let particles = work.mnt.join("spacetime/warm_data/particles");
         if !particles.is_dir() {
             return Err(Error::msg(format!(
                 "the mount has no {} directory",
                 particles.display()
             )));
         }
-        targets.push(m);
+        targets.push(Target {
+            side: Side::Mount,
+            root: work.mnt.clone(),
+        });
     }
-    for t in &targets {
-        t.prepare()?;
-        t.clean()?;
-    }
+    println!(
+        "native: {} on {}; fresh directories each round{}",
+        work.native.display(),
+        sys::describe_fs(&work.native),
+        match &topdir {
+            Ok(()) => " spread over block groups (chattr +T on their parent)".to_string(),
+            Err(e) => format!(" (chattr +T failed: {e}; they may share block groups)"),
+        }
+    );
+    println!(
+        "{}",
+        if args.no_syncfs {
+            "no syncfs between measurements (--no-syncfs): writeback of one workload may land in another"
+        } else {
+            "before each measurement: syncfs of the disk (native files and the daemon's data dir are written back)"
+        }
+    );
 
     // results[workload][target] = rate per round
     let mut results: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); targets.len()]; ALL.len()];
@@ -560,12 +636,17 @@ fn bench(
         } else {
             (0..targets.len()).rev().collect()
         };
+        for t in &targets {
+            t.prepare(round)?;
+        }
         for (k, &wl) in ALL.iter().enumerate() {
             for &ti in &order {
                 let t = &targets[ti];
-                sys::syncfs(&work.native)?;
-                let sample = run_workload(wl, t, &sizes, exe)
-                    .ctx(|| format!("round {}, {} on {}", round + 1, wl.name(), t.name))?;
+                if !args.no_syncfs {
+                    sys::syncfs(&work.native)?;
+                }
+                let sample = run_workload(wl, &t.dirs(round), &sizes, exe)
+                    .ctx(|| format!("round {}, {} on {}", round + 1, wl.name(), t.name()))?;
                 if let Some(s) = sample {
                     results[k][ti].push(s.rate());
                 }
@@ -575,13 +656,13 @@ fn bench(
             }
         }
         for t in &targets {
-            t.clean()?;
+            t.clean(round)?;
         }
         println!(
             "round {}/{} ({} first) done in {:.1} s",
             round + 1,
             args.rounds,
-            targets[order[0]].name,
+            targets[order[0]].name(),
             t0.elapsed().as_secs_f64()
         );
     }
@@ -614,7 +695,7 @@ fn bench(
         client_pinned: pinned,
         daemon_cpus: None,
         daemon_threads: None,
-        order: "per workload, native and mount back to back (native first in odd rounds, mount first in even rounds), syncfs of the disk before each measurement",
+        order: "per workload, native and mount back to back (native first in odd rounds, mount first in even rounds)",
     };
     if let (Some(mut d), Some(opts)) = (daemon, daemon_opts) {
         let st = d.status()?;
@@ -658,6 +739,8 @@ fn bench(
         kernel: sys::kernel_release(),
         workdir: work.root.display().to_string(),
         fs_type: work.fs_type.clone(),
+        native_fs: sys::describe_fs(&work.native),
+        syncfs_before_each: !args.no_syncfs,
         placement,
         daemon: daemon_info,
         workloads: rows,

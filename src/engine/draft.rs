@@ -18,8 +18,14 @@ enum Buf {
 
 pub struct Draft {
     buf: Buf,
-    /// Written since the last commit.
+    /// Changed (written or truncated) since the last commit.
     pub dirty: bool,
+    /// Written (not only truncated) since the last commit. A close commits only such a
+    /// draft: `sh -c 'cmd > f'` closes a dup of the fd right after the O_TRUNC open, and
+    /// that close must not commit the empty intermediate state.
+    pub written: bool,
+    /// Why the last commit of these exact bytes was refused (so it is not checked again).
+    pub refused: Option<String>,
     pub mtime: Ts,
     spill_at: usize,
     spill_path: PathBuf,
@@ -69,6 +75,8 @@ impl Draft {
         Draft {
             buf: Buf::Mem(Vec::new()),
             dirty: false,
+            written: false,
+            refused: None,
             mtime,
             spill_at,
             spill_path,
@@ -137,6 +145,8 @@ impl Draft {
             }
         }
         self.dirty = true;
+        self.written = true;
+        self.refused = None;
         Ok(())
     }
 
@@ -156,6 +166,7 @@ impl Draft {
             }
         }
         self.dirty = true;
+        self.refused = None;
         Ok(())
     }
 }

@@ -107,6 +107,17 @@ enum Content {
 
 const RECORD_VERSION: u8 = 1;
 
+/// Which event asks for a commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitAt {
+    /// close(2) of one descriptor: commits written content.
+    Close,
+    /// The last descriptor is gone, or a truncate by path: commits any change.
+    Release,
+    /// fsync(2): commits any change and returns once it is durable.
+    Fsync,
+}
+
 /// What the filesystem layer sees of an inode.
 #[derive(Clone, Debug)]
 pub struct Attr {
@@ -818,8 +829,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Counts a handle's close; the draft goes with the last writer.
-    pub fn close_handle(&self, ino: u64, writer: bool) {
+    /// Counts a handle's close; the draft goes with the last writer. Returns true when that
+    /// draft held uncommitted writes (refused): what the kernel cached of it is now stale.
+    pub fn close_handle(&self, ino: u64, writer: bool) -> bool {
+        let mut discarded = None;
         if writer {
             let mut d = lock(&self.drafts);
             let left = d.writers.get_mut(&ino).map(|w| {
@@ -828,14 +841,16 @@ impl Engine {
             });
             if left == Some(0) {
                 d.writers.remove(&ino);
-                d.map.remove(&ino);
+                discarded = d.map.remove(&ino);
             }
         }
+        let stale = discarded.is_some_and(|d| lock(&d).dirty);
         let mut tree = lock(&self.tree);
         if let Ok(n) = tree.get_mut(ino) {
             n.open = n.open.saturating_sub(1);
         }
         tree.release_orphan(ino);
+        stale
     }
 
     /// Reads committed content, or the draft when `through_draft` (a writer's own view).
@@ -1011,19 +1026,20 @@ impl Engine {
 
     /// Commits the draft of `ino`, if it has unsaved writes: `check` sees the inode's
     /// current metadata and the new bytes and may refuse (the draft then stays, the
-    /// committed version is untouched). With `sync`, returns only once durable.
+    /// committed version is untouched). At `Fsync`, returns only once durable.
     pub fn commit(
         &self,
         ino: u64,
-        sync: bool,
+        when: CommitAt,
         check: &dyn Fn(&Meta, &Bytes<'_>) -> Result<()>,
     ) -> Result<()> {
+        let sync = when == CommitAt::Fsync;
         let draft = lock(&self.drafts).map.get(&ino).cloned();
         let Some(draft) = draft else {
             return if sync { self.sync_all() } else { Ok(()) };
         };
         let mut d = lock(&draft);
-        if !d.dirty {
+        if !d.dirty || (when == CommitAt::Close && !d.written) {
             return if sync { self.sync_all() } else { Ok(()) };
         }
         let meta = {
@@ -1035,9 +1051,15 @@ impl Engine {
             }
             tree.get(ino)?.meta.clone()
         };
+        if let Some(why) = &d.refused {
+            return Err(Error::InvalidRecord(why.clone()));
+        }
         let bytes = d.bytes();
         if let Err(e) = check(&meta, &bytes) {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            if let Error::InvalidRecord(why) = &e {
+                d.refused = Some(why.clone());
+            }
             return Err(e);
         }
         let len = bytes.len();
@@ -1082,6 +1104,7 @@ impl Engine {
         let version = tree.get(ino)?.version;
         drop(tree);
         d.dirty = false;
+        d.written = false;
         drop(d);
         {
             let mut cache = lock(&self.cache);

@@ -136,6 +136,10 @@ pub struct Report {
     pub kernel: String,
     pub workdir: String,
     pub fs_type: String,
+    /// Device, mount options and journal of the native filesystem.
+    pub native_fs: String,
+    /// Whether the disk was syncfs'ed before each measurement.
+    pub syncfs_before_each: bool,
     pub placement: Placement,
     pub daemon: Option<DaemonInfo>,
     pub workloads: Vec<Row>,

@@ -254,3 +254,62 @@ pub fn syncfs(path: &Path) -> Result<()> {
         ))
     }
 }
+
+/// `chattr +T`: ext2/3/4 spread the subdirectories of a directory with this
+/// flag over block groups as they do top-level directories (Orlov).
+const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
+
+pub fn set_topdir(dir: &Path) -> io::Result<()> {
+    let f = std::fs::File::open(dir)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read and write one int through the
+    // pointer, which is valid for the duration of the call.
+    unsafe {
+        if libc::ioctl(fd, libc::FS_IOC_GETFLAGS, &mut flags) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        flags |= FS_TOPDIR_FL;
+        if libc::ioctl(fd, libc::FS_IOC_SETFLAGS, &flags) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Describes the filesystem `path` is on for the report: its device, mount
+/// options (from /proc/self/mountinfo, the longest mount point containing
+/// `path`) and, for ext4, whether it has a journal.
+pub fn describe_fs(path: &Path) -> String {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return String::new();
+    };
+    let p = path.as_os_str().as_bytes();
+    let mut best: Option<(usize, String, String)> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(mp), Some(opts)) = (fields.get(4), fields.get(5)) else {
+            continue;
+        };
+        let mp = unescape_mountinfo(mp);
+        let under = p.starts_with(&mp)
+            && (mp == b"/" || p.len() == mp.len() || p.get(mp.len()) == Some(&b'/'));
+        if under && best.as_ref().is_none_or(|(len, _, _)| mp.len() >= *len) {
+            // After " - ": fstype, source, super options.
+            let tail: Vec<&str> = line.split(" - ").nth(1).unwrap_or("").split(' ').collect();
+            let source = tail.get(1).copied().unwrap_or("?").to_string();
+            let sup = tail.get(2).copied().unwrap_or("");
+            best = Some((mp.len(), source, format!("{opts},{sup}")));
+        }
+    }
+    let Some((_, source, opts)) = best else {
+        return String::new();
+    };
+    let dev = source.rsplit('/').next().unwrap_or("");
+    let journal = match std::fs::read_to_string(format!("/sys/fs/ext4/{dev}/journal_task")) {
+        Ok(t) if t.trim() == "<none>" => ", no journal",
+        Ok(_) => ", journal",
+        Err(_) => "",
+    };
+    format!("{source} ({opts}{journal})")
+}
