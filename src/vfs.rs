@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::engine::draft::Bytes;
 use crate::engine::tree::{Kind, Meta, ROOT, Ts};
@@ -63,7 +64,12 @@ pub struct Vfs {
     handles: Mutex<HashMap<u64, Handle>>,
     next_fh: AtomicU64,
     cache_override: Option<usize>,
+    views: Mutex<HashMap<u64, (Instant, Arc<Vec<u8>>)>>,
+    /// Views carry this time, so that reading one never looks like a change to `tar`.
+    started: Ts,
 }
+
+const VIEW_FRESH: Duration = Duration::from_secs(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -114,6 +120,8 @@ impl Vfs {
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             cache_override,
+            views: Mutex::new(HashMap::new()),
+            started: Ts::now(),
         };
         vfs.bootstrap()?;
         vfs.apply_config();
@@ -242,9 +250,25 @@ impl Vfs {
                 .into_iter()
                 .find(|(n, _)| n == name)
                 .map_or(0, |(_, s)| s),
-            other => views::render(&self.engine, other).len() as u64,
+            other => self.rendered(other).len() as u64,
         };
-        views::attr(view_ino(view), size)
+        views::attr(view_ino(view), size, self.started)
+    }
+
+    /// A view's bytes, reused for `VIEW_FRESH` so that the size `stat` reports is the size
+    /// a following read returns (`tar` and `cp` compare the two).
+    fn rendered(&self, view: &View) -> Arc<Vec<u8>> {
+        let ino = view_ino(view);
+        let mut cache = lock(&self.views);
+        if let Some((at, data)) = cache.get(&ino) {
+            if at.elapsed() < VIEW_FRESH {
+                return data.clone();
+            }
+        }
+        let data = Arc::new(views::render(&self.engine, view));
+        cache.retain(|_, (at, _)| at.elapsed() < VIEW_FRESH);
+        cache.insert(ino, (Instant::now(), data.clone()));
+        data
     }
 
     /// Refuses names that belong to views, and new entries at the root (it holds exactly
@@ -430,7 +454,7 @@ impl Vfs {
             let h = match view {
                 View::LogSegment(name) => Handle::Log { name },
                 other => Handle::View {
-                    data: Arc::new(views::render(&self.engine, &other)),
+                    data: self.rendered(&other),
                 },
             };
             return Ok(self.add_handle(h));

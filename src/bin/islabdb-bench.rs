@@ -87,9 +87,16 @@ struct Args {
     /// An earlier run's JSON: print whether this run agrees with it.
     #[arg(long)]
     compare: Option<PathBuf>,
-    /// Do not syncfs the disk before each measurement.
+    /// Do not syncfs the disk before each measurement, nor drop the clean
+    /// page cache before the creating workloads.
     #[arg(long)]
-    no_syncfs: bool,
+    no_quiesce: bool,
+    /// Workloads to leave out, comma-separated (e.g. `seq_read,parallel`).
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
+    /// Kill the daemon (and fail) when no operation completes for this long.
+    #[arg(long, default_value_t = 60)]
+    stall_secs: u64,
     /// Keep the scratch directory instead of deleting it.
     #[arg(long)]
     keep: bool,
@@ -281,7 +288,7 @@ fn run(args: &Args) -> Result<()> {
             Some(p) => p.clone(),
             None => default_json("islabdb-bench-records.json")?,
         };
-        return records::run(n, &opts, &work, &json);
+        return records::run(n, &opts, &work, &json, Duration::from_secs(args.stall_secs));
     }
     bench(
         args,
@@ -331,6 +338,14 @@ const ALL: [Wl; 14] = [
 ];
 
 impl Wl {
+    /// Workloads that allocate many native inodes in a fresh directory: the
+    /// clean page cache is dropped once before the first side runs them (see
+    /// `bench`), so both sides see the same cache and neither loses the data
+    /// it wrote for a later workload between its write and its read.
+    fn creates(self) -> bool {
+        matches!(self, Wl::Create | Wl::CreateFsync | Wl::Parallel)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Wl::Create => "create",
@@ -428,12 +443,12 @@ struct Dirs {
 
 /// Where one side's workloads run. The mount uses record types of the warm
 /// tier (`particles/bench`, `bench-fsync`, `bench-p0`, `bench-p1`) and of
-/// the hot tier (`bench`), emptied after every round. The native side uses
-/// fresh directories every round, under a parent flagged `chattr +T` so
-/// ext4 spreads them over block groups: ext4 without a journal skips
-/// inodes deleted in the last minute when allocating, so reusing one
-/// directory would make each round's creates pay for the previous round's
-/// deletions, an artifact of the benchmark rather than of the workload.
+/// the hot tier (`bench`), emptied after every round. The native side gets
+/// its own directories for every round, all made before the first round
+/// under a parent flagged `chattr +T`, so ext4 spreads them over block
+/// groups: ext4 without a journal skips inodes deleted in the last minutes
+/// when allocating, so one round's deletions would otherwise slow the next
+/// round's creates (an artifact of the benchmark, not of the workload).
 struct Target {
     side: Side,
     root: PathBuf,
@@ -472,9 +487,15 @@ impl Target {
 
     fn prepare(&self, round: usize) -> Result<()> {
         let d = self.dirs(round);
-        for dir in [Some(&d.main), Some(&d.fsync), d.hot.as_ref()]
-            .into_iter()
-            .flatten()
+        for dir in [
+            Some(&d.main),
+            Some(&d.fsync),
+            d.hot.as_ref(),
+            Some(&d.par[0]),
+            Some(&d.par[1]),
+        ]
+        .into_iter()
+        .flatten()
         {
             std::fs::create_dir_all(dir)
                 .ctx(|| format!("mkdir {} ({})", dir.display(), self.name()))?;
@@ -620,13 +641,31 @@ fn bench(
     );
     println!(
         "{}",
-        if args.no_syncfs {
-            "no syncfs between measurements (--no-syncfs): writeback of one workload may land in another"
+        if args.no_quiesce {
+            "no syncfs between measurements (--no-quiesce): one workload's writeback may land in another"
         } else {
-            "before each measurement: syncfs of the disk (native files and the daemon's data dir are written back)"
+            "before each measurement: syncfs of the disk (native files and the daemon's data dir);\n\
+             before create, create_fsync and parallel (once, before the first side): also drop the\n\
+             clean page cache. ext4 without a journal scans past every free inode whose cached\n\
+             inode-table block says it was deleted recently, so native creates would otherwise\n\
+             swing 20x with what this or another run deleted in the minutes before"
         }
     );
 
+    for name in &args.skip {
+        if !ALL.iter().any(|w| w.name() == name) {
+            let names: Vec<&str> = ALL.iter().map(|w| w.name()).collect();
+            return Err(Error::msg(format!(
+                "--skip {name}: no such workload (workloads: {})",
+                names.join(", ")
+            )));
+        }
+    }
+    let skipped = |wl: Wl| args.skip.iter().any(|s| s == wl.name());
+    let mut drop_ok = true;
+    let watchdog = daemon
+        .as_ref()
+        .map(|d| sys::Watchdog::start(d.pid(), Duration::from_secs(args.stall_secs)));
     // results[workload][target] = rate per round
     let mut results: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); targets.len()]; ALL.len()];
     for round in 0..args.rounds {
@@ -636,14 +675,36 @@ fn bench(
         } else {
             (0..targets.len()).rev().collect()
         };
-        for t in &targets {
-            t.prepare(round)?;
+        if round == 0 {
+            // Native: every round's directories now, while no round has
+            // deleted anything yet, so each lands in its own block group.
+            for t in &targets {
+                let rounds = if t.side == Side::Native {
+                    args.rounds
+                } else {
+                    1
+                };
+                for r in 0..rounds {
+                    t.prepare(r)?;
+                }
+            }
         }
         for (k, &wl) in ALL.iter().enumerate() {
+            if skipped(wl) {
+                continue;
+            }
             for &ti in &order {
                 let t = &targets[ti];
-                if !args.no_syncfs {
+                if !args.no_quiesce {
                     sys::syncfs(&work.native)?;
+                    if wl.creates()
+                        && ti == order[0]
+                        && drop_ok
+                        && let Err(e) = sys::drop_page_cache()
+                    {
+                        eprintln!("islabdb-bench: cannot drop the page cache: {e}");
+                        drop_ok = false;
+                    }
                 }
                 let sample = run_workload(wl, &t.dirs(round), &sizes, exe)
                     .ctx(|| format!("round {}, {} on {}", round + 1, wl.name(), t.name()))?;
@@ -667,9 +728,13 @@ fn bench(
         );
     }
 
+    drop(watchdog);
     let mut rows = Vec::new();
     let fsync_k = ALL.iter().position(|w| *w == Wl::CreateFsync).unwrap_or(0);
     for (k, &wl) in ALL.iter().enumerate() {
+        if skipped(wl) {
+            continue;
+        }
         let (native, native_is): (&[f64], &str) = if wl == Wl::HotCreate {
             (&results[fsync_k][0], "native create+fsync (create_fsync)")
         } else {
@@ -740,7 +805,7 @@ fn bench(
         workdir: work.root.display().to_string(),
         fs_type: work.fs_type.clone(),
         native_fs: sys::describe_fs(&work.native),
-        syncfs_before_each: !args.no_syncfs,
+        quiesce: !args.no_quiesce,
         placement,
         daemon: daemon_info,
         workloads: rows,

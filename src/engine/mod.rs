@@ -896,7 +896,8 @@ impl Engine {
                         version,
                         chunk: idx,
                     };
-                    let chunk = match lock(&self.cache).get(&key) {
+                    let cached = lock(&self.cache).get(&key);
+                    let chunk = match cached {
                         Some(c) => c,
                         None => {
                             if reader.is_none() {

@@ -157,9 +157,8 @@ fn universe_manifest(engine: &Engine) -> Vec<u8> {
     }))
 }
 
-/// A view's attributes: a read-only file owned by root.
-pub fn attr(ino: u64, size: u64) -> Attr {
-    let now = Ts::now();
+/// A view's attributes: a read-only file owned by root, timestamped `at`.
+pub fn attr(ino: u64, size: u64, now: Ts) -> Attr {
     Attr {
         ino,
         kind: Kind::File,

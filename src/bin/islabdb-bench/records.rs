@@ -13,7 +13,7 @@ use crate::WorkDir;
 use crate::daemon::{Daemon, DaemonOpts};
 use crate::error::{Context, Error, Result};
 use crate::report::write_json;
-use crate::sys::check_interrupt;
+use crate::sys::{self, check_interrupt};
 use crate::workloads::{self, RECORD_SIZE};
 
 pub const PER_DIR: usize = 10_000;
@@ -75,7 +75,13 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-pub fn run(n: usize, opts: &DaemonOpts, work: &WorkDir, json: &Path) -> Result<()> {
+pub fn run(
+    n: usize,
+    opts: &DaemonOpts,
+    work: &WorkDir,
+    json: &Path,
+    stall: Duration,
+) -> Result<()> {
     if n == 0 {
         return Err(Error::msg("--records must be at least 1"));
     }
@@ -98,6 +104,7 @@ pub fn run(n: usize, opts: &DaemonOpts, work: &WorkDir, json: &Path) -> Result<(
         ready.as_secs_f64() * 1000.0,
         d.pid()
     );
+    let watchdog = sys::Watchdog::start(d.pid(), stall);
     let t0 = Instant::now();
     let step = (n / 10).max(1);
     for i in 0..n {
@@ -133,6 +140,7 @@ pub fn run(n: usize, opts: &DaemonOpts, work: &WorkDir, json: &Path) -> Result<(
         opts.cache_mb,
         if rss_met { "met" } else { "NOT met" }
     );
+    drop(watchdog);
     let before = du(&work.data);
     let stopped = d.stop(Duration::from_secs(300))?;
     drop(d);
@@ -164,6 +172,7 @@ pub fn run(n: usize, opts: &DaemonOpts, work: &WorkDir, json: &Path) -> Result<(
     idx.push(n - 1);
     idx.sort_unstable();
     idx.dedup();
+    let watchdog = sys::Watchdog::start(d.pid(), stall);
     let mut buf = Vec::new();
     for &i in &idx {
         check_interrupt()?;
@@ -188,6 +197,7 @@ pub fn run(n: usize, opts: &DaemonOpts, work: &WorkDir, json: &Path) -> Result<(
             first.display()
         )));
     }
+    drop(watchdog);
     let after_verify = d.status()?;
     println!(
         "verified {} records after recovery and the listing of {} ({listed} records)",

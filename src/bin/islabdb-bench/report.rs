@@ -138,8 +138,9 @@ pub struct Report {
     pub fs_type: String,
     /// Device, mount options and journal of the native filesystem.
     pub native_fs: String,
-    /// Whether the disk was syncfs'ed before each measurement.
-    pub syncfs_before_each: bool,
+    /// Whether the disk was syncfs'ed before each measurement and the clean
+    /// page cache dropped before each creating one.
+    pub quiesce: bool,
     pub placement: Placement,
     pub daemon: Option<DaemonInfo>,
     pub workloads: Vec<Row>,

@@ -7,7 +7,9 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -173,22 +175,41 @@ pub fn umount(mnt: &Path, lazy: bool) -> io::Result<()> {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_sig: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
+/// Ctrl-C and SIGTERM set a flag that the workload loops check, so the run
+/// unwinds through the guards that unmount and stop the daemon. They are
+/// blocked in every thread and taken by a dedicated `sigwait` thread: a
+/// handler would run on the main thread, which may sit uninterruptibly in a
+/// FUSE request that a hung daemon never answers (the watchdog then acts).
+/// Call before any other thread is started; spawned processes start with an
+/// empty signal mask again.
+pub fn install_signal_handlers() {
+    // SAFETY: sigset_t is plain data; the calls only read/write `set`.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::spawn(move || {
+        loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` and `sig` are valid for the call.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                eprintln!("islabdb-bench: interrupted, cleaning up");
+                INTERRUPTED.store(true, Ordering::SeqCst);
+            }
+        }
+    });
 }
 
-/// Ctrl-C and SIGTERM set a flag that the workload loops check, so the run
-/// unwinds through the guards that unmount and stop the daemon.
-pub fn install_signal_handlers() {
-    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
-    }
-}
+/// Bumped by every [`check_interrupt`], i.e. once per operation: the
+/// watchdog's evidence that the client is not stuck in a syscall.
+static PROGRESS: AtomicU64 = AtomicU64::new(0);
 
 pub fn check_interrupt() -> Result<()> {
+    PROGRESS.fetch_add(1, Ordering::Relaxed);
     if INTERRUPTED.load(Ordering::Relaxed) {
         Err(Error::msg("interrupted"))
     } else {
@@ -312,4 +333,72 @@ pub fn describe_fs(path: &Path) -> String {
         Err(_) => "",
     };
     format!("{source} ({opts}{journal})")
+}
+
+/// Drops the clean page cache (`echo 1 > /proc/sys/vm/drop_caches`), which
+/// includes the cached inode-table blocks ext4 consults to skip recently
+/// deleted inodes. Needs root.
+pub fn drop_page_cache() -> io::Result<()> {
+    std::fs::write("/proc/sys/vm/drop_caches", "1")
+}
+
+/// Kills the daemon if the client makes no progress for `timeout`: an
+/// operation stuck on a hung daemon would otherwise block the benchmark (and
+/// CI) forever. Killing the daemon fails the pending request with ENOTCONN,
+/// so the run ends with an error and the guards clean up.
+pub struct Watchdog {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    pub fn start(daemon_pid: u32, timeout: Duration) -> Watchdog {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut last = PROGRESS.load(Ordering::Relaxed);
+            let mut since = Instant::now();
+            while !stop2.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                let now = PROGRESS.load(Ordering::Relaxed);
+                if now != last {
+                    last = now;
+                    since = Instant::now();
+                    continue;
+                }
+                // Interrupted but still inside one operation: the daemon is
+                // not answering, and Ctrl-C cannot end a FUSE request.
+                let interrupted =
+                    INTERRUPTED.load(Ordering::Relaxed) && since.elapsed() > Duration::from_secs(3);
+                if interrupted || since.elapsed() > timeout {
+                    eprintln!(
+                        "islabdb-bench: no progress for {:.0?}{}: the daemon (pid {daemon_pid}) looks hung; killing it",
+                        since.elapsed(),
+                        if interrupted {
+                            " after the interrupt"
+                        } else {
+                            ""
+                        }
+                    );
+                    INTERRUPTED.store(true, Ordering::SeqCst);
+                    // SAFETY: plain kill(2) of the daemon we spawned.
+                    unsafe { libc::kill(daemon_pid as libc::pid_t, libc::SIGKILL) };
+                    return;
+                }
+            }
+        });
+        Watchdog {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
