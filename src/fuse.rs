@@ -395,13 +395,13 @@ impl Filesystem for Fuse {
     ) {
         match self.vfs.readdir(ino.0, offset, 512) {
             Ok(entries) => {
-                for (off, child, kind, name) in entries {
-                    let kind = match kind {
+                for e in entries {
+                    let kind = match e.kind {
                         Kind::File => FileType::RegularFile,
                         Kind::Dir => FileType::Directory,
                         Kind::Symlink => FileType::Symlink,
                     };
-                    if reply.add(INodeNo(child), off, kind, OsStr::from_bytes(&name)) {
+                    if reply.add(INodeNo(e.ino), e.offset, kind, OsStr::from_bytes(&e.name)) {
                         break;
                     }
                 }

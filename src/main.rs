@@ -191,13 +191,13 @@ fn wait_and_unmount(set: libc::sigset_t, mountpoint: &Path) {
 /// A daemon killed with SIGKILL leaves its mount behind ("transport endpoint is not
 /// connected"); detach it so the universe can be mounted again at the same place.
 fn clear_dead_mount(mountpoint: &Path) {
-    if let Err(e) = std::fs::metadata(mountpoint) {
-        if e.raw_os_error() == Some(libc::ENOTCONN) {
-            log::warn!("{} holds a dead mount; detaching it", mountpoint.display());
-            if let Ok(path) = CString::new(mountpoint.as_os_str().as_bytes()) {
-                // SAFETY: `path` is a valid NUL-terminated string.
-                unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
-            }
+    if let Err(e) = std::fs::metadata(mountpoint)
+        && e.raw_os_error() == Some(libc::ENOTCONN)
+    {
+        log::warn!("{} holds a dead mount; detaching it", mountpoint.display());
+        if let Ok(path) = CString::new(mountpoint.as_os_str().as_bytes()) {
+            // SAFETY: `path` is a valid NUL-terminated string.
+            unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
         }
     }
 }

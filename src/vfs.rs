@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::draft::Bytes;
 use crate::engine::tree::{Kind, Meta, ROOT, Ts};
-use crate::engine::{Attr, CommitAt, Engine, NewNode, SetAttr};
+use crate::engine::{Attr, CommitAt, DirEntry, Engine, NewNode, SetAttr};
 use crate::error::{Error, Result};
 use crate::namespace::{self, TAG_CONFIG, View};
 use crate::regions::{config, records, views};
@@ -64,10 +64,13 @@ pub struct Vfs {
     handles: Mutex<HashMap<u64, Handle>>,
     next_fh: AtomicU64,
     cache_override: Option<usize>,
-    views: Mutex<HashMap<u64, (Instant, Arc<Vec<u8>>)>>,
+    views: Mutex<HashMap<u64, Rendered>>,
     /// Views carry this time, so that reading one never looks like a change to `tar`.
     started: Ts,
 }
+
+/// A view's bytes and when they were generated.
+type Rendered = (Instant, Arc<Vec<u8>>);
 
 const VIEW_FRESH: Duration = Duration::from_secs(1);
 
@@ -260,10 +263,10 @@ impl Vfs {
     fn rendered(&self, view: &View) -> Arc<Vec<u8>> {
         let ino = view_ino(view);
         let mut cache = lock(&self.views);
-        if let Some((at, data)) = cache.get(&ino) {
-            if at.elapsed() < VIEW_FRESH {
-                return data.clone();
-            }
+        if let Some((at, data)) = cache.get(&ino)
+            && at.elapsed() < VIEW_FRESH
+        {
+            return data.clone();
         }
         let data = Arc::new(views::render(&self.engine, view));
         cache.retain(|_, (at, _)| at.elapsed() < VIEW_FRESH);
@@ -349,13 +352,12 @@ impl Vfs {
         }
     }
 
+    /// Creates an inode with permission bits `mode & !umask`.
     fn new_node(
         &self,
-        parent: u64,
-        name: &[u8],
+        (parent, name): (u64, &[u8]),
         kind: Kind,
-        mode: u32,
-        umask: u32,
+        (mode, umask): (u32, u32),
         who: Caller,
         target: &[u8],
     ) -> Result<Attr> {
@@ -396,7 +398,7 @@ impl Vfs {
         umask: u32,
         who: Caller,
     ) -> Result<Attr> {
-        self.new_node(parent, name, Kind::Dir, mode, umask, who, &[])
+        self.new_node((parent, name), Kind::Dir, (mode, umask), who, &[])
     }
 
     pub fn mknod(
@@ -410,14 +412,14 @@ impl Vfs {
         if mode & libc::S_IFMT != libc::S_IFREG {
             return Err(Error::NotPermitted("device nodes, FIFOs and sockets"));
         }
-        self.new_node(parent, name, Kind::File, mode, umask, who, &[])
+        self.new_node((parent, name), Kind::File, (mode, umask), who, &[])
     }
 
     pub fn symlink(&self, parent: u64, name: &[u8], target: &[u8], who: Caller) -> Result<Attr> {
         if target.len() > 4095 {
             return Err(Error::NameTooLong);
         }
-        self.new_node(parent, name, Kind::Symlink, 0o777, 0, who, target)
+        self.new_node((parent, name), Kind::Symlink, (0o777, 0), who, target)
     }
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
@@ -439,7 +441,7 @@ impl Vfs {
         flags: i32,
         who: Caller,
     ) -> Result<(Attr, u64)> {
-        let attr = self.new_node(parent, name, Kind::File, mode, umask, who, &[])?;
+        let attr = self.new_node((parent, name), Kind::File, (mode, umask), who, &[])?;
         let fh = self.open(attr.ino, flags)?;
         Ok((attr, fh))
     }
@@ -465,16 +467,15 @@ impl Vfs {
             return Err(Error::IsDir);
         }
         self.engine.open_handle(ino, writer)?;
-        if writer && flags & libc::O_TRUNC != 0 {
-            if let Err(e) = self.engine.truncate(ino, 0) {
-                let _ = self.engine.close_handle(ino, writer);
-                return Err(e);
-            }
+        if writer
+            && flags & libc::O_TRUNC != 0
+            && let Err(e) = self.engine.truncate(ino, 0)
+        {
+            let _ = self.engine.close_handle(ino, writer);
+            return Err(e);
         }
-        if !writer {
-            if let Ok(p) = self.engine.parent_of(ino) {
-                self.engine.note_read(p);
-            }
+        if !writer && let Ok(p) = self.engine.parent_of(ino) {
+            self.engine.note_read(p);
         }
         Ok(self.add_handle(Handle::File { ino, writer }))
     }
@@ -627,10 +628,10 @@ impl Vfs {
             return Err(Error::Protected);
         }
         self.check_new_name(newparent, newname)?;
-        if let Ok(dst) = self.engine.lookup(newparent, newname) {
-            if self.is_seed(dst.ino) {
-                return Err(Error::Protected);
-            }
+        if let Ok(dst) = self.engine.lookup(newparent, newname)
+            && self.is_seed(dst.ino)
+        {
+            return Err(Error::Protected);
         }
         // A file becoming a record must already be one.
         let np = self.engine.getattr(newparent)?;
@@ -660,27 +661,27 @@ impl Vfs {
         Err(Error::NotPermitted("hard links"))
     }
 
-    /// Entries after `offset`: (next offset, ino, kind, name). Offsets 1 and 2 are "." and
-    /// "..", then the views, then real entries at their stable cookie + `REAL_BASE`.
-    pub fn readdir(
-        &self,
-        ino: u64,
-        offset: u64,
-        max: usize,
-    ) -> Result<Vec<(u64, u64, Kind, Vec<u8>)>> {
+    /// Entries after `offset`. Offsets 1 and 2 are "." and "..", then the views, then
+    /// real entries at their stable cookie + `REAL_BASE`.
+    pub fn readdir(&self, ino: u64, offset: u64, max: usize) -> Result<Vec<DirEntry>> {
         const REAL_BASE: u64 = 64;
         if ino & VIRT != 0 {
             return Err(Error::NotDir);
         }
-        let mut out = Vec::new();
         let parent = if ino == ROOT {
             ROOT
         } else {
             self.engine.parent_of(ino)?
         };
+        let entry = |offset, ino, kind, name: &[u8]| DirEntry {
+            offset,
+            ino,
+            kind,
+            name: name.to_vec(),
+        };
         let mut fixed = vec![
-            (1, ino, Kind::Dir, b".".to_vec()),
-            (2, parent, Kind::Dir, b"..".to_vec()),
+            entry(1, ino, Kind::Dir, b"."),
+            entry(2, parent, Kind::Dir, b".."),
         ];
         for (i, (name, view)) in self
             .views_in(ino)
@@ -688,13 +689,23 @@ impl Vfs {
             .enumerate()
             .take((REAL_BASE - 3) as usize)
         {
-            fixed.push((3 + i as u64, view_ino(&view), Kind::File, name.into_bytes()));
+            fixed.push(entry(
+                3 + i as u64,
+                view_ino(&view),
+                Kind::File,
+                name.as_bytes(),
+            ));
         }
-        out.extend(fixed.into_iter().filter(|(o, ..)| *o > offset).take(max));
+        let mut out: Vec<DirEntry> = fixed
+            .into_iter()
+            .filter(|e| e.offset > offset)
+            .take(max)
+            .collect();
         if out.len() < max {
             let after = offset.saturating_sub(REAL_BASE);
-            for (cookie, child, kind, name) in self.engine.readdir(ino, after, max - out.len())? {
-                out.push((cookie + REAL_BASE, child, kind, name));
+            for mut e in self.engine.readdir(ino, after, max - out.len())? {
+                e.offset += REAL_BASE;
+                out.push(e);
             }
         }
         Ok(out)
@@ -860,7 +871,7 @@ mod tests {
             .readdir(ROOT, 0, 1000)
             .expect("readdir")
             .into_iter()
-            .map(|e| e.3)
+            .map(|e| e.name)
             .collect();
         for top in [
             "universe.manifest",
@@ -978,9 +989,9 @@ mod tests {
             if batch.is_empty() {
                 break;
             }
-            for (o, _, _, name) in batch {
-                assert!(seen.insert(name), "duplicate");
-                off = o;
+            for e in batch {
+                assert!(seen.insert(e.name), "duplicate");
+                off = e.offset;
             }
             // Removing entries between calls must not skip or repeat the others.
             let _ = v.unlink(d, b"f0", false);

@@ -115,21 +115,21 @@ impl Draft {
 
     pub fn write(&mut self, off: u64, data: &[u8]) -> Result<()> {
         let end = off + data.len() as u64;
-        if let Buf::Mem(v) = &self.buf {
-            if end > self.spill_at as u64 {
-                let file = OpenOptions::new()
-                    .create(true)
-                    .truncate(true)
-                    .read(true)
-                    .write(true)
-                    .open(&self.spill_path)?;
-                file.write_all_at(v, 0)?;
-                self.buf = Buf::Spilled {
-                    file,
-                    len: v.len() as u64,
-                    path: self.spill_path.clone(),
-                };
-            }
+        if let Buf::Mem(v) = &self.buf
+            && end > self.spill_at as u64
+        {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .read(true)
+                .write(true)
+                .open(&self.spill_path)?;
+            file.write_all_at(v, 0)?;
+            self.buf = Buf::Spilled {
+                file,
+                len: v.len() as u64,
+                path: self.spill_path.clone(),
+            };
         }
         match &mut self.buf {
             Buf::Mem(v) => {
@@ -173,10 +173,10 @@ impl Draft {
 
 impl Drop for Draft {
     fn drop(&mut self) {
-        if let Buf::Spilled { path, .. } = &self.buf {
-            if let Err(e) = fs::remove_file(path) {
-                log::warn!("could not remove staging file {}: {e}", path.display());
-            }
+        if let Buf::Spilled { path, .. } = &self.buf
+            && let Err(e) = fs::remove_file(path)
+        {
+            log::warn!("could not remove staging file {}: {e}", path.display());
         }
     }
 }

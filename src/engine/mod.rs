@@ -135,6 +135,14 @@ pub struct Attr {
     pub tag: u8,
 }
 
+/// One directory listing entry; `offset` resumes the listing after it.
+pub struct DirEntry {
+    pub offset: u64,
+    pub ino: u64,
+    pub kind: Kind,
+    pub name: Vec<u8>,
+}
+
 /// A new inode's description.
 pub struct NewNode<'a> {
     pub kind: Kind,
@@ -718,19 +726,19 @@ impl Engine {
         Ok(node.meta.target.clone())
     }
 
-    /// Directory entries after `cookie`: (cookie, ino, kind, name), at most `max`.
-    pub fn readdir(
-        &self,
-        ino: u64,
-        cookie: u64,
-        max: usize,
-    ) -> Result<Vec<(u64, u64, Kind, Vec<u8>)>> {
+    /// Directory entries after `cookie` (their `offset` is their cookie), at most `max`.
+    pub fn readdir(&self, ino: u64, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
         let tree = lock(&self.tree);
         let dir = tree.dir(ino)?;
         let mut out = Vec::with_capacity(max.min(dir.order.len()));
         for (&c, &child) in dir.order.range(cookie + 1..).take(max) {
             if let Ok(n) = tree.get(child) {
-                out.push((c, child, n.meta.kind, n.meta.name.clone()));
+                out.push(DirEntry {
+                    offset: c,
+                    ino: child,
+                    kind: n.meta.kind,
+                    name: n.meta.name.clone(),
+                });
             }
         }
         Ok(out)
@@ -1232,10 +1240,10 @@ impl Engine {
         let (writer, keep, log_end, next_file_id) = {
             let mut tree = lock(&self.tree);
             for (ino, old, new) in moved {
-                if let Ok(n) = tree.get_mut(ino) {
-                    if n.loc == old {
-                        n.loc = new;
-                    }
+                if let Ok(n) = tree.get_mut(ino)
+                    && n.loc == old
+                {
+                    n.loc = new;
                 }
             }
             let next_file_id = self.store.next_id();
