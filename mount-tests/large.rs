@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const MIB: usize = 1 << 20;
 const GIB_BLOCKS: usize = 1024;
 const RSS_LIMIT: u64 = 512 * MIB as u64;
-const SEED: u64 = 0x15_1ab_db;
+const SEED: u64 = 0x0151_abdb;
 
 /// Reads the file in 1 MiB blocks and compares each with the pattern.
 #[track_caller]

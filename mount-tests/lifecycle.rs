@@ -181,3 +181,13 @@ fn sigterm_flushes_unmounts_and_exits_zero() {
 fn sigint_flushes_unmounts_and_exits_zero() {
     clean_exit_on(libc::SIGINT);
 }
+
+#[test]
+fn mount_accepts_cache_and_thread_options() {
+    let mut m = Mount::with_args(&["--cache-mb", "16", "--threads", "4"]);
+    let p = m.path(&format!("{USERS}/opt.json"));
+    put(&p, b"{\"opts\":true}");
+    assert_eq!(get(&p), b"{\"opts\":true}");
+    let status = m.unmount_and_wait();
+    assert!(status.success(), "exit status after umount: {status}");
+}

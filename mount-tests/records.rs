@@ -28,7 +28,10 @@ fn record_roundtrip_with_shell_cat_and_jq() {
     );
     assert_eq!(stdout(&run("jq", &["-r", ".name", &p])).trim(), "alice");
     assert!(names(&m.path(USERS)).contains(&"alice.json".to_string()));
-    assert_eq!(fs::metadata(&p).unwrap().len(), 27);
+    assert_eq!(
+        fs::metadata(&p).unwrap().len(),
+        "{\"name\":\"alice\",\"age\":30}\n".len() as u64
+    );
     // Overwrite with the shell, then jq sees the new version.
     sh(&format!("echo '{{\"name\":\"alice\",\"age\":31}}' > {p}"));
     assert_eq!(stdout(&run("jq", &[".age", &p])).trim(), "31");
@@ -421,4 +424,92 @@ fn records_work_in_every_tier_and_through_cat() {
         let out = run_cmd(Command::new("cat").arg(m.path(&format!("{ty}/carol.json"))));
         assert!(out.stdout == rec, "{t}: cat shows different bytes");
     }
+}
+
+fn shard_count(m: &Mount, tier: &str) -> u64 {
+    read_json(&m.path(&format!("spacetime/{tier}/shard.metadata")))["record_count"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("record_count of {tier}"))
+}
+
+#[test]
+fn mv_between_tiers_retiers_the_record() {
+    let mut m = Mount::new();
+    let small = json_record("small", 3000);
+    let big = json_record("big", 600_000);
+    put(&m.path(&format!("{USERS}/a.json")), &small);
+    put(&m.path(&format!("{USERS}/b.json")), &big);
+    let (hot0, warm0, cold0) = (
+        shard_count(&m, "hot_data"),
+        shard_count(&m, "warm_data"),
+        shard_count(&m, "cold_data"),
+    );
+    for t in ["warm_data", "cold_data"] {
+        fs::create_dir(m.path(&format!("spacetime/{t}/particles/users"))).unwrap();
+    }
+    run(
+        "mv",
+        &[
+            &m.ps(&format!("{USERS}/a.json")),
+            &m.ps("spacetime/cold_data/particles/users/a.json"),
+        ],
+    );
+    run(
+        "mv",
+        &[
+            &m.ps(&format!("{USERS}/b.json")),
+            &m.ps("spacetime/warm_data/particles/users/b.json"),
+        ],
+    );
+    assert!(
+        !m.path(&format!("{USERS}/a.json")).exists()
+            && !m.path(&format!("{USERS}/b.json")).exists()
+    );
+    let check = |m: &Mount, when: &str| {
+        assert!(
+            get(&m.path("spacetime/cold_data/particles/users/a.json")) == small,
+            "a.json content in cold_data {when}"
+        );
+        assert!(
+            get(&m.path("spacetime/warm_data/particles/users/b.json")) == big,
+            "b.json content in warm_data {when}"
+        );
+    };
+    check(&m, "after mv");
+    assert_eq!(
+        (
+            shard_count(&m, "hot_data"),
+            shard_count(&m, "warm_data"),
+            shard_count(&m, "cold_data")
+        ),
+        (hot0 - 2, warm0 + 1, cold0 + 1),
+        "shard.metadata record_count of (hot, warm, cold) after moving one record to warm and one to cold"
+    );
+    m.remount();
+    check(&m, "after remount");
+    assert_eq!(
+        (
+            shard_count(&m, "hot_data"),
+            shard_count(&m, "warm_data"),
+            shard_count(&m, "cold_data")
+        ),
+        (hot0 - 2, warm0 + 1, cold0 + 1),
+        "record counts after remount"
+    );
+    // And back to hot with rename(2) over an existing record.
+    put(&m.path(&format!("{USERS}/a.json")), b"{\"old\":true}");
+    fs::rename(
+        m.path("spacetime/cold_data/particles/users/a.json"),
+        m.path(&format!("{USERS}/a.json")),
+    )
+    .unwrap();
+    assert!(
+        get(&m.path(&format!("{USERS}/a.json"))) == small,
+        "a.json moved back over an existing hot record"
+    );
+    assert_eq!(
+        shard_count(&m, "cold_data"),
+        cold0,
+        "cold record_count after moving a.json back"
+    );
 }

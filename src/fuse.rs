@@ -119,9 +119,11 @@ fn empty(reply: ReplyEmpty, op: &str, res: crate::error::Result<()>) {
     }
 }
 
-/// Views change on every read: bypass the page cache for them.
-fn open_flags(ino: u64) -> FopenFlags {
-    if ino & VIRT != 0 {
+/// Readers bypass the page cache: it is shared by every opener of an inode, so a writer's
+/// uncommitted pages would otherwise reach readers that must see only committed versions
+/// (and views change on every read). Writers keep it, for their own reads and mmap.
+fn open_flags(ino: u64, flags: i32) -> FopenFlags {
+    if ino & VIRT != 0 || flags & libc::O_ACCMODE == libc::O_RDONLY {
         FopenFlags::FOPEN_DIRECT_IO
     } else {
         FopenFlags::empty()
@@ -136,6 +138,10 @@ impl Filesystem for Fuse {
         // commits at once; a refused record would then lose its previous version.
         if let Err(missing) = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC) {
             log::warn!("kernel lacks {missing:?}: O_TRUNC commits an empty file at open");
+        }
+        // Readers are opened with direct I/O (see `open_flags`); this keeps mmap working.
+        if let Err(missing) = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP) {
+            log::warn!("kernel lacks {missing:?}: read-only mmap of stored files fails");
         }
         Ok(())
     }
@@ -294,7 +300,7 @@ impl Filesystem for Fuse {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.vfs.open(ino.0, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), open_flags(ino.0)),
+            Ok(fh) => reply.opened(FileHandle(fh), open_flags(ino.0, flags.0)),
             Err(e) => reply.error(fail("open", &e)),
         }
     }
@@ -516,7 +522,7 @@ impl Filesystem for Fuse {
                 &file_attr(&a),
                 Generation(0),
                 FileHandle(fh),
-                open_flags(a.ino),
+                open_flags(a.ino, flags),
             ),
             Err(e) => reply.error(fail("create", &e)),
         }

@@ -5,11 +5,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use crate::engine::draft::Bytes;
 use crate::engine::tree::{Kind, Meta, ROOT, Ts};
-use crate::engine::{Attr, CommitAt, DirEntry, Engine, NewNode, SetAttr};
+use crate::engine::{Attr, CommitAt, DirEntry, Engine, NewNode, SetAttr, Snapshot};
 use crate::error::{Error, Result};
 use crate::namespace::{self, TAG_CONFIG, View};
 use crate::regions::{config, records, views};
@@ -18,9 +17,11 @@ use crate::regions::{config, records, views};
 pub const VIRT: u64 = 1 << 63;
 
 enum Handle {
+    /// A reader holds the version it opened; a writer reads its draft.
     File {
         ino: u64,
         writer: bool,
+        snap: Option<Snapshot>,
     },
     /// A view's bytes, generated at open so every read of one open sees one version.
     View {
@@ -69,10 +70,8 @@ pub struct Vfs {
     started: Ts,
 }
 
-/// A view's bytes and when they were generated.
-type Rendered = (Instant, Arc<Vec<u8>>);
-
-const VIEW_FRESH: Duration = Duration::from_secs(1);
+/// A view's bytes and the engine generation they were generated at.
+type Rendered = (u64, Arc<Vec<u8>>);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -258,19 +257,20 @@ impl Vfs {
         views::attr(view_ino(view), size, self.started)
     }
 
-    /// A view's bytes, reused for `VIEW_FRESH` so that the size `stat` reports is the size
-    /// a following read returns (`tar` and `cp` compare the two).
+    /// A view's bytes, reused until the engine's state changes, so that the size `stat`
+    /// reports is the size a following read returns (`tar` and `cp` compare the two).
     fn rendered(&self, view: &View) -> Arc<Vec<u8>> {
         let ino = view_ino(view);
         let mut cache = lock(&self.views);
-        if let Some((at, data)) = cache.get(&ino)
-            && at.elapsed() < VIEW_FRESH
+        let generation = self.engine.generation();
+        if let Some((g, data)) = cache.get(&ino)
+            && *g == generation
         {
             return data.clone();
         }
         let data = Arc::new(views::render(&self.engine, view));
-        cache.retain(|_, (at, _)| at.elapsed() < VIEW_FRESH);
-        cache.insert(ino, (Instant::now(), data.clone()));
+        cache.retain(|_, (g, _)| *g == generation);
+        cache.insert(ino, (generation, data.clone()));
         data
     }
 
@@ -446,8 +446,7 @@ impl Vfs {
         Ok((attr, fh))
     }
 
-    /// Opens a file; returns the handle and whether it must bypass the page cache
-    /// (generated views change under the kernel's feet).
+    /// Opens a file or a view; returns the handle.
     pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
         if let Some(view) = view_of(ino) {
             if is_write(flags) {
@@ -474,26 +473,40 @@ impl Vfs {
             let _ = self.engine.close_handle(ino, writer);
             return Err(e);
         }
-        if !writer && let Ok(p) = self.engine.parent_of(ino) {
-            self.engine.note_read(p);
-        }
-        Ok(self.add_handle(Handle::File { ino, writer }))
+        let snap = if writer {
+            None
+        } else {
+            if let Ok(p) = self.engine.parent_of(ino) {
+                self.engine.note_read(p);
+            }
+            match self.engine.snapshot(ino) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let _ = self.engine.close_handle(ino, writer);
+                    return Err(e);
+                }
+            }
+        };
+        Ok(self.add_handle(Handle::File { ino, writer, snap }))
     }
 
     pub fn read(&self, fh: u64, off: u64, size: usize) -> Result<Vec<u8>> {
         enum Src {
             File(u64, bool),
+            Version(Snapshot),
             Bytes(Arc<Vec<u8>>),
             Log(String),
         }
         let src = match lock(&self.handles).get(&fh) {
-            Some(Handle::File { ino, writer }) => Src::File(*ino, *writer),
+            Some(Handle::File { snap: Some(s), .. }) => Src::Version(s.clone()),
+            Some(Handle::File { ino, writer, .. }) => Src::File(*ino, *writer),
             Some(Handle::View { data }) => Src::Bytes(data.clone()),
             Some(Handle::Log { name }) => Src::Log(name.clone()),
             None => return Err(Error::BadHandle),
         };
         match src {
             Src::File(ino, writer) => self.engine.read(ino, off, size, writer),
+            Src::Version(snap) => self.engine.read_version(&snap, off, size),
             Src::Bytes(data) => {
                 let start = (off as usize).min(data.len());
                 let end = start.saturating_add(size).min(data.len());
@@ -505,7 +518,7 @@ impl Vfs {
 
     fn file_handle(&self, fh: u64) -> Result<(u64, bool)> {
         match lock(&self.handles).get(&fh) {
-            Some(Handle::File { ino, writer }) => Ok((*ino, *writer)),
+            Some(Handle::File { ino, writer, .. }) => Ok((*ino, *writer)),
             Some(_) => Err(Error::ReadOnlyView),
             None => Err(Error::BadHandle),
         }
@@ -575,9 +588,12 @@ impl Vfs {
     /// record): the kernel must forget what it cached of the file.
     pub fn release(&self, fh: u64) -> Result<bool> {
         let h = lock(&self.handles).remove(&fh);
-        let Some(Handle::File { ino, writer }) = h else {
+        let Some(Handle::File { ino, writer, snap }) = h else {
             return Ok(false);
         };
+        if let Some(s) = &snap {
+            self.engine.release_snapshot(s);
+        }
         // Normally flush already committed; this covers writes after the last flush
         // (mmap). Errors cannot reach anyone here, so they are only logged.
         if writer {

@@ -41,9 +41,9 @@ const DROP_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default life of one guard before the watchdog SIGKILLs its daemon, so a
 /// hung daemon fails the test (blocked calls get ENOTCONN) instead of hanging
 /// the suite forever.
-const DEFAULT_WATCHDOG: Duration = Duration::from_secs(240);
+const DEFAULT_WATCHDOG: Duration = Duration::from_secs(120);
 /// Tools run by [`run`] are killed after this long.
-pub const TOOL_TIMEOUT: Duration = Duration::from_secs(180);
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(100);
 
 /// The binary under test. `ISLABDB_BIN` overrides it (e.g. a debug build).
 pub fn bin() -> PathBuf {
@@ -328,7 +328,14 @@ impl Mount {
     /// Best-effort teardown used by `Drop`: never panics.
     fn teardown(&mut self) {
         if self.is_mounted() && self.child.is_some() {
-            if umount2(&self.mnt, 0).is_err() && umount2(&self.mnt, libc::MNT_DETACH).is_err() {
+            let r = umount2(&self.mnt, 0);
+            if let Err(e) = &r {
+                eprintln!(
+                    "teardown: umount {}: {e}; trying umount -l",
+                    self.mnt.display()
+                );
+            }
+            if r.is_err() && umount2(&self.mnt, libc::MNT_DETACH).is_err() {
                 let _ = run_with_timeout(
                     Command::new("fusermount3").arg("-uz").arg(&self.mnt),
                     Duration::from_secs(10),
@@ -373,10 +380,10 @@ impl Drop for Mount {
             if let Some(t) = self.tmp.take() {
                 let _ = t.keep();
             }
-        } else if std::env::var_os("ISLABDB_TEST_KEEP").is_some() {
-            if let Some(t) = self.tmp.take() {
-                eprintln!("ISLABDB_TEST_KEEP: keeping {}", t.keep().display());
-            }
+        } else if std::env::var_os("ISLABDB_TEST_KEEP").is_some()
+            && let Some(t) = self.tmp.take()
+        {
+            eprintln!("ISLABDB_TEST_KEEP: keeping {}", t.keep().display());
         }
     }
 }

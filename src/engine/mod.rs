@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use self::cache::{Cache, Key, WHOLE};
-use self::codec::{Codec, Tier};
+use self::codec::Tier;
 use self::draft::{Bytes, Draft};
 use self::store::{FileKind, Store};
 use self::tree::{Kind, Location, Meta, ROOT, Tree, Ts};
@@ -101,7 +101,6 @@ enum Content {
     Blob {
         tier: Tier,
         id: u64,
-        raw: bool,
     },
 }
 
@@ -133,6 +132,16 @@ pub struct Attr {
     pub nlink: u32,
     pub tier: Tier,
     pub tag: u8,
+}
+
+/// One committed version of a file, pinned for a reader (see `Engine::snapshot`).
+#[derive(Clone)]
+pub struct Snapshot {
+    ino: u64,
+    version: u64,
+    loc: Location,
+    size: u64,
+    whole: Option<Arc<Vec<u8>>>,
 }
 
 /// One directory listing entry; `offset` resumes the listing after it.
@@ -220,6 +229,11 @@ pub struct Engine {
     counters: AtomicCounters,
     /// (reads, writes) per directory, for the manifests' access counters.
     dir_counters: Mutex<HashMap<u64, (u64, u64)>>,
+    /// Blobs open readers still need: a checkpoint must not retire them.
+    pinned: Mutex<HashMap<(Tier, u64), u32>>,
+    /// Bumped by every logged change and every counted read: generated views are
+    /// regenerated only when it moved.
+    generation: AtomicU64,
     stop: (Mutex<bool>, Condvar),
     stopped: AtomicBool,
     _lock: File,
@@ -336,6 +350,8 @@ impl Engine {
             checkpointed_at: AtomicU64::new(0),
             counters: AtomicCounters::default(),
             dir_counters: Mutex::new(HashMap::new()),
+            pinned: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             stop: (Mutex::new(false), Condvar::new()),
             stopped: AtomicBool::new(false),
             _lock: lock_file,
@@ -419,6 +435,7 @@ impl Engine {
         head.push(RECORD_VERSION);
         head.extend_from_slice(&(body.len() as u32).to_le_bytes());
         let durability = self.durability(tier);
+        self.generation.fetch_add(1, Ordering::Relaxed);
         let at = self.wal.append(&[&head, &body, inline], durability)?;
         let inline_off = at.payload_off + (head.len() + body.len()) as u64;
         for op in ops {
@@ -863,7 +880,6 @@ impl Engine {
 
     /// Reads committed content, or the draft when `through_draft` (a writer's own view).
     pub fn read(&self, ino: u64, off: u64, size: usize, through_draft: bool) -> Result<Vec<u8>> {
-        self.counters.reads.fetch_add(1, Ordering::Relaxed);
         if through_draft {
             let draft = lock(&self.drafts).map.get(&ino).cloned();
             if let Some(d) = draft {
@@ -880,14 +896,84 @@ impl Engine {
     }
 
     fn read_committed(&self, ino: u64, off: u64, size: usize) -> Result<Vec<u8>> {
-        let (loc, version, len) = {
+        let snap = {
             let tree = lock(&self.tree);
             let n = tree.get(ino)?;
             if n.meta.kind == Kind::Dir {
                 return Err(Error::IsDir);
             }
-            (n.loc, n.version, n.meta.size)
+            Snapshot {
+                ino,
+                version: n.version,
+                loc: n.loc,
+                size: n.meta.size,
+                whole: None,
+            }
         };
+        self.read_version(&snap, off, size)
+    }
+
+    /// Pins the committed version of a file for a reader: small contents are held in
+    /// memory, a blob is kept from deletion, so that every read of one open sees one
+    /// version (close-to-open consistency) even if a commit or checkpoint comes between.
+    pub fn snapshot(&self, ino: u64) -> Result<Snapshot> {
+        for _ in 0..3 {
+            let mut snap = {
+                let tree = lock(&self.tree);
+                let n = tree.get(ino)?;
+                Snapshot {
+                    ino,
+                    version: n.version,
+                    loc: n.loc,
+                    size: n.meta.size,
+                    whole: None,
+                }
+            };
+            if let Location::Blob { tier, id } = snap.loc {
+                *lock(&self.pinned).entry((tier, id)).or_default() += 1;
+                // Pinned after the lookup: make sure a checkpoint did not retire it between.
+                if self.store.blob(tier, id).is_ok() {
+                    return Ok(snap);
+                }
+                self.release_snapshot(&snap);
+                continue;
+            }
+            match self.whole(ino, snap.version, snap.loc, snap.size) {
+                Ok(w) => {
+                    snap.whole = Some(w);
+                    return Ok(snap);
+                }
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Io(std::io::Error::other(
+            "content kept moving; try again",
+        )))
+    }
+
+    pub fn release_snapshot(&self, snap: &Snapshot) {
+        if let Location::Blob { tier, id } = snap.loc {
+            let mut pinned = lock(&self.pinned);
+            if let Some(n) = pinned.get_mut(&(tier, id)) {
+                *n -= 1;
+                if *n == 0 {
+                    pinned.remove(&(tier, id));
+                }
+            }
+        }
+    }
+
+    /// Reads a range of one version of a file.
+    pub fn read_version(&self, snap: &Snapshot, off: u64, size: usize) -> Result<Vec<u8>> {
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        let Snapshot {
+            ino,
+            version,
+            loc,
+            size: len,
+            ..
+        } = *snap;
         if off >= len || size == 0 {
             return Ok(Vec::new());
         }
@@ -928,7 +1014,10 @@ impl Engine {
                 Ok(out)
             }
             _ => {
-                let whole = self.whole(ino, version, loc, len)?;
+                let whole = match &snap.whole {
+                    Some(w) => w.clone(),
+                    None => self.whole(ino, version, loc, len)?,
+                };
                 Ok(whole[off as usize..end as usize].to_vec())
             }
         }
@@ -1080,11 +1169,9 @@ impl Engine {
             bytes.reader().read_to_end(&mut inline)?;
             Content::Inline
         } else {
-            // Large: a raw blob now (fast), coded for its tier by the next checkpoint. The
-            // blob is fsynced before the record that names it is written.
-            let raw_ok = meta.tier.codec() == Codec::None;
-            let mut w = self.store.blob_writer(meta.tier, Codec::None)?;
-            let (tier, id) = (w.tier, w.id);
+            // Large: a blob coded for the tier, fsynced before the record that names it.
+            let mut w = self.store.blob_writer(meta.tier, meta.tier.codec())?;
+            let id = w.id;
             let mut reader = bytes.reader();
             let mut buf = vec![0; store::CHUNK];
             loop {
@@ -1096,9 +1183,8 @@ impl Engine {
             }
             w.finish()?;
             Content::Blob {
-                tier,
+                tier: meta.tier,
                 id,
-                raw: !raw_ok,
             }
         };
         let mtime = d.mtime;
@@ -1142,7 +1228,12 @@ impl Engine {
         self.wal.sync_to(self.wal.written())
     }
 
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
     pub fn note_read(&self, dir: u64) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         lock(&self.dir_counters).entry(dir).or_default().0 += 1;
     }
 
@@ -1187,9 +1278,7 @@ impl Engine {
                     Location::Pack { tier, id, .. } => {
                         tier != n.meta.tier || sparse.contains(&(tier, id))
                     }
-                    Location::Blob { tier, raw, .. } => {
-                        tier != n.meta.tier || (raw && n.meta.tier.codec() != Codec::None)
-                    }
+                    Location::Blob { tier, .. } => tier != n.meta.tier,
                     Location::Empty => false,
                 })
                 .map(|n| (n.meta.ino, n.loc, n.meta.size, n.meta.tier))
@@ -1263,6 +1352,11 @@ impl Engine {
                 keep.extend(shard_file(n.loc));
             }
             keep.extend(tree.orphan_locations().filter_map(shard_file));
+            keep.extend(
+                lock(&self.pinned)
+                    .keys()
+                    .map(|&(t, id)| (t, FileKind::Blob, id)),
+            );
             (w, keep, self.wal.written(), next_file_id)
         };
         // Every change the snapshot contains must be durable before the snapshot is.
@@ -1305,11 +1399,7 @@ impl Engine {
             other => w.write(&self.load(other, size)?)?,
         }
         w.finish()?;
-        Ok(Location::Blob {
-            tier,
-            id,
-            raw: false,
-        })
+        Ok(Location::Blob { tier, id })
     }
 
     /// Final flush at unmount: everything durable, a checkpoint, background threads stopped.
@@ -1439,7 +1529,7 @@ fn apply_op(tree: &mut Tree, op: Op, seg: u64, inline_off: u64) {
                     seg,
                     off: inline_off,
                 }),
-                Content::Blob { tier, id, raw } => Some(Location::Blob { tier, id, raw }),
+                Content::Blob { tier, id } => Some(Location::Blob { tier, id }),
             };
             tree.upsert(meta, loc);
         }

@@ -149,7 +149,6 @@ impl Store {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&header_with_codec(BLOB_MAGIC, codec))?;
         Ok(BlobWriter {
-            tier,
             id,
             codec,
             out,
@@ -214,7 +213,6 @@ impl PackWriter {
 }
 
 pub struct BlobWriter {
-    pub tier: Tier,
     pub id: u64,
     codec: Codec,
     out: BufWriter<File>,

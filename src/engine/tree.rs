@@ -103,12 +103,10 @@ pub enum Location {
         off: u64,
         len: u32,
     },
-    /// A chunked blob file of a tier's shard (large files). `raw` blobs were written
-    /// uncoded at commit (fast) and get the tier's codec at the next checkpoint.
+    /// A chunked blob file of a tier's shard (large files).
     Blob {
         tier: Tier,
         id: u64,
-        raw: bool,
     },
 }
 

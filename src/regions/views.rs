@@ -92,7 +92,6 @@ fn manifest(engine: &Engine, dir: u64) -> Vec<u8> {
         "data_format": data_format(&path, &attr),
         "record_count": engine.entry_count(dir).unwrap_or(0),
         "last_observation": rfc3339(attr.mtime),
-        "observed_at": rfc3339(Ts::now()),
         "tier": attr.tier.dir_name(),
         "consistency_model": namespace::consistency(attr.tier),
         "fixed": namespace::seed_dir(&path).is_some() || path.is_empty(),
@@ -122,7 +121,6 @@ fn shard_metadata(engine: &Engine, tier: Tier) -> Vec<u8> {
         "compression_ratio": (ratio * 1000.0).round() / 1000.0,
         "durability_window_ms": window.as_millis() as u64,
         "consistency_model": namespace::consistency(tier),
-        "observed_at": rfc3339(Ts::now()),
     }))
 }
 
@@ -152,7 +150,6 @@ fn universe_manifest(engine: &Engine) -> Vec<u8> {
         "tiers": tiers,
         "log_segments": engine.log_segments().len(),
         "engine": engine.counters(),
-        "observed_at": rfc3339(Ts::now()),
         "cosmic_background_radiation": 2.7,
     }))
 }
