@@ -21,7 +21,7 @@ use crate::vfs::{Caller, Changes, VIRT, Vfs};
 
 /// How long the kernel may trust names and attributes of stored inodes. Every change goes
 /// through this daemon, so the kernel's own updates keep its cache right in between.
-const TTL: Duration = Duration::from_secs(1);
+const TTL: Duration = Duration::from_secs(30);
 
 pub struct Fuse {
     vfs: Vfs,
