@@ -18,6 +18,7 @@
 
 mod common;
 
+mod disk_full;
 mod durability;
 mod large;
 mod layout;
