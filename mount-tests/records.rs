@@ -366,16 +366,31 @@ fn concurrent_readers_never_see_a_torn_record() {
     put(&p, &versions[0]);
     let done = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicUsize::new(0));
+    // Writer phase, for the failure message: round * 10 + 1 opened (O_TRUNC),
+    // 2 written, 3 closed.
+    let phase = Arc::new(AtomicUsize::new(0));
     let readers: Vec<_> = (0..2)
         .map(|_| {
-            let (p, versions, done, reads) =
-                (p.clone(), versions.clone(), done.clone(), reads.clone());
+            let (p, versions, done, reads, phase) = (
+                p.clone(),
+                versions.clone(),
+                done.clone(),
+                reads.clone(),
+                phase.clone(),
+            );
             thread::spawn(move || {
                 while !done.load(Ordering::SeqCst) {
-                    let got = fs::read(&p).unwrap();
+                    let before = phase.load(Ordering::SeqCst);
+                    let mut f = File::open(&p).unwrap();
+                    let fstat_len = f.metadata().unwrap().len();
+                    let mut got = Vec::new();
+                    f.read_to_end(&mut got).unwrap();
+                    let after = phase.load(Ordering::SeqCst);
                     if !versions.contains(&got) {
                         return Err(format!(
-                            "torn read: {} bytes, starts {:?}",
+                            "torn read: {} bytes (fstat said {fstat_len}), starts {:?}; writer phase \
+                             {before} at open, {after} after the read (round*10 + 1 opened with \
+                             O_TRUNC, 2 all written, 3 closed)",
                             got.len(),
                             String::from_utf8_lossy(&got[..got.len().min(40)])
                         ));
@@ -386,17 +401,21 @@ fn concurrent_readers_never_see_a_torn_record() {
             })
         })
         .collect();
-    for round in 0..60 {
+    const ROUNDS: usize = 300;
+    for round in 0..ROUNDS {
         let v = &versions[round % 3];
         let mut f = OpenOptions::new()
             .write(true)
             .truncate(true)
             .open(&p)
             .unwrap();
+        phase.store(round * 10 + 1, Ordering::SeqCst);
         for c in v.chunks(3000) {
             f.write_all(c).unwrap();
         }
+        phase.store(round * 10 + 2, Ordering::SeqCst);
         close_file(f).unwrap_or_else(|e| panic!("close in round {round}: {e}"));
+        phase.store(round * 10 + 3, Ordering::SeqCst);
     }
     done.store(true, Ordering::SeqCst);
     for r in readers {
@@ -408,7 +427,7 @@ fn concurrent_readers_never_see_a_torn_record() {
         reads.load(Ordering::SeqCst) > 0,
         "the readers never completed a read"
     );
-    assert!(get(&p) == versions[59 % 3]);
+    assert!(get(&p) == versions[(ROUNDS - 1) % 3]);
 }
 
 #[test]
@@ -512,4 +531,42 @@ fn mv_between_tiers_retiers_the_record() {
         cold0,
         "cold record_count after moving a.json back"
     );
+}
+
+#[test]
+fn a_truncating_writer_does_not_hide_the_committed_version() {
+    let m = Mount::new();
+    let p = m.path(&format!("{USERS}/trunc_open.json"));
+    let old = json_record("old", 10_000);
+    put(&p, &old);
+    // Warm the kernel's caches the way a reader would.
+    assert!(get(&p) == old);
+    assert_eq!(fs::metadata(&p).unwrap().len(), old.len() as u64);
+    let mut w = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    let seen = get(&p);
+    assert!(
+        seen == old,
+        "after another process opened with O_TRUNC (nothing written, not closed) a fresh open read {} bytes, not the committed {}",
+        seen.len(),
+        old.len()
+    );
+    w.write_all(&json_record("new", 7_000)[..3000]).unwrap();
+    let seen = get(&p);
+    assert!(
+        seen == old,
+        "with an uncommitted O_TRUNC + partial write pending, a fresh open read {} bytes, not the committed {}",
+        seen.len(),
+        old.len()
+    );
+    w.write_all(&json_record("new", 7_000)[3000..]).unwrap();
+    close_file(w).unwrap();
+    assert!(
+        get(&p) == json_record("new", 7_000),
+        "a fresh open after close sees the new version"
+    );
+    assert_eq!(fs::metadata(&p).unwrap().len(), 7_000);
 }
