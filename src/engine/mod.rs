@@ -111,7 +111,8 @@ const RECORD_VERSION: u8 = 1;
 pub enum CommitAt {
     /// close(2) of one descriptor: commits written content.
     Close,
-    /// The last descriptor is gone, or a truncate by path: commits any change.
+    /// A handle's last descriptor is gone, or a truncate by path: commits any change,
+    /// unless other writers still hold the file open.
     Release,
     /// fsync(2): commits any change and returns once it is durable.
     Fsync,
@@ -1132,7 +1133,16 @@ impl Engine {
         check: &dyn Fn(&Meta, &Bytes<'_>) -> Result<()>,
     ) -> Result<()> {
         let sync = when == CommitAt::Fsync;
-        let draft = lock(&self.drafts).map.get(&ino).cloned();
+        let draft = {
+            let drafts = lock(&self.drafts);
+            // The release of one handle must not commit what another writer has only begun
+            // (a new `O_TRUNC` open racing the previous handle's asynchronous release):
+            // that writer's own close or release commits it.
+            if when == CommitAt::Release && drafts.writers.get(&ino).is_some_and(|w| *w > 1) {
+                return Ok(());
+            }
+            drafts.map.get(&ino).cloned()
+        };
         let Some(draft) = draft else {
             return if sync { self.sync_all() } else { Ok(()) };
         };
@@ -1703,6 +1713,27 @@ mod tests {
         // The whole log gives the last version.
         let e = Engine::open(tmp.path(), settings()).expect("reopen");
         assert_eq!(get(&e, f), versions[3]);
+    }
+
+    #[test]
+    fn a_late_release_does_not_commit_another_writers_truncation() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let e = new_universe(tmp.path(), Tier::Hot);
+        let f = file(&e, "f");
+        put(&e, f, b"committed");
+        e.open_handle(f, true).expect("old writer");
+        e.open_handle(f, true).expect("new writer");
+        e.truncate(f, 0).expect("new writer's O_TRUNC");
+        // The old handle's release arrives now: it must leave the committed version.
+        e.commit(f, CommitAt::Release, &|_, _| Ok(()))
+            .expect("release");
+        e.close_handle(f, true);
+        assert_eq!(get(&e, f), b"committed");
+        // The new writer's own release commits its (empty) file.
+        e.commit(f, CommitAt::Release, &|_, _| Ok(()))
+            .expect("release");
+        e.close_handle(f, true);
+        assert_eq!(get(&e, f), b"");
     }
 
     #[test]
