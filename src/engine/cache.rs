@@ -1,6 +1,7 @@
 //! The content cache: an LRU of decoded contents (whole small files, and 1 MiB chunks of
 //! large ones) bounded by a byte budget, keyed by inode version so that a stale entry can
-//! never be served.
+//! never be served. Old versions are not hunted down on commit (that would scan the
+//! cache); they are never asked for again and age out under the budget.
 
 use std::sync::Arc;
 
@@ -64,21 +65,6 @@ impl Cache {
         self.shrink();
     }
 
-    /// Drops every entry of an inode (content replaced or deleted).
-    pub fn forget(&mut self, ino: u64) {
-        let keys: Vec<Key> = self
-            .lru
-            .iter()
-            .map(|(k, _)| *k)
-            .filter(|k| k.ino == ino)
-            .collect();
-        for k in keys {
-            if let Some(v) = self.lru.pop(&k) {
-                self.bytes -= v.len() + ENTRY_OVERHEAD;
-            }
-        }
-    }
-
     pub fn set_budget(&mut self, budget: usize) {
         self.budget = budget;
         self.shrink();
@@ -140,28 +126,10 @@ mod tests {
     }
 
     #[test]
-    fn oversized_entries_are_not_cached_and_forget_works() {
+    fn oversized_entries_are_not_cached_and_budget_changes_apply() {
         let mut c = Cache::new(10_000);
         c.put(key(1), Arc::new(vec![0; 5000]));
         assert!(c.get(&key(1)).is_none());
-        c.put(
-            Key {
-                ino: 2,
-                version: 1,
-                chunk: 0,
-            },
-            Arc::new(vec![1; 100]),
-        );
-        c.put(
-            Key {
-                ino: 2,
-                version: 1,
-                chunk: 1,
-            },
-            Arc::new(vec![1; 100]),
-        );
-        c.forget(2);
-        assert_eq!((c.len(), c.bytes()), (0, 0));
         c.put(key(3), Arc::new(vec![0; 2000]));
         c.set_budget(1000);
         assert_eq!(c.len(), 0);

@@ -597,7 +597,6 @@ impl Engine {
         ];
         let lsn = self.log(&mut tree, ops, &[], tier)?;
         drop(tree);
-        lock(&self.cache).forget(ino);
         self.wait(lsn)
     }
 
@@ -1213,7 +1212,6 @@ impl Engine {
         drop(d);
         {
             let mut cache = lock(&self.cache);
-            cache.forget(ino);
             if matches!(content, Content::Inline) {
                 cache.put(
                     Key {
