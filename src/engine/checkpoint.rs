@@ -8,7 +8,7 @@
 //! file either exists whole or not at all, so any damage in one is real corruption.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -137,25 +137,49 @@ impl Writer {
 
 /// Loads a checkpoint, calling `each` for every entry; returns its header.
 pub fn load(path: &Path, mut each: impl FnMut(Entry)) -> Result<Header> {
-    let buf = fs::read(path)?;
+    // Streamed frame by frame: a checkpoint of millions of inodes is never in memory whole.
+    let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
     let what = path.display().to_string();
-    let corrupt = |why: &str| Error::Corrupt(format!("checkpoint {what}: {why}"));
-    frame::check_file_header(&buf, MAGIC, VERSION, &what)?;
-    let mut at = frame::FILE_HEADER;
-    let next = |at: &mut usize| match frame::decode(&buf, *at, MAX_ENTRY) {
-        Decoded::Frame { payload, next } => {
-            *at = next;
-            Ok(payload)
+    let corrupt = |why: String| Error::Corrupt(format!("checkpoint {what}: {why}"));
+    let mut head = [0u8; frame::FILE_HEADER];
+    r.read_exact(&mut head)
+        .map_err(|_| corrupt("shorter than its header".into()))?;
+    frame::check_file_header(&head, MAGIC, VERSION, &what)?;
+    let mut at = frame::FILE_HEADER as u64;
+    let mut buf = Vec::new();
+    let mut next = |r: &mut BufReader<File>, buf: &mut Vec<u8>| -> Result<()> {
+        let mut fh = [0u8; frame::FRAME_HEADER];
+        r.read_exact(&mut fh)
+            .map_err(|_| corrupt(format!("cut at byte {at}")))?;
+        let len = u32::from_le_bytes([fh[0], fh[1], fh[2], fh[3]]) as usize;
+        if len > MAX_ENTRY {
+            return Err(corrupt(format!("damaged frame length at byte {at}")));
         }
-        _ => Err(corrupt(&format!("damaged frame at byte {at}"))),
+        buf.clear();
+        buf.extend_from_slice(&fh);
+        buf.resize(frame::FRAME_HEADER + len, 0);
+        r.read_exact(&mut buf[frame::FRAME_HEADER..])
+            .map_err(|_| corrupt(format!("cut at byte {at}")))?;
+        if !matches!(frame::decode(buf, 0, MAX_ENTRY), Decoded::Frame { .. }) {
+            return Err(corrupt(format!("damaged frame at byte {at}")));
+        }
+        at += buf.len() as u64;
+        buf.drain(..frame::FRAME_HEADER);
+        Ok(())
     };
-    let header: Header = decode(next(&mut at)?)?;
+    next(&mut r, &mut buf)?;
+    let header: Header = decode(&buf)?;
     for _ in 0..header.count {
-        each(decode(next(&mut at)?)?);
+        next(&mut r, &mut buf)?;
+        each(decode(&buf)?);
     }
-    let end = next(&mut at)?;
-    if end.get(..3) != Some(b"END") || end[3..] != header.count.to_le_bytes() || at != buf.len() {
-        return Err(corrupt("missing end marker"));
+    next(&mut r, &mut buf)?;
+    let mut rest = [0u8; 1];
+    if buf.get(..3) != Some(b"END")
+        || buf[3..] != header.count.to_le_bytes()
+        || r.read(&mut rest)? != 0
+    {
+        return Err(corrupt("missing end marker".into()));
     }
     Ok(header)
 }
