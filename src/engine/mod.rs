@@ -576,14 +576,7 @@ impl Engine {
         let mut tree = lock(&self.tree);
         let ino = tree.child(parent, name)?;
         let node = tree.get(ino)?;
-        match (dir, node.meta.kind == Kind::Dir) {
-            (true, false) => return Err(Error::NotDir),
-            (false, true) => return Err(Error::IsDir),
-            _ => {}
-        }
-        if node.dir.as_ref().is_some_and(|d| !d.order.is_empty()) {
-            return Err(Error::NotEmpty);
-        }
+        check_removable(node, dir)?;
         let tier = node.meta.tier;
         let mut pmeta = tree.get(parent)?.meta.clone();
         pmeta.mtime = Ts::now();
@@ -632,15 +625,7 @@ impl Engine {
             if noreplace {
                 return Err(Error::Exists);
             }
-            let d = tree.get(dst)?;
-            match (src_is_dir, d.meta.kind == Kind::Dir) {
-                (true, false) => return Err(Error::NotDir),
-                (false, true) => return Err(Error::IsDir),
-                _ => {}
-            }
-            if d.dir.as_ref().is_some_and(|d| !d.order.is_empty()) {
-                return Err(Error::NotEmpty);
-            }
+            check_removable(tree.get(dst)?, src_is_dir)?;
             ops.push(Op::Delete { ino: dst });
         }
         let now = Ts::now();
@@ -1515,6 +1500,17 @@ impl Engine {
             return Err(std::io::Error::last_os_error().into());
         }
         Ok(st)
+    }
+}
+
+/// Whether `node` may go (unlinked, or replaced by a rename): a directory only when `dir`
+/// is asked for and it is empty, anything else only when it is not.
+fn check_removable(node: &tree::Node, dir: bool) -> Result<()> {
+    match (dir, node.meta.kind == Kind::Dir) {
+        (true, false) => Err(Error::NotDir),
+        (false, true) => Err(Error::IsDir),
+        _ if node.dir.as_ref().is_some_and(|d| !d.order.is_empty()) => Err(Error::NotEmpty),
+        _ => Ok(()),
     }
 }
 
