@@ -124,7 +124,7 @@ pub struct Node {
 
 #[derive(Default)]
 pub struct DirIndex {
-    pub by_name: HashMap<Vec<u8>, u64>,
+    pub by_name: HashMap<Box<[u8]>, u64>,
     /// cookie -> ino, in creation order.
     pub order: BTreeMap<u64, u64>,
     next_cookie: u64,
@@ -133,9 +133,11 @@ pub struct DirIndex {
 
 #[derive(Default)]
 pub struct Tree {
-    nodes: HashMap<u64, Node>,
+    /// Boxed: the table's buckets stay small (a hash table over-allocates buckets, and a
+    /// bucket holding a whole node would waste most of a million-record universe's memory).
+    nodes: HashMap<u64, Box<Node>>,
     /// Unlinked while open: readable through their handles, gone from the namespace.
-    orphans: HashMap<u64, Node>,
+    orphans: HashMap<u64, Box<Node>>,
     pub next_ino: u64,
 }
 
@@ -144,13 +146,18 @@ impl Tree {
         self.nodes
             .get(&ino)
             .or_else(|| self.orphans.get(&ino))
+            .map(|n| &**n)
             .ok_or(Error::NotFound)
     }
 
     pub fn get_mut(&mut self, ino: u64) -> Result<&mut Node> {
         match self.nodes.get_mut(&ino) {
-            Some(n) => Ok(n),
-            None => self.orphans.get_mut(&ino).ok_or(Error::NotFound),
+            Some(n) => Ok(&mut **n),
+            None => self
+                .orphans
+                .get_mut(&ino)
+                .map(|n| &mut **n)
+                .ok_or(Error::NotFound),
         }
     }
 
@@ -163,7 +170,7 @@ impl Tree {
     }
 
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.values()
+        self.nodes.values().map(|n| &**n)
     }
 
     pub fn dir(&self, ino: u64) -> Result<&DirIndex> {
@@ -207,14 +214,14 @@ impl Tree {
             self.nodes.insert(ino, node);
             return;
         }
-        let mut node = Node {
+        let mut node = Box::new(Node {
             dir: (meta.kind == Kind::Dir).then(Box::default),
             meta,
             loc: loc.unwrap_or(Location::Empty),
             version: 1,
             cookie: 0,
             open: 0,
-        };
+        });
         if ino != ROOT {
             self.link_entry(&mut node);
         }
@@ -255,7 +262,10 @@ impl Tree {
             );
             return;
         };
-        if let Some(old) = dir.by_name.insert(node.meta.name.clone(), node.meta.ino) {
+        if let Some(old) = dir
+            .by_name
+            .insert(node.meta.name.clone().into_boxed_slice(), node.meta.ino)
+        {
             // Only a damaged log could name two inodes alike; the later record wins.
             log::warn!(
                 "inode {} replaces inode {old} under the same name",
@@ -277,8 +287,8 @@ impl Tree {
             .get_mut(&node.meta.parent)
             .and_then(|p| p.dir.as_deref_mut())
         {
-            if dir.by_name.get(&node.meta.name) == Some(&node.meta.ino) {
-                dir.by_name.remove(&node.meta.name);
+            if dir.by_name.get(node.meta.name.as_slice()) == Some(&node.meta.ino) {
+                dir.by_name.remove(node.meta.name.as_slice());
             }
             dir.order.remove(&node.cookie);
             if node.meta.kind == Kind::Dir {
