@@ -501,7 +501,7 @@ impl Engine {
         let meta = Meta {
             ino,
             parent,
-            name: name.to_vec(),
+            name: name.into(),
             kind: new.kind,
             perm: new.perm & 0o7777,
             uid: new.uid,
@@ -512,8 +512,8 @@ impl Engine {
             ctime: now,
             tier,
             tag,
-            xattrs: Vec::new(),
-            target: new.target.to_vec(),
+            xattrs: Box::default(),
+            target: new.target.into(),
         };
         pmeta.mtime = now;
         pmeta.ctime = now;
@@ -544,7 +544,7 @@ impl Engine {
         let meta = Meta {
             ino: ROOT,
             parent: ROOT,
-            name: Vec::new(),
+            name: Box::default(),
             kind: Kind::Dir,
             perm,
             uid: 0,
@@ -555,8 +555,8 @@ impl Engine {
             ctime: now,
             tier,
             tag,
-            xattrs: Vec::new(),
-            target: Vec::new(),
+            xattrs: Box::default(),
+            target: Box::default(),
         };
         let lsn = self.log(
             &mut tree,
@@ -632,7 +632,7 @@ impl Engine {
         let mut meta = tree.get(ino)?.meta.clone();
         let old_tier = meta.tier;
         meta.parent = newparent;
-        meta.name = newname.to_vec();
+        meta.name = newname.into();
         meta.ctime = now;
         let retier = meta.tier != ntier || meta.tag != ntag;
         meta.tier = ntier;
@@ -725,7 +725,7 @@ impl Engine {
         if node.meta.kind != Kind::Symlink {
             return Err(Error::InvalidArgument("not a symlink"));
         }
-        Ok(node.meta.target.clone())
+        Ok(node.meta.target.to_vec())
     }
 
     /// Directory entries after `cookie` (their `offset` is their cookie), at most `max`.
@@ -739,7 +739,7 @@ impl Engine {
                     offset: c,
                     ino: child,
                     kind: n.meta.kind,
-                    name: n.meta.name.clone(),
+                    name: n.meta.name.to_vec(),
                 });
             }
         }
@@ -797,22 +797,24 @@ impl Engine {
         }
         let mut tree = lock(&self.tree);
         let mut meta = tree.get(ino)?.meta.clone();
-        let pos = meta.xattrs.iter().position(|(k, _)| k == name);
+        let mut xattrs = std::mem::take(&mut meta.xattrs).into_vec();
+        let pos = xattrs.iter().position(|(k, _)| k == name);
         match (value, pos) {
             (Some(_), Some(_)) if create => return Err(Error::Exists),
             (Some(_), None) if replace => return Err(Error::NoXattr),
             (None, None) => return Err(Error::NoXattr),
             (Some(v), _) if v.len() > XATTR_VALUE_MAX => return Err(Error::Range),
-            (Some(v), Some(i)) => meta.xattrs[i].1 = v.to_vec(),
-            (Some(v), None) => meta.xattrs.push((name.to_vec(), v.to_vec())),
+            (Some(v), Some(i)) => xattrs[i].1 = v.to_vec(),
+            (Some(v), None) => xattrs.push((name.to_vec(), v.to_vec())),
             (None, Some(i)) => {
-                meta.xattrs.remove(i);
+                xattrs.remove(i);
             }
         }
-        let total: usize = meta.xattrs.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let total: usize = xattrs.iter().map(|(k, v)| k.len() + v.len()).sum();
         if total > XATTR_TOTAL_MAX {
             return Err(Error::NoSpace);
         }
+        meta.xattrs = xattrs.into_boxed_slice();
         meta.ctime = Ts::now();
         let tier = meta.tier;
         let lsn = self.log(

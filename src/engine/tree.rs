@@ -67,7 +67,7 @@ impl From<SystemTime> for Ts {
 pub struct Meta {
     pub ino: u64,
     pub parent: u64,
-    pub name: Vec<u8>,
+    pub name: Box<[u8]>,
     pub kind: Kind,
     /// Permission bits including setuid/setgid/sticky (not the file type).
     pub perm: u16,
@@ -82,9 +82,9 @@ pub struct Meta {
     pub tier: Tier,
     /// The region's label, set by the namespace and inherited like the tier.
     pub tag: u8,
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub xattrs: Box<[(Vec<u8>, Vec<u8>)]>,
     /// Symlink target.
-    pub target: Vec<u8>,
+    pub target: Box<[u8]>,
 }
 
 /// Where committed content lives.
@@ -262,10 +262,7 @@ impl Tree {
             );
             return;
         };
-        if let Some(old) = dir
-            .by_name
-            .insert(node.meta.name.clone().into_boxed_slice(), node.meta.ino)
-        {
+        if let Some(old) = dir.by_name.insert(node.meta.name.clone(), node.meta.ino) {
             // Only a damaged log could name two inodes alike; the later record wins.
             log::warn!(
                 "inode {} replaces inode {old} under the same name",
@@ -287,8 +284,8 @@ impl Tree {
             .get_mut(&node.meta.parent)
             .and_then(|p| p.dir.as_deref_mut())
         {
-            if dir.by_name.get(node.meta.name.as_slice()) == Some(&node.meta.ino) {
-                dir.by_name.remove(node.meta.name.as_slice());
+            if dir.by_name.get(&node.meta.name) == Some(&node.meta.ino) {
+                dir.by_name.remove(&node.meta.name);
             }
             dir.order.remove(&node.cookie);
             if node.meta.kind == Kind::Dir {
@@ -302,7 +299,7 @@ impl Tree {
         let mut parts = Vec::new();
         while ino != ROOT {
             let Ok(node) = self.get(ino) else { break };
-            parts.push(node.meta.name.clone());
+            parts.push(node.meta.name.to_vec());
             if parts.len() > 4096 {
                 break;
             }
@@ -371,7 +368,7 @@ pub mod tests {
         Meta {
             ino,
             parent,
-            name: name.as_bytes().to_vec(),
+            name: name.as_bytes().into(),
             kind,
             perm: 0o755,
             uid: 0,
@@ -382,8 +379,8 @@ pub mod tests {
             ctime: Ts::default(),
             tier: Tier::Hot,
             tag: 0,
-            xattrs: Vec::new(),
-            target: Vec::new(),
+            xattrs: Box::default(),
+            target: Box::default(),
         }
     }
 
