@@ -283,3 +283,30 @@ fn garbage_after_the_last_wal_record_is_dropped_on_recovery() {
     );
     assert!(get(&m.path(&format!("{USERS}/g0.json"))) == recs[0]);
 }
+
+/// An empty hot-tier file is acknowledged by the close of the handle that created it
+/// (the create itself does not wait for the disk): it must survive kill -9.
+#[test]
+fn an_empty_hot_file_survives_kill9_once_closed() {
+    let mut m = Mount::new();
+    let p = m.path("spacetime/hot_data/particles/users/empty.json");
+    let f = open_raw(&p, libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL, 0o644).expect("create");
+    close_file(f).expect("close");
+    let q = m.path("spacetime/hot_data/particles/users/made_by_mknod");
+    let c = cstr(&q);
+    assert_eq!(
+        unsafe { libc::mknod(c.as_ptr(), libc::S_IFREG | 0o644, 0) },
+        0,
+        "mknod"
+    );
+    m.kill9();
+    m.remount();
+    assert_eq!(
+        get(&m.path("spacetime/hot_data/particles/users/empty.json")),
+        b""
+    );
+    assert!(
+        m.path("spacetime/hot_data/particles/users/made_by_mknod")
+            .exists()
+    );
+}

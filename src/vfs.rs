@@ -412,7 +412,10 @@ impl Vfs {
         if mode & libc::S_IFMT != libc::S_IFREG {
             return Err(Error::NotPermitted("device nodes, FIFOs and sockets"));
         }
-        self.new_node((parent, name), Kind::File, (mode, umask), who, &[])
+        let attr = self.new_node((parent, name), Kind::File, (mode, umask), who, &[])?;
+        // No handle will close it: make it as durable as its tier asks now.
+        self.engine.settle(attr.ino)?;
+        Ok(attr)
     }
 
     pub fn symlink(&self, parent: u64, name: &[u8], target: &[u8], who: Caller) -> Result<Attr> {
