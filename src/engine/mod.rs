@@ -445,6 +445,17 @@ impl Engine {
         Ok((durability == Durability::Sync).then_some(at.lsn))
     }
 
+    /// `log` of one inode's new state without inline content.
+    fn log_upsert(
+        &self,
+        tree: &mut Tree,
+        meta: Meta,
+        content: Content,
+        tier: Tier,
+    ) -> Result<Option<u64>> {
+        self.log(tree, vec![Op::Upsert { meta, content }], &[], tier)
+    }
+
     fn wait(&self, lsn: Option<u64>) -> Result<()> {
         match lsn {
             Some(lsn) => self.wal.sync_to(lsn),
@@ -576,15 +587,7 @@ impl Engine {
             xattrs: Box::default(),
             target: Box::default(),
         };
-        let lsn = self.log(
-            &mut tree,
-            vec![Op::Upsert {
-                meta,
-                content: Content::Empty,
-            }],
-            &[],
-            Tier::Hot,
-        )?;
+        let lsn = self.log_upsert(&mut tree, meta, Content::Empty, Tier::Hot)?;
         drop(tree);
         self.wait(lsn)
     }
@@ -715,15 +718,7 @@ impl Engine {
         let tier = meta.tier;
         let linked = tree.is_linked(ino);
         let lsn = if linked {
-            self.log(
-                &mut tree,
-                vec![Op::Upsert {
-                    meta,
-                    content: Content::Keep,
-                }],
-                &[],
-                tier,
-            )?
+            self.log_upsert(&mut tree, meta, Content::Keep, tier)?
         } else {
             tree.get_mut(ino)?.meta = meta;
             None
@@ -835,15 +830,7 @@ impl Engine {
         meta.xattrs = xattrs.into_boxed_slice();
         meta.ctime = Ts::now();
         let tier = meta.tier;
-        let lsn = self.log(
-            &mut tree,
-            vec![Op::Upsert {
-                meta,
-                content: Content::Keep,
-            }],
-            &[],
-            tier,
-        )?;
+        let lsn = self.log_upsert(&mut tree, meta, Content::Keep, tier)?;
         drop(tree);
         self.wait(lsn)
     }

@@ -111,12 +111,22 @@ impl Store {
         Ok(())
     }
 
-    pub fn pack_writer(&self, tier: Tier) -> Result<PackWriter> {
+    /// A new shard file with its header written: (id, buffered writer).
+    fn create(&self, tier: Tier, kind: FileKind, codec: Codec) -> Result<(u64, BufWriter<File>)> {
         let id = self.alloc();
-        let codec = tier.codec();
-        let file = File::create(self.path(tier, FileKind::Pack, id))?;
+        let file = File::create(self.path(tier, kind, id))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(&header_with_codec(PACK_MAGIC, codec))?;
+        let magic = match kind {
+            FileKind::Pack => PACK_MAGIC,
+            FileKind::Blob => BLOB_MAGIC,
+        };
+        out.write_all(&header_with_codec(magic, codec))?;
+        Ok((id, out))
+    }
+
+    pub fn pack_writer(&self, tier: Tier) -> Result<PackWriter> {
+        let codec = tier.codec();
+        let (id, out) = self.create(tier, FileKind::Pack, codec)?;
         Ok(PackWriter {
             id,
             codec,
@@ -143,11 +153,7 @@ impl Store {
     }
 
     pub fn blob_writer(&self, tier: Tier, codec: Codec) -> Result<BlobWriter> {
-        let id = self.alloc();
-        let path = self.path(tier, FileKind::Blob, id);
-        let file = File::create(&path)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(&header_with_codec(BLOB_MAGIC, codec))?;
+        let (id, out) = self.create(tier, FileKind::Blob, codec)?;
         Ok(BlobWriter {
             id,
             codec,
