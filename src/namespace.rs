@@ -272,6 +272,15 @@ pub fn fixed_views(dir: u64, path: &str) -> Vec<(String, View)> {
     out
 }
 
+/// A first test on the name alone, so that the common case (no view could have this name)
+/// costs no walk up the tree to the directory's path.
+pub fn may_name_view(name: &[u8]) -> bool {
+    name == MANIFEST.as_bytes()
+        || name == UNIVERSE_MANIFEST.as_bytes()
+        || name == SHARD_METADATA.as_bytes()
+        || name.ends_with(b".wal")
+}
+
 /// True for names no user file may take in a directory of this path.
 pub fn is_view_name(path: &str, name: &[u8]) -> bool {
     name == MANIFEST.as_bytes()
@@ -308,6 +317,7 @@ mod tests {
         assert!(is_view_name("spacetime/hot_data", b"shard.metadata"));
         assert!(is_view_name("", b"universe.manifest"));
         assert!(!is_view_name("temporal", b"universe.manifest"));
+        assert!(may_name_view(b"wal-00000001.wal") && !may_name_view(b"alice.json"));
         assert_eq!(fixed_views(1, "").len(), 2);
         assert_eq!(fixed_views(9, "spacetime/warm_data").len(), 2);
     }

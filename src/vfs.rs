@@ -238,6 +238,9 @@ impl Vfs {
     }
 
     fn view_named(&self, dir: u64, name: &[u8]) -> Option<View> {
+        if !namespace::may_name_view(name) {
+            return None;
+        }
         self.views_in(dir)
             .into_iter()
             .find(|(n, _)| n.as_bytes() == name)
@@ -280,7 +283,7 @@ impl Vfs {
         if parent == ROOT {
             return Err(Error::Protected);
         }
-        if namespace::is_view_name(&self.dir_path(parent), name) {
+        if namespace::may_name_view(name) && namespace::is_view_name(&self.dir_path(parent), name) {
             return Err(Error::ReadOnlyView);
         }
         Ok(())
@@ -559,14 +562,17 @@ impl Vfs {
     }
 
     fn commit(&self, ino: u64, when: CommitAt) -> Result<()> {
-        let res = self.engine.commit(ino, when, &|m, b| self.check(m, b));
-        if res.is_ok() {
-            let attr = self.engine.getattr(ino);
-            if attr.is_ok_and(|a| a.tag == TAG_CONFIG) {
-                self.apply_config();
-            }
+        // The check sees the inode's metadata anyway: it notes whether this is a
+        // configuration file, so that a commit costs no second lookup.
+        let config = std::cell::Cell::new(false);
+        self.engine.commit(ino, when, &|m, b| {
+            config.set(m.tag == TAG_CONFIG);
+            self.check(m, b)
+        })?;
+        if config.get() {
+            self.apply_config();
         }
-        res
+        Ok(())
     }
 
     /// close(2) of one descriptor: the commit point.
@@ -612,10 +618,13 @@ impl Vfs {
         if parent & VIRT != 0 {
             return Err(Error::NotDir);
         }
-        if self.engine.lookup(parent, name).is_err() && self.view_named(parent, name).is_some() {
-            return Err(Error::ReadOnlyView);
-        }
-        let ino = self.engine.lookup(parent, name)?.ino;
+        let ino = match self.engine.lookup(parent, name) {
+            Ok(a) => a.ino,
+            Err(Error::NotFound) if self.view_named(parent, name).is_some() => {
+                return Err(Error::ReadOnlyView);
+            }
+            Err(e) => return Err(e),
+        };
         if self.is_seed(ino) {
             return Err(Error::Protected);
         }
