@@ -507,25 +507,9 @@ impl Engine {
             new.tag.unwrap_or(p.meta.tag),
         );
         let mut pmeta = p.meta.clone();
-        let now = Ts::now();
         let ino = tree.alloc_ino();
-        let meta = Meta {
-            ino,
-            parent,
-            name: name.into(),
-            kind: new.kind,
-            perm: new.perm & 0o7777,
-            uid: new.uid,
-            gid: new.gid,
-            size: new.target.len() as u64,
-            atime: now,
-            mtime: now,
-            ctime: now,
-            tier,
-            tag,
-            xattrs: Box::default(),
-            target: new.target.into(),
-        };
+        let meta = new_meta(ino, (parent, name), &new, (tier, tag));
+        let now = meta.ctime;
         pmeta.mtime = now;
         pmeta.ctime = now;
         let ops = vec![
@@ -569,24 +553,16 @@ impl Engine {
         if tree.get(ROOT).is_ok() {
             return Ok(());
         }
-        let now = Ts::now();
-        let meta = Meta {
-            ino: ROOT,
-            parent: ROOT,
-            name: Box::default(),
+        let root = NewNode {
             kind: Kind::Dir,
             perm,
             uid: 0,
             gid: 0,
-            size: 0,
-            atime: now,
-            mtime: now,
-            ctime: now,
-            tier,
-            tag,
-            xattrs: Box::default(),
-            target: Box::default(),
+            target: &[],
+            tier: Some(tier),
+            tag: Some(tag),
         };
+        let meta = new_meta(ROOT, (ROOT, b""), &root, (tier, tag));
         let lsn = self.log_upsert(&mut tree, meta, Content::Empty, Tier::Hot)?;
         drop(tree);
         self.wait(lsn)
@@ -1514,6 +1490,33 @@ impl Engine {
             return Err(std::io::Error::last_os_error().into());
         }
         Ok(st)
+    }
+}
+
+/// A new inode's metadata, all its times now.
+fn new_meta(
+    ino: u64,
+    (parent, name): (u64, &[u8]),
+    new: &NewNode<'_>,
+    (tier, tag): (Tier, u8),
+) -> Meta {
+    let now = Ts::now();
+    Meta {
+        ino,
+        parent,
+        name: name.into(),
+        kind: new.kind,
+        perm: new.perm & 0o7777,
+        uid: new.uid,
+        gid: new.gid,
+        size: new.target.len() as u64,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        tier,
+        tag,
+        xattrs: Box::default(),
+        target: new.target.into(),
     }
 }
 
