@@ -310,3 +310,47 @@ fn an_empty_hot_file_survives_kill9_once_closed() {
             .exists()
     );
 }
+
+/// Damage in the middle of the log, before acknowledged records, is not guessed around:
+/// the mount is refused with a message naming the segment; repaired, it mounts again.
+#[test]
+fn damage_in_the_middle_of_the_wal_refuses_the_mount() {
+    let mut m = Mount::new();
+    let recs: Vec<Vec<u8>> = (0..20).map(|i| body("mid", i)).collect();
+    for (i, r) in recs.iter().enumerate() {
+        put(&m.path(&format!("{USERS}/mid{i}.json")), r);
+    }
+    m.kill9();
+    let seg = wal_files(m.data())
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).map(|md| md.len()).unwrap_or(0))
+        .expect("a WAL segment");
+    let original = fs::read(&seg).unwrap();
+    let mut bad = original.clone();
+    bad[12 + 8 + 10] ^= 0x5a; // inside the first record's payload
+    fs::write(&seg, &bad).unwrap();
+
+    let mut cmd = std::process::Command::new(bin());
+    cmd.arg("mount").arg(m.data()).arg(m.mnt());
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(15));
+    if is_mountpoint(m.mnt()) {
+        unmount_dead(m.mnt());
+    }
+    let out = out.expect("the daemon neither mounted nor exited within 15 s");
+    assert!(!out.status.success(), "a damaged log mounted: {out:?}");
+    let err = stderr(&out);
+    let name = seg.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        err.contains("refusing") && err.contains(&name),
+        "the refusal does not explain itself:\n{err}"
+    );
+
+    fs::write(&seg, &original).unwrap();
+    m.remount();
+    for (i, r) in recs.iter().enumerate() {
+        assert!(
+            get(&m.path(&format!("{USERS}/mid{i}.json"))) == *r,
+            "mid{i}.json"
+        );
+    }
+}
