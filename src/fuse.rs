@@ -17,6 +17,7 @@ use fuser::{
 use crate::engine::Attr;
 use crate::engine::tree::{Kind, Ts};
 use crate::error::Error;
+use crate::placement;
 use crate::vfs::{Caller, Changes, VIRT, Vfs};
 
 /// How long the kernel may trust names and attributes of stored inodes. Every change goes
@@ -122,9 +123,11 @@ fn empty(reply: ReplyEmpty, op: &str, res: crate::error::Result<()>) {
 /// Readers bypass the page cache: it is shared by every opener of an inode, so a writer's
 /// uncommitted pages would otherwise reach readers that must see only committed versions
 /// (and views change on every read). Writers keep it, for their own reads and mmap.
+/// A reader's close commits nothing, so the kernel is told not to send it (one round trip
+/// less per `cat`).
 fn open_flags(ino: u64, flags: i32) -> FopenFlags {
     if ino & VIRT != 0 || flags & libc::O_ACCMODE == libc::O_RDONLY {
-        FopenFlags::FOPEN_DIRECT_IO
+        FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH
     } else {
         FopenFlags::empty()
     }
@@ -146,11 +149,13 @@ impl Filesystem for Fuse {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        placement::follow(req.pid());
         entry(reply, "lookup", self.vfs.lookup(parent.0, name.as_bytes()));
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        placement::follow(req.pid());
         match self.vfs.getattr(ino.0) {
             Ok(a) => reply.attr(&ttl(&a), &file_attr(&a)),
             Err(e) => reply.error(fail("getattr", &e)),
@@ -159,7 +164,7 @@ impl Filesystem for Fuse {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -175,6 +180,7 @@ impl Filesystem for Fuse {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        placement::follow(req.pid());
         let changes = Changes {
             mode,
             uid,
@@ -206,6 +212,7 @@ impl Filesystem for Fuse {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
+        placement::follow(req.pid());
         entry(
             reply,
             "mknod",
@@ -223,6 +230,7 @@ impl Filesystem for Fuse {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        placement::follow(req.pid());
         entry(
             reply,
             "mkdir",
@@ -231,7 +239,8 @@ impl Filesystem for Fuse {
         );
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        placement::follow(req.pid());
         empty(
             reply,
             "unlink",
@@ -239,7 +248,8 @@ impl Filesystem for Fuse {
         );
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        placement::follow(req.pid());
         empty(
             reply,
             "rmdir",
@@ -255,6 +265,7 @@ impl Filesystem for Fuse {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        placement::follow(req.pid());
         entry(
             reply,
             "symlink",
@@ -269,7 +280,7 @@ impl Filesystem for Fuse {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -277,6 +288,7 @@ impl Filesystem for Fuse {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        placement::follow(req.pid());
         let res = self.vfs.rename(
             parent.0,
             name.as_bytes(),
@@ -298,7 +310,8 @@ impl Filesystem for Fuse {
         entry(reply, "link", self.vfs.link());
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        placement::follow(req.pid());
         match self.vfs.open(ino.0, flags.0) {
             Ok(fh) => reply.opened(FileHandle(fh), open_flags(ino.0, flags.0)),
             Err(e) => reply.error(fail("open", &e)),
@@ -307,7 +320,7 @@ impl Filesystem for Fuse {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -316,6 +329,7 @@ impl Filesystem for Fuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        placement::follow(req.pid());
         match self.vfs.read(fh.0, offset, size as usize) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(fail("read", &e)),
@@ -324,7 +338,7 @@ impl Filesystem for Fuse {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -334,6 +348,7 @@ impl Filesystem for Fuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        placement::follow(req.pid());
         match self.vfs.write(fh.0, offset, data) {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(fail("write", &e)),
@@ -342,12 +357,13 @@ impl Filesystem for Fuse {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        placement::follow(req.pid());
         empty(reply, "close", self.vfs.flush(fh.0));
     }
 
@@ -374,12 +390,13 @@ impl Filesystem for Fuse {
 
     fn fsync(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        placement::follow(req.pid());
         empty(reply, "fsync", self.vfs.fsync(fh.0));
     }
 
@@ -393,12 +410,13 @@ impl Filesystem for Fuse {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        placement::follow(req.pid());
         match self.vfs.readdir(ino.0, offset, 512) {
             Ok(entries) => {
                 for e in entries {
@@ -513,6 +531,7 @@ impl Filesystem for Fuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        placement::follow(req.pid());
         match self
             .vfs
             .create(parent.0, name.as_bytes(), mode, umask, flags, caller(req))

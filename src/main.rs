@@ -5,6 +5,7 @@ mod engine;
 mod error;
 mod fuse;
 mod namespace;
+mod placement;
 mod regions;
 mod vfs;
 
@@ -35,35 +36,37 @@ enum Command {
     /// until it is unmounted (`umount MOUNTPOINT`) or the daemon gets SIGINT/SIGTERM; both
     /// flush, checkpoint and exit 0. An empty DATA_DIR is bootstrapped with the seed's
     /// hierarchy; an existing one is recovered (checkpoint + log replay).
-    Mount {
-        /// Directory holding the universe's log, shards and checkpoints (created if missing).
-        data_dir: PathBuf,
-        /// Empty directory to mount the universe on.
-        mountpoint: PathBuf,
-        /// Content cache budget in MiB; overrides `configuration/universe_parameters.json`.
-        #[arg(long, value_name = "MIB")]
-        cache_mb: Option<usize>,
-        /// Threads serving kernel requests.
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
-        threads: u16,
-        /// Serve only the mounting user, even when run as root (by default root's mount
-        /// serves every user, with permissions enforced as on any filesystem).
-        #[arg(long)]
-        private: bool,
-    },
+    Mount(MountArgs),
+}
+
+#[derive(clap::Args)]
+struct MountArgs {
+    /// Directory holding the universe's log, shards and checkpoints (created if missing).
+    data_dir: PathBuf,
+    /// Empty directory to mount the universe on.
+    mountpoint: PathBuf,
+    /// Content cache budget in MiB; overrides `configuration/universe_parameters.json`.
+    #[arg(long, value_name = "MIB")]
+    cache_mb: Option<usize>,
+    /// Threads serving kernel requests.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
+    /// Serve only the mounting user, even when run as root (by default root's mount
+    /// serves every user, with permissions enforced as on any filesystem).
+    #[arg(long)]
+    private: bool,
+    /// Leave the request threads wherever the scheduler puts them (by default each one
+    /// moves to the CPU its callers run on, which makes a round trip several times faster
+    /// on small VMs; `taskset` still bounds the CPUs used).
+    #[arg(long)]
+    no_follow: bool,
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Mount {
-            data_dir,
-            mountpoint,
-            cache_mb,
-            threads,
-            private,
-        } => match mount(&data_dir, &mountpoint, cache_mb, threads, private) {
+        Command::Mount(args) => match mount(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 log::error!("{e}");
@@ -74,13 +77,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn mount(
-    data_dir: &Path,
-    mountpoint: &Path,
-    cache_mb: Option<usize>,
-    threads: u16,
-    private: bool,
-) -> Result<(), String> {
+fn mount(args: &MountArgs) -> Result<(), String> {
+    let (data_dir, mountpoint, threads) = (&args.data_dir, &args.mountpoint, args.threads);
     // Signals are taken by one thread with sigwait: block them before any thread starts so
     // that every thread inherits the mask.
     let signals = block_signals()?;
@@ -95,7 +93,7 @@ fn mount(
         Engine::open(data_dir, Settings::default())
             .map_err(|e| format!("cannot open universe in {}: {e}", data_dir.display()))?,
     );
-    let vfs = vfs::Vfs::new(engine.clone(), cache_mb.map(|m| m << 20))
+    let vfs = vfs::Vfs::new(engine.clone(), args.cache_mb.map(|m| m << 20))
         .map_err(|e| format!("cannot bootstrap universe: {e}"))?;
     engine
         .start()
@@ -111,11 +109,12 @@ fn mount(
     ];
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    if root && !private {
+    if root && !args.private {
         config.acl = fuser::SessionACL::All;
     }
     config.n_threads = Some(threads as usize);
     config.clone_fd = true;
+    placement::init(!args.no_follow);
 
     let (stale_tx, stale_rx) = std::sync::mpsc::channel();
     let session = fuser::Session::new(fuse::Fuse::new(vfs, stale_tx), mountpoint, &config);
