@@ -392,7 +392,21 @@ fn cosmic_logs_lists_wal_segments_read_only() {
             fs::metadata(&p).unwrap().is_file(),
             "{w} is not a regular file"
         );
-        fs::read(&p).unwrap_or_else(|e| panic!("reading {w}: {e}"));
+        let data = fs::read(&p).unwrap_or_else(|e| panic!("reading {w}: {e}"));
+        assert_eq!(
+            data.len() as u64,
+            fs::metadata(&p).unwrap().len(),
+            "{w}: size"
+        );
+        // Header, then whole non-empty frames to the very end: the zero-filled space the
+        // daemon keeps after the last record is not part of the segment.
+        let mut at = 12;
+        while at + 8 <= data.len() {
+            let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+            assert!(len > 0, "{w}: empty frame at byte {at} of {}", data.len());
+            at += 8 + len;
+        }
+        assert_eq!(at, data.len(), "{w}: does not end at a record boundary");
         expect_errno(
             open_raw(&p, libc::O_WRONLY, 0),
             &ro,
