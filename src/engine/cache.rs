@@ -52,15 +52,15 @@ impl Cache {
         hit
     }
 
-    /// Caches `data` unless it would take more than a quarter of the budget: one large read
+    /// Caches `data` (counted by its allocation, not its length) unless it would take more than a quarter of the budget: one large read
     /// must not flush everything else.
     pub fn put(&mut self, key: Key, data: Arc<Vec<u8>>) {
-        let cost = data.len() + ENTRY_OVERHEAD;
+        let cost = cost_of(&data);
         if cost > self.budget / 4 {
             return;
         }
         if let Some(old) = self.lru.put(key, data) {
-            self.bytes -= old.len() + ENTRY_OVERHEAD;
+            self.bytes -= cost_of(&old);
         }
         self.bytes += cost;
         self.shrink();
@@ -75,7 +75,7 @@ impl Cache {
         while self.bytes > self.budget {
             match self.lru.pop_lru() {
                 Some((_, v)) => {
-                    self.bytes -= v.len() + ENTRY_OVERHEAD;
+                    self.bytes -= cost_of(&v);
                     self.evictions += 1;
                 }
                 None => break,
@@ -94,6 +94,11 @@ impl Cache {
     pub fn len(&self) -> usize {
         self.lru.len()
     }
+}
+
+/// What an entry holds in memory.
+fn cost_of(data: &Vec<u8>) -> usize {
+    data.capacity() + ENTRY_OVERHEAD
 }
 
 #[cfg(test)]

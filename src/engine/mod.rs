@@ -31,7 +31,7 @@ use self::cache::{Cache, Key, WHOLE};
 use self::codec::Tier;
 use self::draft::{Bytes, Draft};
 use self::store::{FileKind, Store};
-use self::tree::{Kind, Location, Meta, ROOT, Tree, Ts};
+use self::tree::{Extra, Kind, Location, Meta, ROOT, Tree, Ts};
 use self::wal::{Durability, Wal};
 use crate::error::{Error, Result};
 
@@ -714,7 +714,7 @@ impl Engine {
         if node.meta.kind != Kind::Symlink {
             return Err(Error::InvalidArgument("not a symlink"));
         }
-        Ok(node.meta.target.to_vec())
+        Ok(node.meta.target().to_vec())
     }
 
     /// Directory entries after `cookie` (their `offset` is their cookie), at most `max`.
@@ -753,7 +753,7 @@ impl Engine {
         let tree = lock(&self.tree);
         let node = tree.get(ino)?;
         node.meta
-            .xattrs
+            .xattrs()
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
@@ -765,7 +765,7 @@ impl Engine {
         Ok(tree
             .get(ino)?
             .meta
-            .xattrs
+            .xattrs()
             .iter()
             .map(|(k, _)| k.clone())
             .collect())
@@ -786,7 +786,7 @@ impl Engine {
         }
         let mut tree = lock(&self.tree);
         let mut meta = tree.get(ino)?.meta.clone();
-        let mut xattrs = std::mem::take(&mut meta.xattrs).into_vec();
+        let mut xattrs = meta.xattrs().to_vec();
         let pos = xattrs.iter().position(|(k, _)| k == name);
         match (value, pos) {
             (Some(_), Some(_)) if create => return Err(Error::Exists),
@@ -803,7 +803,7 @@ impl Engine {
         if total > XATTR_TOTAL_MAX {
             return Err(Error::NoSpace);
         }
-        meta.xattrs = xattrs.into_boxed_slice();
+        meta.set_xattrs(xattrs);
         meta.ctime = Ts::now();
         let tier = meta.tier;
         let lsn = self.log_upsert(&mut tree, meta, Content::Keep, tier)?;
@@ -1146,7 +1146,8 @@ impl Engine {
         }
         let len = bytes.len();
         let inline_max = self.settings().inline_max as u64;
-        let mut inline = Vec::new();
+        // Sized exactly: this buffer is what the cache keeps of the record.
+        let mut inline = Vec::with_capacity(if len <= inline_max { len as usize } else { 0 });
         let content = if len == 0 {
             Content::Empty
         } else if len <= inline_max {
@@ -1521,8 +1522,7 @@ fn new_meta(
         ctime: now,
         tier,
         tag,
-        xattrs: Box::default(),
-        target: new.target.into(),
+        extra: Extra::boxed(Vec::new(), new.target.into()),
     }
 }
 

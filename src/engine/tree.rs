@@ -3,6 +3,7 @@
 //! only `Meta` + `Location`; directories are rebuilt from them on load.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -63,11 +64,12 @@ impl From<SystemTime> for Ts {
 }
 
 /// What the log and checkpoints record of an inode.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Meta {
     pub ino: u64,
     pub parent: u64,
-    pub name: Box<[u8]>,
+    /// Shared with the parent's name index: one allocation per name.
+    pub name: Arc<[u8]>,
     pub kind: Kind,
     /// Permission bits including setuid/setgid/sticky (not the file type).
     pub perm: u16,
@@ -82,9 +84,122 @@ pub struct Meta {
     pub tier: Tier,
     /// The region's label, set by the namespace and inherited like the tier.
     pub tag: u8,
-    pub xattrs: Box<[(Vec<u8>, Vec<u8>)]>,
-    /// Symlink target.
+    /// Extended attributes and symlink target: most inodes have neither, and a million
+    /// inodes are held in memory, so they live out of line (8 bytes here instead of 32).
+    pub extra: Option<Box<Extra>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Extra {
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     pub target: Box<[u8]>,
+}
+
+impl Meta {
+    pub fn xattrs(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        self.extra.as_ref().map_or(&[], |e| &e.xattrs)
+    }
+
+    pub fn target(&self) -> &[u8] {
+        self.extra.as_ref().map_or(&[], |e| &e.target)
+    }
+
+    pub fn set_xattrs(&mut self, xattrs: Vec<(Vec<u8>, Vec<u8>)>) {
+        let target = self.extra.take().map(|e| e.target).unwrap_or_default();
+        self.extra = Extra::boxed(xattrs, target);
+    }
+}
+
+impl Extra {
+    /// `None` when there is nothing to keep.
+    pub fn boxed(xattrs: Vec<(Vec<u8>, Vec<u8>)>, target: Box<[u8]>) -> Option<Box<Extra>> {
+        (!xattrs.is_empty() || !target.is_empty()).then(|| Box::new(Extra { xattrs, target }))
+    }
+}
+
+/// `Meta` as the log and checkpoints lay it out (FORMAT.md), field for field; the
+/// in-memory struct differs only in where it keeps the rare fields.
+#[derive(Serialize)]
+struct MetaOut<'a> {
+    ino: u64,
+    parent: u64,
+    name: &'a [u8],
+    kind: Kind,
+    perm: u16,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    atime: Ts,
+    mtime: Ts,
+    ctime: Ts,
+    tier: Tier,
+    tag: u8,
+    xattrs: &'a [(Vec<u8>, Vec<u8>)],
+    target: &'a [u8],
+}
+
+#[derive(Deserialize)]
+struct MetaIn {
+    ino: u64,
+    parent: u64,
+    name: Vec<u8>,
+    kind: Kind,
+    perm: u16,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    atime: Ts,
+    mtime: Ts,
+    ctime: Ts,
+    tier: Tier,
+    tag: u8,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    target: Vec<u8>,
+}
+
+impl Serialize for Meta {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        MetaOut {
+            ino: self.ino,
+            parent: self.parent,
+            name: &self.name,
+            kind: self.kind,
+            perm: self.perm,
+            uid: self.uid,
+            gid: self.gid,
+            size: self.size,
+            atime: self.atime,
+            mtime: self.mtime,
+            ctime: self.ctime,
+            tier: self.tier,
+            tag: self.tag,
+            xattrs: self.xattrs(),
+            target: self.target(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Meta {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Meta, D::Error> {
+        let m = MetaIn::deserialize(d)?;
+        Ok(Meta {
+            ino: m.ino,
+            parent: m.parent,
+            name: m.name.into(),
+            kind: m.kind,
+            perm: m.perm,
+            uid: m.uid,
+            gid: m.gid,
+            size: m.size,
+            atime: m.atime,
+            mtime: m.mtime,
+            ctime: m.ctime,
+            tier: m.tier,
+            tag: m.tag,
+            extra: Extra::boxed(m.xattrs, m.target.into()),
+        })
+    }
 }
 
 /// Where committed content lives.
@@ -124,7 +239,7 @@ pub struct Node {
 
 #[derive(Default)]
 pub struct DirIndex {
-    pub by_name: HashMap<Box<[u8]>, u64>,
+    pub by_name: HashMap<Arc<[u8]>, u64>,
     /// cookie -> ino, in creation order.
     pub order: BTreeMap<u64, u64>,
     next_cookie: u64,
@@ -379,8 +494,7 @@ pub mod tests {
             ctime: Ts::default(),
             tier: Tier::Hot,
             tag: 0,
-            xattrs: Box::default(),
-            target: Box::default(),
+            extra: None,
         }
     }
 
@@ -453,5 +567,53 @@ pub mod tests {
             nanos: 999,
         };
         assert_eq!(Ts::from(u.to_system()), u);
+    }
+
+    /// The layout written before `Extra` existed; logs and checkpoints hold it.
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Stored {
+        ino: u64,
+        parent: u64,
+        name: Box<[u8]>,
+        kind: Kind,
+        perm: u16,
+        uid: u32,
+        gid: u32,
+        size: u64,
+        atime: Ts,
+        mtime: Ts,
+        ctime: Ts,
+        tier: Tier,
+        tag: u8,
+        xattrs: Box<[(Vec<u8>, Vec<u8>)]>,
+        target: Box<[u8]>,
+    }
+
+    #[test]
+    fn meta_keeps_its_stored_layout() {
+        let cfg = bincode::config::standard();
+        let mut link = meta(7, 1, "link", Kind::Symlink);
+        link.extra = Extra::boxed(
+            vec![(b"user.a".to_vec(), b"1".to_vec())],
+            (*b"target").into(),
+        );
+        for m in [meta(5, 1, "plain.json", Kind::File), link] {
+            let bytes = bincode::serde::encode_to_vec(&m, cfg).expect("encode");
+            let (old, _): (Stored, usize) =
+                bincode::serde::decode_from_slice(&bytes, cfg).expect("decode as stored");
+            assert_eq!(&*old.name, &*m.name);
+            assert_eq!(&*old.xattrs, m.xattrs());
+            assert_eq!(&*old.target, m.target());
+            let again = bincode::serde::encode_to_vec(&old, cfg).expect("encode stored");
+            assert_eq!(again, bytes, "same bytes both ways");
+            let (back, _): (Meta, usize) =
+                bincode::serde::decode_from_slice(&again, cfg).expect("decode");
+            assert_eq!(back, m);
+        }
+        assert_eq!(
+            meta(5, 1, "x", Kind::File).extra,
+            None,
+            "no box when there is nothing"
+        );
     }
 }
