@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::engine::draft::Bytes;
 use crate::engine::tree::{Kind, Meta, ROOT, Ts};
-use crate::engine::{Attr, CommitAt, DirEntry, Engine, NewNode, SetAttr, Snapshot};
+use crate::engine::{Attr, CommitAt, Data, DirEntry, Engine, NewNode, SetAttr, Snapshot};
 use crate::error::{Error, Result};
 use crate::namespace::{self, TAG_CONFIG, View};
 use crate::regions::{config, records, views};
@@ -207,6 +207,7 @@ impl Vfs {
         self.engine
             .read(attr.ino, 0, attr.size as usize, false)
             .ok()
+            .map(Data::into_vec)
     }
 
     /// (Re)reads `configuration/` into the engine's settings.
@@ -496,7 +497,7 @@ impl Vfs {
         Ok(self.add_handle(Handle::File { ino, writer, snap }))
     }
 
-    pub fn read(&self, fh: u64, off: u64, size: usize) -> Result<Vec<u8>> {
+    pub fn read(&self, fh: u64, off: u64, size: usize) -> Result<Data> {
         enum Src {
             File(u64, bool),
             Version(Snapshot),
@@ -516,9 +517,12 @@ impl Vfs {
             Src::Bytes(data) => {
                 let start = (off as usize).min(data.len());
                 let end = start.saturating_add(size).min(data.len());
-                Ok(data[start..end].to_vec())
+                Ok(Data::Shared(data, start..end))
             }
-            Src::Log(name) => self.engine.read_log_segment(&name, off, size),
+            Src::Log(name) => self
+                .engine
+                .read_log_segment(&name, off, size)
+                .map(Data::Owned),
         }
     }
 
@@ -668,7 +672,7 @@ impl Vfs {
             && !namespace::is_json_record(src.tag, name)
         {
             let data = self.engine.read(src.ino, 0, src.size as usize, false)?;
-            records::validate_json(&mut data.as_slice(), data.len() as u64).inspect_err(|e| {
+            records::validate_json(&mut &data[..], data.len() as u64).inspect_err(|e| {
                 log::warn!(
                     "refusing rename of {}/{} onto a record name: {e}",
                     self.dir_path(parent),
@@ -837,7 +841,7 @@ mod tests {
 
     fn get(v: &Vfs, ino: u64) -> Vec<u8> {
         let fh = v.open(ino, libc::O_RDONLY).expect("open");
-        let data = v.read(fh, 0, 1 << 30).expect("read");
+        let data = v.read(fh, 0, 1 << 30).expect("read").into_vec();
         v.release(fh).expect("release");
         data
     }

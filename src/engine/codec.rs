@@ -1,6 +1,6 @@
 //! Tiers and their codecs: hot stores bytes as they are, warm with zlib, cold with lz4.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
@@ -88,10 +88,17 @@ impl Codec {
         let out = match self {
             Codec::None => data.to_vec(),
             Codec::Zlib => {
+                // Straight into the output's spare capacity: no zero-filling, no copy out of
+                // a reader's buffer (a 1 MiB chunk is decoded on every cache miss).
                 let mut out = Vec::with_capacity(expected);
-                flate2::read::ZlibDecoder::new(data)
-                    .read_to_end(&mut out)
+                let status = flate2::Decompress::new(true)
+                    .decompress_vec(data, &mut out, flate2::FlushDecompress::Finish)
                     .map_err(|e| Error::Corrupt(format!("zlib: {e}")))?;
+                if status != flate2::Status::StreamEnd {
+                    return Err(Error::Corrupt(format!(
+                        "zlib: stream does not end within the {expected} bytes recorded"
+                    )));
+                }
                 out
             }
             Codec::Lz4 => lz4_flex::decompress_size_prepended(data)

@@ -135,6 +135,32 @@ pub struct Attr {
     pub tag: u8,
 }
 
+/// Bytes read from a file: a range of a buffer the cache (or a pinned reader) shares, so
+/// that a read inside one cached chunk is answered without copying it, or owned bytes.
+pub enum Data {
+    Shared(Arc<Vec<u8>>, std::ops::Range<usize>),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Data {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Data::Shared(buf, range) => &buf[range.clone()],
+            Data::Owned(v) => v,
+        }
+    }
+}
+
+impl Data {
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            Data::Shared(..) => self.to_vec(),
+            Data::Owned(v) => v,
+        }
+    }
+}
+
 /// One committed version of a file, pinned for a reader (see `Engine::snapshot`).
 #[derive(Clone)]
 pub struct Snapshot {
@@ -847,11 +873,11 @@ impl Engine {
     }
 
     /// Reads committed content, or the draft when `through_draft` (a writer's own view).
-    pub fn read(&self, ino: u64, off: u64, size: usize, through_draft: bool) -> Result<Vec<u8>> {
+    pub fn read(&self, ino: u64, off: u64, size: usize, through_draft: bool) -> Result<Data> {
         if through_draft {
             let draft = lock(&self.drafts).map.get(&ino).cloned();
             if let Some(d) = draft {
-                return lock(&d).read(off, size);
+                return lock(&d).read(off, size).map(Data::Owned);
             }
         }
         match self.read_committed(ino, off, size) {
@@ -863,7 +889,7 @@ impl Engine {
         }
     }
 
-    fn read_committed(&self, ino: u64, off: u64, size: usize) -> Result<Vec<u8>> {
+    fn read_committed(&self, ino: u64, off: u64, size: usize) -> Result<Data> {
         let snap = {
             let tree = lock(&self.tree);
             let n = tree.get(ino)?;
@@ -933,7 +959,7 @@ impl Engine {
     }
 
     /// Reads a range of one version of a file.
-    pub fn read_version(&self, snap: &Snapshot, off: u64, size: usize) -> Result<Vec<u8>> {
+    pub fn read_version(&self, snap: &Snapshot, off: u64, size: usize) -> Result<Data> {
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
         let Snapshot {
             ino,
@@ -943,12 +969,12 @@ impl Engine {
             ..
         } = *snap;
         if off >= len || size == 0 {
-            return Ok(Vec::new());
+            return Ok(Data::Owned(Vec::new()));
         }
         let end = len.min(off + size as u64);
         match loc {
             Location::Blob { tier, id, .. } => {
-                let mut out = Vec::with_capacity((end - off) as usize);
+                let mut out = Vec::new();
                 let mut reader = None;
                 let mut pos = off;
                 while pos < end {
@@ -976,17 +1002,22 @@ impl Engine {
                     if take == 0 {
                         break;
                     }
+                    if pos == off && pos + take as u64 == end {
+                        // The whole read lies in one chunk: hand out the cached chunk.
+                        return Ok(Data::Shared(chunk, start..start + take));
+                    }
+                    out.reserve((end - off) as usize);
                     out.extend_from_slice(&chunk[start..start + take]);
                     pos += take as u64;
                 }
-                Ok(out)
+                Ok(Data::Owned(out))
             }
             _ => {
                 let whole = match &snap.whole {
                     Some(w) => w.clone(),
                     None => self.whole(ino, version, loc, len)?,
                 };
-                Ok(whole[off as usize..end as usize].to_vec())
+                Ok(Data::Shared(whole, off as usize..end as usize))
             }
         }
     }
@@ -1628,7 +1659,7 @@ mod tests {
     }
 
     fn get(e: &Engine, ino: u64) -> Vec<u8> {
-        e.read(ino, 0, 1 << 30, false).expect("read")
+        e.read(ino, 0, 1 << 30, false).expect("read").into_vec()
     }
 
     fn new_universe(dir: &Path, tier: Tier) -> Engine {
@@ -1652,7 +1683,9 @@ mod tests {
                 // Read the blob twice: the second read is served from the cache.
                 assert_eq!(get(&e, b), big);
                 assert_eq!(
-                    e.read(b, store::CHUNK as u64 - 2, 4, false).expect("r"),
+                    e.read(b, store::CHUNK as u64 - 2, 4, false)
+                        .expect("r")
+                        .into_vec(),
                     big[store::CHUNK - 2..store::CHUNK + 2].to_vec()
                 );
                 e.checkpoint().expect("checkpoint");
@@ -1682,7 +1715,12 @@ mod tests {
         let snap = e.snapshot(f).expect("snapshot");
         put(&e, f, &[2; 10]);
         e.checkpoint().expect("checkpoint");
-        assert_eq!(e.read_version(&snap, 0, 1 << 30).expect("pinned read"), v1);
+        assert_eq!(
+            e.read_version(&snap, 0, 1 << 30)
+                .expect("pinned read")
+                .into_vec(),
+            v1
+        );
         e.release_snapshot(&snap);
         e.checkpoint().expect("checkpoint");
         assert_eq!(get(&e, f), vec![2; 10]);
