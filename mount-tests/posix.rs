@@ -574,3 +574,77 @@ fn ls_shows_true_sizes_and_mtimes() {
         .unwrap_or_else(|| panic!("ls -l:\n{ls}"));
     assert_eq!(line.split_whitespace().nth(4), Some("3"), "{line}");
 }
+
+/// Maps `len` bytes of `f` shared; the closure gets the mapping as a slice. With `sync`,
+/// the mapping is written back with msync(MS_SYNC) before it is unmapped.
+fn with_mapping(f: &File, len: usize, write: bool, sync: bool, use_it: impl FnOnce(&mut [u8])) {
+    use std::os::fd::AsRawFd;
+    let prot = libc::PROT_READ | if write { libc::PROT_WRITE } else { 0 };
+    // SAFETY: a fresh shared mapping of an open file, unmapped below; nothing else
+    // aliases it while the closure runs.
+    unsafe {
+        let at = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(
+            at,
+            libc::MAP_FAILED,
+            "mmap: {}",
+            std::io::Error::last_os_error()
+        );
+        use_it(std::slice::from_raw_parts_mut(at as *mut u8, len));
+        if sync {
+            assert_eq!(libc::msync(at, len, libc::MS_SYNC), 0, "msync");
+        }
+        assert_eq!(libc::munmap(at, len), 0, "munmap");
+    }
+}
+
+#[test]
+fn mmap_reads_committed_content_and_writes_commit_at_close_or_msync() {
+    let m = Mount::new();
+    let p = blob(&m, "mapped.bin");
+    let v0 = pattern(41, 0, 3 * 4096 + 100);
+    put(&p, &v0);
+
+    let f = File::open(&p).unwrap();
+    with_mapping(&f, v0.len(), false, false, |map| {
+        assert!(map == &v0[..], "a read-only mapping shows the file")
+    });
+    drop(f);
+
+    // Stores through a mapping are the writer's draft until close(2) commits them.
+    let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    let mut v1 = v0.clone();
+    v1[10..20].copy_from_slice(b"0123456789");
+    v1[2 * 4096 + 7] = b'!';
+    with_mapping(&f, v0.len(), true, false, |map| {
+        map[10..20].copy_from_slice(b"0123456789");
+        map[2 * 4096 + 7] = b'!';
+    });
+    assert!(
+        get(&p) == v0,
+        "stores through a mapping showed before the close"
+    );
+    close_file(f).unwrap();
+    assert!(
+        get(&p) == v1,
+        "stores through a mapping were not committed at close"
+    );
+
+    // msync(MS_SYNC) is an fsync: it commits, durably, with the file still open.
+    let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    let mut v2 = v1.clone();
+    v2[4096..4100].copy_from_slice(b"sync");
+    with_mapping(&f, v0.len(), true, true, |map| {
+        map[4096..4100].copy_from_slice(b"sync")
+    });
+    assert!(get(&p) == v2, "msync did not commit the mapped stores");
+    close_file(f).unwrap();
+    assert!(get(&p) == v2);
+}

@@ -120,16 +120,17 @@ fn empty(reply: ReplyEmpty, op: &str, res: crate::error::Result<()>) {
     }
 }
 
-/// Readers bypass the page cache: it is shared by every opener of an inode, so a writer's
-/// uncommitted pages would otherwise reach readers that must see only committed versions
-/// (and views change on every read). Writers keep it, for their own reads and mmap.
-/// A reader's close commits nothing, so the kernel is told not to send it (one round trip
-/// less per `cat`).
+/// Every open bypasses the page cache. It is shared by every opener of an inode, so a
+/// writer's uncommitted pages would otherwise reach readers that must see only committed
+/// versions (and views change on every read); and a writer's data would be copied into it
+/// only to be sent on and dropped (the daemon holds the draft). mmap still works
+/// (FUSE_DIRECT_IO_ALLOW_MMAP). A reader's close commits nothing, so the kernel is told
+/// not to send it (one round trip less per `cat`).
 fn open_flags(ino: u64, flags: i32) -> FopenFlags {
     if ino & VIRT != 0 || flags & libc::O_ACCMODE == libc::O_RDONLY {
         FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH
     } else {
-        FopenFlags::empty()
+        FopenFlags::FOPEN_DIRECT_IO
     }
 }
 
@@ -142,9 +143,9 @@ impl Filesystem for Fuse {
         if let Err(missing) = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC) {
             log::warn!("kernel lacks {missing:?}: O_TRUNC commits an empty file at open");
         }
-        // Readers are opened with direct I/O (see `open_flags`); this keeps mmap working.
+        // Files are opened with direct I/O (see `open_flags`); this keeps mmap working.
         if let Err(missing) = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP) {
-            log::warn!("kernel lacks {missing:?}: read-only mmap of stored files fails");
+            log::warn!("kernel lacks {missing:?}: mmap of stored files fails");
         }
         Ok(())
     }
