@@ -81,6 +81,10 @@ struct Args {
     /// Pin the daemon to this CPU [default: free to use every CPU].
     #[arg(long)]
     daemon_cpu: Option<usize>,
+    /// Run the daemon with `--no-follow` (its request threads do not move to their
+    /// callers' CPU).
+    #[arg(long)]
+    no_follow: bool,
     /// Run only the native half (to test the harness without a daemon).
     #[arg(long, conflicts_with = "records")]
     native_only: bool,
@@ -259,6 +263,7 @@ fn run(args: &Args) -> Result<()> {
             cache_mb: args.cache_mb,
             threads: args.threads,
             cpu: args.daemon_cpu,
+            no_follow: args.no_follow,
         })
     };
     let work = WorkDir::create(args.workdir.as_deref(), args.keep)?;
@@ -280,7 +285,7 @@ fn run(args: &Args) -> Result<()> {
                 "free on CPUs {}",
                 sys::cpu_list(&(0..sys::online_cpus()).collect::<Vec<_>>())
             ),
-        }
+        } + follow_note(args.no_follow)
     );
     if let Some(n) = args.records {
         let opts = daemon_opts.ok_or_else(|| Error::msg("--records needs the daemon"))?;
@@ -760,6 +765,7 @@ fn bench(
         client_pinned: pinned,
         daemon_cpus: None,
         daemon_threads: None,
+        daemon_follows: !args.no_follow,
         order: "per workload, native and mount back to back (native first in odd rounds, mount first in even rounds)",
     };
     if let (Some(mut d), Some(opts)) = (daemon, daemon_opts) {
@@ -817,7 +823,7 @@ fn bench(
     };
     report::print_table(&report);
     println!(
-        "ran: client on CPU {} ({}), daemon on CPUs {} with {} threads; {}",
+        "ran: client on CPU {} ({}), daemon on CPUs {} with {} threads{}; {}",
         report.placement.client_cpus,
         if pinned { "pinned" } else { "not pinned" },
         report.placement.daemon_cpus.as_deref().unwrap_or("-"),
@@ -825,6 +831,7 @@ fn bench(
             .placement
             .daemon_threads
             .map_or("-".into(), |t| t.to_string()),
+        follow_note(!report.placement.daemon_follows),
         report.placement.order
     );
     let json = match &args.json {
@@ -843,5 +850,14 @@ fn bench(
     match stop_error {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// How the daemon places its request threads, for the placement lines.
+fn follow_note(no_follow: bool) -> &'static str {
+    if no_follow {
+        " (--no-follow: request threads stay where the scheduler puts them)"
+    } else {
+        ", its request threads following their callers' CPU"
     }
 }

@@ -20,6 +20,8 @@ pub struct DaemonOpts {
     /// Pin the daemon to this CPU; `None` lets it run on every online CPU
     /// (and not inherit the client's pinning).
     pub cpu: Option<usize>,
+    /// Pass `--no-follow`: the daemon's request threads stay where the scheduler puts them.
+    pub no_follow: bool,
 }
 
 pub struct Daemon {
@@ -67,6 +69,9 @@ impl Daemon {
             .arg(opts.cache_mb.to_string());
         if let Some(t) = opts.threads {
             cmd.arg("--threads").arg(t.to_string());
+        }
+        if opts.no_follow {
+            cmd.arg("--no-follow");
         }
         cmd.arg(data)
             .arg(mnt)

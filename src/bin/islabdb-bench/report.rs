@@ -106,6 +106,8 @@ pub struct Placement {
     pub client_pinned: bool,
     pub daemon_cpus: Option<String>,
     pub daemon_threads: Option<u64>,
+    /// Whether the daemon's request threads move to their callers' CPU (its default).
+    pub daemon_follows: bool,
     pub order: &'static str,
 }
 
