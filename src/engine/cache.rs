@@ -42,6 +42,11 @@ impl Cache {
         }
     }
 
+    /// Whether `key` is cached, without counting a hit or refreshing it.
+    pub fn contains(&self, key: &Key) -> bool {
+        self.lru.contains(key)
+    }
+
     pub fn get(&mut self, key: &Key) -> Option<Arc<Vec<u8>>> {
         let hit = self.lru.get(key).cloned();
         if hit.is_some() {
