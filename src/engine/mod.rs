@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod checkpoint;
 pub mod codec;
+pub mod coder;
 pub mod draft;
 pub mod frame;
 pub mod readahead;
@@ -30,7 +31,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use self::cache::{Cache, Key, WHOLE};
-use self::codec::Tier;
+use self::codec::{Codec, Tier};
+use self::coder::Coder;
 use self::draft::{Bytes, Draft};
 use self::readahead::Readahead;
 use self::store::{FileKind, Store};
@@ -252,6 +254,7 @@ pub struct Engine {
     store: Store,
     cache: Mutex<Cache>,
     readahead: Readahead,
+    coder: Coder,
     settings: RwLock<Settings>,
     /// Serializes checkpoints; holds the newest checkpoint's sequence number.
     checkpoint_seq: Mutex<u64>,
@@ -377,6 +380,7 @@ impl Engine {
             store,
             cache: Mutex::new(Cache::new(settings.cache_budget)),
             readahead: Readahead::default(),
+            coder: Coder::default(),
             settings: RwLock::new(settings),
             checkpoint_seq: Mutex::new(ckpt_seq),
             checkpointed_at: AtomicU64::new(0),
@@ -416,6 +420,10 @@ impl Engine {
         std::thread::Builder::new()
             .name("checkpointer".into())
             .spawn(move || e.run_checkpointer())?;
+        let jobs = self.coder.start();
+        std::thread::Builder::new()
+            .name("coder".into())
+            .spawn(move || coder::run(jobs))?;
         let jobs = self.readahead.start();
         let e = self.clone();
         if let Err(err) = std::thread::Builder::new()
@@ -1232,16 +1240,29 @@ impl Engine {
             Content::Inline
         } else {
             // Large: a blob coded for the tier, fsynced before the record that names it.
-            let mut w = self.store.blob_writer(meta.tier, meta.tier.codec())?;
+            let codec = meta.tier.codec();
+            let mut w = self.store.blob_writer(meta.tier, codec)?;
             let id = w.id;
             let mut reader = bytes.reader();
-            let mut buf = vec![0; store::CHUNK];
             loop {
-                let n = reader.read(&mut buf)?;
-                if n == 0 {
+                let a = read_chunk(&mut reader)?;
+                if a.is_empty() {
                     break;
                 }
-                w.write(&buf[..n])?;
+                let b = if a.len() == store::CHUNK && codec != Codec::None {
+                    read_chunk(&mut reader)?
+                } else {
+                    Vec::new()
+                };
+                if b.is_empty() {
+                    w.write(&a)?;
+                    continue;
+                }
+                let b_len = b.len();
+                // Two chunks at once: one coded here, one on the coder thread.
+                let (ca, cb) = self.coder.code_two(codec, &a, b);
+                w.write_coded(a.len(), &ca)?;
+                w.write_coded(b_len, &cb)?;
             }
             w.finish()?;
             Content::Blob {
@@ -1621,6 +1642,13 @@ fn shard_file(loc: Location) -> Option<(Tier, FileKind, u64)> {
         Location::Blob { tier, id, .. } => Some((tier, FileKind::Blob, id)),
         _ => None,
     }
+}
+
+/// Up to one blob chunk of `r` (less only at its end).
+fn read_chunk(r: &mut dyn Read) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(store::CHUNK);
+    r.take(store::CHUNK as u64).read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 fn apply_op(tree: &mut Tree, op: Op, seg: u64, inline_off: u64) {

@@ -243,12 +243,24 @@ impl BlobWriter {
 
     fn flush_chunk(&mut self) -> Result<()> {
         let coded = self.codec.encode(&self.pending);
-        self.out.write_all(&frame::header(&coded))?;
-        self.out.write_all(&coded)?;
+        let raw = std::mem::take(&mut self.pending);
+        self.write_coded(raw.len(), &coded)?;
+        self.pending = raw;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Appends a chunk coded elsewhere: `coded` is this blob's codec applied to `raw_len`
+    /// bytes. Every chunk but the last is a whole one, and none may follow `write`'s bytes.
+    pub fn write_coded(&mut self, raw_len: usize, coded: &[u8]) -> Result<()> {
+        if !self.pending.is_empty() || !self.total.is_multiple_of(CHUNK as u64) || raw_len > CHUNK {
+            return Err(Error::InvalidArgument("blob chunk out of order"));
+        }
+        self.out.write_all(&frame::header(coded))?;
+        self.out.write_all(coded)?;
         self.index.push(self.off);
         self.off += (frame::FRAME_HEADER + coded.len()) as u64;
-        self.total += self.pending.len() as u64;
-        self.pending.clear();
+        self.total += raw_len as u64;
         Ok(())
     }
 
@@ -383,6 +395,32 @@ mod tests {
         assert_eq!(store.files().len(), 3);
         let reopened = Store::open(tmp.path()).expect("reopen");
         assert!(reopened.next_id() > 3);
+    }
+
+    #[test]
+    fn chunks_coded_elsewhere_make_the_same_blob() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = Store::open(tmp.path()).expect("store");
+        let data: Vec<u8> = (0..(CHUNK * 2 + 999)).map(|i| (i % 253) as u8).collect();
+        for tier in Tier::ALL {
+            let codec = tier.codec();
+            let mut w = store.blob_writer(tier, codec).expect("writer");
+            let id = w.id;
+            for c in data[..2 * CHUNK].chunks(CHUNK) {
+                w.write_coded(c.len(), &codec.encode(c)).expect("coded");
+            }
+            w.write(&data[2 * CHUNK..]).expect("tail");
+            assert!(
+                w.write_coded(1, &codec.encode(b"x")).is_err(),
+                "nothing coded may follow a partial chunk"
+            );
+            assert_eq!(w.finish().expect("finish"), data.len() as u64);
+            let r = store.blob(tier, id).expect("open");
+            let back: Vec<u8> = (0..r.chunks())
+                .flat_map(|i| r.chunk(i).expect("chunk"))
+                .collect();
+            assert!(back == data, "{tier:?}");
+        }
     }
 
     #[test]
