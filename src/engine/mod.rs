@@ -972,7 +972,7 @@ impl Engine {
                 }
             };
             if let Location::Blob { tier, id } = snap.loc {
-                *lock(&self.pinned).entry((tier, id)).or_default() += 1;
+                pin(&mut lock(&self.pinned), (tier, id));
                 // Pinned after the lookup: make sure a checkpoint did not retire it between.
                 if self.store.blob(tier, id).is_ok() {
                     return Ok(snap);
@@ -996,14 +996,23 @@ impl Engine {
 
     pub fn release_snapshot(&self, snap: &Snapshot) {
         if let Location::Blob { tier, id } = snap.loc {
-            let mut pinned = lock(&self.pinned);
-            if let Some(n) = pinned.get_mut(&(tier, id)) {
-                *n -= 1;
-                if *n == 0 {
-                    pinned.remove(&(tier, id));
-                }
-            }
+            unpin(&mut lock(&self.pinned), (tier, id));
         }
+    }
+
+    /// A new blob, pinned until the returned guard goes: from the moment its id exists
+    /// until a record names it, only the pin keeps a checkpoint from retiring it.
+    fn new_blob(&self, tier: Tier, codec: Codec) -> Result<(store::BlobWriter, BlobPin<'_>)> {
+        // Allocated and pinned under the pin lock: a checkpoint reads the next file id
+        // before it reads the pins, so it either sees the pin or does not count the id.
+        let mut pinned = lock(&self.pinned);
+        let w = self.store.blob_writer(tier, codec)?;
+        pin(&mut pinned, (tier, w.id));
+        let guard = BlobPin {
+            pinned: &self.pinned,
+            key: (tier, w.id),
+        };
+        Ok((w, guard))
     }
 
     /// Reads a range of one version of a file.
@@ -1231,6 +1240,8 @@ impl Engine {
         }
         let len = bytes.len();
         let inline_max = self.settings().inline_max as u64;
+        // Dropped once the record naming the new blob is logged (or the commit failed).
+        let mut blob_pin = None;
         // Sized exactly: this buffer is what the cache keeps of the record.
         let mut inline = Vec::with_capacity(if len <= inline_max { len as usize } else { 0 });
         let content = if len == 0 {
@@ -1241,7 +1252,8 @@ impl Engine {
         } else {
             // Large: a blob coded for the tier, fsynced before the record that names it.
             let codec = meta.tier.codec();
-            let mut w = self.store.blob_writer(meta.tier, codec)?;
+            let (mut w, pin) = self.new_blob(meta.tier, codec)?;
+            blob_pin = Some(pin);
             let id = w.id;
             let mut reader = bytes.reader();
             loop {
@@ -1281,6 +1293,7 @@ impl Engine {
         let mut lsn = self.log(&mut tree, vec![Op::Upsert { meta, content }], &inline, tier)?;
         let version = tree.get(ino)?.version;
         drop(tree);
+        drop(blob_pin);
         d.dirty = false;
         d.written = false;
         drop(d);
@@ -1644,6 +1657,31 @@ fn shard_file(loc: Location) -> Option<(Tier, FileKind, u64)> {
     }
 }
 
+fn pin(pinned: &mut HashMap<(Tier, u64), u32>, key: (Tier, u64)) {
+    *pinned.entry(key).or_default() += 1;
+}
+
+fn unpin(pinned: &mut HashMap<(Tier, u64), u32>, key: (Tier, u64)) {
+    if let Some(n) = pinned.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            pinned.remove(&key);
+        }
+    }
+}
+
+/// Unpins a blob when dropped (see `Engine::new_blob`).
+struct BlobPin<'a> {
+    pinned: &'a Mutex<HashMap<(Tier, u64), u32>>,
+    key: (Tier, u64),
+}
+
+impl Drop for BlobPin<'_> {
+    fn drop(&mut self) {
+        unpin(&mut lock(self.pinned), self.key);
+    }
+}
+
 /// Up to one blob chunk of `r` (less only at its end).
 fn read_chunk(r: &mut dyn Read) -> Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(store::CHUNK);
@@ -1828,6 +1866,34 @@ mod tests {
             version: 0,
             chunk: 1
         }));
+    }
+
+    #[test]
+    fn a_checkpoint_during_a_large_commit_keeps_the_new_blob() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let e = Arc::new(new_universe(tmp.path(), Tier::Warm));
+        let f = file(&e, "f");
+        let stop = Arc::new(AtomicBool::new(false));
+        let checkpointer = {
+            let (e, stop) = (e.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    e.checkpoint().expect("checkpoint");
+                }
+            })
+        };
+        for round in 0..60u8 {
+            let body: Vec<u8> = (0..2 * store::CHUNK + 7)
+                .map(|i| (i % 241) as u8 ^ round)
+                .collect();
+            put(&e, f, &body);
+            assert!(
+                get(&e, f) == body,
+                "round {round}: the committed blob went missing"
+            );
+        }
+        stop.store(true, Ordering::SeqCst);
+        checkpointer.join().expect("checkpointer");
     }
 
     #[test]
