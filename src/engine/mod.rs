@@ -35,7 +35,7 @@ use self::codec::{Codec, Tier};
 use self::coder::Coder;
 use self::draft::{Bytes, Draft};
 use self::readahead::Readahead;
-use self::store::{FileKind, Store};
+use self::store::{FileKind, Pins, Store};
 use self::tree::{Extra, Kind, Location, Meta, ROOT, Tree, Ts};
 use self::wal::{Durability, Wal};
 use crate::error::{Error, Result};
@@ -263,8 +263,8 @@ pub struct Engine {
     counters: AtomicCounters,
     /// (reads, writes) per directory, for the manifests' access counters.
     dir_counters: Mutex<HashMap<u64, (u64, u64)>>,
-    /// Blobs open readers still need: a checkpoint must not retire them.
-    pinned: Mutex<HashMap<(Tier, u64), u32>>,
+    /// Blobs open readers or unfinished commits still need: a checkpoint keeps them.
+    pins: Arc<Pins>,
     /// Bumped by every logged change and every counted read: generated views are
     /// regenerated only when it moved.
     generation: AtomicU64,
@@ -386,7 +386,7 @@ impl Engine {
             checkpointed_at: AtomicU64::new(0),
             counters: AtomicCounters::default(),
             dir_counters: Mutex::new(HashMap::new()),
-            pinned: Mutex::new(HashMap::new()),
+            pins: Arc::default(),
             generation: AtomicU64::new(0),
             stop: (Mutex::new(false), Condvar::new()),
             stopped: AtomicBool::new(false),
@@ -972,7 +972,7 @@ impl Engine {
                 }
             };
             if let Location::Blob { tier, id } = snap.loc {
-                pin(&mut lock(&self.pinned), (tier, id));
+                self.pins.pin((tier, id));
                 // Pinned after the lookup: make sure a checkpoint did not retire it between.
                 if self.store.blob(tier, id).is_ok() {
                     return Ok(snap);
@@ -996,23 +996,8 @@ impl Engine {
 
     pub fn release_snapshot(&self, snap: &Snapshot) {
         if let Location::Blob { tier, id } = snap.loc {
-            unpin(&mut lock(&self.pinned), (tier, id));
+            self.pins.unpin((tier, id));
         }
-    }
-
-    /// A new blob, pinned until the returned guard goes: from the moment its id exists
-    /// until a record names it, only the pin keeps a checkpoint from retiring it.
-    fn new_blob(&self, tier: Tier, codec: Codec) -> Result<(store::BlobWriter, BlobPin<'_>)> {
-        // Allocated and pinned under the pin lock: a checkpoint reads the next file id
-        // before it reads the pins, so it either sees the pin or does not count the id.
-        let mut pinned = lock(&self.pinned);
-        let w = self.store.blob_writer(tier, codec)?;
-        pin(&mut pinned, (tier, w.id));
-        let guard = BlobPin {
-            pinned: &self.pinned,
-            key: (tier, w.id),
-        };
-        Ok((w, guard))
     }
 
     /// Reads a range of one version of a file.
@@ -1252,7 +1237,7 @@ impl Engine {
         } else {
             // Large: a blob coded for the tier, fsynced before the record that names it.
             let codec = meta.tier.codec();
-            let (mut w, pin) = self.new_blob(meta.tier, codec)?;
+            let (mut w, pin) = self.pins.new_blob(&self.store, meta.tier, codec)?;
             blob_pin = Some(pin);
             let id = w.id;
             let mut reader = bytes.reader();
@@ -1448,9 +1433,10 @@ impl Engine {
             }
             keep.extend(tree.orphan_locations().filter_map(shard_file));
             keep.extend(
-                lock(&self.pinned)
+                self.pins
                     .keys()
-                    .map(|&(t, id)| (t, FileKind::Blob, id)),
+                    .into_iter()
+                    .map(|(t, id)| (t, FileKind::Blob, id)),
             );
             (w, keep, self.wal.written(), next_file_id)
         };
@@ -1654,31 +1640,6 @@ fn shard_file(loc: Location) -> Option<(Tier, FileKind, u64)> {
         Location::Pack { tier, id, .. } => Some((tier, FileKind::Pack, id)),
         Location::Blob { tier, id, .. } => Some((tier, FileKind::Blob, id)),
         _ => None,
-    }
-}
-
-fn pin(pinned: &mut HashMap<(Tier, u64), u32>, key: (Tier, u64)) {
-    *pinned.entry(key).or_default() += 1;
-}
-
-fn unpin(pinned: &mut HashMap<(Tier, u64), u32>, key: (Tier, u64)) {
-    if let Some(n) = pinned.get_mut(&key) {
-        *n -= 1;
-        if *n == 0 {
-            pinned.remove(&key);
-        }
-    }
-}
-
-/// Unpins a blob when dropped (see `Engine::new_blob`).
-struct BlobPin<'a> {
-    pinned: &'a Mutex<HashMap<(Tier, u64), u32>>,
-    key: (Tier, u64),
-}
-
-impl Drop for BlobPin<'_> {
-    fn drop(&mut self) {
-        unpin(&mut lock(self.pinned), self.key);
     }
 }
 

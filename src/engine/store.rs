@@ -10,11 +10,13 @@
 //! Ids come from one counter shared by all tiers; files are immutable once written and
 //! fsynced before anything refers to them.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::codec::{Codec, Tier};
 use super::frame::{self, Decoded};
@@ -284,6 +286,66 @@ impl BlobWriter {
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok(self.total)
+    }
+}
+
+/// Blobs that must outlive the namespace's references to them: ones open readers hold,
+/// and new ones no record names yet. A checkpoint keeps every pinned blob.
+#[derive(Default)]
+pub struct Pins(Mutex<HashMap<(Tier, u64), u32>>);
+
+/// One pin on a blob, released when dropped.
+pub struct Pin {
+    pins: Arc<Pins>,
+    key: (Tier, u64),
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        self.pins.unpin(self.key);
+    }
+}
+
+impl Pins {
+    fn lock(&self) -> MutexGuard<'_, HashMap<(Tier, u64), u32>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn pin(&self, key: (Tier, u64)) {
+        *self.lock().entry(key).or_default() += 1;
+    }
+
+    pub fn unpin(&self, key: (Tier, u64)) {
+        let mut pins = self.lock();
+        if let Some(n) = pins.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                pins.remove(&key);
+            }
+        }
+    }
+
+    pub fn keys(&self) -> Vec<(Tier, u64)> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// A new blob of `store`, pinned until the returned `Pin` goes. It is allocated and
+    /// pinned under the pin lock: a checkpoint reads the store's next id before the pins,
+    /// so it either sees the pin or does not count the id.
+    pub fn new_blob(
+        self: &Arc<Self>,
+        store: &Store,
+        tier: Tier,
+        codec: Codec,
+    ) -> Result<(BlobWriter, Pin)> {
+        let mut pins = self.lock();
+        let w = store.blob_writer(tier, codec)?;
+        *pins.entry((tier, w.id)).or_default() += 1;
+        let pin = Pin {
+            pins: self.clone(),
+            key: (tier, w.id),
+        };
+        Ok((w, pin))
     }
 }
 
