@@ -32,25 +32,30 @@ impl Coder {
         rx
     }
 
+    /// Hands `raw` to the coder thread; `None` when it does not run.
+    pub fn submit(&self, codec: Codec, raw: Arc<Vec<u8>>) -> Option<Receiver<Vec<u8>>> {
+        let (done, coded) = std::sync::mpsc::channel();
+        let jobs = self.jobs();
+        let jobs = jobs.as_ref()?;
+        jobs.send(Job { codec, raw, done }).ok()?;
+        Some(coded)
+    }
+
     /// Codes `a` here while the coder thread codes `b`; both here when it does not run.
     pub fn code_two(&self, codec: Codec, a: &[u8], b: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
         let b = Arc::new(b);
-        let (done, coded) = std::sync::mpsc::channel();
-        let sent = self.jobs().as_ref().is_some_and(|jobs| {
-            let job = Job {
-                codec,
-                raw: b.clone(),
-                done,
-            };
-            jobs.send(job).is_ok()
-        });
+        let coded = self.submit(codec, b.clone());
         let ca = codec.encode(a);
-        // A coder thread that died with the job leaves it to be done here.
-        let cb = match coded.recv() {
-            Ok(cb) if sent => cb,
-            _ => codec.encode(&b),
-        };
-        (ca, cb)
+        (ca, collect(coded, codec, &b))
+    }
+}
+
+/// The result of `submit`: what the coder thread made of `raw`, or `raw` coded here when
+/// it did not run or died with the job.
+pub fn collect(coded: Option<Receiver<Vec<u8>>>, codec: Codec, raw: &[u8]) -> Vec<u8> {
+    match coded.map(|c| c.recv()) {
+        Some(Ok(c)) => c,
+        _ => codec.encode(raw),
     }
 }
 

@@ -1,19 +1,169 @@
-//! Uncommitted content of a file open for writing. Small drafts live in memory; a draft
-//! that grows past the spill threshold moves to a staging file in the data directory, so a
+//! Uncommitted content of a file open for writing. Small drafts live in memory. A draft
+//! that outgrows memory while being written in order from its start goes straight into a
+//! new blob of its tier, coded as it arrives (the commit then only finishes it); any other
+//! draft that outgrows memory moves to a staging file in the data directory. Either way a
 //! file larger than RAM streams through. A draft becomes the committed content on
 //! close/fsync, or is thrown away.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 
+use super::codec::{Codec, Tier};
+use super::coder::{self, Coder};
+use super::store::{self, BlobReader, BlobWriter, FileKind, Pin, Pins, Store};
 use super::tree::Ts;
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// What a draft needs to write itself straight into a blob of its tier.
+pub struct StreamTo {
+    pub store: Arc<Store>,
+    pub coder: Arc<Coder>,
+    pub pins: Arc<Pins>,
+    pub tier: Tier,
+}
 
 enum Buf {
     Mem(Vec<u8>),
     Spilled { file: File, len: u64, path: PathBuf },
+    Streaming(Stream),
+    Sealed(Sealed),
+}
+
+/// Whole chunks the coder thread may have at once; past that, the writer's own thread
+/// codes the next chunk (the coder is behind: two CPUs are better than one).
+const IN_FLIGHT: usize = 2;
+
+/// A whole chunk on its way into the blob, in order.
+enum Queued {
+    /// Coded on the writer's thread: (raw length, coded bytes).
+    Coded(usize, Vec<u8>),
+    /// Handed to the coder thread (raw bytes kept in case it cannot code them).
+    Coding(Arc<Vec<u8>>, Option<Receiver<Vec<u8>>>),
+}
+
+/// A blob being written in order: whole chunks are coded (on the coder thread when it
+/// runs) and appended; the last, partial one waits in `tail`.
+struct Stream {
+    store: Arc<Store>,
+    codec: Codec,
+    tier: Tier,
+    id: u64,
+    /// `None` once finished (or broken by a failed finish).
+    w: Option<BlobWriter>,
+    pin: Option<Pin>,
+    queue: VecDeque<Queued>,
+    tail: Vec<u8>,
+    len: u64,
+}
+
+/// A finished blob holding the draft's bytes.
+struct Sealed {
+    store: Arc<Store>,
+    tier: Tier,
+    id: u64,
+    len: u64,
+    /// Keeps a checkpoint from retiring the blob while the draft refers to it.
+    _pin: Pin,
+    /// Ours to delete, until a commit makes it the file's content.
+    owned: bool,
+}
+
+fn broken() -> Error {
+    Error::Io(std::io::Error::other(
+        "this draft was lost to an earlier write error",
+    ))
+}
+
+impl Stream {
+    fn start(to: &StreamTo) -> Result<Stream> {
+        let codec = to.tier.codec();
+        let (w, pin) = to.pins.new_blob(&to.store, to.tier, codec)?;
+        Ok(Stream {
+            store: to.store.clone(),
+            codec,
+            tier: to.tier,
+            id: w.id,
+            w: Some(w),
+            pin: Some(pin),
+            queue: VecDeque::new(),
+            tail: Vec::with_capacity(store::CHUNK),
+            len: 0,
+        })
+    }
+
+    fn push(&mut self, mut data: &[u8], coder: &Coder) -> Result<()> {
+        while !data.is_empty() {
+            let take = (store::CHUNK - self.tail.len()).min(data.len());
+            self.tail.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            self.len += take as u64;
+            if self.tail.len() == store::CHUNK {
+                let next = Vec::with_capacity(store::CHUNK);
+                let raw = std::mem::replace(&mut self.tail, next);
+                let coding = self
+                    .queue
+                    .iter()
+                    .filter(|q| matches!(q, Queued::Coding(..)))
+                    .count();
+                let q = if coding < IN_FLIGHT {
+                    let raw = Arc::new(raw);
+                    Queued::Coding(raw.clone(), coder.submit(self.codec, raw))
+                } else {
+                    Queued::Coded(raw.len(), self.codec.encode(&raw))
+                };
+                self.queue.push_back(q);
+                while self.queue.len() > IN_FLIGHT {
+                    self.write_oldest()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_oldest(&mut self) -> Result<()> {
+        let w = self.w.as_mut().ok_or_else(broken)?;
+        match self.queue.pop_front() {
+            Some(Queued::Coded(len, coded)) => w.write_coded(len, &coded)?,
+            Some(Queued::Coding(raw, coded)) => {
+                w.write_coded(raw.len(), &coder::collect(coded, self.codec, &raw))?
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Writes what is queued and the tail, and finishes the blob (fsynced).
+    fn finish(&mut self) -> Result<()> {
+        while !self.queue.is_empty() {
+            self.write_oldest()?;
+        }
+        let mut w = self.w.take().ok_or_else(broken)?;
+        w.write(&self.tail)?;
+        w.finish()?;
+        Ok(())
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // Unfinished or broken: nobody else will ever read this blob.
+        if self.pin.is_some() {
+            let _ = self.store.remove(self.tier, FileKind::Blob, self.id);
+        }
+    }
+}
+
+impl Drop for Sealed {
+    fn drop(&mut self) {
+        if self.owned {
+            let _ = self.store.remove(self.tier, FileKind::Blob, self.id);
+        }
+    }
 }
 
 pub struct Draft {
@@ -29,23 +179,31 @@ pub struct Draft {
     pub mtime: Ts,
     spill_at: usize,
     spill_path: PathBuf,
+    stream: Option<StreamTo>,
 }
 
 /// A draft's bytes, for validation and for committing.
 pub enum Bytes<'a> {
     Mem(&'a [u8]),
     File(&'a File, u64),
+    /// A finished blob of the draft's tier.
+    Blob {
+        store: &'a Store,
+        tier: Tier,
+        id: u64,
+        len: u64,
+    },
 }
 
 impl Bytes<'_> {
     pub fn len(&self) -> u64 {
         match self {
             Bytes::Mem(b) => b.len() as u64,
-            Bytes::File(_, len) => *len,
+            Bytes::File(_, len) | Bytes::Blob { len, .. } => *len,
         }
     }
 
-    /// A reader over the bytes (streams spilled drafts from disk).
+    /// A reader over the bytes (streams spilled drafts from disk, decodes blobs).
     pub fn reader(&self) -> Box<dyn Read + '_> {
         match self {
             Bytes::Mem(b) => Box::new(*b),
@@ -53,6 +211,15 @@ impl Bytes<'_> {
                 1 << 20,
                 Read::take(ReadAt { file: f, pos: 0 }, *len),
             )),
+            Bytes::Blob {
+                store, tier, id, ..
+            } => Box::new(BlobRead {
+                open: Some((store, *tier, *id)),
+                blob: None,
+                next: 0,
+                chunk: Vec::new(),
+                pos: 0,
+            }),
         }
     }
 }
@@ -70,8 +237,42 @@ impl Read for ReadAt<'_> {
     }
 }
 
+/// Reads a blob's decoded bytes in order; opened on the first read.
+struct BlobRead<'a> {
+    open: Option<(&'a Store, Tier, u64)>,
+    blob: Option<BlobReader>,
+    next: usize,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for BlobRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let io = |e: Error| std::io::Error::other(e.to_string());
+        if let Some((store, tier, id)) = self.open.take() {
+            self.blob = Some(store.blob(tier, id).map_err(io)?);
+        }
+        while self.pos == self.chunk.len() {
+            let Some(blob) = &self.blob else {
+                return Ok(0);
+            };
+            if self.next == blob.chunks() {
+                return Ok(0);
+            }
+            self.chunk = blob.chunk(self.next).map_err(io)?;
+            self.next += 1;
+            self.pos = 0;
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 impl Draft {
-    pub fn new(spill_at: usize, spill_path: PathBuf, mtime: Ts) -> Draft {
+    /// `stream`: where the draft may go once it outgrows memory in order (see the module).
+    pub fn new(spill_at: usize, spill_path: PathBuf, mtime: Ts, stream: Option<StreamTo>) -> Draft {
         Draft {
             buf: Buf::Mem(Vec::new()),
             dirty: false,
@@ -80,6 +281,7 @@ impl Draft {
             mtime,
             spill_at,
             spill_path,
+            stream,
         }
     }
 
@@ -87,21 +289,90 @@ impl Draft {
         match &self.buf {
             Buf::Mem(v) => v.len() as u64,
             Buf::Spilled { len, .. } => *len,
+            Buf::Streaming(s) => s.len,
+            Buf::Sealed(s) => s.len,
         }
     }
 
-    pub fn bytes(&self) -> Bytes<'_> {
-        match &self.buf {
+    /// The bytes, a blob being streamed finished first.
+    pub fn bytes(&mut self) -> Result<Bytes<'_>> {
+        self.seal()?;
+        Ok(match &self.buf {
             Buf::Mem(v) => Bytes::Mem(v),
             Buf::Spilled { file, len, .. } => Bytes::File(file, *len),
+            Buf::Sealed(s) => Bytes::Blob {
+                store: &s.store,
+                tier: s.tier,
+                id: s.id,
+                len: s.len,
+            },
+            Buf::Streaming(_) => return Err(broken()),
+        })
+    }
+
+    /// A commit made the sealed blob the file's content: it is no longer the draft's to
+    /// delete (it stays pinned while the draft refers to it).
+    pub fn committed_blob(&mut self) {
+        if let Buf::Sealed(s) = &mut self.buf {
+            s.owned = false;
         }
     }
 
-    pub fn read(&self, off: u64, size: usize) -> Result<Vec<u8>> {
+    /// Turns a stream into a finished blob.
+    fn seal(&mut self) -> Result<()> {
+        let Buf::Streaming(s) = &mut self.buf else {
+            return Ok(());
+        };
+        s.finish()?;
+        let sealed = Sealed {
+            store: s.store.clone(),
+            tier: s.tier,
+            id: s.id,
+            len: s.len,
+            _pin: s.pin.take().ok_or_else(broken)?,
+            owned: true,
+        };
+        self.buf = Buf::Sealed(sealed);
+        Ok(())
+    }
+
+    /// Moves a streamed or sealed draft into a staging file, for changes out of order.
+    fn unstream(&mut self) -> Result<()> {
+        self.seal()?;
+        let Buf::Sealed(s) = &self.buf else {
+            return Ok(());
+        };
+        let blob = s.store.blob(s.tier, s.id)?;
+        let file = self.staging_file()?;
+        let mut pos = 0u64;
+        for i in 0..blob.chunks() {
+            let chunk = blob.chunk(i)?;
+            file.write_all_at(&chunk, pos)?;
+            pos += chunk.len() as u64;
+        }
+        self.buf = Buf::Spilled {
+            file,
+            len: pos,
+            path: self.spill_path.clone(),
+        };
+        Ok(())
+    }
+
+    fn staging_file(&self) -> Result<File> {
+        Ok(OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&self.spill_path)?)
+    }
+
+    pub fn read(&mut self, off: u64, size: usize) -> Result<Vec<u8>> {
         let len = self.len();
         if off >= len {
             return Ok(Vec::new());
         }
+        self.unstream()?;
         let n = (len - off).min(size as u64) as usize;
         match &self.buf {
             Buf::Mem(v) => Ok(v[off as usize..off as usize + n].to_vec()),
@@ -110,6 +381,7 @@ impl Draft {
                 file.read_exact_at(&mut out, off)?;
                 Ok(out)
             }
+            Buf::Streaming(_) | Buf::Sealed(_) => Err(broken()),
         }
     }
 
@@ -118,18 +390,27 @@ impl Draft {
         if let Buf::Mem(v) = &self.buf
             && end > self.spill_at as u64
         {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .read(true)
-                .write(true)
-                .open(&self.spill_path)?;
-            file.write_all_at(v, 0)?;
-            self.buf = Buf::Spilled {
-                file,
-                len: v.len() as u64,
-                path: self.spill_path.clone(),
+            self.buf = match &self.stream {
+                // Still in order from the start: stream.
+                Some(to) if off == v.len() as u64 => {
+                    let mut s = Stream::start(to)?;
+                    s.push(v, &to.coder)?;
+                    Buf::Streaming(s)
+                }
+                _ => {
+                    let file = self.staging_file()?;
+                    file.write_all_at(v, 0)?;
+                    Buf::Spilled {
+                        file,
+                        len: v.len() as u64,
+                        path: self.spill_path.clone(),
+                    }
+                }
             };
+        }
+        let in_order = matches!(&self.buf, Buf::Streaming(s) if s.len == off);
+        if !in_order {
+            self.unstream()?;
         }
         match &mut self.buf {
             Buf::Mem(v) => {
@@ -143,6 +424,11 @@ impl Draft {
                 file.write_all_at(data, off)?;
                 *len = (*len).max(end);
             }
+            Buf::Streaming(s) => {
+                let coder = &self.stream.as_ref().ok_or_else(broken)?.coder;
+                s.push(data, coder)?;
+            }
+            Buf::Sealed(_) => return Err(broken()),
         }
         self.dirty = true;
         self.written = true;
@@ -151,6 +437,14 @@ impl Draft {
     }
 
     pub fn truncate(&mut self, size: u64) -> Result<()> {
+        if size != self.len() {
+            if size == 0 {
+                // O_TRUNC: whatever was streamed goes.
+                self.buf = Buf::Mem(Vec::new());
+            } else {
+                self.unstream()?;
+            }
+        }
         match &mut self.buf {
             Buf::Mem(v) if size <= self.spill_at as u64 => v.resize(size as usize, 0),
             Buf::Mem(_) => {
@@ -164,6 +458,8 @@ impl Draft {
                 file.set_len(size)?;
                 *len = size;
             }
+            // Only when `size` is the length already.
+            Buf::Streaming(_) | Buf::Sealed(_) => {}
         }
         self.dirty = true;
         self.refused = None;
@@ -189,7 +485,7 @@ mod tests {
     fn spills_past_the_threshold_and_reads_back() {
         let tmp = tempfile::tempdir().expect("tmp");
         let spill = tmp.path().join("d");
-        let mut d = Draft::new(100, spill.clone(), Ts::default());
+        let mut d = Draft::new(100, spill.clone(), Ts::default(), None);
         d.write(0, &[1; 60]).expect("w");
         assert!(!spill.exists());
         d.write(90, &[2; 60]).expect("w");
@@ -201,6 +497,7 @@ mod tests {
         assert_eq!(&all[90..], &[2; 60][..]);
         let mut via_reader = Vec::new();
         d.bytes()
+            .expect("bytes")
             .reader()
             .read_to_end(&mut via_reader)
             .expect("reader");
@@ -214,12 +511,108 @@ mod tests {
     #[test]
     fn truncate_grows_with_zeros() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let mut d = Draft::new(100, tmp.path().join("d"), Ts::default());
+        let mut d = Draft::new(100, tmp.path().join("d"), Ts::default(), None);
         d.write(0, b"abc").expect("w");
         d.truncate(6).expect("t");
         assert_eq!(d.read(0, 10).expect("r"), b"abc\0\0\0");
         d.truncate(200).expect("t");
         assert_eq!(d.len(), 200);
         assert_eq!(d.read(150, 10).expect("r"), vec![0; 10]);
+    }
+
+    fn streaming(dir: &std::path::Path, coder: Arc<Coder>) -> (Draft, Arc<Store>, Arc<Pins>) {
+        let store = Arc::new(Store::open(dir).expect("store"));
+        let pins = Arc::new(Pins::default());
+        let to = StreamTo {
+            store: store.clone(),
+            coder,
+            pins: pins.clone(),
+            tier: Tier::Warm,
+        };
+        let d = Draft::new(100, dir.join("d.draft"), Ts::default(), Some(to));
+        (d, store, pins)
+    }
+
+    fn content(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i % 239) as u8).collect()
+    }
+
+    fn read_all(d: &mut Draft) -> Vec<u8> {
+        let mut out = Vec::new();
+        d.bytes()
+            .expect("bytes")
+            .reader()
+            .read_to_end(&mut out)
+            .expect("read");
+        out
+    }
+
+    #[test]
+    fn in_order_writes_stream_into_a_blob_the_commit_can_keep() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let coder = Arc::new(Coder::default());
+        let jobs = coder.start();
+        let worker = std::thread::spawn(move || coder::run(jobs));
+        let (mut d, store, pins) = streaming(tmp.path(), coder.clone());
+        let data = content(3 * store::CHUNK + 12_345);
+        for part in data.chunks(70_001) {
+            let at = d.len();
+            d.write(at, part).expect("write");
+        }
+        assert!(
+            matches!(d.buf, Buf::Streaming(_)),
+            "written in order: streamed"
+        );
+        assert!(!tmp.path().join("d.draft").exists(), "no staging file");
+        assert!(read_all(&mut d) == data);
+        let Bytes::Blob { tier, id, len, .. } = d.bytes().expect("bytes") else {
+            panic!("a sealed stream is a blob");
+        };
+        assert_eq!((tier, len), (Tier::Warm, data.len() as u64));
+        assert_eq!(
+            pins.keys(),
+            vec![(Tier::Warm, id)],
+            "pinned while the draft has it"
+        );
+        d.committed_blob();
+        drop(d);
+        assert!(pins.keys().is_empty());
+        let blob = store.blob(Tier::Warm, id).expect("a committed blob stays");
+        assert_eq!(blob.total, data.len() as u64);
+        drop(coder);
+        worker.join().expect("coder");
+    }
+
+    #[test]
+    fn writes_out_of_order_move_a_stream_to_staging_and_drop_its_blob() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (mut d, store, pins) = streaming(tmp.path(), Arc::new(Coder::default()));
+        let mut model = content(2 * store::CHUNK + 500);
+        d.write(0, &model).expect("write");
+        assert!(matches!(d.buf, Buf::Streaming(_)));
+        // Reading a streaming draft back is served too.
+        assert_eq!(d.read(store::CHUNK as u64 - 3, 6).expect("read").len(), 6);
+        d.write(10, b"patched").expect("write");
+        model[10..17].copy_from_slice(b"patched");
+        assert!(
+            matches!(d.buf, Buf::Spilled { .. }),
+            "out of order: staging"
+        );
+        assert!(store.files().is_empty(), "the stream's blob is gone");
+        assert!(pins.keys().is_empty());
+        assert!(read_all(&mut d) == model);
+
+        // O_TRUNC of a stream throws it away at once.
+        let (mut d, store, pins) = streaming(tmp.path(), Arc::new(Coder::default()));
+        d.write(0, &content(store::CHUNK + 1)).expect("write");
+        d.truncate(0).expect("truncate");
+        assert_eq!(d.len(), 0);
+        assert!(store.files().is_empty() && pins.keys().is_empty());
+
+        // A stream dropped unfinished (the writer went away) leaves nothing behind.
+        let (mut d, store, pins) = streaming(tmp.path(), Arc::new(Coder::default()));
+        d.write(0, &content(store::CHUNK + 1)).expect("write");
+        drop(d);
+        assert!(store.files().is_empty() && pins.keys().is_empty());
     }
 }

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use self::cache::{Cache, Key, WHOLE};
 use self::codec::{Codec, Tier};
 use self::coder::Coder;
-use self::draft::{Bytes, Draft};
+use self::draft::{Bytes, Draft, StreamTo};
 use self::readahead::Readahead;
 use self::store::{FileKind, Pins, Store};
 use self::tree::{Extra, Kind, Location, Meta, ROOT, Tree, Ts};
@@ -251,10 +251,10 @@ pub struct Engine {
     tree: Mutex<Tree>,
     drafts: Mutex<Drafts>,
     wal: Wal,
-    store: Store,
+    store: Arc<Store>,
     cache: Mutex<Cache>,
     readahead: Readahead,
-    coder: Coder,
+    coder: Arc<Coder>,
     settings: RwLock<Settings>,
     /// Serializes checkpoints; holds the newest checkpoint's sequence number.
     checkpoint_seq: Mutex<u64>,
@@ -347,7 +347,7 @@ impl Engine {
             fs::remove_dir_all(&staging)?;
         }
         fs::create_dir_all(&staging)?;
-        let store = Store::open(root)?;
+        let store = Arc::new(Store::open(root)?);
         let wal_dir = root.join("backups").join("cosmic_logs");
         fs::create_dir_all(&wal_dir)?;
 
@@ -380,7 +380,7 @@ impl Engine {
             store,
             cache: Mutex::new(Cache::new(settings.cache_budget)),
             readahead: Readahead::default(),
-            coder: Coder::default(),
+            coder: Arc::default(),
             settings: RwLock::new(settings),
             checkpoint_seq: Mutex::new(ckpt_seq),
             checkpointed_at: AtomicU64::new(0),
@@ -1112,17 +1112,23 @@ impl Engine {
         if let Some(d) = lock(&self.drafts).map.get(&ino) {
             return Ok(d.clone());
         }
-        let (mtime, len) = {
+        let (mtime, len, tier) = {
             let tree = lock(&self.tree);
             let n = tree.get(ino)?;
             if n.meta.kind != Kind::File {
                 return Err(Error::IsDir);
             }
-            (n.meta.mtime, n.meta.size)
+            (n.meta.mtime, n.meta.size, n.meta.tier)
         };
         let spill_at = self.settings().spill_at;
         let spill_path = self.root.join("staging").join(format!("{ino}.draft"));
-        let mut d = Draft::new(spill_at, spill_path, mtime);
+        let stream = StreamTo {
+            store: self.store.clone(),
+            coder: self.coder.clone(),
+            pins: self.pins.clone(),
+            tier,
+        };
+        let mut d = Draft::new(spill_at, spill_path, mtime, Some(stream));
         let copy = len.min(keep);
         let mut pos = 0;
         while pos < copy {
@@ -1215,7 +1221,7 @@ impl Engine {
         if let Some(why) = &d.refused {
             return Err(Error::InvalidRecord(why.clone()));
         }
-        let bytes = d.bytes();
+        let bytes = d.bytes()?;
         if let Err(e) = check(&meta, &bytes) {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
             if let Error::InvalidRecord(why) = &e {
@@ -1225,6 +1231,13 @@ impl Engine {
         }
         let len = bytes.len();
         let inline_max = self.settings().inline_max as u64;
+        // Streamed while it was written: the blob is coded and fsynced already.
+        let sealed = match bytes {
+            Bytes::Blob { tier, id, .. } if tier == meta.tier && len > inline_max => {
+                Some((tier, id))
+            }
+            _ => None,
+        };
         // Dropped once the record naming the new blob is logged (or the commit failed).
         let mut blob_pin = None;
         // Sized exactly: this buffer is what the cache keeps of the record.
@@ -1234,6 +1247,8 @@ impl Engine {
         } else if len <= inline_max {
             bytes.reader().read_to_end(&mut inline)?;
             Content::Inline
+        } else if let Some((tier, id)) = sealed {
+            Content::Blob { tier, id }
         } else {
             // Large: a blob coded for the tier, fsynced before the record that names it.
             let codec = meta.tier.codec();
@@ -1279,6 +1294,9 @@ impl Engine {
         let version = tree.get(ino)?.version;
         drop(tree);
         drop(blob_pin);
+        if sealed.is_some() {
+            d.committed_blob();
+        }
         d.dirty = false;
         d.written = false;
         drop(d);
