@@ -231,3 +231,45 @@ fn hundred_thousand_entries_list_completely_and_stably() {
         "a scan with concurrent changes skipped unchanged entries: {lost:?}"
     );
 }
+
+/// A file past the daemon's in-memory draft size, written in order and then changed out
+/// of order before the close (the daemon switches how it holds the draft on the way):
+/// the writer sees its own bytes, and the commit keeps every one of them.
+#[test]
+fn a_large_draft_changed_out_of_order_keeps_every_byte() {
+    use std::os::unix::fs::FileExt;
+    let mut m = Mount::new();
+    let dir = m.path("spacetime/warm_data/particles/mixed");
+    fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("mixed.bin");
+    let mut model = pattern(SEED ^ 7, 0, 12 * MIB);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&p)
+        .unwrap();
+    for (n, block) in model.chunks(MIB).enumerate() {
+        f.write_all_at(block, (n * MIB) as u64).unwrap();
+    }
+    let patch = pattern(SEED ^ 9, 0, 4096);
+    let at = 5 * MIB + 3;
+    f.write_all_at(&patch, at as u64).unwrap();
+    model[at..at + patch.len()].copy_from_slice(&patch);
+    let more = pattern(SEED ^ 11, 0, 2 * MIB + 17);
+    f.write_all_at(&more, model.len() as u64).unwrap();
+    model.extend_from_slice(&more);
+    let mut own = vec![0u8; 10_000];
+    f.read_exact_at(&mut own, (at - 5000) as u64).unwrap();
+    assert!(
+        own == model[at - 5000..at + 5000],
+        "the writer does not see its own bytes"
+    );
+    close_file(f).unwrap();
+    assert!(
+        get(&p) == model,
+        "the committed file differs from what was written"
+    );
+    m.remount();
+    assert!(get(&p) == model, "the file differs after a remount");
+}
