@@ -437,9 +437,9 @@ impl Draft {
     }
 
     pub fn truncate(&mut self, size: u64) -> Result<()> {
-        if size != self.len() {
+        if matches!(self.buf, Buf::Streaming(_) | Buf::Sealed(_)) && size != self.len() {
             if size == 0 {
-                // O_TRUNC: whatever was streamed goes.
+                // O_TRUNC: whatever was streamed goes (the blob with it, if it was ours).
                 self.buf = Buf::Mem(Vec::new());
             } else {
                 self.unstream()?;
@@ -504,8 +504,13 @@ mod tests {
         assert_eq!(via_reader, all);
         d.truncate(10).expect("t");
         assert_eq!(d.read(0, 100).expect("r"), vec![1; 10]);
+        d.truncate(0).expect("t");
+        assert_eq!(d.len(), 0);
         drop(d);
-        assert!(!spill.exists());
+        assert!(
+            !spill.exists(),
+            "a truncated spilled draft still removes its file"
+        );
     }
 
     #[test]
