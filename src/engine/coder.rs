@@ -1,7 +1,7 @@
-//! A second CPU for compressing large commits. A warm or cold file is coded chunk by chunk
-//! when it is committed, and `close` waits for it; the request thread runs on its
-//! caller's CPU (see `placement.rs`), so chunks are coded in pairs: one there, the other
-//! on this thread, which the engine starts with the daemon's own CPUs.
+//! A second CPU for compressing large files. A warm or cold file is coded chunk by chunk
+//! as it is streamed into its blob (see `draft.rs`), and the request thread doing it runs
+//! on its caller's CPU (see `placement.rs`); whole chunks are handed to this thread, which
+//! the engine starts with the daemon's own CPUs.
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,14 +40,6 @@ impl Coder {
         jobs.send(Job { codec, raw, done }).ok()?;
         Some(coded)
     }
-
-    /// Codes `a` here while the coder thread codes `b`; both here when it does not run.
-    pub fn code_two(&self, codec: Codec, a: &[u8], b: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
-        let b = Arc::new(b);
-        let coded = self.submit(codec, b.clone());
-        let ca = codec.encode(a);
-        (ca, collect(coded, codec, &b))
-    }
 }
 
 /// The result of `submit`: what the coder thread made of `raw`, or `raw` coded here when
@@ -71,20 +63,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pairs_are_coded_alike_with_and_without_the_thread() {
+    fn chunks_are_coded_alike_with_and_without_the_thread() {
         let a: Vec<u8> = (0..300_000).map(|i| (i % 7) as u8).collect();
-        let b: Vec<u8> = (0..200_000).map(|i| (i % 13) as u8).collect();
         let coder = Coder::default();
         for codec in [Codec::None, Codec::Zlib, Codec::Lz4] {
-            let inline = coder.code_two(codec, &a, b.clone());
-            assert_eq!(inline, (codec.encode(&a), codec.encode(&b)));
+            let inline = collect(coder.submit(codec, Arc::new(a.clone())), codec, &a);
+            assert_eq!(inline, codec.encode(&a));
         }
         let jobs = coder.start();
         let thread = std::thread::spawn(move || run(jobs));
         for codec in [Codec::None, Codec::Zlib, Codec::Lz4] {
-            let (ca, cb) = coder.code_two(codec, &a, b.clone());
+            let coded = coder.submit(codec, Arc::new(a.clone()));
+            assert!(coded.is_some(), "the running thread takes the job");
+            let ca = collect(coded, codec, &a);
             assert_eq!(codec.decode(&ca, a.len()).expect("a"), a);
-            assert_eq!(codec.decode(&cb, b.len()).expect("b"), b);
         }
         drop(coder);
         thread

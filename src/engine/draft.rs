@@ -149,6 +149,24 @@ impl Stream {
     }
 }
 
+/// Codes `src` into a new blob of `to.tier` the way a streamed draft is coded (whole
+/// chunks on the coder thread, and on this one when it is behind); returns the finished,
+/// fsynced blob's id and its pin, to keep until a record names the blob.
+pub fn code_blob(to: &StreamTo, src: &mut dyn Read) -> Result<(u64, Pin)> {
+    let mut s = Stream::start(to)?;
+    let mut buf = vec![0u8; store::CHUNK];
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        s.push(&buf[..n], &to.coder)?;
+    }
+    s.finish()?;
+    let pin = s.pin.take().ok_or_else(broken)?;
+    Ok((s.id, pin))
+}
+
 impl Drop for Stream {
     fn drop(&mut self) {
         // Unfinished or broken: nobody else will ever read this blob.

@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use self::cache::{Cache, Key, WHOLE};
-use self::codec::{Codec, Tier};
+use self::codec::Tier;
 use self::coder::Coder;
 use self::draft::{Bytes, Draft, StreamTo};
 use self::readahead::Readahead;
@@ -1108,6 +1108,16 @@ impl Engine {
 
     /// The draft of `ino`, made from the committed content (its first `keep` bytes) if
     /// there is none yet.
+    /// Where large content of `tier` is coded into a blob.
+    fn stream_to(&self, tier: Tier) -> StreamTo {
+        StreamTo {
+            store: self.store.clone(),
+            coder: self.coder.clone(),
+            pins: self.pins.clone(),
+            tier,
+        }
+    }
+
     fn draft(&self, ino: u64, keep: u64) -> Result<Arc<Mutex<Draft>>> {
         if let Some(d) = lock(&self.drafts).map.get(&ino) {
             return Ok(d.clone());
@@ -1122,13 +1132,7 @@ impl Engine {
         };
         let spill_at = self.settings().spill_at;
         let spill_path = self.root.join("staging").join(format!("{ino}.draft"));
-        let stream = StreamTo {
-            store: self.store.clone(),
-            coder: self.coder.clone(),
-            pins: self.pins.clone(),
-            tier,
-        };
-        let mut d = Draft::new(spill_at, spill_path, mtime, Some(stream));
+        let mut d = Draft::new(spill_at, spill_path, mtime, Some(self.stream_to(tier)));
         let copy = len.min(keep);
         let mut pos = 0;
         while pos < copy {
@@ -1251,32 +1255,8 @@ impl Engine {
             Content::Blob { tier, id }
         } else {
             // Large: a blob coded for the tier, fsynced before the record that names it.
-            let codec = meta.tier.codec();
-            let (mut w, pin) = self.pins.new_blob(&self.store, meta.tier, codec)?;
+            let (id, pin) = draft::code_blob(&self.stream_to(meta.tier), &mut bytes.reader())?;
             blob_pin = Some(pin);
-            let id = w.id;
-            let mut reader = bytes.reader();
-            loop {
-                let a = read_chunk(&mut reader)?;
-                if a.is_empty() {
-                    break;
-                }
-                let b = if a.len() == store::CHUNK && codec != Codec::None {
-                    read_chunk(&mut reader)?
-                } else {
-                    Vec::new()
-                };
-                if b.is_empty() {
-                    w.write(&a)?;
-                    continue;
-                }
-                let b_len = b.len();
-                // Two chunks at once: one coded here, one on the coder thread.
-                let (ca, cb) = self.coder.code_two(codec, &a, b);
-                w.write_coded(a.len(), &ca)?;
-                w.write_coded(b_len, &cb)?;
-            }
-            w.finish()?;
             Content::Blob {
                 tier: meta.tier,
                 id,
@@ -1659,13 +1639,6 @@ fn shard_file(loc: Location) -> Option<(Tier, FileKind, u64)> {
         Location::Blob { tier, id, .. } => Some((tier, FileKind::Blob, id)),
         _ => None,
     }
-}
-
-/// Up to one blob chunk of `r` (less only at its end).
-fn read_chunk(r: &mut dyn Read) -> Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(store::CHUNK);
-    r.take(store::CHUNK as u64).read_to_end(&mut buf)?;
-    Ok(buf)
 }
 
 fn apply_op(tree: &mut Tree, op: Op, seg: u64, inline_off: u64) {
