@@ -545,12 +545,17 @@ impl Engine {
             let node = tree.get(ino)?;
             attr_of(&tree, node)
         };
-        // A writer sees its own writes: size and mtime follow the draft.
+        // A writer sees its own writes: size and mtime follow the draft. A refused draft
+        // is not the file: until it is written again or released, the file is the
+        // committed version (a `stat` right after the failed close, before the kernel's
+        // asynchronous release reaches us, must not show the refused size).
         let draft = lock(&self.drafts).map.get(&ino).cloned();
         if let Some(d) = draft {
             let d = lock(&d);
-            attr.size = d.len();
-            attr.mtime = d.mtime;
+            if d.refused.is_none() {
+                attr.size = d.len();
+                attr.mtime = d.mtime;
+            }
         }
         Ok(attr)
     }
@@ -1846,6 +1851,36 @@ mod tests {
         }
         stop.store(true, Ordering::SeqCst);
         checkpointer.join().expect("checkpointer");
+    }
+
+    #[test]
+    fn a_refused_draft_does_not_show_in_the_files_attributes() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let e = new_universe(tmp.path(), Tier::Hot);
+        let f = file(&e, "f.json");
+        put(&e, f, b"{}");
+        e.open_handle(f, true).expect("open");
+        e.write(f, 0, b"[not json").expect("write");
+        assert_eq!(
+            e.getattr(f).expect("attr").size,
+            9,
+            "the writer sees its draft"
+        );
+        let refuse = |_: &Meta, _: &Bytes<'_>| Err(Error::InvalidRecord("bad".into()));
+        assert!(e.commit(f, CommitAt::Close, &refuse).is_err());
+        // The handle is not released yet (the kernel releases asynchronously).
+        assert_eq!(
+            e.getattr(f).expect("attr").size,
+            2,
+            "the committed size again"
+        );
+        e.write(f, 9, b"]").expect("write");
+        assert_eq!(
+            e.getattr(f).expect("attr").size,
+            10,
+            "written again: the draft"
+        );
+        e.close_handle(f, true);
     }
 
     #[test]
