@@ -76,9 +76,16 @@ impl Readahead {
         (tier, id): (Tier, u64),
         cached: impl Fn(&Key) -> bool,
     ) {
+        // Lock order as in `stop`: state, then jobs. No worker: nothing to note either.
         let mut st = self.lock();
-        let sequential = key.chunk == 0
-            || st.last.get(&key.ino) == Some(&(key.version, key.chunk.wrapping_sub(1)));
+        let jobs = self.jobs();
+        let Some(jobs) = jobs.as_ref() else {
+            return;
+        };
+        let last = st.last.get(&key.ino).copied();
+        // Only on entering a chunk: reads within one chunk have queued what they would.
+        let sequential = last != Some((key.version, key.chunk))
+            && (key.chunk == 0 || last == Some((key.version, key.chunk.wrapping_sub(1))));
         if st.last.len() >= TRACKED && !st.last.contains_key(&key.ino) {
             st.last.clear();
         }
@@ -86,10 +93,6 @@ impl Readahead {
         if !sequential {
             return;
         }
-        let jobs = self.jobs();
-        let Some(jobs) = jobs.as_ref() else {
-            return;
-        };
         for next in key.chunk + 1..key.chunk.saturating_add(1 + DEPTH).min(chunks) {
             let ahead = Key { chunk: next, ..key };
             if st.in_flight.contains(&ahead) || cached(&ahead) {
@@ -148,6 +151,12 @@ mod tests {
         ra.after_read(key(0), 10, blob, |_| false);
         let queued: Vec<u32> = jobs.try_iter().map(|j| j.key.chunk).collect();
         assert_eq!(queued, [1, 2], "a read from the start fetches ahead");
+        ra.after_read(key(0), 10, blob, |_| false);
+        assert_eq!(
+            jobs.try_iter().count(),
+            0,
+            "more reads in one chunk queue nothing"
+        );
 
         ra.after_read(key(1), 10, blob, |_| false);
         let queued: Vec<u32> = jobs.try_iter().map(|j| j.key.chunk).collect();
