@@ -97,6 +97,16 @@ enum Op {
     Delete { ino: u64 },
 }
 
+impl Op {
+    /// New metadata, same content.
+    fn keep(meta: Meta) -> Op {
+        Op::Upsert {
+            meta,
+            content: Content::Keep,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 enum Content {
     Keep,
@@ -174,6 +184,19 @@ pub struct Snapshot {
     loc: Location,
     size: u64,
     whole: Option<Arc<Vec<u8>>>,
+}
+
+impl Snapshot {
+    /// The committed version `n` holds now (its small content not loaded yet).
+    fn of(n: &tree::Node) -> Snapshot {
+        Snapshot {
+            ino: n.meta.ino,
+            version: n.version,
+            loc: n.loc,
+            size: n.meta.size,
+            whole: None,
+        }
+    }
 }
 
 /// One directory listing entry; `offset` resumes the listing after it.
@@ -596,10 +619,7 @@ impl Engine {
                 meta,
                 content: Content::Empty,
             },
-            Op::Upsert {
-                meta: pmeta,
-                content: Content::Keep,
-            },
+            Op::keep(pmeta),
         ];
         let lsn = self.log(&mut tree, ops, &[], tier)?;
         let attr = attr_of(&tree, tree.get(ino)?);
@@ -657,13 +677,7 @@ impl Engine {
         let mut pmeta = tree.get(parent)?.meta.clone();
         pmeta.mtime = Ts::now();
         pmeta.ctime = pmeta.mtime;
-        let ops = vec![
-            Op::Delete { ino },
-            Op::Upsert {
-                meta: pmeta,
-                content: Content::Keep,
-            },
-        ];
+        let ops = vec![Op::Delete { ino }, Op::keep(pmeta)];
         let lsn = self.log(&mut tree, ops, &[], tier)?;
         drop(tree);
         self.wait(lsn)
@@ -713,29 +727,20 @@ impl Engine {
         let retier = meta.tier != ntier || meta.tag != ntag;
         meta.tier = ntier;
         meta.tag = ntag;
-        ops.push(Op::Upsert {
-            meta,
-            content: Content::Keep,
-        });
+        ops.push(Op::keep(meta));
         if retier {
             for child in tree.descendants(ino) {
                 let mut m = tree.get(child)?.meta.clone();
                 m.tier = ntier;
                 m.tag = ntag;
-                ops.push(Op::Upsert {
-                    meta: m,
-                    content: Content::Keep,
-                });
+                ops.push(Op::keep(m));
             }
         }
         for dir in [parent, newparent] {
             let mut m = tree.get(dir)?.meta.clone();
             m.mtime = now;
             m.ctime = now;
-            ops.push(Op::Upsert {
-                meta: m,
-                content: Content::Keep,
-            });
+            ops.push(Op::keep(m));
             if parent == newparent {
                 break;
             }
@@ -949,13 +954,7 @@ impl Engine {
             if n.meta.kind == Kind::Dir {
                 return Err(Error::IsDir);
             }
-            Snapshot {
-                ino,
-                version: n.version,
-                loc: n.loc,
-                size: n.meta.size,
-                whole: None,
-            }
+            Snapshot::of(n)
         };
         self.read_version(&snap, off, size)
     }
@@ -967,14 +966,7 @@ impl Engine {
         for _ in 0..3 {
             let mut snap = {
                 let tree = lock(&self.tree);
-                let n = tree.get(ino)?;
-                Snapshot {
-                    ino,
-                    version: n.version,
-                    loc: n.loc,
-                    size: n.meta.size,
-                    whole: None,
-                }
+                Snapshot::of(tree.get(ino)?)
             };
             if let Location::Blob { tier, id } = snap.loc {
                 self.pins.pin((tier, id));
