@@ -2,6 +2,7 @@
 //! directory indexes derived from `parent` + `name`. The log and the checkpoints store
 //! only `Meta` + `Location`; directories are rebuilt from them on load.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -118,12 +119,13 @@ impl Extra {
 }
 
 /// `Meta` as the log and checkpoints lay it out (FORMAT.md), field for field; the
-/// in-memory struct differs only in where it keeps the rare fields.
-#[derive(Serialize)]
-struct MetaOut<'a> {
+/// in-memory struct differs only in where it keeps the rare fields. Written from borrowed
+/// fields, read into owned ones.
+#[derive(Serialize, Deserialize)]
+struct MetaStored<'a> {
     ino: u64,
     parent: u64,
-    name: &'a [u8],
+    name: Cow<'a, [u8]>,
     kind: Kind,
     perm: u16,
     uid: u32,
@@ -134,35 +136,16 @@ struct MetaOut<'a> {
     ctime: Ts,
     tier: Tier,
     tag: u8,
-    xattrs: &'a [(Vec<u8>, Vec<u8>)],
-    target: &'a [u8],
-}
-
-#[derive(Deserialize)]
-struct MetaIn {
-    ino: u64,
-    parent: u64,
-    name: Vec<u8>,
-    kind: Kind,
-    perm: u16,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    atime: Ts,
-    mtime: Ts,
-    ctime: Ts,
-    tier: Tier,
-    tag: u8,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-    target: Vec<u8>,
+    xattrs: Cow<'a, [(Vec<u8>, Vec<u8>)]>,
+    target: Cow<'a, [u8]>,
 }
 
 impl Serialize for Meta {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        MetaOut {
+        MetaStored {
             ino: self.ino,
             parent: self.parent,
-            name: &self.name,
+            name: Cow::Borrowed(&self.name),
             kind: self.kind,
             perm: self.perm,
             uid: self.uid,
@@ -173,8 +156,8 @@ impl Serialize for Meta {
             ctime: self.ctime,
             tier: self.tier,
             tag: self.tag,
-            xattrs: self.xattrs(),
-            target: self.target(),
+            xattrs: Cow::Borrowed(self.xattrs()),
+            target: Cow::Borrowed(self.target()),
         }
         .serialize(s)
     }
@@ -182,7 +165,7 @@ impl Serialize for Meta {
 
 impl<'de> Deserialize<'de> for Meta {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Meta, D::Error> {
-        let m = MetaIn::deserialize(d)?;
+        let m = MetaStored::deserialize(d)?;
         Ok(Meta {
             ino: m.ino,
             parent: m.parent,
@@ -197,7 +180,7 @@ impl<'de> Deserialize<'de> for Meta {
             ctime: m.ctime,
             tier: m.tier,
             tag: m.tag,
-            extra: Extra::boxed(m.xattrs, m.target.into()),
+            extra: Extra::boxed(m.xattrs.into_owned(), m.target.into()),
         })
     }
 }
