@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::engine::draft::Bytes;
 use crate::engine::tree::{Kind, Meta, ROOT, Ts};
-use crate::engine::{Attr, CommitAt, Data, DirEntry, Engine, NewNode, SetAttr, Snapshot};
+use crate::engine::{Attr, CommitAt, Data, DirEntry, Engine, NewNode, SetAttr, Snapshot, wal};
 use crate::error::{Error, Result};
 use crate::namespace::{self, TAG_CONFIG, View};
 use crate::regions::{config, records, views};
@@ -82,16 +82,9 @@ fn view_ino(view: &View) -> u64 {
         View::Manifest { dir } => (*dir, 0),
         View::ShardMetadata(t) => (*t as u64, 1),
         View::UniverseManifest => (0, 2),
-        View::LogSegment(name) => (log_seq(name).unwrap_or(0), 3),
+        View::LogSegment(name) => (wal::parse_segment_name(name).unwrap_or(0), 3),
     };
     VIRT | (arg << 8) | kind
-}
-
-fn log_seq(name: &str) -> Option<u64> {
-    name.strip_prefix("wal-")?
-        .strip_suffix(".wal")?
-        .parse()
-        .ok()
 }
 
 fn view_of(ino: u64) -> Option<View> {
@@ -105,7 +98,7 @@ fn view_of(ino: u64) -> Option<View> {
             .get(arg as usize)
             .map(|t| View::ShardMetadata(*t)),
         2 => Some(View::UniverseManifest),
-        3 => Some(View::LogSegment(crate::engine::wal::segment_name(arg))),
+        3 => Some(View::LogSegment(wal::segment_name(arg))),
         _ => None,
     }
 }
@@ -250,12 +243,7 @@ impl Vfs {
 
     fn view_attr(&self, view: &View) -> Attr {
         let size = match view {
-            View::LogSegment(name) => self
-                .engine
-                .log_segments()
-                .into_iter()
-                .find(|(n, _)| n == name)
-                .map_or(0, |(_, s)| s),
+            View::LogSegment(name) => self.engine.log_segment_len(name).unwrap_or(0),
             other => self.rendered(other).len() as u64,
         };
         views::attr(view_ino(view), size, self.started)

@@ -1555,27 +1555,13 @@ impl Engine {
     }
 
     pub fn read_log_segment(&self, name: &str, off: u64, size: usize) -> Result<Vec<u8>> {
-        let Some(len) = self
-            .log_segments()
-            .into_iter()
-            .find_map(|(n, len)| (n == name).then_some(len))
-        else {
-            return Err(Error::NotFound);
-        };
-        // The active segment's file runs on with zeros past its last record.
-        let size = size.min(len.saturating_sub(off) as usize);
-        let file = File::open(self.wal.dir().join(name))?;
-        let mut buf = vec![0; size];
-        let mut got = 0;
-        while got < size {
-            let n = std::os::unix::fs::FileExt::read_at(&file, &mut buf[got..], off + got as u64)?;
-            if n == 0 {
-                break;
-            }
-            got += n;
-        }
-        buf.truncate(got);
-        Ok(buf)
+        let seq = wal::parse_segment_name(name).ok_or(Error::NotFound)?;
+        self.wal.read_segment(seq, off, size)
+    }
+
+    /// A log segment's size as its view shows it.
+    pub fn log_segment_len(&self, name: &str) -> Option<u64> {
+        self.wal.segment_len(wal::parse_segment_name(name)?)
     }
 
     /// statvfs of the disk holding the data directory.

@@ -74,7 +74,7 @@ pub fn segment_name(seq: u64) -> String {
     format!("wal-{seq:08}.wal")
 }
 
-fn parse_segment_name(name: &str) -> Option<u64> {
+pub fn parse_segment_name(name: &str) -> Option<u64> {
     name.strip_prefix("wal-")?
         .strip_suffix(".wal")?
         .parse()
@@ -359,25 +359,34 @@ impl Wal {
 
     /// Segment names and sizes (up to the last record), oldest first.
     pub fn segments(&self) -> Vec<(u64, u64)> {
-        let (current, current_len) = {
-            let g = self.lock();
-            (g.seq, g.seg_len)
-        };
         list_segments(&self.dir)
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|s| {
-                if s == current {
-                    return Some((s, current_len));
-                }
-                let len = fs::metadata(self.dir.join(segment_name(s))).ok()?.len();
-                Some((s, len))
-            })
+            .filter_map(|s| Some((s, self.segment_len(s)?)))
             .collect()
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// A segment's length up to its last record (the active one runs on with zeros).
+    pub fn segment_len(&self, seq: u64) -> Option<u64> {
+        {
+            let g = self.lock();
+            if g.seq == seq {
+                return Some(g.seg_len);
+            }
+        }
+        fs::metadata(self.dir.join(segment_name(seq)))
+            .ok()
+            .map(|m| m.len())
+    }
+
+    /// Bytes of a segment read as a file, up to its last record.
+    pub fn read_segment(&self, seq: u64, off: u64, size: usize) -> Result<Vec<u8>> {
+        let len = self.segment_len(seq).ok_or(Error::NotFound)?;
+        let size = size.min(len.saturating_sub(off) as usize);
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        self.read_at(seq, off, size)
     }
 
     /// Background loop that makes windowed records durable on time. Returns on shutdown.
