@@ -1,0 +1,169 @@
+//! Commits: a draft becomes the file's committed version, in one log record.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::cache::{Key, WHOLE};
+use super::draft::{self, Bytes};
+use super::record::{Content, Op};
+use super::tree::{Meta, Ts};
+use super::{CommitAt, Engine, lock};
+use crate::error::{Error, Result};
+
+impl Engine {
+    /// Commits the draft of `ino`, if it has unsaved writes: `check` sees the inode's
+    /// current metadata and the new bytes and may refuse (the draft then stays, the
+    /// committed version is untouched). At `Fsync`, returns only once durable.
+    pub fn commit(
+        &self,
+        ino: u64,
+        when: CommitAt,
+        check: &dyn Fn(&Meta, &Bytes<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let sync = when == CommitAt::Fsync;
+        let draft = {
+            let drafts = lock(&self.drafts);
+            // The release of one handle must not commit what another writer has only begun
+            // (a new `O_TRUNC` open racing the previous handle's asynchronous release):
+            // that writer's own close or release commits it.
+            if when == CommitAt::Release && drafts.writers.get(&ino).is_some_and(|w| *w > 1) {
+                return Ok(());
+            }
+            drafts.map.get(&ino).cloned()
+        };
+        let nothing_to_commit = |sync: bool| {
+            if sync {
+                self.sync_all()
+            } else {
+                self.settle(ino)
+            }
+        };
+        let Some(draft) = draft else {
+            return nothing_to_commit(sync);
+        };
+        let mut d = lock(&draft);
+        if !d.dirty || (when == CommitAt::Close && !d.written) {
+            return nothing_to_commit(sync);
+        }
+        let meta = {
+            let tree = lock(&self.tree);
+            if !tree.is_linked(ino) {
+                // Unlinked while open: there is nothing left to commit to.
+                d.dirty = false;
+                return Ok(());
+            }
+            tree.get(ino)?.meta.clone()
+        };
+        if let Some(why) = &d.refused {
+            return Err(Error::InvalidRecord(why.clone()));
+        }
+        let bytes = d.bytes()?;
+        if let Err(e) = check(&meta, &bytes) {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            if let Error::InvalidRecord(why) = &e {
+                d.refused = Some(why.clone());
+            }
+            return Err(e);
+        }
+        let len = bytes.len();
+        let inline_max = self.settings().inline_max as u64;
+        // Streamed while it was written: the blob is coded and fsynced already.
+        let sealed = match bytes {
+            Bytes::Blob { tier, id, .. } if tier == meta.tier && len > inline_max => {
+                Some((tier, id))
+            }
+            _ => None,
+        };
+        // Dropped once the record naming the new blob is logged (or the commit failed).
+        let mut blob_pin = None;
+        // Sized exactly: this buffer is what the cache keeps of the record.
+        let mut inline = Vec::with_capacity(if len <= inline_max { len as usize } else { 0 });
+        let content = if len == 0 {
+            Content::Empty
+        } else if len <= inline_max {
+            bytes.reader().read_to_end(&mut inline)?;
+            Content::Inline
+        } else if let Some((tier, id)) = sealed {
+            Content::Blob { tier, id }
+        } else {
+            // Large: a blob coded for the tier, fsynced before the record that names it.
+            let (id, pin) = draft::code_blob(&self.stream_to(meta.tier), &mut bytes.reader())?;
+            blob_pin = Some(pin);
+            Content::Blob {
+                tier: meta.tier,
+                id,
+            }
+        };
+        let mtime = d.mtime;
+        let mut tree = lock(&self.tree);
+        let mut meta = tree.get(ino)?.meta.clone();
+        meta.size = len;
+        meta.mtime = mtime;
+        meta.ctime = Ts::now();
+        let tier = meta.tier;
+        let parent = meta.parent;
+        let mut lsn = self.log(&mut tree, vec![Op::Upsert { meta, content }], &inline, tier)?;
+        let version = tree.get(ino)?.version;
+        drop(tree);
+        drop(blob_pin);
+        if sealed.is_some() {
+            d.committed_blob();
+        }
+        d.dirty = false;
+        d.written = false;
+        drop(d);
+        {
+            let mut cache = lock(&self.cache);
+            if matches!(content, Content::Inline) {
+                cache.put(
+                    Key {
+                        ino,
+                        version,
+                        chunk: WHOLE,
+                    },
+                    Arc::new(inline),
+                );
+            }
+        }
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        lock(&self.dir_counters).entry(parent).or_default().1 += 1;
+        if sync && lsn.is_none() {
+            lsn = Some(self.wal.written());
+        }
+        self.wait(lsn)
+    }
+
+    /// Makes everything logged so far durable (fsync of a file without a draft).
+    pub fn sync_all(&self) -> Result<()> {
+        self.wal.sync_to(self.wal.written())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::CommitAt;
+    use crate::engine::codec::Tier;
+    use crate::engine::testutil::{file, get, new_universe, put};
+
+    #[test]
+    fn a_late_release_does_not_commit_another_writers_truncation() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let e = new_universe(tmp.path(), Tier::Hot);
+        let f = file(&e, "f");
+        put(&e, f, b"committed");
+        e.open_handle(f, true).expect("old writer");
+        e.open_handle(f, true).expect("new writer");
+        e.truncate(f, 0).expect("new writer's O_TRUNC");
+        // The old handle's release arrives now: it must leave the committed version.
+        e.commit(f, CommitAt::Release, &|_, _| Ok(()))
+            .expect("release");
+        e.close_handle(f, true);
+        assert_eq!(get(&e, f), b"committed");
+        // The new writer's own release commits its (empty) file.
+        e.commit(f, CommitAt::Release, &|_, _| Ok(()))
+            .expect("release");
+        e.close_handle(f, true);
+        assert_eq!(get(&e, f), b"");
+    }
+}

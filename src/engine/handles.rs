@@ -1,0 +1,126 @@
+//! Open handles and drafts: a writer's bytes stay in its draft until a commit.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use super::codec::Tier;
+use super::draft::{Draft, StreamTo};
+use super::tree::{Kind, Ts};
+use super::{Engine, lock, store};
+use crate::error::{Error, Result};
+
+/// Uncommitted content by inode, and how many write handles hold each file open.
+#[derive(Default)]
+pub(super) struct Drafts {
+    pub(super) map: HashMap<u64, Arc<Mutex<Draft>>>,
+    pub(super) writers: HashMap<u64, u32>,
+}
+
+impl Engine {
+    /// Counts an open handle (an unlinked file stays readable until its last close).
+    pub fn open_handle(&self, ino: u64, writer: bool) -> Result<()> {
+        lock(&self.tree).get_mut(ino)?.open += 1;
+        if writer {
+            *lock(&self.drafts).writers.entry(ino).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Counts a handle's close; the draft goes with the last writer. Returns true when that
+    /// draft held uncommitted writes (refused): what the kernel cached of it is now stale.
+    pub fn close_handle(&self, ino: u64, writer: bool) -> bool {
+        let mut discarded = None;
+        if writer {
+            let mut d = lock(&self.drafts);
+            let left = d.writers.get_mut(&ino).map(|w| {
+                *w = w.saturating_sub(1);
+                *w
+            });
+            if left == Some(0) {
+                d.writers.remove(&ino);
+                discarded = d.map.remove(&ino);
+            }
+        }
+        let stale = discarded.is_some_and(|d| lock(&d).dirty);
+        let mut tree = lock(&self.tree);
+        if let Ok(n) = tree.get_mut(ino) {
+            n.open = n.open.saturating_sub(1);
+        }
+        tree.release_orphan(ino);
+        stale
+    }
+
+    /// Where large content of `tier` is coded into a blob.
+    pub(super) fn stream_to(&self, tier: Tier) -> StreamTo {
+        StreamTo {
+            store: self.store.clone(),
+            coder: self.coder.clone(),
+            pins: self.pins.clone(),
+            tier,
+        }
+    }
+
+    /// The draft of `ino`, made from the committed content (its first `keep` bytes) if
+    /// there is none yet.
+    fn draft(&self, ino: u64, keep: u64) -> Result<Arc<Mutex<Draft>>> {
+        if let Some(d) = lock(&self.drafts).map.get(&ino) {
+            return Ok(d.clone());
+        }
+        let (mtime, len, tier) = {
+            let tree = lock(&self.tree);
+            let n = tree.get(ino)?;
+            if n.meta.kind != Kind::File {
+                return Err(Error::IsDir);
+            }
+            (n.meta.mtime, n.meta.size, n.meta.tier)
+        };
+        let spill_at = self.settings().spill_at;
+        let spill_path = self.root.join("staging").join(format!("{ino}.draft"));
+        let mut d = Draft::new(spill_at, spill_path, mtime, Some(self.stream_to(tier)));
+        let copy = len.min(keep);
+        let mut pos = 0;
+        while pos < copy {
+            let part = self.read(ino, pos, store::CHUNK.min((copy - pos) as usize), false)?;
+            if part.is_empty() {
+                break;
+            }
+            d.write(pos, &part)?;
+            pos += part.len() as u64;
+        }
+        d.dirty = false;
+        let mut drafts = lock(&self.drafts);
+        // Another thread may have made one meanwhile; the first one wins.
+        Ok(drafts
+            .map
+            .entry(ino)
+            .or_insert_with(|| Arc::new(Mutex::new(d)))
+            .clone())
+    }
+
+    pub fn write(&self, ino: u64, off: u64, data: &[u8]) -> Result<()> {
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        let d = self.draft(ino, u64::MAX)?;
+        let mut d = lock(&d);
+        d.write(off, data)?;
+        d.mtime = Ts::now();
+        Ok(())
+    }
+
+    /// Truncates the draft (made if needed) to `size`.
+    pub fn truncate(&self, ino: u64, size: u64) -> Result<()> {
+        let d = self.draft(ino, size)?;
+        let mut d = lock(&d);
+        d.truncate(size)?;
+        d.mtime = Ts::now();
+        Ok(())
+    }
+
+    /// Drops a draft nobody holds open any more (after a truncate by path).
+    pub fn drop_unheld_draft(&self, ino: u64) {
+        let mut d = lock(&self.drafts);
+        if !d.writers.contains_key(&ino) {
+            d.map.remove(&ino);
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! Metadata operations: the namespace (lookup, create, remove, rename, readdir) and
+//! attributes.
+
+use super::codec::Tier;
+use super::record::{Content, Op};
+use super::tree::{self, Extra, Kind, Meta, ROOT, Tree, Ts};
+use super::wal::Durability;
+use super::{Attr, DirEntry, Engine, NewNode, SetAttr, lock};
+use crate::error::{Error, Result};
+
+pub const NAME_MAX: usize = 255;
+
+fn attr_of(tree: &Tree, node: &tree::Node) -> Attr {
+    let m = &node.meta;
+    let nlink = match &node.dir {
+        Some(d) => 2 + d.subdirs,
+        None => u32::from(tree.is_linked(m.ino)),
+    };
+    Attr {
+        ino: m.ino,
+        kind: m.kind,
+        perm: m.perm,
+        uid: m.uid,
+        gid: m.gid,
+        size: m.size,
+        atime: m.atime,
+        mtime: m.mtime,
+        ctime: m.ctime,
+        nlink,
+        tier: m.tier,
+        tag: m.tag,
+    }
+}
+
+fn check_name(name: &[u8]) -> Result<()> {
+    if name.len() > NAME_MAX {
+        return Err(Error::NameTooLong);
+    }
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
+        return Err(Error::InvalidArgument("bad file name"));
+    }
+    Ok(())
+}
+
+impl Engine {
+    pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        let mut attr = {
+            let tree = lock(&self.tree);
+            let node = tree.get(ino)?;
+            attr_of(&tree, node)
+        };
+        // A writer sees its own writes: size and mtime follow the draft. A refused draft
+        // is not the file: until it is written again or released, the file is the
+        // committed version (a `stat` right after the failed close, before the kernel's
+        // asynchronous release reaches us, must not show the refused size).
+        let draft = lock(&self.drafts).map.get(&ino).cloned();
+        if let Some(d) = draft {
+            let d = lock(&d);
+            if d.refused.is_none() {
+                attr.size = d.len();
+                attr.mtime = d.mtime;
+            }
+        }
+        Ok(attr)
+    }
+
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        if name.len() > NAME_MAX {
+            return Err(Error::NameTooLong);
+        }
+        let ino = lock(&self.tree).child(parent, name)?;
+        self.getattr(ino)
+    }
+
+    pub fn create(&self, parent: u64, name: &[u8], new: NewNode<'_>) -> Result<Attr> {
+        check_name(name)?;
+        let mut tree = lock(&self.tree);
+        let p = tree.get(parent)?;
+        if p.dir.is_none() {
+            return Err(Error::NotDir);
+        }
+        if !tree.is_linked(parent) {
+            return Err(Error::NotFound);
+        }
+        if tree.child(parent, name).is_ok() {
+            return Err(Error::Exists);
+        }
+        let (tier, tag) = (
+            new.tier.unwrap_or(p.meta.tier),
+            new.tag.unwrap_or(p.meta.tag),
+        );
+        let mut pmeta = p.meta.clone();
+        let ino = tree.alloc_ino();
+        let meta = new_meta(ino, (parent, name), &new, (tier, tag));
+        let now = meta.ctime;
+        pmeta.mtime = now;
+        pmeta.ctime = now;
+        let ops = vec![
+            Op::Upsert {
+                meta,
+                content: Content::Empty,
+            },
+            Op::keep(pmeta),
+        ];
+        let lsn = self.log(&mut tree, ops, &[], tier)?;
+        let attr = attr_of(&tree, tree.get(ino)?);
+        drop(tree);
+        // A new file is made durable by the close of the handle that created it (see
+        // `settle`), which a strict tier's commit does anyway: one fsync per file, not two.
+        if new.kind != Kind::File {
+            self.wait(lsn)?;
+        }
+        Ok(attr)
+    }
+
+    /// Makes everything logged so far durable if `ino` lives in a tier whose changes must be
+    /// durable at once (hot): closing a file there, even unwritten, acknowledges it.
+    pub fn settle(&self, ino: u64) -> Result<()> {
+        let tier = match lock(&self.tree).get(ino) {
+            Ok(n) => n.meta.tier,
+            // Gone already: nothing of it is left to make durable.
+            Err(_) => return Ok(()),
+        };
+        match self.durability(tier) {
+            Durability::Sync => self.sync_all(),
+            Durability::Within(_) => Ok(()),
+        }
+    }
+
+    /// The root directory, made once when the universe is new.
+    pub fn create_root(&self, perm: u16, tier: Tier, tag: u8) -> Result<()> {
+        let mut tree = lock(&self.tree);
+        if tree.get(ROOT).is_ok() {
+            return Ok(());
+        }
+        let root = NewNode {
+            kind: Kind::Dir,
+            perm,
+            uid: 0,
+            gid: 0,
+            target: &[],
+            tier: Some(tier),
+            tag: Some(tag),
+        };
+        let meta = new_meta(ROOT, (ROOT, b""), &root, (tier, tag));
+        let lsn = self.log_upsert(&mut tree, meta, Content::Empty, Tier::Hot)?;
+        drop(tree);
+        self.wait(lsn)
+    }
+
+    /// Unlinks a file or symlink (`dir == false`) or removes an empty directory.
+    pub fn remove(&self, parent: u64, name: &[u8], dir: bool) -> Result<()> {
+        let mut tree = lock(&self.tree);
+        let ino = tree.child(parent, name)?;
+        let node = tree.get(ino)?;
+        check_removable(node, dir)?;
+        let tier = node.meta.tier;
+        let mut pmeta = tree.get(parent)?.meta.clone();
+        pmeta.mtime = Ts::now();
+        pmeta.ctime = pmeta.mtime;
+        let ops = vec![Op::Delete { ino }, Op::keep(pmeta)];
+        let lsn = self.log(&mut tree, ops, &[], tier)?;
+        drop(tree);
+        self.wait(lsn)
+    }
+
+    /// Renames; an existing target is replaced atomically (one log record). Moving into
+    /// another tier re-tiers the node and everything below it.
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        noreplace: bool,
+    ) -> Result<()> {
+        check_name(newname)?;
+        let mut tree = lock(&self.tree);
+        let ino = tree.child(parent, name)?;
+        let np = tree.get(newparent)?;
+        if np.dir.is_none() {
+            return Err(Error::NotDir);
+        }
+        let (ntier, ntag) = (np.meta.tier, np.meta.tag);
+        let src_is_dir = tree.get(ino)?.meta.kind == Kind::Dir;
+        if src_is_dir && tree.is_within(newparent, ino) {
+            return Err(Error::InvalidArgument(
+                "cannot move a directory into itself",
+            ));
+        }
+        let mut ops = Vec::new();
+        if let Ok(dst) = tree.child(newparent, newname) {
+            if dst == ino {
+                return Ok(());
+            }
+            if noreplace {
+                return Err(Error::Exists);
+            }
+            check_removable(tree.get(dst)?, src_is_dir)?;
+            ops.push(Op::Delete { ino: dst });
+        }
+        let now = Ts::now();
+        let mut meta = tree.get(ino)?.meta.clone();
+        let old_tier = meta.tier;
+        meta.parent = newparent;
+        meta.name = newname.into();
+        meta.ctime = now;
+        let retier = meta.tier != ntier || meta.tag != ntag;
+        meta.tier = ntier;
+        meta.tag = ntag;
+        ops.push(Op::keep(meta));
+        if retier {
+            for child in tree.descendants(ino) {
+                let mut m = tree.get(child)?.meta.clone();
+                m.tier = ntier;
+                m.tag = ntag;
+                ops.push(Op::keep(m));
+            }
+        }
+        for dir in [parent, newparent] {
+            let mut m = tree.get(dir)?.meta.clone();
+            m.mtime = now;
+            m.ctime = now;
+            ops.push(Op::keep(m));
+            if parent == newparent {
+                break;
+            }
+        }
+        // The stricter of the two tiers decides when the move is durable.
+        let tier = if self.durability(old_tier) == Durability::Sync {
+            old_tier
+        } else {
+            ntier
+        };
+        let lsn = self.log(&mut tree, ops, &[], tier)?;
+        drop(tree);
+        self.wait(lsn)
+    }
+
+    pub fn setattr(&self, ino: u64, set: SetAttr) -> Result<Attr> {
+        let mut tree = lock(&self.tree);
+        let mut meta = tree.get(ino)?.meta.clone();
+        if let Some(p) = set.perm {
+            meta.perm = p & 0o7777;
+        }
+        if let Some(u) = set.uid {
+            meta.uid = u;
+        }
+        if let Some(g) = set.gid {
+            meta.gid = g;
+        }
+        if let Some(a) = set.atime {
+            meta.atime = a;
+        }
+        if let Some(m) = set.mtime {
+            meta.mtime = m;
+        }
+        meta.ctime = Ts::now();
+        let tier = meta.tier;
+        let linked = tree.is_linked(ino);
+        let lsn = if linked {
+            self.log_upsert(&mut tree, meta, Content::Keep, tier)?
+        } else {
+            tree.get_mut(ino)?.meta = meta;
+            None
+        };
+        drop(tree);
+        // An explicit mtime also applies to an open draft (`touch -d` while open, `cp -a`).
+        if let (Some(m), Some(d)) = (set.mtime, lock(&self.drafts).map.get(&ino).cloned()) {
+            lock(&d).mtime = m;
+        }
+        self.wait(lsn)?;
+        self.getattr(ino)
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        let tree = lock(&self.tree);
+        let node = tree.get(ino)?;
+        if node.meta.kind != Kind::Symlink {
+            return Err(Error::InvalidArgument("not a symlink"));
+        }
+        Ok(node.meta.target().to_vec())
+    }
+
+    /// Directory entries after `cookie` (their `offset` is their cookie), at most `max`.
+    pub fn readdir(&self, ino: u64, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
+        let tree = lock(&self.tree);
+        let dir = tree.dir(ino)?;
+        let mut out = Vec::with_capacity(max.min(dir.order.len()));
+        for (&c, &child) in dir.order.range(cookie + 1..).take(max) {
+            if let Ok(n) = tree.get(child) {
+                out.push(DirEntry {
+                    offset: c,
+                    ino: child,
+                    kind: n.meta.kind,
+                    name: n.meta.name.to_vec(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn parent_of(&self, ino: u64) -> Result<u64> {
+        Ok(lock(&self.tree).get(ino)?.meta.parent)
+    }
+
+    pub fn path_of(&self, ino: u64) -> Vec<Vec<u8>> {
+        lock(&self.tree).path(ino)
+    }
+
+    pub fn entry_count(&self, ino: u64) -> Result<usize> {
+        Ok(lock(&self.tree).dir(ino)?.order.len())
+    }
+}
+
+/// A new inode's metadata, all its times now.
+fn new_meta(
+    ino: u64,
+    (parent, name): (u64, &[u8]),
+    new: &NewNode<'_>,
+    (tier, tag): (Tier, u8),
+) -> Meta {
+    let now = Ts::now();
+    Meta {
+        ino,
+        parent,
+        name: name.into(),
+        kind: new.kind,
+        perm: new.perm & 0o7777,
+        uid: new.uid,
+        gid: new.gid,
+        size: new.target.len() as u64,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        tier,
+        tag,
+        extra: Extra::boxed(Vec::new(), new.target.into()),
+    }
+}
+
+/// Whether `node` may go (unlinked, or replaced by a rename): a directory only when `dir`
+/// is asked for and it is empty, anything else only when it is not.
+fn check_removable(node: &tree::Node, dir: bool) -> Result<()> {
+    match (dir, node.meta.kind == Kind::Dir) {
+        (true, false) => Err(Error::NotDir),
+        (false, true) => Err(Error::IsDir),
+        _ if node.dir.as_ref().is_some_and(|d| !d.order.is_empty()) => Err(Error::NotEmpty),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::CommitAt;
+    use crate::engine::codec::Tier;
+    use crate::engine::draft::Bytes;
+    use crate::engine::testutil::{file, new_universe, put};
+    use crate::engine::tree::Meta;
+    use crate::error::Error;
+
+    #[test]
+    fn a_refused_draft_does_not_show_in_the_files_attributes() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let e = new_universe(tmp.path(), Tier::Hot);
+        let f = file(&e, "f.json");
+        put(&e, f, b"{}");
+        e.open_handle(f, true).expect("open");
+        e.write(f, 0, b"[not json").expect("write");
+        assert_eq!(
+            e.getattr(f).expect("attr").size,
+            9,
+            "the writer sees its draft"
+        );
+        let refuse = |_: &Meta, _: &Bytes<'_>| Err(Error::InvalidRecord("bad".into()));
+        assert!(e.commit(f, CommitAt::Close, &refuse).is_err());
+        // The handle is not released yet (the kernel releases asynchronously).
+        assert_eq!(
+            e.getattr(f).expect("attr").size,
+            2,
+            "the committed size again"
+        );
+        e.write(f, 9, b"]").expect("write");
+        assert_eq!(
+            e.getattr(f).expect("attr").size,
+            10,
+            "written again: the draft"
+        );
+        e.close_handle(f, true);
+    }
+}

@@ -1,0 +1,146 @@
+//! What the engine reports about itself: per-tier figures, counters, the log segments and
+//! the disk, for the generated views and statfs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use super::tree::{Kind, Location};
+use super::{Engine, lock, wal};
+use crate::error::{Error, Result};
+
+/// Per-tier figures for `shard.metadata`.
+#[derive(Default, Clone, Debug, Serialize)]
+pub struct TierStats {
+    pub records: u64,
+    pub bytes_stored: u64,
+    pub bytes_on_disk: u64,
+    pub bytes_in_log: u64,
+    pub shard_files: u64,
+}
+
+#[derive(Default, Clone, Debug, Serialize)]
+pub struct Counters {
+    pub commits: u64,
+    pub refused_commits: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub checkpoints: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_evictions: u64,
+    pub cache_bytes: u64,
+    pub cache_budget: u64,
+    pub cache_entries: u64,
+    pub log_bytes_since_checkpoint: u64,
+}
+
+/// The running figures behind `Counters`, bumped without a lock.
+#[derive(Default)]
+pub(super) struct AtomicCounters {
+    pub(super) commits: AtomicU64,
+    pub(super) refused: AtomicU64,
+    pub(super) reads: AtomicU64,
+    pub(super) writes: AtomicU64,
+    pub(super) checkpoints: AtomicU64,
+}
+
+impl Engine {
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    pub fn note_read(&self, dir: u64) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        lock(&self.dir_counters).entry(dir).or_default().0 += 1;
+    }
+
+    pub fn dir_counters(&self, dir: u64) -> (u64, u64) {
+        lock(&self.dir_counters)
+            .get(&dir)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    pub fn tier_stats(&self) -> [TierStats; 3] {
+        let mut out: [TierStats; 3] = Default::default();
+        {
+            let tree = lock(&self.tree);
+            for n in tree.nodes() {
+                if n.meta.kind != Kind::File {
+                    continue;
+                }
+                let s = &mut out[n.meta.tier as usize];
+                s.records += 1;
+                s.bytes_stored += n.meta.size;
+                if let Location::Wal { .. } = n.loc {
+                    s.bytes_in_log += n.meta.size;
+                }
+            }
+        }
+        for (tier, _, _, size) in self.store.files() {
+            let s = &mut out[tier as usize];
+            s.bytes_on_disk += size;
+            s.shard_files += 1;
+        }
+        for s in &mut out {
+            s.bytes_on_disk += s.bytes_in_log;
+        }
+        out
+    }
+
+    pub fn counters(&self) -> Counters {
+        let c = lock(&self.cache);
+        Counters {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            refused_commits: self.counters.refused.load(Ordering::Relaxed),
+            reads: self.counters.reads.load(Ordering::Relaxed),
+            writes: self.counters.writes.load(Ordering::Relaxed),
+            checkpoints: self.counters.checkpoints.load(Ordering::Relaxed),
+            cache_hits: c.hits,
+            cache_misses: c.misses,
+            cache_evictions: c.evictions,
+            cache_bytes: c.bytes() as u64,
+            cache_budget: c.budget() as u64,
+            cache_entries: c.len() as u64,
+            log_bytes_since_checkpoint: self.wal.written()
+                - self.checkpointed_at.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn inode_count(&self) -> usize {
+        lock(&self.tree).len()
+    }
+
+    /// The log segments as (file name, size), oldest first.
+    pub fn log_segments(&self) -> Vec<(String, u64)> {
+        self.wal
+            .segments()
+            .into_iter()
+            .map(|(s, len)| (wal::segment_name(s), len))
+            .collect()
+    }
+
+    pub fn read_log_segment(&self, name: &str, off: u64, size: usize) -> Result<Vec<u8>> {
+        let seq = wal::parse_segment_name(name).ok_or(Error::NotFound)?;
+        self.wal.read_segment(seq, off, size)
+    }
+
+    /// A log segment's size as its view shows it.
+    pub fn log_segment_len(&self, name: &str) -> Option<u64> {
+        self.wal.segment_len(wal::parse_segment_name(name)?)
+    }
+
+    /// statvfs of the disk holding the data directory.
+    pub fn statfs(&self) -> Result<libc::statvfs> {
+        let path = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::InvalidArgument("data directory path"))?;
+        // SAFETY: statvfs only writes into the zeroed struct we pass.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: path is a valid NUL-terminated string; st is a valid out-pointer.
+        if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        Ok(st)
+    }
+}
