@@ -23,6 +23,9 @@ pub enum Error {
     Protected,
     /// An operation this filesystem deliberately does not offer (hard links, device nodes).
     NotPermitted(&'static str),
+    /// A directory cannot move into another region: its files would arrive unchecked
+    /// (`mv` then copies them file by file, each through the commit path).
+    CrossRegion,
     /// Attribute namespace or flag we do not implement.
     NotSupported(&'static str),
     NoXattr,
@@ -59,6 +62,7 @@ impl Error {
             Error::ReadOnlyView => libc::EACCES,
             Error::Protected => libc::EPERM,
             Error::NotPermitted(_) => libc::EPERM,
+            Error::CrossRegion => libc::EXDEV,
             Error::NotSupported(_) => libc::EOPNOTSUPP,
             Error::NoXattr => libc::ENODATA,
             Error::Range => libc::ERANGE,
@@ -87,6 +91,7 @@ impl fmt::Display for Error {
             Error::ReadOnlyView => write!(f, "generated view is read-only"),
             Error::Protected => write!(f, "part of the fixed universe hierarchy"),
             Error::NotPermitted(what) => write!(f, "not permitted: {what}"),
+            Error::CrossRegion => write!(f, "a directory cannot move into another region"),
             Error::NotSupported(what) => write!(f, "not supported: {what}"),
             Error::NoXattr => write!(f, "no such attribute"),
             Error::Range => write!(f, "buffer too small"),

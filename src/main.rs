@@ -45,9 +45,10 @@ struct MountArgs {
     data_dir: PathBuf,
     /// Empty directory to mount the universe on.
     mountpoint: PathBuf,
-    /// Content cache budget in MiB; overrides `configuration/universe_parameters.json`.
+    /// Content cache budget in MiB; written into `configuration/universe_parameters.json`
+    /// (which then says what runs; later edits of the file change it live).
     #[arg(long, value_name = "MIB")]
-    cache_mb: Option<usize>,
+    cache_mb: Option<u64>,
     /// Threads serving kernel requests.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     threads: u16,
@@ -93,7 +94,9 @@ fn mount(args: &MountArgs) -> Result<(), String> {
         Engine::open(data_dir, Settings::default())
             .map_err(|e| format!("cannot open universe in {}: {e}", data_dir.display()))?,
     );
-    let vfs = vfs::Vfs::new(engine.clone(), args.cache_mb.map(|m| m << 20))
+    let regions = regions::Regions::builtin(args.cache_mb)
+        .map_err(|e| format!("cannot register the regions: {e}"))?;
+    let vfs = vfs::Vfs::new(engine.clone(), regions, namespace::SEED)
         .map_err(|e| format!("cannot bootstrap universe: {e}"))?;
     engine
         .start()

@@ -250,7 +250,7 @@ mod tests {
                 assert_eq!(
                     e.read(b, store::CHUNK as u64 - 2, 4, false)
                         .expect("r")
-                        .into_vec(),
+                        .to_vec(),
                     big[store::CHUNK - 2..store::CHUNK + 2].to_vec()
                 );
                 e.checkpoint().expect("checkpoint");

@@ -116,6 +116,21 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether any handle still writes `ino`.
+    pub fn has_writers(&self, ino: u64) -> bool {
+        lock(&self.drafts).writers.contains_key(&ino)
+    }
+
+    /// Marks `ino`'s draft refused by a check that ran ahead of its commit: until it is
+    /// written again, committing it fails and the committed version stays (a shell's
+    /// `echo '{bad' > f` truncated it at open; its refused write must not leave it empty).
+    pub fn refuse_draft(&self, ino: u64, why: String) {
+        let draft = lock(&self.drafts).map.get(&ino).cloned();
+        if let Some(d) = draft {
+            lock(&d).refused = Some(why);
+        }
+    }
+
     /// Drops a draft nobody holds open any more (after a truncate by path).
     pub fn drop_unheld_draft(&self, ino: u64) {
         let mut d = lock(&self.drafts);

@@ -301,6 +301,47 @@ impl Engine {
         Ok(out)
     }
 
+    /// The directory holding `ino`, and its name there.
+    pub fn entry_of(&self, ino: u64) -> Result<(u64, Vec<u8>)> {
+        let tree = lock(&self.tree);
+        let m = &tree.get(ino)?.meta;
+        Ok((m.parent, m.name.to_vec()))
+    }
+
+    /// Moves `ino` from region tag `from` to `to`, with everything below it that inherited
+    /// `from` (a subtree of another region keeps its own). Returns how many inodes moved.
+    pub fn retag(&self, ino: u64, from: u8, to: u8) -> Result<usize> {
+        let mut tree = lock(&self.tree);
+        let mut ops = Vec::new();
+        let mut todo = vec![ino];
+        while let Some(i) = todo.pop() {
+            let n = tree.get(i)?;
+            if n.meta.tag != from {
+                continue;
+            }
+            let mut meta = n.meta.clone();
+            meta.tag = to;
+            ops.push(Op::keep(meta));
+            if let Some(d) = &n.dir {
+                todo.extend(d.order.values());
+            }
+        }
+        let moved = ops.len();
+        let mut ops = ops.into_iter();
+        let mut lsn = None;
+        loop {
+            // Bounded records: a large subtree is moved in several.
+            let batch: Vec<Op> = ops.by_ref().take(4096).collect();
+            if batch.is_empty() {
+                break;
+            }
+            lsn = self.log(&mut tree, batch, &[], Tier::Hot)?;
+        }
+        drop(tree);
+        self.wait(lsn)?;
+        Ok(moved)
+    }
+
     pub fn parent_of(&self, ino: u64) -> Result<u64> {
         Ok(lock(&self.tree).get(ino)?.meta.parent)
     }

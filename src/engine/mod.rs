@@ -11,6 +11,7 @@
 //! draft into a log `record`; `read` serves committed content; `checkpointer` moves it
 //! from the log into the shards; `stats` reports on all of it.
 
+pub mod api;
 pub mod cache;
 pub mod checkpoint;
 mod checkpointer;
@@ -55,6 +56,7 @@ use crate::error::{Error, Result};
 
 pub use self::meta_ops::NAME_MAX;
 pub use self::record::{decode, encode};
+pub use self::stats::{Counters, TierStats};
 pub use self::types::{Attr, CommitAt, Data, DirEntry, NewNode, SetAttr, Settings, Snapshot};
 
 pub struct Engine {
@@ -185,6 +187,7 @@ impl Engine {
 
     pub fn set_settings(&self, s: Settings) {
         lock(&self.cache).set_budget(s.cache_budget);
+        self.wal.set_segment_max(s.segment_max);
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = s;
     }
 

@@ -284,7 +284,7 @@ mod tests {
         assert_eq!(
             e.read_version(&snap, 0, 1 << 30)
                 .expect("pinned read")
-                .into_vec(),
+                .to_vec(),
             v1
         );
         e.release_snapshot(&snap);

@@ -42,7 +42,7 @@ pub fn put(e: &Engine, ino: u64, data: &[u8]) {
 }
 
 pub fn get(e: &Engine, ino: u64) -> Vec<u8> {
-    e.read(ino, 0, 1 << 30, false).expect("read").into_vec()
+    e.read(ino, 0, 1 << 30, false).expect("read").to_vec()
 }
 
 pub fn new_universe(dir: &Path, tier: Tier) -> Engine {

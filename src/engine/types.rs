@@ -86,15 +86,6 @@ impl std::ops::Deref for Data {
     }
 }
 
-impl Data {
-    pub fn into_vec(self) -> Vec<u8> {
-        match self {
-            Data::Shared(..) => self.to_vec(),
-            Data::Owned(v) => v,
-        }
-    }
-}
-
 /// One committed version of a file, pinned for a reader (see `Engine::snapshot`).
 #[derive(Clone)]
 pub struct Snapshot {

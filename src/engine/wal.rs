@@ -18,6 +18,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -64,7 +65,8 @@ struct Inner {
 
 pub struct Wal {
     dir: PathBuf,
-    segment_max: u64,
+    /// A segment is sealed once it would grow past this (a setting, changed live).
+    segment_max: AtomicU64,
     inner: Mutex<Inner>,
     synced: Condvar,
     wake_flusher: Condvar,
@@ -172,6 +174,10 @@ fn has_valid_frame_after(buf: &[u8], from: usize) -> bool {
 }
 
 impl Wal {
+    pub fn set_segment_max(&self, max: u64) {
+        self.segment_max.store(max, Ordering::Relaxed);
+    }
+
     /// Opens the log for appending in a new segment after the newest existing one.
     pub fn open(dir: &Path, segment_max: u64) -> Result<Wal> {
         fs::create_dir_all(dir)?;
@@ -179,7 +185,7 @@ impl Wal {
         let file = create_segment(dir, seq)?;
         Ok(Wal {
             dir: dir.to_path_buf(),
-            segment_max,
+            segment_max: AtomicU64::new(segment_max),
             inner: Mutex::new(Inner {
                 file: Arc::new(file),
                 seq,
@@ -221,8 +227,8 @@ impl Wal {
         if g.poisoned {
             return Err(Error::Poisoned);
         }
-        if g.seg_len + buf.len() as u64 > self.segment_max && g.seg_len > frame::FILE_HEADER as u64
-        {
+        let max = self.segment_max.load(Ordering::Relaxed);
+        if g.seg_len + buf.len() as u64 > max && g.seg_len > frame::FILE_HEADER as u64 {
             self.roll(&mut g)?;
         }
         let off = g.seg_len;

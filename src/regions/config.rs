@@ -1,5 +1,8 @@
-//! `configuration/`: records the daemon itself obeys. A known file that does not fit its
-//! schema is refused at commit (EINVAL) and the running configuration stays as it was.
+//! `configuration/`: the files the daemon obeys. Each setting in them takes effect as soon
+//! as its file is committed, by whatever way the content arrives (an editor's write, `sed
+//! -i`'s rename, `mv tmp …`); content that does not fit the schema is refused with EINVAL
+//! and the running and stored configuration stay as they were. A setting the daemon does
+//! not obey is not in the files.
 
 use std::time::Duration;
 
@@ -8,19 +11,28 @@ use serde::{Deserialize, Serialize};
 use crate::engine::Settings;
 use crate::engine::codec::Tier;
 use crate::error::{Error, Result};
+use crate::regions::json::JsonCheck;
+use crate::regions::records::json_rule;
+use crate::regions::{Check, Cx, Dir, Region, Rule, Tag, pretty};
 
 pub const SHARD_TOPOLOGY: &str = "shard_topology.json";
 pub const UNIVERSE_PARAMETERS: &str = "universe_parameters.json";
+const DIR: &str = "configuration";
 const WINDOW_MAX_MS: u64 = 60_000;
+/// Configuration files are small; anything larger is refused before it is held.
+const FILE_MAX: usize = 64 << 10;
+/// Files older builds wrote at bootstrap and never read. Removed at start if unchanged.
+const RETIRED: [&str; 3] = [
+    "physics_constants.json",
+    "entanglement_rules.json",
+    "temporal_policies.json",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierPolicy {
-    /// Fixed per tier (DESIGN.md); stated here so the file documents the shard.
-    pub codec: String,
     /// How long a commit may stay volatile; 0 = durable before close returns.
     pub durability_window_ms: u64,
-    pub consistency: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,15 +54,14 @@ pub struct UniverseParameters {
 
 impl Default for ShardTopology {
     fn default() -> Self {
-        let policy = |tier: Tier, ms, consistency: &str| TierPolicy {
-            codec: tier.codec().name().into(),
-            durability_window_ms: ms,
-            consistency: consistency.into(),
+        let w = Settings::default().windows;
+        let policy = |tier: Tier| TierPolicy {
+            durability_window_ms: w[tier as usize].as_millis() as u64,
         };
         ShardTopology {
-            hot_data: policy(Tier::Hot, 0, "strong"),
-            warm_data: policy(Tier::Warm, 100, "eventual"),
-            cold_data: policy(Tier::Cold, 1000, "weak"),
+            hot_data: policy(Tier::Hot),
+            warm_data: policy(Tier::Warm),
+            cold_data: policy(Tier::Cold),
         }
     }
 }
@@ -66,26 +77,34 @@ impl ShardTopology {
 
     fn check(&self) -> Result<()> {
         for tier in Tier::ALL {
-            let p = self.policy(tier);
-            if p.codec != tier.codec().name() {
-                return Err(Error::InvalidRecord(format!(
-                    "{}: the codec of {} is fixed to \"{}\"",
+            if self.policy(tier).durability_window_ms > WINDOW_MAX_MS {
+                return Err(invalid(
                     SHARD_TOPOLOGY,
-                    tier.dir_name(),
-                    tier.codec().name()
-                )));
-            }
-            if p.durability_window_ms > WINDOW_MAX_MS {
-                return Err(Error::InvalidRecord(format!(
-                    "{}: durability_window_ms of {} must be at most {WINDOW_MAX_MS}",
-                    SHARD_TOPOLOGY,
-                    tier.dir_name()
-                )));
+                    &format!(
+                        "durability_window_ms of {} must be at most {WINDOW_MAX_MS}",
+                        tier.dir_name()
+                    ),
+                ));
             }
         }
         Ok(())
     }
+
+    fn apply(&self, s: &mut Settings) {
+        for tier in Tier::ALL {
+            s.windows[tier as usize] =
+                Duration::from_millis(self.policy(tier).durability_window_ms);
+        }
+    }
 }
+
+/// Each setting with its accepted range (the README lists the same).
+const RANGES: [(&str, u64, u64); 4] = [
+    ("cache_budget_mb", 1, 1 << 20),
+    ("checkpoint_interval_secs", 1, 86_400),
+    ("checkpoint_log_mb", 1, 1 << 16),
+    ("log_segment_mb", 1, 4096),
+];
 
 impl Default for UniverseParameters {
     fn default() -> Self {
@@ -100,156 +119,358 @@ impl Default for UniverseParameters {
 }
 
 impl UniverseParameters {
+    fn values(&self) -> [u64; 4] {
+        [
+            self.cache_budget_mb,
+            self.checkpoint_interval_secs,
+            self.checkpoint_log_mb,
+            self.log_segment_mb,
+        ]
+    }
+
     fn check(&self) -> Result<()> {
-        let bad = |what: &str| {
-            Err(Error::InvalidRecord(format!(
-                "{UNIVERSE_PARAMETERS}: {what}"
-            )))
-        };
-        if !(1..=1 << 20).contains(&self.cache_budget_mb) {
-            return bad("cache_budget_mb must be between 1 and 1048576");
+        for ((key, lo, hi), v) in RANGES.iter().zip(self.values()) {
+            if !(*lo..=*hi).contains(&v) {
+                return Err(invalid(
+                    UNIVERSE_PARAMETERS,
+                    &format!("{key} must be between {lo} and {hi}, not {v}"),
+                ));
+            }
         }
-        if !(1..=86_400).contains(&self.checkpoint_interval_secs) {
-            return bad("checkpoint_interval_secs must be between 1 and 86400");
+        Ok(())
+    }
+
+    fn apply(&self, s: &mut Settings) {
+        s.cache_budget = (self.cache_budget_mb as usize) << 20;
+        s.checkpoint_interval = Duration::from_secs(self.checkpoint_interval_secs);
+        s.checkpoint_bytes = self.checkpoint_log_mb << 20;
+        s.segment_max = self.log_segment_mb << 20;
+    }
+}
+
+fn invalid(name: &str, why: &str) -> Error {
+    Error::InvalidRecord(format!("{name}: {why}"))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(name: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        invalid(
+            name,
+            &format!("line {}, column {}: {e}", e.line(), e.column()),
+        )
+    })
+}
+
+/// Parses and checks one of the obeyed files.
+fn validate(name: &str, bytes: &[u8]) -> Result<()> {
+    match name {
+        SHARD_TOPOLOGY => parse::<ShardTopology>(name, bytes)?.check(),
+        UNIVERSE_PARAMETERS => parse::<UniverseParameters>(name, bytes)?.check(),
+        _ => Err(invalid(name, "not a configuration file this daemon knows")),
+    }
+}
+
+fn to_file<T: Serialize>(v: &T) -> Vec<u8> {
+    pretty(&serde_json::to_value(v).unwrap_or_default())
+}
+
+/// The check of an obeyed file: JSON syntax as the bytes arrive, the schema at the end.
+struct Schema {
+    name: &'static str,
+    json: JsonCheck,
+    bytes: Vec<u8>,
+}
+
+impl Check for Schema {
+    fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.bytes.len() + bytes.len() > FILE_MAX {
+            return Err(invalid(self.name, "larger than 64 KiB"));
         }
-        if !(1..=1 << 16).contains(&self.checkpoint_log_mb)
-            || !(1..=4096).contains(&self.log_segment_mb)
+        self.json
+            .feed(bytes)
+            .map_err(|e| invalid(self.name, &e.to_string()))?;
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.bytes.is_empty() {
+            return Err(invalid(self.name, "empty: the file must hold its settings"));
+        }
+        validate(self.name, &self.bytes)
+    }
+}
+
+/// A `.json` name the daemon does not read: refused as soon as content arrives, so that
+/// nothing in `configuration/` looks obeyed without being so.
+struct Unknown;
+
+impl Check for Unknown {
+    fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        Err(Error::InvalidRecord(format!(
+            "not a configuration file this daemon knows (it reads {SHARD_TOPOLOGY} and \
+             {UNIVERSE_PARAMETERS})"
+        )))
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+pub struct Configuration {
+    /// `--cache-mb`: written into the file at start, so the file tells what runs.
+    cache_mb: Option<u64>,
+}
+
+impl Configuration {
+    pub fn new(cache_mb: Option<u64>) -> Configuration {
+        Configuration { cache_mb }
+    }
+
+    fn known(name: &[u8]) -> Option<&'static str> {
+        [SHARD_TOPOLOGY, UNIVERSE_PARAMETERS]
+            .into_iter()
+            .find(|k| k.as_bytes() == name)
+    }
+
+    fn read(cx: &Cx<'_>, dir: u64, name: &str) -> Option<Vec<u8>> {
+        let attr = cx.store.lookup(dir, name.as_bytes()).ok()?;
+        if attr.size > FILE_MAX as u64 {
+            return None;
+        }
+        let data = cx.store.read(attr.ino, 0, attr.size as usize).ok()?;
+        Some(data.to_vec())
+    }
+
+    /// Reads both files into the engine's settings. A stored file that does not fit (left
+    /// by an older build: edits are checked) keeps its defaults, loudly.
+    fn apply(cx: &Cx<'_>, dir: u64) {
+        fn load<T: Default + for<'de> Deserialize<'de>>(cx: &Cx<'_>, dir: u64, name: &str) -> T {
+            let bytes = Configuration::read(cx, dir, name).unwrap_or_default();
+            match validate(name, &bytes).and_then(|()| parse::<T>(name, &bytes)) {
+                Ok(v) => v,
+                Err(e) => {
+                    log::error!("{e}; its defaults apply until it is fixed");
+                    T::default()
+                }
+            }
+        }
+        let mut s = cx.store.settings();
+        load::<ShardTopology>(cx, dir, SHARD_TOPOLOGY).apply(&mut s);
+        load::<UniverseParameters>(cx, dir, UNIVERSE_PARAMETERS).apply(&mut s);
+        log::info!(
+            "settings: cache {} MiB, durability windows {:?}, log segments {} MiB, \
+             checkpoint every {:?} or {} MiB of log",
+            s.cache_budget >> 20,
+            s.windows,
+            s.segment_max >> 20,
+            s.checkpoint_interval,
+            s.checkpoint_bytes >> 20
+        );
+        cx.store.set_settings(s);
+    }
+
+    /// Brings an older build's files to this build's: the tier policies lose the fixed
+    /// `codec` and the unchecked `consistency` (their windows kept), retired files go.
+    fn migrate(cx: &Cx<'_>, dir: u64) -> Result<()> {
+        if let Some(old) = Self::read(cx, dir, SHARD_TOPOLOGY)
+            && validate(SHARD_TOPOLOGY, &old).is_err()
+            && let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&old)
         {
-            return bad("checkpoint_log_mb and log_segment_mb must be positive and sane");
+            for tier in Tier::ALL {
+                if let Some(p) = v.get_mut(tier.dir_name()).and_then(|p| p.as_object_mut()) {
+                    p.remove("codec");
+                    p.remove("consistency");
+                }
+            }
+            let new = pretty(&v);
+            if validate(SHARD_TOPOLOGY, &new).is_ok() {
+                cx.store.put(dir, SHARD_TOPOLOGY.as_bytes(), &new)?;
+                log::info!("{SHARD_TOPOLOGY}: migrated to this build's layout");
+            }
+        }
+        for name in RETIRED {
+            if Self::read(cx, dir, name).is_some_and(|b| retired_default(name) == b) {
+                cx.store.remove(dir, name.as_bytes())?;
+                log::info!("{name}: removed (written by an older build, never obeyed)");
+            }
         }
         Ok(())
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(name: &str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        Error::InvalidRecord(format!(
-            "{name}: line {}, column {}: {e}",
-            e.line(),
-            e.column()
-        ))
-    })
+/// What an older build wrote into a retired file.
+pub fn retired_default(name: &str) -> Vec<u8> {
+    let v = match name {
+        "physics_constants.json" => serde_json::json!({
+            "cosmic_background_radiation_kelvin": 2.7,
+            "speed_of_light_m_per_s": 299_792_458u64,
+            "note": "Informational; the engine does not read these."
+        }),
+        "entanglement_rules.json" => {
+            serde_json::json!({ "co_access_window_ms": 1000, "min_correlation": 0.5 })
+        }
+        _ => serde_json::json!({
+            "live_retention_hours": 1,
+            "recent_retention_days": 1,
+            "historical_retention_months": 12
+        }),
+    };
+    pretty(&v)
 }
 
-/// Checks a configuration file the daemon obeys; other names only need to be JSON.
-pub fn validate(name: &str, bytes: &[u8]) -> Result<()> {
-    match name {
-        SHARD_TOPOLOGY => parse::<ShardTopology>(name, bytes)?.check(),
-        UNIVERSE_PARAMETERS => parse::<UniverseParameters>(name, bytes)?.check(),
-        _ => Ok(()),
+impl Region for Configuration {
+    fn name(&self) -> &'static str {
+        "configuration"
     }
-}
 
-/// The engine settings from the two files (either may be missing: defaults apply).
-/// `cache_override` (from the command line) wins over the file.
-pub fn settings(
-    topology: Option<&[u8]>,
-    params: Option<&[u8]>,
-    cache_override: Option<usize>,
-) -> Settings {
-    let topology: ShardTopology = topology
-        .and_then(|b| {
-            parse(SHARD_TOPOLOGY, b)
-                .map_err(|e| log::warn!("{e}; using defaults"))
-                .ok()
-        })
-        .unwrap_or_default();
-    let params: UniverseParameters = params
-        .and_then(|b| {
-            parse(UNIVERSE_PARAMETERS, b)
-                .map_err(|e| log::warn!("{e}; using defaults"))
-                .ok()
-        })
-        .unwrap_or_default();
-    let mut s = Settings::default();
-    for tier in Tier::ALL {
-        s.windows[tier as usize] =
-            Duration::from_millis(topology.policy(tier).durability_window_ms);
+    fn tag(&self) -> Tag {
+        2
     }
-    s.cache_budget = cache_override.unwrap_or((params.cache_budget_mb as usize) << 20);
-    s.checkpoint_interval = Duration::from_secs(params.checkpoint_interval_secs);
-    s.checkpoint_bytes = params.checkpoint_log_mb << 20;
-    s.segment_max = params.log_segment_mb << 20;
-    s
-}
 
-/// The files `configuration/` starts with: (name, pretty JSON).
-pub fn defaults() -> Vec<(&'static str, String)> {
-    let pretty = |v: serde_json::Value| serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
-    vec![
-        (
-            "physics_constants.json",
-            pretty(serde_json::json!({
-                "cosmic_background_radiation_kelvin": 2.7,
-                "speed_of_light_m_per_s": 299_792_458u64,
-                "note": "Informational; the engine does not read these."
-            })),
-        ),
-        (
-            SHARD_TOPOLOGY,
-            pretty(serde_json::to_value(ShardTopology::default()).unwrap_or_default()),
-        ),
-        (
-            "entanglement_rules.json",
-            pretty(serde_json::json!({ "co_access_window_ms": 1000, "min_correlation": 0.5 })),
-        ),
-        (
-            "temporal_policies.json",
-            pretty(serde_json::json!({
-                "live_retention_hours": 1,
-                "recent_retention_days": 1,
-                "historical_retention_months": 12
-            })),
-        ),
-        (
-            UNIVERSE_PARAMETERS,
-            pretty(serde_json::to_value(UniverseParameters::default()).unwrap_or_default()),
-        ),
-    ]
+    fn data_format(&self) -> &'static str {
+        "JSON configuration records the daemon validates and obeys"
+    }
+
+    fn rule(&self, dir: &Dir, name: &[u8]) -> Option<Rule> {
+        if !name.ends_with(b".json") {
+            return None;
+        }
+        if !dir.is_seed(DIR) {
+            return Some(json_rule());
+        }
+        Some(match Self::known(name) {
+            Some(known) => Rule {
+                id: known,
+                check: Box::new(Schema {
+                    name: known,
+                    json: JsonCheck::new(),
+                    bytes: Vec::new(),
+                }),
+            },
+            None => Rule {
+                id: "unknown configuration",
+                check: Box::new(Unknown),
+            },
+        })
+    }
+
+    fn committed(&self, cx: &Cx<'_>, dir: &Dir, name: &[u8]) {
+        if dir.is_seed(DIR) && Self::known(name).is_some() {
+            Self::apply(cx, dir.ino);
+        }
+    }
+
+    fn may_remove(&self, dir: &Dir, name: &[u8]) -> Result<()> {
+        if dir.is_seed(DIR) && Self::known(name).is_some() {
+            return Err(Error::NotPermitted(
+                "removing a configuration file the daemon obeys (edit it instead)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn start(&self, cx: &Cx<'_>) -> Result<()> {
+        let dir = cx.seed_dir(DIR).ok_or(Error::NotFound)?.ino;
+        Self::migrate(cx, dir)?;
+        if cx.store.lookup(dir, SHARD_TOPOLOGY.as_bytes()).is_err() {
+            cx.store.put(
+                dir,
+                SHARD_TOPOLOGY.as_bytes(),
+                &to_file(&ShardTopology::default()),
+            )?;
+        }
+        let stored = Self::read(cx, dir, UNIVERSE_PARAMETERS)
+            .and_then(|b| parse::<UniverseParameters>(UNIVERSE_PARAMETERS, &b).ok());
+        let mut params = stored.clone().unwrap_or_default();
+        if let Some(mb) = self.cache_mb {
+            params.cache_budget_mb = mb;
+        }
+        params.check()?;
+        if stored.is_none_or(|s| s.values() != params.values()) {
+            cx.store
+                .put(dir, UNIVERSE_PARAMETERS.as_bytes(), &to_file(&params))?;
+        }
+        Self::apply(cx, dir);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::regions::check_stream;
+
+    fn check(name: &str, text: &str) -> Result<()> {
+        let dir = Dir {
+            ino: 9,
+            tag: 2,
+            seed: crate::namespace::SEED.iter().find(|d| d.path == DIR),
+        };
+        let mut rule = Configuration::new(None)
+            .rule(&dir, name.as_bytes())
+            .ok_or(Error::NotFound)?;
+        check_stream(&mut rule, &mut text.as_bytes())
+    }
 
     #[test]
-    fn defaults_validate_and_give_the_documented_windows() {
-        for (name, text) in defaults() {
-            assert!(validate(name, text.as_bytes()).is_ok(), "{name}");
-        }
-        let d = defaults();
-        let topo = d
-            .iter()
-            .find(|(n, _)| *n == SHARD_TOPOLOGY)
-            .map(|(_, t)| t.as_bytes());
-        let s = settings(topo, None, None);
-        assert_eq!(
-            s.windows,
-            [
-                Duration::ZERO,
-                Duration::from_millis(100),
-                Duration::from_secs(1)
-            ]
-        );
+    fn defaults_fit_their_schema() {
+        let topo = String::from_utf8_lossy(&to_file(&ShardTopology::default())).to_string();
+        assert!(check(SHARD_TOPOLOGY, &topo).is_ok(), "{topo}");
+        let params = String::from_utf8_lossy(&to_file(&UniverseParameters::default())).to_string();
+        assert!(check(UNIVERSE_PARAMETERS, &params).is_ok(), "{params}");
+        let mut s = Settings::default();
+        ShardTopology::default().apply(&mut s);
+        assert_eq!(s.windows, Settings::default().windows);
     }
 
     #[test]
     fn bad_edits_are_refused() {
         let mut v = serde_json::to_value(ShardTopology::default()).unwrap_or_default();
-        v["warm_data"]["codec"] = "lz4".into();
-        assert!(validate(SHARD_TOPOLOGY, v.to_string().as_bytes()).is_err());
-        v["warm_data"]["codec"] = "zlib".into();
         v["warm_data"]["durability_window_ms"] = 500.into();
-        assert!(validate(SHARD_TOPOLOGY, v.to_string().as_bytes()).is_ok());
-        let s = settings(Some(v.to_string().as_bytes()), None, Some(1 << 20));
-        assert_eq!(s.windows[1], Duration::from_millis(500));
-        assert_eq!(s.cache_budget, 1 << 20);
+        assert!(check(SHARD_TOPOLOGY, &v.to_string()).is_ok());
+        v["warm_data"]["durability_window_ms"] = 60_001.into();
+        assert!(check(SHARD_TOPOLOGY, &v.to_string()).is_err(), "range");
         v["warm_data"]["durability_window_ms"] = "soon".into();
-        assert!(validate(SHARD_TOPOLOGY, v.to_string().as_bytes()).is_err());
-        assert!(validate(UNIVERSE_PARAMETERS, br#"{"cache_budget_mb": 0, "checkpoint_interval_secs": 1, "checkpoint_log_mb": 1, "log_segment_mb": 1}"#).is_err());
+        assert!(check(SHARD_TOPOLOGY, &v.to_string()).is_err(), "type");
+        v["warm_data"]["durability_window_ms"] = 5.into();
+        v["warm_data"]["codec"] = "zlib".into();
         assert!(
-            validate(UNIVERSE_PARAMETERS, br#"{"cache_budget_mb": 5}"#).is_err(),
+            check(SHARD_TOPOLOGY, &v.to_string()).is_err(),
+            "unknown key"
+        );
+        let p = r#"{"cache_budget_mb": 0, "checkpoint_interval_secs": 1, "checkpoint_log_mb": 1, "log_segment_mb": 1}"#;
+        assert!(check(UNIVERSE_PARAMETERS, p).is_err(), "zero cache");
+        assert!(
+            check(UNIVERSE_PARAMETERS, r#"{"cache_budget_mb": 5}"#).is_err(),
             "missing keys"
         );
+        assert!(check(UNIVERSE_PARAMETERS, "").is_err(), "empty");
+        assert!(check(UNIVERSE_PARAMETERS, "{").is_err(), "truncated");
+        assert!(check("mine.json", "{}").is_err(), "unknown file");
+        assert!(
+            check("mine.json", "").is_ok(),
+            "an empty unknown file holds nothing"
+        );
+    }
+
+    #[test]
+    fn every_setting_is_applied() {
+        let p = UniverseParameters {
+            cache_budget_mb: 3,
+            checkpoint_interval_secs: 4,
+            checkpoint_log_mb: 5,
+            log_segment_mb: 6,
+        };
+        let mut s = Settings::default();
+        p.apply(&mut s);
+        assert_eq!(s.cache_budget, 3 << 20);
+        assert_eq!(s.checkpoint_interval, Duration::from_secs(4));
+        assert_eq!(s.checkpoint_bytes, 5 << 20);
+        assert_eq!(s.segment_max, 6 << 20);
     }
 }

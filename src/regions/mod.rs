@@ -1,6 +1,239 @@
-//! Region handlers: what each part of the universe means beyond plain bytes. They decide
-//! and describe; the engine stores.
+//! The region seam. Each region of the universe is one module here that owns everything
+//! about it: the generated files its directories show (and how they are rendered and
+//! sized), what content it accepts at commit, what it does after a commit, and what it
+//! sets up at start. The filesystem layer (`vfs`) finds a directory's region by the tag
+//! stored on its inode and calls it through [`Region`]; it never names a region. Which
+//! seed directory belongs to which region is said once, in `namespace::SEED`.
+//!
+//! Adding a region: a module implementing [`Region`], one line in [`Regions::builtin`],
+//! and its directories in the seed table.
 
 pub mod config;
+pub mod cosmic_logs;
+pub mod json;
+pub mod manifest;
 pub mod records;
-pub mod views;
+pub mod spacetime;
+pub mod universe;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::engine::Attr;
+use crate::engine::api::Storage;
+use crate::error::{Error, Result};
+use crate::namespace::SeedDir;
+
+/// A region's identity on disk: stored on every inode of the region (inherited from the
+/// directory it was made in). Values are never reused; FORMAT.md lists them.
+pub type Tag = u8;
+
+/// A directory, as a region sees it.
+#[derive(Clone, Copy)]
+pub struct Dir {
+    pub ino: u64,
+    pub tag: Tag,
+    /// Set for the seed's own directories (and the root).
+    pub seed: Option<&'static SeedDir>,
+}
+
+impl Dir {
+    /// A directory that holds users' data lists only what users put there.
+    pub fn is_data(&self) -> bool {
+        self.seed.is_none_or(|s| s.data)
+    }
+
+    pub fn is_seed(&self, path: &str) -> bool {
+        self.seed.is_some_and(|s| s.path == path)
+    }
+}
+
+/// What a region may use while it serves a request.
+pub struct Cx<'a> {
+    pub store: &'a dyn Storage,
+    pub regions: &'a Regions,
+    /// The seed's directories by inode.
+    pub seeds: &'a HashMap<u64, &'static SeedDir>,
+}
+
+impl Cx<'_> {
+    /// The seed directory at `path`: a region's own fixed places.
+    pub fn seed_dir(&self, path: &str) -> Option<Dir> {
+        let (&ino, &seed) = self.seeds.iter().find(|(_, s)| s.path == path)?;
+        let attr = self.store.getattr(ino).ok()?;
+        Some(Dir {
+            ino,
+            tag: attr.tag,
+            seed: Some(seed),
+        })
+    }
+}
+
+/// The content of a generated file.
+pub enum Generated {
+    /// Small content, rendered in full; regenerated only when the engine's state moved.
+    Document(Vec<u8>),
+    /// Content read in ranges where it lives (e.g. a log segment), never held whole.
+    Ranged {
+        len: u64,
+        source: Arc<dyn RangeSource>,
+    },
+}
+
+pub trait RangeSource: Send + Sync {
+    fn read(&self, store: &dyn Storage, off: u64, size: usize) -> Result<Vec<u8>>;
+}
+
+/// A streaming content check: fed the bytes of a file in order from offset 0.
+pub trait Check: Send {
+    /// The next bytes. `Err` as soon as no continuation could make the content valid
+    /// (a writer going forward then gets EINVAL from that very `write(2)`).
+    fn feed(&mut self, bytes: &[u8]) -> Result<()>;
+    /// The content ended here.
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// The rule content committed to a name must follow.
+pub struct Rule {
+    /// Two names with the same rule accept the same content: a rename between them needs
+    /// no new check.
+    pub id: &'static str,
+    pub check: Box<dyn Check>,
+}
+
+/// One region of the universe. Every method has a default that does nothing, so a region
+/// states only what it adds.
+pub trait Region: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    fn tag(&self) -> Tag;
+
+    /// What files stored in this region hold (for manifests).
+    fn data_format(&self) -> &'static str {
+        "Files of any content, stored as opaque bytes"
+    }
+
+    /// A manifest's purpose line for a directory users made in this region.
+    fn purpose_of_user_dir(&self, name: &str, _attr: &Attr) -> String {
+        format!("User directory '{name}'")
+    }
+
+    /// Generated files `dir` shows besides its `_manifest.json`.
+    fn views(&self, _cx: &Cx<'_>, _dir: &Dir) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The content of one of the names `views` gave.
+    fn generate(&self, _cx: &Cx<'_>, _dir: &Dir, _name: &str) -> Option<Generated> {
+        None
+    }
+
+    /// The rule content committed to `name` in `dir` must follow; `None`: opaque bytes.
+    fn rule(&self, _dir: &Dir, _name: &[u8]) -> Option<Rule> {
+        None
+    }
+
+    /// Content was committed to `name` in `dir`, by any way (close, fsync, rename onto
+    /// it, truncate). Runs after the commit is logged.
+    fn committed(&self, _cx: &Cx<'_>, _dir: &Dir, _name: &[u8]) {}
+
+    /// Whether `name` may leave `dir` (unlink, or rename away).
+    fn may_remove(&self, _dir: &Dir, _name: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    /// Once at start, when the seed hierarchy exists: the region's own files, their
+    /// migration from older builds, and whatever the daemon must obey from them.
+    fn start(&self, _cx: &Cx<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The registered regions.
+pub struct Regions {
+    list: Vec<Box<dyn Region>>,
+}
+
+impl Regions {
+    /// The universe's regions. `cache_mb` is the command line's cache budget, which the
+    /// configuration region writes into its file.
+    pub fn builtin(cache_mb: Option<u64>) -> Result<Regions> {
+        let mut r = Regions {
+            list: vec![Box::new(universe::Universe)],
+        };
+        r.register(Box::new(spacetime::Spacetime))?;
+        r.register(Box::new(records::Records))?;
+        r.register(Box::new(config::Configuration::new(cache_mb)))?;
+        r.register(Box::new(cosmic_logs::CosmicLogs))?;
+        Ok(r)
+    }
+
+    pub fn register(&mut self, region: Box<dyn Region>) -> Result<()> {
+        if self
+            .list
+            .iter()
+            .any(|r| r.tag() == region.tag() || r.name() == region.name())
+        {
+            return Err(Error::InvalidArgument(
+                "a region's name and tag must be unique",
+            ));
+        }
+        self.list.push(region);
+        Ok(())
+    }
+
+    /// The region owning inodes of `tag`. A tag no region claims (written by a newer
+    /// build) is served as the universe's plain files.
+    pub fn by_tag(&self, tag: Tag) -> &dyn Region {
+        let found = self.list.iter().find(|r| r.tag() == tag);
+        found.unwrap_or(&self.list[0]).as_ref()
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&dyn Region> {
+        self.list
+            .iter()
+            .find(|r| r.name() == name)
+            .map(|r| r.as_ref())
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &dyn Region> {
+        self.list.iter().map(|r| r.as_ref())
+    }
+
+    /// Every generated file of `dir`: its manifest, then its region's own.
+    pub fn views(&self, cx: &Cx<'_>, dir: &Dir) -> Vec<String> {
+        let mut out = vec![manifest::NAME.to_string()];
+        out.extend(self.by_tag(dir.tag).views(cx, dir));
+        out
+    }
+
+    pub fn generate(&self, cx: &Cx<'_>, dir: &Dir, name: &str) -> Option<Generated> {
+        let region = self.by_tag(dir.tag);
+        if name == manifest::NAME {
+            return Some(Generated::Document(manifest::render(cx, dir, region)));
+        }
+        region.generate(cx, dir, name)
+    }
+}
+
+/// Feeds everything `read` yields to `rule`'s check, in pieces of bounded size.
+pub fn check_stream(rule: &mut Rule, read: &mut dyn std::io::Read) -> Result<()> {
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = match read.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        rule.check.feed(&buf[..n])?;
+    }
+    rule.check.finish()
+}
+
+/// Pretty JSON with a final newline: how every generated document is written.
+pub fn pretty(v: &serde_json::Value) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
+    out.push(b'\n');
+    out
+}

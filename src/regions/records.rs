@@ -1,34 +1,72 @@
-//! Records: `.json` files in record regions must hold one valid JSON document when they
-//! are committed. An empty file is a record not yet written, and is accepted.
+//! Records: below `particles/` and the graph's node and edge collections, a `.json` file
+//! must hold one JSON document whenever it is committed (an empty file is a record not
+//! yet written). Other names are opaque bytes (editors' temp files, blobs).
 
-use std::io::Read;
-
+use crate::engine::Attr;
 use crate::error::{Error, Result};
+use crate::regions::json::JsonCheck;
+use crate::regions::{Check, Dir, Region, Rule, Tag};
 
-/// Checks that `bytes` hold exactly one JSON value (or nothing). Streams, so a large
-/// record is validated without holding it in memory twice.
-pub fn validate_json(bytes: &mut dyn Read, len: u64) -> Result<()> {
-    if len == 0 {
-        return Ok(());
+pub struct Records;
+
+pub const TAG: Tag = 1;
+
+impl Region for Records {
+    fn name(&self) -> &'static str {
+        "records"
     }
-    let mut de = serde_json::Deserializer::from_reader(bytes);
-    let res =
-        <serde::de::IgnoredAny as serde::Deserialize>::deserialize(&mut de).and_then(|_| de.end());
-    res.map_err(|e| {
-        Error::InvalidRecord(format!(
-            "invalid JSON at line {}, column {}: {e}",
-            e.line(),
-            e.column()
-        ))
-    })
+
+    fn tag(&self) -> Tag {
+        TAG
+    }
+
+    fn data_format(&self) -> &'static str {
+        "JSON records, one document per file; other names are opaque bytes"
+    }
+
+    fn purpose_of_user_dir(&self, name: &str, attr: &Attr) -> String {
+        format!(
+            "Records of type '{name}' in the {} tier",
+            attr.tier.dir_name()
+        )
+    }
+
+    fn rule(&self, _dir: &Dir, name: &[u8]) -> Option<Rule> {
+        name.ends_with(b".json").then(json_rule)
+    }
+}
+
+/// One JSON document (or nothing).
+pub fn json_rule() -> Rule {
+    Rule {
+        id: "json",
+        check: Box::new(Json(JsonCheck::new())),
+    }
+}
+
+struct Json(JsonCheck);
+
+fn invalid(e: impl std::fmt::Display) -> Error {
+    Error::InvalidRecord(format!("invalid JSON at {e}"))
+}
+
+impl Check for Json {
+    fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+        self.0.feed(bytes).map_err(invalid)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.0.finish().map_err(invalid)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::regions::check_stream;
 
     fn check(s: &str) -> Result<()> {
-        validate_json(&mut s.as_bytes(), s.len() as u64)
+        check_stream(&mut json_rule(), &mut s.as_bytes())
     }
 
     #[test]

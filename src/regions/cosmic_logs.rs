@@ -1,0 +1,56 @@
+//! `backups/cosmic_logs/`: the write-ahead log's segments, shown read-only as they are on
+//! disk (read in ranges, never held whole).
+
+use std::sync::Arc;
+
+use crate::engine::api::Storage;
+use crate::error::Result;
+use crate::regions::{Cx, Dir, Generated, RangeSource, Region, Tag};
+
+pub struct CosmicLogs;
+
+const LOG_DIR: &str = "backups/cosmic_logs";
+
+struct Segment(String);
+
+impl RangeSource for Segment {
+    fn read(&self, store: &dyn Storage, off: u64, size: usize) -> Result<Vec<u8>> {
+        store.read_log_segment(&self.0, off, size)
+    }
+}
+
+impl Region for CosmicLogs {
+    fn name(&self) -> &'static str {
+        "cosmic_logs"
+    }
+
+    fn tag(&self) -> Tag {
+        4
+    }
+
+    fn data_format(&self) -> &'static str {
+        "Framed binary log segments (see FORMAT.md)"
+    }
+
+    fn views(&self, cx: &Cx<'_>, dir: &Dir) -> Vec<String> {
+        if !dir.is_seed(LOG_DIR) {
+            return Vec::new();
+        }
+        cx.store
+            .log_segments()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    fn generate(&self, cx: &Cx<'_>, dir: &Dir, name: &str) -> Option<Generated> {
+        if !dir.is_seed(LOG_DIR) {
+            return None;
+        }
+        let len = cx.store.log_segment_len(name)?;
+        Some(Generated::Ranged {
+            len,
+            source: Arc::new(Segment(name.to_string())),
+        })
+    }
+}

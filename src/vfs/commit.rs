@@ -1,0 +1,105 @@
+//! The one commit path. Every way content reaches a name — close or fsync after writes,
+//! truncate, a shared mapping's msync (it arrives as writes and an fsync), rename onto
+//! the name — passes here: the owning region's rule checks the content (streamed, so any
+//! size is checked in bounded memory), and after the commit the region is told.
+
+use std::cell::RefCell;
+use std::io::Read;
+
+use crate::engine::draft::Bytes;
+use crate::engine::tree::Meta;
+use crate::engine::{Attr, CommitAt, Engine, Snapshot};
+use crate::error::Result;
+use crate::namespace;
+use crate::regions::{Dir, check_stream};
+use crate::vfs::{Vfs, lock};
+
+/// Reads one committed version of a file from the start, a piece at a time.
+struct VersionReader<'a> {
+    engine: &'a Engine,
+    snap: &'a Snapshot,
+    pos: u64,
+}
+
+impl Read for VersionReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let data = self
+            .engine
+            .read_version(self.snap, self.pos, buf.len())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        buf[..data.len()].copy_from_slice(&data);
+        self.pos += data.len() as u64;
+        Ok(data.len())
+    }
+}
+
+impl Vfs {
+    /// Commits `ino`'s draft if it has unsaved changes, under its region's rule.
+    pub(super) fn commit(&self, ino: u64, when: CommitAt) -> Result<()> {
+        let committed = RefCell::new(None);
+        self.engine.commit(ino, when, &|meta, bytes| {
+            let dir = self.dir(meta.parent)?;
+            self.check_commit(&dir, meta, bytes)?;
+            *committed.borrow_mut() = Some((dir, meta.name.to_vec()));
+            Ok(())
+        })?;
+        if let Some((dir, name)) = committed.into_inner() {
+            self.region(&dir).committed(&self.cx(), &dir, &name);
+        }
+        Ok(())
+    }
+
+    fn check_commit(&self, dir: &Dir, meta: &Meta, bytes: &Bytes<'_>) -> Result<()> {
+        let Some(mut rule) = self.region(dir).rule(dir, &meta.name) else {
+            return Ok(());
+        };
+        // A check that ran ahead over every byte only needs to hear the end. It is tried,
+        // not waited for: a writer may hold it while it waits for this draft.
+        let ahead = lock(&self.ahead).get(&meta.ino).cloned();
+        let res = match ahead.as_ref().and_then(|a| a.try_lock().ok()) {
+            Some(mut a) if a.next == bytes.len() && a.rule.id == rule.id => a.rule.check.finish(),
+            _ => check_stream(&mut rule, &mut bytes.reader()),
+        };
+        res.inspect_err(|e| {
+            log::warn!(
+                "refusing commit of {}: {e}; the previous version stays",
+                namespace::join(&self.engine.path_of(meta.ino))
+            )
+        })
+    }
+
+    /// A rename brings `src`'s committed content to `to/newname`: it must follow the rule
+    /// there, unless it followed the same rule where it was.
+    pub(super) fn admit_rename(
+        &self,
+        src: &Attr,
+        (from, name): (&Dir, &[u8]),
+        (to, newname): (&Dir, &[u8]),
+    ) -> Result<()> {
+        let Some(mut rule) = self.region(to).rule(to, newname) else {
+            return Ok(());
+        };
+        if self
+            .region(from)
+            .rule(from, name)
+            .is_some_and(|r| r.id == rule.id)
+        {
+            return Ok(());
+        }
+        let snap = self.engine.snapshot(src.ino)?;
+        let mut reader = VersionReader {
+            engine: &self.engine,
+            snap: &snap,
+            pos: 0,
+        };
+        let res = check_stream(&mut rule, &mut reader);
+        self.engine.release_snapshot(&snap);
+        res.inspect_err(|e| {
+            log::warn!(
+                "refusing rename of {} onto {}: {e}",
+                namespace::join(&self.engine.path_of(src.ino)),
+                String::from_utf8_lossy(newname)
+            )
+        })
+    }
+}

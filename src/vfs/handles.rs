@@ -1,0 +1,280 @@
+//! Open files: readers pinned to the version they opened, writers with their draft, and
+//! generated files rendered once per open. Writes and truncations are here; what happens
+//! at close and fsync is the commit path (`commit.rs`).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use crate::engine::tree::Kind;
+use crate::engine::{Attr, CommitAt, Data, Snapshot};
+use crate::error::{Error, Result};
+use crate::namespace;
+use crate::regions::Rule;
+use crate::vfs::views::Content;
+use crate::vfs::{Changes, VIRT, Vfs, lock};
+
+pub(super) enum Handle {
+    /// A reader holds the version it opened; a writer reads its draft.
+    File {
+        ino: u64,
+        writer: bool,
+        snap: Option<Snapshot>,
+    },
+    View(Content),
+}
+
+/// A content check running ahead of the commit: while a file is written forward from
+/// offset 0, each write is fed to its region's rule, so that a write making the file
+/// invalid whatever follows fails at once (a shell sees EINVAL from `echo '{bad' > f`;
+/// it never sees an error from `close`). Any other write or truncation ends it; the
+/// commit's own check still runs.
+pub(super) struct Ahead {
+    /// Where the next write must land to continue the stream.
+    pub next: u64,
+    pub rule: Rule,
+}
+
+fn is_write(flags: i32) -> bool {
+    flags & libc::O_ACCMODE != libc::O_RDONLY
+}
+
+impl Vfs {
+    fn add_handle(&self, h: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.handles).insert(fh, h);
+        fh
+    }
+
+    /// Opens a file or a generated file; returns the handle.
+    pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
+        if ino & VIRT != 0 {
+            if is_write(flags) {
+                return Err(Error::ReadOnlyView);
+            }
+            let (content, _) = self.view_content(ino)?;
+            return Ok(self.add_handle(Handle::View(content)));
+        }
+        let writer = is_write(flags);
+        let attr = self.engine.getattr(ino)?;
+        if attr.kind == Kind::Dir {
+            return Err(Error::IsDir);
+        }
+        self.engine.open_handle(ino, writer)?;
+        let snap = if writer {
+            let truncate = flags & libc::O_TRUNC != 0;
+            if truncate && let Err(e) = self.engine.truncate(ino, 0) {
+                self.engine.close_handle(ino, writer);
+                return Err(e);
+            }
+            if truncate || attr.size == 0 {
+                self.start_ahead(ino);
+            }
+            None
+        } else {
+            if let Ok(p) = self.engine.parent_of(ino) {
+                self.engine.note_read(p);
+            }
+            match self.engine.snapshot(ino) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.engine.close_handle(ino, writer);
+                    return Err(e);
+                }
+            }
+        };
+        Ok(self.add_handle(Handle::File { ino, writer, snap }))
+    }
+
+    pub fn create(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        who: super::Caller,
+    ) -> Result<(Attr, u64)> {
+        let attr = self.new_node((parent, name), Kind::File, (mode, umask), who, &[])?;
+        let fh = self.open(attr.ino, flags)?;
+        Ok((attr, fh))
+    }
+
+    pub fn read(&self, fh: u64, off: u64, size: usize) -> Result<Data> {
+        enum Src {
+            File(u64, bool),
+            Version(Snapshot),
+            View(Content),
+        }
+        let src = match lock(&self.handles).get(&fh) {
+            Some(Handle::File { snap: Some(s), .. }) => Src::Version(s.clone()),
+            Some(Handle::File { ino, writer, .. }) => Src::File(*ino, *writer),
+            Some(Handle::View(c)) => Src::View(c.clone()),
+            None => return Err(Error::BadHandle),
+        };
+        match src {
+            Src::File(ino, writer) => self.engine.read(ino, off, size, writer),
+            Src::Version(snap) => self.engine.read_version(&snap, off, size),
+            Src::View(c) => c.read(self, off, size),
+        }
+    }
+
+    pub(super) fn file_handle(&self, fh: u64) -> Result<(u64, bool)> {
+        match lock(&self.handles).get(&fh) {
+            Some(Handle::File { ino, writer, .. }) => Ok((*ino, *writer)),
+            Some(Handle::View(_)) => Err(Error::ReadOnlyView),
+            None => Err(Error::BadHandle),
+        }
+    }
+
+    /// Starts checking `ino`'s content as it is written from offset 0, if its name has a
+    /// rule in its region.
+    fn start_ahead(&self, ino: u64) {
+        let rule = self.engine.entry_of(ino).ok().and_then(|(parent, name)| {
+            let dir = self.dir(parent).ok()?;
+            self.region(&dir).rule(&dir, &name)
+        });
+        let mut ahead = lock(&self.ahead);
+        match rule {
+            Some(rule) => {
+                let a = Ahead { next: 0, rule };
+                ahead.insert(ino, Arc::new(Mutex::new(a)));
+            }
+            None => {
+                ahead.remove(&ino);
+            }
+        }
+    }
+
+    /// Ends the check ahead of `ino` (this one, if given: a newer one stays).
+    pub(super) fn stop_ahead(&self, ino: u64, this: Option<&Arc<Mutex<Ahead>>>) {
+        let mut ahead = lock(&self.ahead);
+        if this.is_none_or(|t| ahead.get(&ino).is_some_and(|a| Arc::ptr_eq(a, t))) {
+            ahead.remove(&ino);
+        }
+    }
+
+    pub fn write(&self, fh: u64, off: u64, data: &[u8]) -> Result<usize> {
+        let (ino, writer) = self.file_handle(fh)?;
+        if !writer {
+            return Err(Error::BadHandle);
+        }
+        let ahead = lock(&self.ahead).get(&ino).cloned();
+        let Some(ahead) = ahead else {
+            self.engine.write(ino, off, data)?;
+            return Ok(data.len());
+        };
+        let mut a = lock(&ahead);
+        if off != a.next {
+            drop(a);
+            self.stop_ahead(ino, Some(&ahead));
+            self.engine.write(ino, off, data)?;
+            return Ok(data.len());
+        }
+        if let Err(e) = a.rule.check.feed(data) {
+            drop(a);
+            self.stop_ahead(ino, Some(&ahead));
+            if let Error::InvalidRecord(why) = &e {
+                self.engine.refuse_draft(ino, why.clone());
+            }
+            log::warn!(
+                "refusing a write of {} bytes at offset {off} to {}: {e}",
+                data.len(),
+                namespace::join(&self.engine.path_of(ino))
+            );
+            return Err(e);
+        }
+        match self.engine.write(ino, off, data) {
+            Ok(()) => {
+                a.next += data.len() as u64;
+                Ok(data.len())
+            }
+            Err(e) => {
+                drop(a);
+                self.stop_ahead(ino, Some(&ahead));
+                Err(e)
+            }
+        }
+    }
+
+    pub fn setattr(&self, ino: u64, fh: Option<u64>, c: Changes) -> Result<Attr> {
+        if ino & VIRT != 0 {
+            return Err(Error::ReadOnlyView);
+        }
+        if let Some(size) = c.size {
+            self.engine.truncate(ino, size)?;
+            let writer = fh
+                .and_then(|fh| self.file_handle(fh).ok())
+                .is_some_and(|(_, w)| w);
+            if !writer {
+                // truncate(2) by path commits at once, like any other write without an open.
+                let res = self.commit(ino, CommitAt::Release);
+                self.engine.drop_unheld_draft(ino);
+                res?;
+            } else if size == 0 {
+                self.start_ahead(ino);
+            } else {
+                self.stop_ahead(ino, None);
+            }
+        }
+        let set = crate::engine::SetAttr {
+            perm: c.mode.map(|m| (m & 0o7777) as u16),
+            uid: c.uid,
+            gid: c.gid,
+            atime: c.atime,
+            mtime: c.mtime,
+        };
+        if c.mode.is_some()
+            || c.uid.is_some()
+            || c.gid.is_some()
+            || c.atime.is_some()
+            || c.mtime.is_some()
+        {
+            self.engine.setattr(ino, set)
+        } else {
+            self.engine.getattr(ino)
+        }
+    }
+
+    /// close(2) of one descriptor: the commit point.
+    pub fn flush(&self, fh: u64) -> Result<()> {
+        match self.file_handle(fh) {
+            Ok((ino, true)) => self.commit(ino, CommitAt::Close),
+            Ok((_, false)) | Err(Error::ReadOnlyView) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn fsync(&self, fh: u64) -> Result<()> {
+        match self.file_handle(fh) {
+            Ok((ino, true)) => self.commit(ino, CommitAt::Fsync),
+            Ok((_, false)) => self.engine.sync_all(),
+            Err(Error::ReadOnlyView) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The last close of a handle. Returns true when writes were thrown away (a refused
+    /// record): the kernel must forget what it cached of the file.
+    pub fn release(&self, fh: u64) -> Result<bool> {
+        let h = lock(&self.handles).remove(&fh);
+        let Some(Handle::File { ino, writer, snap }) = h else {
+            return Ok(false);
+        };
+        if let Some(s) = &snap {
+            self.engine.release_snapshot(s);
+        }
+        // Normally flush already committed; this covers writes after the last flush
+        // (mmap). Errors cannot reach anyone here, so they are only logged.
+        if writer {
+            match self.commit(ino, CommitAt::Release) {
+                Ok(()) | Err(Error::InvalidRecord(_)) => {}
+                Err(e) => log::warn!("commit at release of inode {ino} failed: {e}"),
+            }
+        }
+        let stale = self.engine.close_handle(ino, writer);
+        if writer && !self.engine.has_writers(ino) {
+            self.stop_ahead(ino, None);
+        }
+        Ok(stale)
+    }
+}

@@ -1,0 +1,167 @@
+//! The filesystem, without FUSE: inodes, open handles, and the dispatch to the region that
+//! owns each directory (`regions/`). It knows the seed's fixed hierarchy (from
+//! `namespace`) but no region by name. `fuse.rs` only unpacks kernel requests into these
+//! calls. The path of a request: `names` (lookup, create, rename, remove, listing),
+//! `handles` (open, read, write, close), `commit` (the one commit path), `views`
+//! (generated files), `bootstrap` (seed hierarchy and migration at start).
+
+mod bootstrap;
+mod commit;
+mod handles;
+mod names;
+mod views;
+mod xattr;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::engine::tree::{ROOT, Ts};
+use crate::engine::{Attr, Engine};
+use crate::error::{Error, Result};
+use crate::namespace::SeedDir;
+use crate::regions::{Cx, Dir, Region, Regions};
+
+pub use self::views::VIRT;
+
+/// What `setattr` may change.
+#[derive(Default)]
+pub struct Changes {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<Ts>,
+    pub mtime: Option<Ts>,
+}
+
+/// The caller of a request.
+#[derive(Clone, Copy)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub struct Statfs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+}
+
+pub struct Vfs {
+    engine: Arc<Engine>,
+    regions: Regions,
+    /// The seed's directories by inode (they can be neither removed nor renamed).
+    seeds: HashMap<u64, &'static SeedDir>,
+    handles: Mutex<HashMap<u64, handles::Handle>>,
+    next_fh: AtomicU64,
+    /// Content checks running ahead of the commit for writers going forward (see
+    /// `handles::Ahead`).
+    ahead: Mutex<HashMap<u64, Arc<Mutex<handles::Ahead>>>>,
+    views: views::Views,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Vfs {
+    /// Wraps an opened engine: creates whatever part of the seed hierarchy is missing,
+    /// migrates a data directory of an older build, and starts every region.
+    pub fn new(engine: Arc<Engine>, regions: Regions, seed: &'static [SeedDir]) -> Result<Vfs> {
+        let seeds = bootstrap::seed_hierarchy(&engine, &regions, seed)?;
+        let vfs = Vfs {
+            engine,
+            regions,
+            seeds,
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            ahead: Mutex::new(HashMap::new()),
+            views: views::Views::new(),
+        };
+        let cx = vfs.cx();
+        for region in vfs.regions.all() {
+            region.start(&cx)?;
+        }
+        Ok(vfs)
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    fn cx(&self) -> Cx<'_> {
+        Cx {
+            store: self.engine.as_ref(),
+            regions: &self.regions,
+            seeds: &self.seeds,
+        }
+    }
+
+    /// A directory as its region sees it.
+    fn dir(&self, ino: u64) -> Result<Dir> {
+        let attr = self.engine.getattr(ino)?;
+        if attr.kind != crate::engine::tree::Kind::Dir {
+            return Err(Error::NotDir);
+        }
+        Ok(Dir {
+            ino,
+            tag: attr.tag,
+            seed: self.seeds.get(&ino).copied(),
+        })
+    }
+
+    fn region(&self, dir: &Dir) -> &dyn Region {
+        self.regions.by_tag(dir.tag)
+    }
+
+    fn is_seed(&self, ino: u64) -> bool {
+        ino == ROOT || self.seeds.contains_key(&ino)
+    }
+
+    #[cfg(test)]
+    fn resolve(&self, path: &str) -> Result<u64> {
+        let mut ino = ROOT;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            ino = self.engine.lookup(ino, part.as_bytes())?.ino;
+        }
+        Ok(ino)
+    }
+
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        if parent & VIRT != 0 {
+            return Err(Error::NotDir);
+        }
+        match self.engine.lookup(parent, name) {
+            Err(Error::NotFound) => self.view_attr_by_name(parent, name),
+            other => other,
+        }
+    }
+
+    pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        if ino & VIRT != 0 {
+            return self.view_attr(ino);
+        }
+        self.engine.getattr(ino)
+    }
+
+    pub fn statfs(&self) -> Result<Statfs> {
+        let st = self.engine.statfs()?;
+        Ok(Statfs {
+            blocks: st.f_blocks,
+            bfree: st.f_bfree,
+            bavail: st.f_bavail,
+            files: st.f_files.max(self.engine.inode_count() as u64),
+            ffree: st.f_ffree,
+            bsize: st.f_bsize as u32,
+            namelen: crate::engine::NAME_MAX as u32,
+        })
+    }
+}

@@ -1,0 +1,226 @@
+//! The namespace: creating, removing, renaming and listing entries. Seed directories are
+//! fixed, the root holds exactly the seed's top level, generated files' names are taken.
+
+use crate::engine::tree::{Kind, ROOT};
+use crate::engine::{Attr, DirEntry, NewNode};
+use crate::error::{Error, Result};
+use crate::vfs::{Caller, VIRT, Vfs};
+
+impl Vfs {
+    /// Refuses names of generated files, and new entries at the root.
+    fn check_new_name(&self, parent: u64, name: &[u8]) -> Result<()> {
+        if parent == ROOT {
+            return Err(Error::Protected);
+        }
+        if self.view_in(parent, name).is_some() {
+            return Err(Error::ReadOnlyView);
+        }
+        Ok(())
+    }
+
+    /// The stored entry `name` of `parent`; a generated file there is read-only.
+    fn stored(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        match self.engine.lookup(parent, name) {
+            Err(Error::NotFound) if self.view_in(parent, name).is_some() => {
+                Err(Error::ReadOnlyView)
+            }
+            other => other,
+        }
+    }
+
+    /// Creates an inode with permission bits `mode & !umask`.
+    pub(super) fn new_node(
+        &self,
+        (parent, name): (u64, &[u8]),
+        kind: Kind,
+        (mode, umask): (u32, u32),
+        who: Caller,
+        target: &[u8],
+    ) -> Result<Attr> {
+        if parent & VIRT != 0 {
+            return Err(Error::NotDir);
+        }
+        self.check_new_name(parent, name)?;
+        let p = self.engine.getattr(parent)?;
+        let mut perm = (mode & !umask & 0o7777) as u16;
+        let mut gid = who.gid;
+        // A setgid directory passes its group on, and its setgid bit to subdirectories.
+        if p.perm & libc::S_ISGID as u16 != 0 {
+            gid = p.gid;
+            if kind == Kind::Dir {
+                perm |= libc::S_ISGID as u16;
+            }
+        }
+        self.engine.create(
+            parent,
+            name,
+            NewNode {
+                kind,
+                perm,
+                uid: who.uid,
+                gid,
+                target,
+                tier: None,
+                tag: None,
+            },
+        )
+    }
+
+    pub fn mkdir(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        who: Caller,
+    ) -> Result<Attr> {
+        self.new_node((parent, name), Kind::Dir, (mode, umask), who, &[])
+    }
+
+    pub fn mknod(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        who: Caller,
+    ) -> Result<Attr> {
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(Error::NotPermitted("device nodes, FIFOs and sockets"));
+        }
+        let attr = self.new_node((parent, name), Kind::File, (mode, umask), who, &[])?;
+        // No handle will close it: make it as durable as its tier asks now.
+        self.engine.settle(attr.ino)?;
+        Ok(attr)
+    }
+
+    pub fn symlink(&self, parent: u64, name: &[u8], target: &[u8], who: Caller) -> Result<Attr> {
+        if target.len() > 4095 {
+            return Err(Error::NameTooLong);
+        }
+        self.new_node((parent, name), Kind::Symlink, (0o777, 0), who, target)
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        self.engine.readlink(ino)
+    }
+
+    pub fn unlink(&self, parent: u64, name: &[u8], dir: bool) -> Result<()> {
+        if parent & VIRT != 0 {
+            return Err(Error::NotDir);
+        }
+        let ino = self.stored(parent, name)?.ino;
+        if self.is_seed(ino) {
+            return Err(Error::Protected);
+        }
+        let from = self.dir(parent)?;
+        self.region(&from).may_remove(&from, name)?;
+        self.engine.remove(parent, name, dir)?;
+        if dir {
+            self.views.forget_dir(ino);
+        }
+        Ok(())
+    }
+
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        flags: u32,
+    ) -> Result<()> {
+        if parent & VIRT != 0 || newparent & VIRT != 0 {
+            return Err(Error::NotDir);
+        }
+        if flags & libc::RENAME_EXCHANGE != 0 || flags & libc::RENAME_WHITEOUT != 0 {
+            return Err(Error::NotSupported("RENAME_EXCHANGE and RENAME_WHITEOUT"));
+        }
+        let src = self.stored(parent, name)?;
+        if self.is_seed(src.ino) {
+            return Err(Error::Protected);
+        }
+        self.check_new_name(newparent, newname)?;
+        if let Ok(dst) = self.engine.lookup(newparent, newname)
+            && self.is_seed(dst.ino)
+        {
+            return Err(Error::Protected);
+        }
+        let (from, to) = (self.dir(parent)?, self.dir(newparent)?);
+        self.region(&from).may_remove(&from, name)?;
+        match src.kind {
+            // Its files would arrive unchecked: `mv` copies them instead, file by file,
+            // through the commit path.
+            Kind::Dir if from.tag != to.tag => return Err(Error::CrossRegion),
+            Kind::File => self.admit_rename(&src, (&from, name), (&to, newname))?,
+            _ => {}
+        }
+        // The draft's check ran under the old name's rule.
+        self.stop_ahead(src.ino, None);
+        self.engine.rename(
+            parent,
+            name,
+            newparent,
+            newname,
+            flags & libc::RENAME_NOREPLACE != 0,
+        )?;
+        if src.kind == Kind::File {
+            self.region(&to).committed(&self.cx(), &to, newname);
+        }
+        Ok(())
+    }
+
+    pub fn link(&self) -> Result<Attr> {
+        Err(Error::NotPermitted("hard links"))
+    }
+
+    /// Entries after `offset`. Offsets 1 and 2 are "." and "..", then the generated files
+    /// (listed only outside data directories), then real entries at their stable cookie +
+    /// `REAL_BASE`.
+    pub fn readdir(&self, ino: u64, offset: u64, max: usize) -> Result<Vec<DirEntry>> {
+        const REAL_BASE: u64 = 64;
+        if ino & VIRT != 0 {
+            return Err(Error::NotDir);
+        }
+        let dir = self.dir(ino)?;
+        let parent = if ino == ROOT {
+            ROOT
+        } else {
+            self.engine.parent_of(ino)?
+        };
+        let entry = |offset, ino, kind, name: &[u8]| DirEntry {
+            offset,
+            ino,
+            kind,
+            name: name.to_vec(),
+        };
+        let mut fixed = vec![
+            entry(1, ino, Kind::Dir, b"."),
+            entry(2, parent, Kind::Dir, b".."),
+        ];
+        if !dir.is_data() && offset < REAL_BASE {
+            for (i, name) in self
+                .view_names(&dir)
+                .into_iter()
+                .enumerate()
+                .take((REAL_BASE - 3) as usize)
+            {
+                let view = self.view_ino(ino, &name);
+                fixed.push(entry(3 + i as u64, view, Kind::File, name.as_bytes()));
+            }
+        }
+        let mut out: Vec<DirEntry> = fixed
+            .into_iter()
+            .filter(|e| e.offset > offset)
+            .take(max)
+            .collect();
+        if out.len() < max {
+            let after = offset.saturating_sub(REAL_BASE);
+            for mut e in self.engine.readdir(ino, after, max - out.len())? {
+                e.offset += REAL_BASE;
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,567 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+use crate::engine::Settings;
+use crate::engine::api::Storage;
+use crate::engine::codec::Tier;
+use crate::namespace::SEED;
+use crate::regions::{Check, Generated, Rule, Tag, config};
+
+const ROOT_CALLER: Caller = Caller { uid: 0, gid: 0 };
+
+fn open(dir: &std::path::Path) -> Vfs {
+    let e = Arc::new(Engine::open(dir, Settings::default()).expect("engine"));
+    let regions = Regions::builtin(Some(8)).expect("regions");
+    Vfs::new(e, regions, SEED).expect("vfs")
+}
+
+fn users(v: &Vfs) -> u64 {
+    v.resolve("spacetime/hot_data/particles/users")
+        .expect("users")
+}
+
+fn put(v: &Vfs, dir: u64, name: &str, body: &[u8]) -> Result<u64> {
+    let ino = match v.lookup(dir, name.as_bytes()) {
+        Ok(a) => a.ino,
+        Err(_) => {
+            v.mknod(dir, name.as_bytes(), libc::S_IFREG | 0o644, 0, ROOT_CALLER)?
+                .ino
+        }
+    };
+    let fh = v.open(ino, libc::O_WRONLY | libc::O_TRUNC)?;
+    let res = v.write(fh, 0, body).and_then(|_| v.flush(fh));
+    let stale = v.release(fh)?;
+    assert_eq!(
+        stale,
+        res.is_err(),
+        "a refused draft is reported stale at release"
+    );
+    res.map(|()| ino)
+}
+
+fn get(v: &Vfs, ino: u64) -> Vec<u8> {
+    let fh = v.open(ino, libc::O_RDONLY).expect("open");
+    let data = v.read(fh, 0, 1 << 30).expect("read").to_vec();
+    v.release(fh).expect("release");
+    data
+}
+
+#[test]
+fn records_commit_refuse_and_survive_reopen() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ino;
+    {
+        let v = open(tmp.path());
+        let u = users(&v);
+        ino = put(&v, u, "alice.json", br#"{"name":"alice"}"#).expect("valid");
+        let err = put(&v, u, "alice.json", b"{broken").expect_err("invalid JSON");
+        assert_eq!(err.errno(), libc::EINVAL);
+        assert_eq!(get(&v, ino), br#"{"name":"alice"}"#);
+        put(&v, u, "notes.txt", b"{not json, fine").expect("opaque");
+        put(&v, u, "empty.json", b"").expect("empty record");
+        v.engine().shutdown().expect("shutdown");
+    }
+    let v = open(tmp.path());
+    assert_eq!(get(&v, ino), br#"{"name":"alice"}"#);
+    let notes = v.lookup(users(&v), b"notes.txt");
+    assert_eq!(
+        notes.as_ref().map(|a| a.size).ok(),
+        Some(15),
+        "{:?}",
+        notes.err()
+    );
+}
+
+#[test]
+fn views_are_generated_and_read_only() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    let u = users(&v);
+    let m = v.lookup(u, b"_manifest.json").expect("manifest");
+    let doc: serde_json::Value = serde_json::from_slice(&get(&v, m.ino)).expect("json");
+    assert_eq!(
+        doc["cosmic_location"],
+        "spacetime/hot_data/particles/users/"
+    );
+    assert_eq!(
+        v.open(m.ino, libc::O_WRONLY)
+            .map(|_| ())
+            .map_err(|e| e.errno()),
+        Err(libc::EACCES)
+    );
+    assert_eq!(
+        v.unlink(u, b"_manifest.json", false).map_err(|e| e.errno()),
+        Err(libc::EACCES)
+    );
+    assert_eq!(
+        v.mknod(u, b"_manifest.json", libc::S_IFREG | 0o644, 0, ROOT_CALLER)
+            .map(|_| ())
+            .map_err(|e| e.errno()),
+        Err(libc::EACCES)
+    );
+    let names: Vec<Vec<u8>> = v
+        .readdir(ROOT, 0, 1000)
+        .expect("readdir")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    for top in [
+        "universe.manifest",
+        "spacetime",
+        "configuration",
+        "_manifest.json",
+    ] {
+        assert!(names.contains(&top.as_bytes().to_vec()), "{top}");
+    }
+    let hot = v.resolve("spacetime/hot_data").expect("hot");
+    let sm = v.lookup(hot, b"shard.metadata").expect("shard.metadata");
+    let doc: serde_json::Value = serde_json::from_slice(&get(&v, sm.ino)).expect("json");
+    assert_eq!(doc["codec"], "none");
+}
+
+#[test]
+fn seed_is_fixed_and_root_is_closed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    let st = v.resolve("spacetime").expect("st");
+    assert_eq!(
+        v.unlink(st, b"hot_data", true).map_err(|e| e.errno()),
+        Err(libc::EPERM)
+    );
+    assert_eq!(
+        v.mkdir(ROOT, b"extra", 0o755, 0, ROOT_CALLER)
+            .map(|_| ())
+            .map_err(|e| e.errno()),
+        Err(libc::EPERM)
+    );
+    let u = users(&v);
+    put(&v, u, "x.json", b"{}").expect("put");
+    let parts = v.resolve("spacetime/hot_data/particles").expect("p");
+    assert_eq!(
+        v.unlink(parts, b"users", true).map_err(|e| e.errno()),
+        Err(libc::EPERM)
+    );
+}
+
+#[test]
+fn rename_onto_record_name_needs_json_and_retiers() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    let u = users(&v);
+    put(&v, u, "draft.tmp", b"not json").expect("tmp");
+    assert_eq!(
+        v.rename(u, b"draft.tmp", u, b"bob.json", 0)
+            .map_err(|e| e.errno()),
+        Err(libc::EINVAL)
+    );
+    put(&v, u, "draft.tmp", b"{\"ok\":true}").expect("tmp");
+    v.rename(u, b"draft.tmp", u, b"bob.json", 0)
+        .expect("valid rename");
+    let cold = v.resolve("spacetime/cold_data/particles").expect("cold");
+    let t = v
+        .mkdir(cold, b"users", 0o755, 0, ROOT_CALLER)
+        .expect("mkdir");
+    v.rename(u, b"bob.json", t.ino, b"bob.json", 0)
+        .expect("retier");
+    let a = v.lookup(t.ino, b"bob.json").expect("moved");
+    assert_eq!(a.tier, Tier::Cold);
+    v.engine().checkpoint().expect("checkpoint");
+    assert_eq!(get(&v, a.ino), b"{\"ok\":true}");
+    let stats = v.engine().tier_stats();
+    assert_eq!(stats[2].records, 1);
+}
+
+#[test]
+fn config_edits_apply_live_or_are_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    let conf = v.resolve("configuration").expect("conf");
+    let topo = v
+        .lookup(conf, config::SHARD_TOPOLOGY.as_bytes())
+        .expect("topo");
+    let mut doc: serde_json::Value = serde_json::from_slice(&get(&v, topo.ino)).expect("json");
+    doc["warm_data"]["durability_window_ms"] = 250.into();
+    put(&v, conf, config::SHARD_TOPOLOGY, doc.to_string().as_bytes()).expect("valid edit");
+    assert_eq!(
+        v.engine().settings().windows[1],
+        std::time::Duration::from_millis(250)
+    );
+    doc["warm_data"]["durability_window_ms"] = "later".into();
+    let err =
+        put(&v, conf, config::SHARD_TOPOLOGY, doc.to_string().as_bytes()).expect_err("bad edit");
+    assert_eq!(err.errno(), libc::EINVAL);
+    assert_eq!(
+        v.engine().settings().windows[1],
+        std::time::Duration::from_millis(250)
+    );
+}
+
+#[test]
+fn large_directories_list_every_entry_once_across_calls() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    let d = v
+        .mkdir(users(&v), b"many", 0o755, 0, ROOT_CALLER)
+        .expect("mkdir")
+        .ino;
+    for i in 0..3000 {
+        v.mknod(
+            d,
+            format!("f{i}").as_bytes(),
+            libc::S_IFREG | 0o644,
+            0,
+            ROOT_CALLER,
+        )
+        .expect("mknod");
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut off = 0;
+    loop {
+        let batch = v.readdir(d, off, 100).expect("readdir");
+        if batch.is_empty() {
+            break;
+        }
+        for e in batch {
+            assert!(seen.insert(e.name), "duplicate");
+            off = e.offset;
+        }
+        // Removing entries between calls must not skip or repeat the others.
+        let _ = v.unlink(d, b"f0", false);
+    }
+    assert_eq!(
+        seen.len(),
+        3000 + 2,
+        ". .. and every file: a data directory lists no generated file"
+    );
+}
+
+fn names_in(v: &Vfs, dir: u64) -> Vec<String> {
+    v.readdir(dir, 0, 100_000)
+        .expect("readdir")
+        .into_iter()
+        .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+        .collect()
+}
+
+#[test]
+fn data_directories_hide_generated_files_but_serve_them_by_name() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    let u = users(&v);
+    put(&v, u, "a.json", b"{}").expect("put");
+    assert_eq!(names_in(&v, u), [".", "..", "a.json"]);
+    let sub = v
+        .mkdir(u, b"sub", 0o755, 0, ROOT_CALLER)
+        .expect("mkdir")
+        .ino;
+    assert_eq!(names_in(&v, sub), [".", ".."]);
+    let m = v.lookup(sub, b"_manifest.json").expect("by name");
+    let doc: serde_json::Value = serde_json::from_slice(&get(&v, m.ino)).expect("json");
+    assert_eq!(doc["region"], "records");
+    assert_eq!(doc["generated_files_listed"], false);
+    v.unlink(u, b"sub", true)
+        .expect("rmdir of a directory holding only its manifest");
+    let particles = v
+        .resolve("spacetime/hot_data/particles")
+        .expect("particles");
+    assert!(names_in(&v, particles).contains(&"_manifest.json".to_string()));
+    let hot = v.resolve("spacetime/hot_data").expect("hot");
+    let listed = names_in(&v, hot);
+    assert!(listed.contains(&"shard.metadata".to_string()), "{listed:?}");
+    // A user's directory anywhere is data, also outside the record regions.
+    let live = v.resolve("temporal/live").expect("live");
+    let mine = v
+        .mkdir(live, b"mine", 0o755, 0, ROOT_CALLER)
+        .expect("mkdir")
+        .ino;
+    assert_eq!(names_in(&v, mine), [".", ".."]);
+    assert!(names_in(&v, live).contains(&"_manifest.json".to_string()));
+}
+
+#[test]
+fn a_write_that_makes_a_record_invalid_fails_at_once_and_the_old_version_stays() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    let u = users(&v);
+    let ino = put(&v, u, "x.json", br#"{"v": 1}"#).expect("put");
+    let fh = v.open(ino, libc::O_WRONLY | libc::O_TRUNC).expect("open");
+    v.write(fh, 0, b"{").expect("a valid start");
+    let err = v.write(fh, 1, b"bad").expect_err("can never be JSON");
+    assert_eq!(err.errno(), libc::EINVAL);
+    assert_eq!(
+        v.flush(fh).map_err(|e| e.errno()),
+        Err(libc::EINVAL),
+        "close refuses the same draft"
+    );
+    assert!(
+        v.release(fh).expect("release"),
+        "the kernel must drop its cache"
+    );
+    assert_eq!(get(&v, ino), br#"{"v": 1}"#);
+    // Written in pieces, a record is checked as the pieces arrive, and accepted.
+    let fh = v.open(ino, libc::O_WRONLY | libc::O_TRUNC).expect("open");
+    let body = br#"{"name": "bob", "tags": [1, 2.5e3, true, null]}"#;
+    for (i, b) in body.iter().enumerate() {
+        v.write(fh, i as u64, &[*b]).expect("byte by byte");
+    }
+    v.flush(fh).expect("commit");
+    v.release(fh).expect("release");
+    assert_eq!(get(&v, ino), body);
+    // Out of order the check waits for the commit.
+    let fh = v.open(ino, libc::O_WRONLY | libc::O_TRUNC).expect("open");
+    v.write(fh, 1, b"\"a\": 1}").expect("a later part first");
+    v.write(fh, 0, b"{").expect("then the start");
+    v.flush(fh).expect("commit");
+    v.release(fh).expect("release");
+    assert_eq!(get(&v, ino), br#"{"a": 1}"#);
+}
+
+#[test]
+fn a_directory_does_not_move_across_regions() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    let live = v.resolve("temporal/live").expect("live");
+    let d = v
+        .mkdir(live, b"d", 0o755, 0, ROOT_CALLER)
+        .expect("mkdir")
+        .ino;
+    put(&v, d, "x.json", b"not json").expect("opaque here");
+    assert_eq!(
+        v.rename(live, b"d", users(&v), b"d", 0)
+            .map_err(|e| e.errno()),
+        Err(libc::EXDEV),
+        "mv copies it file by file instead, each through the commit path"
+    );
+    let cold = v.resolve("spacetime/cold_data/particles").expect("cold");
+    let sub = v
+        .mkdir(users(&v), b"sub", 0o755, 0, ROOT_CALLER)
+        .expect("mkdir");
+    put(&v, sub.ino, "y.json", b"{}").expect("put");
+    v.rename(users(&v), b"sub", cold, b"sub", 0)
+        .expect("within one region a directory moves, and changes tier");
+}
+
+#[test]
+fn configuration_renamed_into_place_is_checked_and_applied() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    let conf = v.resolve("configuration").expect("conf");
+    let file = config::UNIVERSE_PARAMETERS.as_bytes();
+    let params = v.lookup(conf, file).expect("params");
+    let mut doc: serde_json::Value = serde_json::from_slice(&get(&v, params.ino)).expect("json");
+    assert_eq!(
+        doc["cache_budget_mb"], 8,
+        "--cache-mb is written into the file"
+    );
+    doc["cache_budget_mb"] = 3.into();
+    doc["log_segment_mb"] = 2.into();
+    put(&v, conf, "tmp", doc.to_string().as_bytes()).expect("tmp");
+    v.rename(conf, b"tmp", conf, file, 0).expect("valid rename");
+    let s = v.engine().settings();
+    assert_eq!((s.cache_budget, s.segment_max), (3 << 20, 2 << 20));
+    doc["cache_budget_mb"] = 0.into();
+    put(&v, conf, "tmp", doc.to_string().as_bytes()).expect("tmp");
+    assert_eq!(
+        v.rename(conf, b"tmp", conf, file, 0).map_err(|e| e.errno()),
+        Err(libc::EINVAL)
+    );
+    assert_eq!(v.engine().settings().cache_budget, 3 << 20);
+    assert_eq!(
+        v.unlink(conf, file, false).map_err(|e| e.errno()),
+        Err(libc::EPERM),
+        "an obeyed file stays"
+    );
+    assert_eq!(
+        put(&v, conf, "mine.json", b"{}")
+            .map(|_| ())
+            .map_err(|e| e.errno()),
+        Err(libc::EINVAL),
+        "configuration holds only what the daemon obeys"
+    );
+    let listed = names_in(&v, conf);
+    for name in [
+        config::SHARD_TOPOLOGY,
+        config::UNIVERSE_PARAMETERS,
+        "_manifest.json",
+    ] {
+        assert!(listed.contains(&name.to_string()), "{listed:?}");
+    }
+}
+
+#[test]
+fn an_older_data_directory_is_migrated_to_the_regions_of_this_build() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let old_topology = serde_json::json!({
+        "hot_data": { "codec": "none", "durability_window_ms": 0, "consistency": "strong" },
+        "warm_data": { "codec": "zlib", "durability_window_ms": 250, "consistency": "eventual" },
+        "cold_data": { "codec": "lz4", "durability_window_ms": 1000, "consistency": "weak" },
+    });
+    let (horizon, logs) = {
+        let v = open(tmp.path());
+        let e = v.engine();
+        // What an older build left: spacetime and the log directory were plain (tag 0),
+        // three configuration files nothing read, the tier policies with fixed fields.
+        let spacetime = v.resolve("spacetime").expect("spacetime");
+        let horizon = v
+            .resolve("spacetime/hot_data/event_horizon")
+            .expect("horizon");
+        put(&v, horizon, "notes.txt", b"mine").expect("a user's file");
+        let logs = v.resolve("backups/cosmic_logs").expect("logs");
+        e.retag(spacetime, 3, 0).expect("retag");
+        e.retag(logs, 4, 0).expect("retag");
+        let conf = v.resolve("configuration").expect("conf");
+        for name in [
+            "physics_constants.json",
+            "entanglement_rules.json",
+            "temporal_policies.json",
+        ] {
+            e.put(conf, name.as_bytes(), &config::retired_default(name))
+                .expect("old file");
+        }
+        e.put(
+            conf,
+            config::SHARD_TOPOLOGY.as_bytes(),
+            old_topology.to_string().as_bytes(),
+        )
+        .expect("old layout");
+        assert_eq!(v.dir(horizon).expect("dir").tag, 0);
+        e.shutdown().expect("shutdown");
+        (horizon, logs)
+    };
+    let v = open(tmp.path());
+    assert_eq!(v.dir(horizon).expect("dir").tag, 3);
+    assert_eq!(v.dir(logs).expect("dir").tag, 4);
+    let notes = v.lookup(horizon, b"notes.txt").expect("notes");
+    assert_eq!(notes.tag, 3, "what the directory held moved with it");
+    assert_eq!(
+        v.dir(v.resolve("spacetime/hot_data/particles").expect("p"))
+            .expect("dir")
+            .tag,
+        crate::regions::records::TAG,
+        "a region below keeps its own"
+    );
+    let conf = v.resolve("configuration").expect("conf");
+    let listed = names_in(&v, conf);
+    assert_eq!(
+        listed,
+        [
+            ".",
+            "..",
+            "_manifest.json",
+            config::SHARD_TOPOLOGY,
+            config::UNIVERSE_PARAMETERS
+        ],
+        "retired files are gone"
+    );
+    let topo = v
+        .lookup(conf, config::SHARD_TOPOLOGY.as_bytes())
+        .expect("topo");
+    let doc: serde_json::Value = serde_json::from_slice(&get(&v, topo.ino)).expect("json");
+    assert_eq!(
+        doc["warm_data"],
+        serde_json::json!({ "durability_window_ms": 250 })
+    );
+    assert_eq!(
+        v.engine().settings().windows[Tier::Warm as usize],
+        std::time::Duration::from_millis(250)
+    );
+}
+
+/// A region made here, to show that one is added without touching the filesystem layer:
+/// its own name and tag, one generated file, one commit rule, one after-commit action.
+struct Counting {
+    commits: Arc<AtomicUsize>,
+}
+
+struct Digits;
+
+impl Check for Digits {
+    fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+        match bytes.iter().all(u8::is_ascii_digit) {
+            true => Ok(()),
+            false => Err(Error::InvalidRecord("digits only".into())),
+        }
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Region for Counting {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+
+    fn tag(&self) -> Tag {
+        200
+    }
+
+    fn views(&self, _cx: &Cx<'_>, dir: &Dir) -> Vec<String> {
+        match dir.is_seed("counting") {
+            true => vec!["total.txt".into()],
+            false => Vec::new(),
+        }
+    }
+
+    fn generate(&self, _cx: &Cx<'_>, _dir: &Dir, name: &str) -> Option<Generated> {
+        let n = self.commits.load(Ordering::SeqCst);
+        (name == "total.txt").then(|| Generated::Document(format!("{n}\n").into_bytes()))
+    }
+
+    fn rule(&self, _dir: &Dir, name: &[u8]) -> Option<Rule> {
+        name.ends_with(b".num").then(|| Rule {
+            id: "digits",
+            check: Box::new(Digits),
+        })
+    }
+
+    fn committed(&self, _cx: &Cx<'_>, _dir: &Dir, _name: &[u8]) {
+        self.commits.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_region_is_added_through_the_seam_alone() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let commits = Arc::new(AtomicUsize::new(0));
+    let mut regions = Regions::builtin(None).expect("regions");
+    regions
+        .register(Box::new(Counting {
+            commits: commits.clone(),
+        }))
+        .expect("register");
+    let mut seed = SEED.to_vec();
+    seed.push(crate::namespace::SeedDir {
+        path: "counting",
+        region: "counting",
+        data: false,
+        purpose: "Counts what is committed here",
+    });
+    let seed: &'static [crate::namespace::SeedDir] = Vec::leak(seed);
+    let e = Arc::new(Engine::open(tmp.path(), Settings::default()).expect("engine"));
+    let v = Vfs::new(e, regions, seed).expect("vfs");
+    let dir = v.resolve("counting").expect("its seed directory");
+    assert!(names_in(&v, ROOT).contains(&"counting".to_string()));
+    assert_eq!(
+        names_in(&v, dir),
+        [".", "..", "_manifest.json", "total.txt"]
+    );
+    put(&v, dir, "a.num", b"12345").expect("digits are accepted");
+    assert_eq!(commits.load(Ordering::SeqCst), 1);
+    let total = v.lookup(dir, b"total.txt").expect("generated");
+    assert_eq!(get(&v, total.ino), b"1\n");
+    let err = put(&v, dir, "b.num", b"12x").expect_err("refused at the write");
+    assert_eq!(err.errno(), libc::EINVAL);
+    put(&v, dir, "c.txt", b"abc").expect("no rule for this name");
+    assert_eq!(
+        v.rename(dir, b"c.txt", dir, b"c.num", 0)
+            .map_err(|e| e.errno()),
+        Err(libc::EINVAL),
+        "a rename is checked by the same rule"
+    );
+    let m = v.lookup(dir, b"_manifest.json").expect("manifest");
+    let doc: serde_json::Value = serde_json::from_slice(&get(&v, m.ino)).expect("json");
+    assert_eq!(doc["region"], "counting");
+    assert_eq!(doc["purpose"], "Counts what is committed here");
+}

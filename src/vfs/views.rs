@@ -1,0 +1,172 @@
+//! Generated files as inodes. A region names a directory's generated files and renders
+//! them (`regions::Region::views`/`generate`); here each (directory, name) gets a stable
+//! inode number of its own, and rendered documents are kept until the engine's state
+//! moves, so that the size `stat` reports is the size a following read returns (`tar`
+//! and `cp` compare the two).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::engine::codec::Tier;
+use crate::engine::tree::{Kind, Ts};
+use crate::engine::{Attr, Data};
+use crate::error::{Error, Result};
+use crate::regions::{Dir, Generated, RangeSource};
+use crate::vfs::{Vfs, lock};
+
+/// Inode numbers with this bit set are generated files.
+pub const VIRT: u64 = 1 << 63;
+
+/// A generated file's content, as an open handle holds it.
+#[derive(Clone)]
+pub enum Content {
+    /// Rendered in full at one engine generation: every read of one open sees one version.
+    Document(Arc<Vec<u8>>),
+    Ranged(Arc<dyn RangeSource>),
+}
+
+#[derive(Default)]
+struct Table {
+    by_name: HashMap<(u64, Box<str>), u64>,
+    by_ino: HashMap<u64, (u64, Box<str>)>,
+    next: u64,
+    /// Rendered documents and the engine generation they were rendered at.
+    rendered: HashMap<u64, (u64, Arc<Vec<u8>>)>,
+}
+
+pub struct Views {
+    table: Mutex<Table>,
+    /// Generated files carry this time, so that reading one never looks like a change.
+    started: Ts,
+}
+
+impl Views {
+    pub fn new() -> Views {
+        Views {
+            table: Mutex::default(),
+            started: Ts::now(),
+        }
+    }
+
+    fn ino(&self, dir: u64, name: &str) -> u64 {
+        let mut t = lock(&self.table);
+        if let Some(&ino) = t.by_name.get(&(dir, name.into())) {
+            return ino;
+        }
+        t.next += 1;
+        let ino = VIRT | t.next;
+        t.by_name.insert((dir, name.into()), ino);
+        t.by_ino.insert(ino, (dir, name.into()));
+        ino
+    }
+
+    fn key(&self, ino: u64) -> Option<(u64, Box<str>)> {
+        lock(&self.table).by_ino.get(&ino).cloned()
+    }
+
+    /// A directory is gone: so are its generated files.
+    pub fn forget_dir(&self, dir: u64) {
+        let mut t = lock(&self.table);
+        let gone: Vec<u64> = t
+            .by_ino
+            .iter()
+            .filter(|(_, (d, _))| *d == dir)
+            .map(|(ino, _)| *ino)
+            .collect();
+        for ino in gone {
+            if let Some(key) = t.by_ino.remove(&ino) {
+                t.by_name.remove(&key);
+            }
+            t.rendered.remove(&ino);
+        }
+    }
+
+    fn attr(&self, ino: u64, size: u64) -> Attr {
+        let now = self.started;
+        Attr {
+            ino,
+            kind: Kind::File,
+            perm: 0o444,
+            uid: 0,
+            gid: 0,
+            size,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            nlink: 1,
+            tier: Tier::Hot,
+            tag: 0,
+        }
+    }
+}
+
+impl Content {
+    pub fn read(&self, vfs: &Vfs, off: u64, size: usize) -> Result<Data> {
+        match self {
+            Content::Document(data) => {
+                let start = (off as usize).min(data.len());
+                let end = start.saturating_add(size).min(data.len());
+                Ok(Data::Shared(data.clone(), start..end))
+            }
+            Content::Ranged(source) => source.read(vfs.engine.as_ref(), off, size).map(Data::Owned),
+        }
+    }
+}
+
+impl Vfs {
+    /// Names of the generated files of `dir`.
+    pub(super) fn view_names(&self, dir: &Dir) -> Vec<String> {
+        self.regions.views(&self.cx(), dir)
+    }
+
+    /// The generated file `name` of directory `parent`, if it has one.
+    pub(super) fn view_in(&self, parent: u64, name: &[u8]) -> Option<u64> {
+        let name = std::str::from_utf8(name).ok()?;
+        let dir = self.dir(parent).ok()?;
+        self.view_names(&dir)
+            .iter()
+            .any(|n| n == name)
+            .then(|| self.views.ino(parent, name))
+    }
+
+    pub(super) fn view_attr_by_name(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        match self.view_in(parent, name) {
+            Some(ino) => self.view_attr(ino),
+            None => Err(Error::NotFound),
+        }
+    }
+
+    /// Inode number of a generated file listed in `dir`.
+    pub(super) fn view_ino(&self, dir: u64, name: &str) -> u64 {
+        self.views.ino(dir, name)
+    }
+
+    /// The content of a generated file now, with its size.
+    pub(super) fn view_content(&self, ino: u64) -> Result<(Content, u64)> {
+        let (dir, name) = self.views.key(ino).ok_or(Error::NotFound)?;
+        let generation = self.engine.generation();
+        if let Some((g, data)) = lock(&self.views.table).rendered.get(&ino)
+            && *g == generation
+        {
+            return Ok((Content::Document(data.clone()), data.len() as u64));
+        }
+        let d = self.dir(dir).map_err(|_| Error::NotFound)?;
+        match self.regions.generate(&self.cx(), &d, &name) {
+            Some(Generated::Document(bytes)) => {
+                let data = Arc::new(bytes);
+                let len = data.len() as u64;
+                let mut t = lock(&self.views.table);
+                t.rendered.retain(|_, (g, _)| *g == generation);
+                t.rendered.insert(ino, (generation, data.clone()));
+                Ok((Content::Document(data), len))
+            }
+            Some(Generated::Ranged { len, source }) => Ok((Content::Ranged(source), len)),
+            None => Err(Error::NotFound),
+        }
+    }
+
+    pub(super) fn view_attr(&self, ino: u64) -> Result<Attr> {
+        let (_, size) = self.view_content(ino)?;
+        Ok(self.views.attr(ino, size))
+    }
+}
