@@ -52,7 +52,12 @@ fn mkdir_makes_a_record_type() {
     assert!(m.path(ty).is_dir());
     assert!(names(&m.path("spacetime/warm_data/particles")).contains(&"reviews".to_string()));
     put(&m.path(&format!("{ty}/r1.json")), b"{\"stars\":5}");
-    assert_eq!(names(&m.path(ty)), vec!["_manifest.json", "r1.json"]);
+    // A type directory lists only its records; its manifest is there by name.
+    assert_eq!(names(&m.path(ty)), vec!["r1.json"]);
+    assert_eq!(
+        read_json(&m.path(&format!("{ty}/_manifest.json")))["cosmic_location"],
+        format!("{ty}/")
+    );
     expect_errno(
         fs::create_dir(m.path(ty)),
         &[libc::EEXIST],
