@@ -10,7 +10,7 @@
 //! - `lifecycle`: CLI, bootstrap, clean exit on umount/SIGTERM/SIGINT, remount
 //! - `layout`: the root, seed dirs, `_manifest.json` (listed only in the universe's
 //!   own dirs), `shard.metadata`, WAL listing
-//! - `records`: JSON validation at commit, opaque names, commit atomicity
+//! - `records`: JSON validation at write and commit, opaque names, commit atomicity
 //! - `durability`: kill -9 and the hot/warm/cold/fsync durability promises
 //! - `posix`: the POSIX surface tools rely on
 //! - `permissions`: allow_other + default_permissions with other uids
