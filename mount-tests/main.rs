@@ -17,10 +17,13 @@
 //! - `tools`: vim, sed -i, cp -a, tar, rsync over the mount
 //! - `roundtrip`: a tree of odd names, modes, sizes and links through tar, rsync,
 //!   cp -a, mv, vim, sed -i, shell appends and rm -rf, compared exactly
+//! - `config`: `configuration/` edited by sed -i, vim and jq + mv: applied at once or
+//!   refused with EINVAL, changing nothing
 //! - `large`: 1 GiB file with bounded daemon memory, 100,000-entry directory
 
 mod common;
 
+mod config;
 mod disk_full;
 mod durability;
 mod large;
