@@ -19,7 +19,8 @@
 //!   cp -a, mv, vim, sed -i, shell appends and rm -rf, compared exactly
 //! - `config`: `configuration/` edited by sed -i, vim and jq + mv: applied at once or
 //!   refused with EINVAL, changing nothing
-//! - `large`: 1 GiB file with bounded daemon memory, 100,000-entry directory
+//! - `large`: 1 GiB file with bounded daemon memory (also renamed onto a record
+//!   name), 100,000-entry directory
 
 mod common;
 
