@@ -1,6 +1,11 @@
 //! What a user sees: the root, the seed directories, the generated
-//! `_manifest.json` in every directory, `shard.metadata` per tier, and the
+//! `_manifest.json` of every directory, `shard.metadata` per tier, and the
 //! WAL segments under `backups/cosmic_logs/`.
+//!
+//! Generated files never get in a tool's way: a data directory (anything below a
+//! tier's `particles/` or `quantum_graph/{nodes,edges}/`, and any directory a user
+//! makes) lists only what users put there; its manifest is there by name only. The
+//! universe's own directories list their generated files.
 
 use crate::common::*;
 use serde_json::Value;
@@ -88,15 +93,70 @@ fn seed_directories_exist() {
     }
 }
 
-/// Checks one `_manifest.json` against the contract; returns it.
+/// Whether `rel` (a seed directory, or one below the records regions) holds users'
+/// data: everything strictly below a tier's `particles/` and below
+/// `quantum_graph/nodes/` or `quantum_graph/edges/`.
+fn is_data_dir(rel: &str) -> bool {
+    let below = |top: &str| {
+        rel.strip_prefix(top)
+            .and_then(|r| r.strip_prefix('/'))
+            .is_some_and(|r| !r.is_empty())
+    };
+    TIERS
+        .iter()
+        .any(|t| below(&format!("spacetime/{t}/particles")))
+        || below("quantum_graph/nodes")
+        || below("quantum_graph/edges")
+}
+
+/// The `region` the manifest of `rel` names (same domain as [`is_data_dir`]).
+fn region_of(rel: &str) -> &'static str {
+    let tier = |r: &str| TIERS.iter().any(|t| r == format!("spacetime/{t}"));
+    let particles = |r: &str| {
+        TIERS
+            .iter()
+            .any(|t| r == format!("spacetime/{t}/particles"))
+    };
+    match rel {
+        "configuration" => "configuration",
+        "backups/cosmic_logs" => "cosmic_logs",
+        "spacetime" => "spacetime",
+        "quantum_graph/nodes" | "quantum_graph/edges" => "records",
+        r if tier(r) => "spacetime",
+        r if particles(r) || is_data_dir(r) => "records",
+        _ => "universe",
+    }
+}
+
+/// Checks the `_manifest.json` of a seed directory or of one below the records
+/// regions: listed or not as its kind of directory says, region as its path says.
 #[track_caller]
 fn check_manifest(m: &Mount, rel: &str) -> Value {
+    check_manifest_as(m, rel, !is_data_dir(rel), Some(region_of(rel)))
+}
+
+/// Checks one `_manifest.json` against the contract; returns it. `listed`: whether
+/// readdir shows it (it is always there by name); `region`: the one it must name
+/// (`None`: any non-empty string).
+#[track_caller]
+fn check_manifest_as(m: &Mount, rel: &str, listed: bool, region: Option<&str>) -> Value {
     let dir = m.path(rel);
-    assert!(
+    assert_eq!(
         names(&dir).iter().any(|n| n == "_manifest.json"),
-        "{rel}/ does not list _manifest.json"
+        listed,
+        "{rel}/ {} list _manifest.json: {:?}",
+        if listed { "must" } else { "must not" },
+        names(&dir)
     );
-    let v = read_json(&dir.join("_manifest.json"));
+    let man = dir.join("_manifest.json");
+    let md = fs::metadata(&man).unwrap_or_else(|e| panic!("stat {rel}/_manifest.json: {e}"));
+    assert!(md.is_file(), "{rel}/_manifest.json is not a file");
+    let v = read_json(&man);
+    assert_eq!(
+        md.len(),
+        get(&man).len() as u64,
+        "{rel}/_manifest.json: stat size against the bytes read"
+    );
     let want_loc = if rel.is_empty() {
         "/".to_string()
     } else {
@@ -107,6 +167,14 @@ fn check_manifest(m: &Mount, rel: &str) -> Value {
         Value::String(want_loc),
         "cosmic_location in {rel}/_manifest.json: {v}"
     );
+    let got_region = v["region"].as_str().unwrap_or_default();
+    match region {
+        Some(want) => assert_eq!(got_region, want, "region in {rel}/_manifest.json: {v}"),
+        None => assert!(
+            !got_region.is_empty(),
+            "region in {rel}/_manifest.json: {v}"
+        ),
+    }
     assert!(
         v["purpose"].is_string(),
         "purpose in {rel}/_manifest.json: {v}"
@@ -203,11 +271,12 @@ fn manifest_record_count_counts_entries() {
     );
 }
 
-#[test]
-fn manifest_is_read_only() {
-    let m = Mount::new();
-    let man = m.path(&format!("{USERS}/_manifest.json"));
-    let original = get(&man);
+/// `rel/_manifest.json` cannot be created, written, truncated, unlinked, renamed onto
+/// or moved away; it stays what it was.
+#[track_caller]
+fn assert_manifest_read_only(m: &Mount, rel: &str) {
+    let man = m.path(&format!("{rel}/_manifest.json"));
+    let original = read_json(&man);
     let eacces = [libc::EACCES];
     for (flags, what) in [
         (libc::O_WRONLY, "open O_WRONLY"),
@@ -216,40 +285,294 @@ fn manifest_is_read_only() {
         (libc::O_WRONLY | libc::O_CREAT, "open O_WRONLY|O_CREAT"),
         (libc::O_WRONLY | libc::O_APPEND, "open O_WRONLY|O_APPEND"),
     ] {
-        expect_errno(open_raw(&man, flags, 0o644), &eacces, what);
+        expect_errno(
+            open_raw(&man, flags, 0o644),
+            &eacces,
+            &format!("{rel}: {what}"),
+        );
     }
-    expect_errno(fs::remove_file(&man), &eacces, "unlink _manifest.json");
-    let src = m.path(&format!("{USERS}/src.json"));
+    expect_errno(
+        fs::remove_file(&man),
+        &eacces,
+        &format!("unlink {rel}/_manifest.json"),
+    );
+    let src = m.path(&format!("{rel}/src.json"));
     put(&src, b"{\"a\":1}");
     expect_errno(
         fs::rename(&src, &man),
         &eacces,
-        "rename onto _manifest.json",
+        &format!("rename onto {rel}/_manifest.json"),
     );
-    assert!(src.exists(), "the rename source vanished");
-    // A manifest can't be moved away either, nor created where one is generated.
+    assert!(src.exists(), "{rel}: the rename source vanished");
+    fs::remove_file(&src).unwrap();
+    // A manifest can't be moved away either.
     expect_errno(
-        fs::rename(&man, m.path(&format!("{USERS}/moved.json"))),
+        fs::rename(&man, m.path(&format!("{rel}/moved.json"))),
         &[libc::EACCES, libc::EPERM],
-        "rename _manifest.json away",
+        &format!("rename {rel}/_manifest.json away"),
     );
     // The shell way.
-    let o = output_of(
-        std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("echo '{{}}' > '{}'", man.display())),
+    let o = sh_output(&format!("echo '{{}}' > {}", shq(&man)));
+    assert!(
+        !o.status.success(),
+        "`echo > {rel}/_manifest.json` succeeded"
     );
-    assert!(!o.status.success(), "`echo > _manifest.json` succeeded");
     assert!(
         stderr(&o).contains("Permission denied"),
-        "shell error: {}",
+        "{rel}: shell error: {}",
         stderr(&o)
     );
-    let after = read_json(&man);
     assert_eq!(
-        after["cosmic_location"],
-        serde_json::from_slice::<Value>(&original).unwrap()["cosmic_location"],
-        "manifest changed"
+        read_json(&man)["cosmic_location"],
+        original["cosmic_location"],
+        "{rel}/_manifest.json changed"
+    );
+}
+
+#[test]
+fn manifest_is_read_only() {
+    let m = Mount::new();
+    fs::create_dir(m.path(&format!("{USERS}/sub"))).unwrap();
+    fs::create_dir(m.path("temporal/live/mine")).unwrap();
+    for rel in [
+        USERS,
+        &format!("{USERS}/sub"),
+        "temporal/live/mine",
+        "temporal/live",
+    ] {
+        assert_manifest_read_only(&m, rel);
+    }
+}
+
+/// The generated names a structural directory lists besides its seed entries.
+#[test]
+fn structural_directories_list_their_generated_files() {
+    let m = Mount::new();
+    put(&m.path(&format!("{USERS}/w.json")), &json_record("w", 4000));
+    let set = |v: &[&str]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<String>>()
+    };
+    for (rel, want) in [
+        ("", set(&ROOT)),
+        (
+            "spacetime",
+            set(&["_manifest.json", "cold_data", "hot_data", "warm_data"]),
+        ),
+        (
+            "spacetime/hot_data/particles",
+            set(&["_manifest.json", "orders", "products", "users"]),
+        ),
+        (
+            "quantum_graph/nodes",
+            set(&["_manifest.json", "concepts", "organizations", "persons"]),
+        ),
+        (
+            "quantum_graph/edges",
+            set(&["_manifest.json", "collaborates_with", "leads", "works_for"]),
+        ),
+        ("temporal/live", set(&["_manifest.json"])),
+        ("observatory/metrics", set(&["_manifest.json"])),
+    ] {
+        let got: BTreeSet<String> = names(&m.path(rel)).into_iter().collect();
+        assert_eq!(got, want, "listing of {rel:?}");
+    }
+    for t in TIERS {
+        let got: BTreeSet<String> = names(&m.path(&format!("spacetime/{t}")))
+            .into_iter()
+            .collect();
+        let want = set(&[
+            "_manifest.json",
+            "event_horizon",
+            "particles",
+            "quantum_indices",
+            "shard.metadata",
+        ]);
+        assert_eq!(got, want, "listing of spacetime/{t}");
+    }
+    // configuration/ lists its manifest beside its files (which files: `config::`).
+    assert!(
+        names(&m.path("configuration")).contains(&"_manifest.json".to_string()),
+        "configuration/ does not list _manifest.json: {:?}",
+        names(&m.path("configuration"))
+    );
+    let logs = names(&m.path("backups/cosmic_logs"));
+    let (wal, other): (Vec<&String>, Vec<&String>) = logs.iter().partition(|n| n.ends_with(".wal"));
+    assert!(
+        !wal.is_empty(),
+        "backups/cosmic_logs lists no *.wal: {logs:?}"
+    );
+    assert_eq!(
+        other,
+        vec!["_manifest.json"],
+        "backups/cosmic_logs lists the manifest and the segments: {logs:?}"
+    );
+    // `ls -A` agrees with readdir.
+    let ls = stdout(&run("ls", &["-A", &m.ps("spacetime/hot_data")]));
+    assert_eq!(
+        ls.lines().collect::<BTreeSet<&str>>(),
+        [
+            "_manifest.json",
+            "event_horizon",
+            "particles",
+            "quantum_indices",
+            "shard.metadata",
+        ]
+        .into_iter()
+        .collect(),
+        "`ls -A spacetime/hot_data`"
+    );
+}
+
+/// User-made directories in several regions, with what the test puts in each.
+const USER_DIRS: [&str; 8] = [
+    "spacetime/hot_data/particles/users/sub",
+    "spacetime/hot_data/particles/users/sub/deeper",
+    "spacetime/cold_data/particles/newtype",
+    "quantum_graph/nodes/persons/team",
+    "quantum_graph/edges/mentors",
+    "temporal/live/mine",
+    "observatory/metrics/mine",
+    "backups/snapshots/mine",
+];
+
+#[test]
+fn data_directories_list_only_what_users_put_there() {
+    let m = Mount::new();
+    // The seed's data directories start empty, and say so.
+    for rel in [
+        USERS,
+        PRODUCTS,
+        ORDERS,
+        "quantum_graph/nodes/persons",
+        "quantum_graph/edges/leads",
+    ] {
+        assert_eq!(
+            names(&m.path(rel)),
+            Vec::<String>::new(),
+            "listing of {rel}"
+        );
+        assert_eq!(stdout(&run("ls", &["-A", &m.ps(rel)])), "", "`ls -A {rel}`");
+        check_manifest(&m, rel);
+    }
+    for rel in USER_DIRS {
+        fs::create_dir(m.path(rel)).unwrap_or_else(|e| panic!("mkdir {rel}: {e}"));
+    }
+    for rel in USER_DIRS {
+        put(&m.path(&format!("{rel}/a.json")), b"{\"a\": 1}\n");
+        put(&m.path(&format!("{rel}/b.txt")), b"not json {\n");
+        std::os::unix::fs::symlink("a.json", m.path(&format!("{rel}/c"))).unwrap();
+    }
+    for rel in USER_DIRS {
+        let mut want = vec!["a.json", "b.txt", "c"];
+        if rel.ends_with("/sub") {
+            want.push("deeper");
+        }
+        want.sort();
+        assert_eq!(names(&m.path(rel)), want, "listing of {rel}");
+        let ls = stdout(&run("ls", &["-A", &m.ps(rel)]));
+        assert_eq!(ls.lines().collect::<Vec<_>>(), want, "`ls -A {rel}`");
+        // Hidden from listings, there by name: stat, cat and jq read it.
+        let region = (rel.starts_with("spacetime/") || rel.starts_with("quantum_graph/"))
+            .then_some("records");
+        check_manifest_as(&m, rel, false, region);
+        let man = m.ps(&format!("{rel}/_manifest.json"));
+        let cat: Value = serde_json::from_slice(&run("cat", &[&man]).stdout)
+            .unwrap_or_else(|e| panic!("`cat {rel}/_manifest.json` is not JSON: {e}"));
+        assert_eq!(
+            cat["cosmic_location"],
+            format!("{rel}/"),
+            "cat {rel}/_manifest.json"
+        );
+        assert_eq!(
+            stdout(&run("jq", &["-r", ".cosmic_location", &man])).trim(),
+            format!("{rel}/"),
+            "jq .cosmic_location {rel}/_manifest.json"
+        );
+    }
+    // find meets exactly what was put there.
+    let found = stdout(&run("find", &[&m.ps(USER_DIRS[0]), "-mindepth", "1"]));
+    let mut found: Vec<&str> = found.lines().collect();
+    found.sort();
+    let base = m.ps(USER_DIRS[0]);
+    let want: Vec<String> = [
+        "a.json",
+        "b.txt",
+        "c",
+        "deeper",
+        "deeper/a.json",
+        "deeper/b.txt",
+        "deeper/c",
+    ]
+    .iter()
+    .map(|n| format!("{base}/{n}"))
+    .collect();
+    assert_eq!(found, want, "`find {} -mindepth 1`", USER_DIRS[0]);
+}
+
+#[test]
+fn user_directories_are_removed_by_rmdir_and_rm_rf() {
+    let m = Mount::new();
+    for rel in USER_DIRS.iter().filter(|r| !r.ends_with("/deeper")) {
+        let dir = m.path(rel);
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {rel}: {e}"));
+        fs::remove_dir(&dir).unwrap_or_else(|e| panic!("rmdir of the empty {rel}: {e}"));
+        assert!(!dir.exists(), "{rel} after rmdir");
+        // Again with content, nested, removed with rm -rf.
+        fs::create_dir_all(dir.join("x/y")).unwrap();
+        put(&dir.join("a.json"), b"{}");
+        put(&dir.join("x/y/b.bin"), &pattern(3, 0, 10_000));
+        std::os::unix::fs::symlink("../a.json", dir.join("x/l")).unwrap();
+        let o = output_of(std::process::Command::new("rm").arg("-rf").arg(&dir));
+        assert!(
+            o.status.success(),
+            "rm -rf {rel}: {}\n{}",
+            o.status,
+            stderr(&o)
+        );
+        assert!(!dir.exists(), "{rel} after rm -rf");
+    }
+    // The seed's own data directories stay (they are part of the universe).
+    expect_errno(
+        fs::remove_dir(m.path(USERS)),
+        &[libc::EACCES, libc::EPERM],
+        "rmdir of the seed's users/",
+    );
+}
+
+#[test]
+fn ls_counts_exactly_the_records_of_a_data_directory() {
+    const N: usize = 5000;
+    let m = Mount::new();
+    let rel = "spacetime/warm_data/particles/five_k";
+    let dir = m.path(rel);
+    fs::create_dir(&dir).unwrap();
+    for i in 0..N {
+        put(
+            &dir.join(format!("r{i}.json")),
+            format!("{{\"i\":{i}}}").as_bytes(),
+        );
+    }
+    for cmd in ["ls", "ls -A", "ls -f"] {
+        let n = sh(&format!("{cmd} {} | wc -l", shq(&dir)));
+        let want = if cmd == "ls -f" { N + 2 } else { N };
+        assert_eq!(
+            n.trim(),
+            want.to_string(),
+            "`{cmd} | wc -l` of a data directory with {N} records{}",
+            if cmd == "ls -f" {
+                " (-f shows . and ..)"
+            } else {
+                ""
+            }
+        );
+    }
+    assert_eq!(names(&dir).len(), N, "readdir of {rel}");
+    assert_eq!(
+        read_json(&dir.join("_manifest.json"))["record_count"],
+        N,
+        "record_count in {rel}/_manifest.json"
     );
 }
 

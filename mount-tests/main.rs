@@ -8,16 +8,23 @@
 //!
 //! One module per part of the contract:
 //! - `lifecycle`: CLI, bootstrap, clean exit on umount/SIGTERM/SIGINT, remount
-//! - `layout`: the root, seed dirs, `_manifest.json`, `shard.metadata`, WAL listing
-//! - `records`: JSON validation at commit, opaque names, commit atomicity
+//! - `layout`: the root, seed dirs, `_manifest.json` (listed only in the universe's
+//!   own dirs), `shard.metadata`, WAL listing
+//! - `records`: JSON validation at write and commit, opaque names, commit atomicity
 //! - `durability`: kill -9 and the hot/warm/cold/fsync durability promises
 //! - `posix`: the POSIX surface tools rely on
 //! - `permissions`: allow_other + default_permissions with other uids
 //! - `tools`: vim, sed -i, cp -a, tar, rsync over the mount
-//! - `large`: 1 GiB file with bounded daemon memory, 100,000-entry directory
+//! - `roundtrip`: a tree of odd names, modes, sizes and links through tar, rsync,
+//!   cp -a, mv, vim, sed -i, shell appends and rm -rf, compared exactly
+//! - `config`: `configuration/` edited by sed -i, vim and jq + mv: applied at once or
+//!   refused with EINVAL, changing nothing
+//! - `large`: 1 GiB file with bounded daemon memory (also renamed onto a record
+//!   name), 100,000-entry directory
 
 mod common;
 
+mod config;
 mod disk_full;
 mod durability;
 mod large;
@@ -26,4 +33,5 @@ mod lifecycle;
 mod permissions;
 mod posix;
 mod records;
+mod roundtrip;
 mod tools;

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const BAD: &[u8] = b"{\n  \"name\": \"alice\",\n  \"age\": oops\n}\n";
+/// Every prefix of it could start a JSON document, so each write is accepted; the whole
+/// is not one, so the commit is refused.
+const INCOMPLETE: &[u8] = b"{\n  \"name\": \"alice\",\n  \"age\": ";
 
 #[test]
 fn record_roundtrip_with_shell_cat_and_jq() {
@@ -52,7 +54,12 @@ fn mkdir_makes_a_record_type() {
     assert!(m.path(ty).is_dir());
     assert!(names(&m.path("spacetime/warm_data/particles")).contains(&"reviews".to_string()));
     put(&m.path(&format!("{ty}/r1.json")), b"{\"stars\":5}");
-    assert_eq!(names(&m.path(ty)), vec!["_manifest.json", "r1.json"]);
+    // A type directory lists only its records; its manifest is there by name.
+    assert_eq!(names(&m.path(ty)), vec!["r1.json"]);
+    assert_eq!(
+        read_json(&m.path(&format!("{ty}/_manifest.json")))["cosmic_location"],
+        format!("{ty}/")
+    );
     expect_errno(
         fs::create_dir(m.path(ty)),
         &[libc::EEXIST],
@@ -94,18 +101,18 @@ fn invalid_json_is_refused_at_close_and_the_old_version_stays() {
     let v1 = b"{\"name\":\"alice\",\"v\":1}";
     put(&p, v1);
 
-    // Truncate and write garbage: close must fail with EINVAL.
+    // Truncate and write a document that never ends: close must fail with EINVAL.
     let mut f = OpenOptions::new()
         .write(true)
         .truncate(true)
         .open(&p)
         .unwrap();
-    f.write_all(BAD)
-        .expect("the write itself is accepted; validation is at commit");
+    f.write_all(INCOMPLETE)
+        .expect("the write of a valid start is accepted; the whole is checked at commit");
     expect_errno(
         close_file(f),
         &[libc::EINVAL],
-        "close after writing invalid JSON",
+        "close after writing an incomplete JSON document",
     );
     assert_eq!(
         get(&p),
@@ -186,11 +193,13 @@ fn a_new_record_with_invalid_json_never_shows_the_garbage() {
         .create_new(true)
         .open(&p)
         .unwrap();
-    f.write_all(b"not json at all").unwrap();
+    // A valid start that never ends (garbage from the first byte is refused by the
+    // write itself: `writes_that_cannot_start_json_fail_at_once`).
+    f.write_all(b"{\"fresh\": [1, 2").unwrap();
     expect_errno(
         close_file(f),
         &[libc::EINVAL],
-        "close of a new .json with invalid content",
+        "close of a new .json with an incomplete document",
     );
     match fs::read(&p) {
         Ok(b) => assert!(
@@ -569,4 +578,228 @@ fn a_truncating_writer_does_not_hide_the_committed_version() {
         "a fresh open after close sees the new version"
     );
     assert_eq!(fs::metadata(&p).unwrap().len(), 7_000);
+}
+
+/// A record's file holds its old version, or (for a record never committed) nothing.
+#[track_caller]
+fn assert_holds(p: &std::path::Path, old: Option<&[u8]>, what: &str) {
+    match (fs::read(p), old) {
+        (Ok(b), Some(old)) => assert!(
+            b == old,
+            "{what}: {} holds {:?}, not its previous version {:?}",
+            p.display(),
+            String::from_utf8_lossy(&b),
+            String::from_utf8_lossy(old)
+        ),
+        (Ok(b), None) => assert!(
+            b.is_empty(),
+            "{what}: the refused new record {} holds {:?}",
+            p.display(),
+            String::from_utf8_lossy(&b)
+        ),
+        (Err(e), None) if errno_of(&e) == libc::ENOENT => {}
+        (Err(e), _) => panic!("{what}: reading {}: {e}", p.display()),
+    }
+}
+
+/// The shell sees the refusal: the write(2) that makes the record impossible fails, so
+/// `echo`/`printf` fail (a failed close(2) is ignored by shells).
+#[test]
+fn invalid_json_from_the_shell_fails_in_the_shell() {
+    let m = Mount::new();
+    let users = shq(m.path(USERS));
+    for (cmd, name) in [
+        ("echo '{bad' > x.json", "x.json"),
+        ("printf '[1,,' > y.json", "y.json"),
+    ] {
+        let script = format!("cd {users} && {cmd}");
+        // dash reports a failed builtin write as "I/O error"; its exit status tells.
+        let o = sh_output(&script);
+        assert!(
+            !o.status.success(),
+            "sh -c \"{cmd}\" in users/ exited 0 (stderr {:?})",
+            stderr(&o)
+        );
+        assert_holds(
+            &m.path(&format!("{USERS}/{name}")),
+            None,
+            &format!("sh: {cmd}"),
+        );
+        // bash names the errno.
+        let o = bash_output(&script);
+        assert!(
+            !o.status.success() && stderr(&o).contains("Invalid argument"),
+            "bash -c \"{cmd}\" in users/: {}, stderr {:?}",
+            o.status,
+            stderr(&o)
+        );
+        assert_holds(
+            &m.path(&format!("{USERS}/{name}")),
+            None,
+            &format!("bash: {cmd}"),
+        );
+    }
+    // The shell's next, valid write makes the record.
+    sh(&format!("cd {users} && echo '{{\"good\": true}}' > x.json"));
+    assert_eq!(
+        get(&m.path(&format!("{USERS}/x.json"))),
+        b"{\"good\": true}\n"
+    );
+}
+
+/// `>` truncates at open and the write is refused: the truncation belongs to the same
+/// draft, so nothing is committed and the record keeps its old content.
+#[test]
+fn a_refused_shell_write_keeps_the_old_record() {
+    let m = Mount::new();
+    let p = m.path(&format!("{USERS}/x.json"));
+    let old = b"{\"v\": 1}\n";
+    put(&p, old);
+    let x = shq(&p);
+    for (shell, cmd) in [
+        ("sh", format!("echo '{{bad' > {x}")),
+        ("bash", format!("echo '{{bad' > {x}")),
+        ("sh", format!("printf '[1,,' > {x}")),
+    ] {
+        let o = output_of(std::process::Command::new(shell).arg("-c").arg(&cmd));
+        assert!(
+            !o.status.success(),
+            "{shell} -c \"{cmd}\" over an existing record exited 0 (stderr {:?})",
+            stderr(&o)
+        );
+        assert_holds(&p, Some(old), &format!("{shell}: {cmd}"));
+        assert_eq!(
+            stdout(&run("cat", &[&p])).as_bytes(),
+            old,
+            "`cat` after {shell}: {cmd}"
+        );
+    }
+    sh(&format!("echo '{{\"v\": 2}}' > {x}"));
+    assert_eq!(get(&p), b"{\"v\": 2}\n");
+}
+
+/// The write(2) that makes the bytes written so far (from offset 0, in order) impossible
+/// as the start of a JSON document fails with EINVAL; the writes before it succeed.
+#[test]
+fn writes_that_cannot_start_json_fail_at_once() {
+    let m = Mount::new();
+    let old = b"{\"old\": true}";
+    // (accepted first write, refused second write)
+    let cases: [(&[u8], &[u8]); 8] = [
+        (b"", b"{bad"),
+        (b"[1,", b","),
+        (b"{\"a\": 1, ", b"oops}"),
+        (b"{\"a\"", b" 1}"),
+        (b"{\"a\":1}", b"}"),
+        (b"tru", b"3"),
+        (b"[\"x", b"\\q\"]"),
+        (b"[0", b"1]"),
+    ];
+    for (i, (first, second)) in cases.iter().enumerate() {
+        let what = format!(
+            "case {i}: {:?} then {:?}",
+            String::from_utf8_lossy(first),
+            String::from_utf8_lossy(second)
+        );
+        for existing in [false, true] {
+            let p = m.path(&format!("{USERS}/c{i}-{existing}.json"));
+            if existing {
+                put(&p, old);
+            }
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&p)
+                .unwrap();
+            if !first.is_empty() {
+                f.write_all(first)
+                    .unwrap_or_else(|e| panic!("{what}: the valid start was refused: {e}"));
+            }
+            expect_errno(
+                f.write_all(second),
+                &[libc::EINVAL],
+                &format!("{what}: write"),
+            );
+            // Whatever close says, nothing of the draft is committed.
+            let _ = close_file(f);
+            assert_holds(&p, existing.then_some(&old[..]), &what);
+        }
+    }
+}
+
+/// A valid record in 1-3 byte write(2)s (splitting escapes, numbers, literals and UTF-8
+/// sequences) is accepted and reads back exactly; the same record less its last byte
+/// passes every write and is refused at close.
+#[test]
+fn tiny_writes_of_a_record_are_accepted_and_checked_at_close() {
+    let m = Mount::new();
+    let mut doc =
+        String::from("{\"name\": \"naïve café ☃ \\\"q\\\" \\\\ \\/ \\u00e9\\ud83d\\ude00\",\n");
+    doc.push_str("  \"items\": [");
+    for i in 0..120 {
+        if i > 0 {
+            doc.push_str(", ");
+        }
+        doc.push_str(&format!(
+            "{{\"i\": {i}, \"x\": -{i}.5e+{}, \"ok\": {}, \"nil\": null, \"s\": \"ü{i}€𝄞\\t\", \"e\": [[], {{}}, 0, -0.0, 1E-7]}}",
+            i % 7,
+            i % 2 == 0
+        ));
+    }
+    doc.push_str("]\n}\n");
+    let doc = doc.into_bytes();
+    serde_json::from_slice::<serde_json::Value>(&doc).expect("the test's record is JSON");
+
+    let write_tiny = |p: &std::path::Path, bytes: &[u8]| -> (File, usize) {
+        let mut f = File::create(p).unwrap();
+        let (mut at, mut writes) = (0, 0);
+        while at < bytes.len() {
+            let n = (1 + writes % 3).min(bytes.len() - at);
+            f.write_all(&bytes[at..at + n]).unwrap_or_else(|e| {
+                panic!(
+                    "write {writes} ({n} bytes at offset {at}, after {:?}): {e}",
+                    String::from_utf8_lossy(&bytes[at.saturating_sub(20)..at])
+                )
+            });
+            at += n;
+            writes += 1;
+        }
+        (f, writes)
+    };
+    let p = m.path(&format!("{USERS}/tiny.json"));
+    let (f, writes) = write_tiny(&p, &doc);
+    assert!(writes > 3000, "only {writes} writes");
+    close_file(f).expect("close of a valid record written in tiny writes");
+    assert!(get(&p) == doc, "the record read back differs");
+    run("jq", &["-e", ".items[119].i == 119", p.to_str().unwrap()]);
+
+    let q = m.path(&format!("{USERS}/cut.json"));
+    let (f, _) = write_tiny(&q, &doc[..doc.len() - 3]);
+    expect_errno(
+        close_file(f),
+        &[libc::EINVAL],
+        "close of a record cut short, written in tiny writes",
+    );
+    assert_holds(&q, None, "a record cut short");
+    // The smallest such case.
+    let r = m.path(&format!("{USERS}/open.json"));
+    let mut f = File::create(&r).unwrap();
+    f.write_all(b"{\"a\": 1")
+        .expect("a valid start is accepted");
+    expect_errno(close_file(f), &[libc::EINVAL], "close of {\"a\": 1");
+    assert_holds(&r, None, "{\"a\": 1");
+    put(&r, b"{\"a\": 1}");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&r)
+        .unwrap();
+    f.write_all(b"{\"a\": 2").unwrap();
+    expect_errno(
+        close_file(f),
+        &[libc::EINVAL],
+        "close of {\"a\": 2 over a record",
+    );
+    assert_holds(&r, Some(b"{\"a\": 1}"), "{\"a\": 2 over a record");
 }

@@ -13,11 +13,12 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::io::{FromRawFd, IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -561,6 +562,60 @@ pub fn sh(script: &str) -> String {
     stdout(&run("sh", &["-c", script]))
 }
 
+/// `sh -c script` (dash on Debian) whatever its exit status.
+#[track_caller]
+pub fn sh_output(script: &str) -> Output {
+    output_of(Command::new("sh").arg("-c").arg(script))
+}
+
+/// `bash -c script` whatever its exit status. Dash reports every failed write of a
+/// builtin as "I/O error"; bash names the errno, so tests that check the message use it.
+#[track_caller]
+pub fn bash_output(script: &str) -> Output {
+    output_of(Command::new("bash").arg("-c").arg(script))
+}
+
+/// Whether a failed `mv` reports EINVAL: from a copy (across filesystems) as "Invalid
+/// argument", from rename(2) as "cannot move ... to a subdirectory of itself" (what
+/// EINVAL means for rename(2) on a native filesystem).
+pub fn mv_says_einval(o: &Output) -> bool {
+    let e = stderr(o);
+    !o.status.success() && (e.contains("Invalid argument") || e.contains("subdirectory of itself"))
+}
+
+/// `s` as one single-quoted shell word.
+pub fn shq(s: impl AsRef<OsStr>) -> String {
+    let s = s.as_ref().to_str().expect("utf-8 shell word");
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// `vim -es` with `-u NONE`, a private HOME (no user vimrc or viminfo) and a dumb
+/// terminal, run in `dir` on `file`; each of `cmds` is one `-c` command.
+pub fn vim(dir: &Path, home: &Path, cmds: &[&str], file: &str) -> Output {
+    let mut c = Command::new("vim");
+    c.current_dir(dir)
+        .env("HOME", home)
+        .env("TERM", "dumb")
+        .args(["-u", "NONE", "-i", "NONE", "-es"]);
+    for cmd in cmds {
+        c.arg("-c").arg(cmd);
+    }
+    c.arg(file);
+    output_of(&mut c)
+}
+
+/// Sets the mtime (and atime) of `path`, not following a symlink, with `touch -h -d`;
+/// `date` is anything `touch -d` takes, read in UTC (`@SECS` too).
+#[track_caller]
+pub fn set_mtime(path: &Path, date: &str) {
+    run_cmd(
+        Command::new("touch")
+            .env("TZ", "UTC")
+            .args(["-h", "-d", date])
+            .arg(path),
+    );
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -705,6 +760,119 @@ pub fn names(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// What [`assert_same_tree`] compares of one entry (found with `symlink_metadata`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct TreeEntry {
+    /// 'f' file, 'd' directory, 'l' symlink, '?' anything else.
+    pub kind: char,
+    pub perm: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Of files and symlinks (a directory's size depends on the filesystem).
+    pub size: Option<u64>,
+    /// Seconds: tar keeps only those.
+    pub mtime: i64,
+    pub target: Option<PathBuf>,
+}
+
+/// Every entry below `root` (not `root` itself), by path relative to it; symlinks are
+/// not followed.
+#[track_caller]
+pub fn tree_entries(root: &Path) -> BTreeMap<PathBuf, TreeEntry> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![PathBuf::new()];
+    while let Some(rel) = todo.pop() {
+        let dir = root.join(&rel);
+        let rd = fs::read_dir(&dir).unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()));
+        for e in rd {
+            let e = e.unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()));
+            let rel = rel.join(e.file_name());
+            let p = root.join(&rel);
+            let md =
+                fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("lstat {}: {e}", p.display()));
+            let ft = md.file_type();
+            let kind = if ft.is_symlink() {
+                'l'
+            } else if ft.is_dir() {
+                'd'
+            } else if ft.is_file() {
+                'f'
+            } else {
+                '?'
+            };
+            if kind == 'd' {
+                todo.push(rel.clone());
+            }
+            let target = (kind == 'l').then(|| {
+                fs::read_link(&p).unwrap_or_else(|e| panic!("readlink {}: {e}", p.display()))
+            });
+            out.insert(
+                rel,
+                TreeEntry {
+                    kind,
+                    perm: md.mode() & 0o7777,
+                    uid: md.uid(),
+                    gid: md.gid(),
+                    size: (kind != 'd').then_some(md.len()),
+                    mtime: md.mtime(),
+                    target,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// The trees below `a` and `b` are the same: `diff -r` (symlinks compared as links)
+/// finds no difference, and every entry has the same relative path, type, permission
+/// bits, owner, group, size, mtime (seconds) and symlink target. The roots themselves
+/// are not compared.
+#[track_caller]
+pub fn assert_same_tree(a: &Path, b: &Path, what: &str) {
+    let o = output_of(
+        Command::new("diff")
+            .args(["-r", "--no-dereference"])
+            .arg(a)
+            .arg(b),
+    );
+    assert!(
+        o.status.success() && o.stdout.is_empty(),
+        "{what}: diff -r {} {} ({}):\n{}{}",
+        a.display(),
+        b.display(),
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    let (x, y) = (tree_entries(a), tree_entries(b));
+    let only = |p: &BTreeMap<PathBuf, TreeEntry>, q: &BTreeMap<PathBuf, TreeEntry>| {
+        p.keys()
+            .filter(|k| !q.contains_key(*k))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (only_a, only_b) = (only(&x, &y), only(&y, &x));
+    assert!(
+        only_a.is_empty() && only_b.is_empty(),
+        "{what}: only in {}: {only_a:?}; only in {}: {only_b:?}",
+        a.display(),
+        b.display()
+    );
+    let differ: Vec<String> = x
+        .iter()
+        .filter(|(k, v)| y[*k] != **v)
+        .map(|(k, v)| format!("{}:\n  {v:?}\n  {:?}", k.display(), y[k]))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{what}: {} entries differ between {} and {}:\n{}",
+        differ.len(),
+        a.display(),
+        b.display(),
+        differ.join("\n")
+    );
 }
 
 /// Checks the shape of an RFC 3339 date-time: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
