@@ -111,7 +111,14 @@ fn is_data_dir(rel: &str) -> bool {
 
 /// The `region` the manifest of `rel` names (same domain as [`is_data_dir`]).
 fn region_of(rel: &str) -> &'static str {
-    let tier = |r: &str| TIERS.iter().any(|t| r == format!("spacetime/{t}"));
+    // A tier's own directories (the tier, its quantum_indices and event_horizon) are
+    // the spacetime region's; particles/ below them the records'.
+    let tier = |r: &str| {
+        TIERS.iter().any(|t| {
+            let dir = format!("spacetime/{t}");
+            r == dir || r == format!("{dir}/quantum_indices") || r == format!("{dir}/event_horizon")
+        })
+    };
     let particles = |r: &str| {
         TIERS
             .iter()

@@ -13,7 +13,7 @@ use crate::engine::codec::Tier;
 use crate::error::{Error, Result};
 use crate::regions::json::JsonCheck;
 use crate::regions::records::json_rule;
-use crate::regions::{Check, Cx, Dir, Region, Rule, Tag, pretty};
+use crate::regions::{Check, Cx, Dir, Region, Removal, Rule, Tag, pretty};
 
 pub const SHARD_TOPOLOGY: &str = "shard_topology.json";
 pub const UNIVERSE_PARAMETERS: &str = "universe_parameters.json";
@@ -170,8 +170,11 @@ fn validate(name: &str, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// A file as the daemon writes it: pretty, fields in their documented order.
 fn to_file<T: Serialize>(v: &T) -> Vec<u8> {
-    pretty(&serde_json::to_value(v).unwrap_or_default())
+    let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
+    out.push(b'\n');
+    out
 }
 
 /// The check of an obeyed file: JSON syntax as the bytes arrive, the schema at the end.
@@ -198,26 +201,6 @@ impl Check for Schema {
             return Err(invalid(self.name, "empty: the file must hold its settings"));
         }
         validate(self.name, &self.bytes)
-    }
-}
-
-/// A `.json` name the daemon does not read: refused as soon as content arrives, so that
-/// nothing in `configuration/` looks obeyed without being so.
-struct Unknown;
-
-impl Check for Unknown {
-    fn feed(&mut self, bytes: &[u8]) -> Result<()> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        Err(Error::InvalidRecord(format!(
-            "not a configuration file this daemon knows (it reads {SHARD_TOPOLOGY} and \
-             {UNIVERSE_PARAMETERS})"
-        )))
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        Ok(())
     }
 }
 
@@ -287,9 +270,11 @@ impl Configuration {
                     p.remove("consistency");
                 }
             }
-            let new = pretty(&v);
-            if validate(SHARD_TOPOLOGY, &new).is_ok() {
-                cx.store.put(dir, SHARD_TOPOLOGY.as_bytes(), &new)?;
+            if let Ok(topology) = serde_json::from_value::<ShardTopology>(v)
+                && topology.check().is_ok()
+            {
+                cx.store
+                    .put(dir, SHARD_TOPOLOGY.as_bytes(), &to_file(&topology))?;
                 log::info!("{SHARD_TOPOLOGY}: migrated to this build's layout");
             }
         }
@@ -343,6 +328,8 @@ impl Region for Configuration {
         if !dir.is_seed(DIR) {
             return Some(json_rule());
         }
+        // A `.json` name the daemon does not read cannot be made here (`may_create`); one
+        // an older build left is kept as a plain JSON record.
         Some(match Self::known(name) {
             Some(known) => Rule {
                 id: known,
@@ -352,10 +339,7 @@ impl Region for Configuration {
                     bytes: Vec::new(),
                 }),
             },
-            None => Rule {
-                id: "unknown configuration",
-                check: Box::new(Unknown),
-            },
+            None => json_rule(),
         })
     }
 
@@ -365,13 +349,25 @@ impl Region for Configuration {
         }
     }
 
-    fn may_remove(&self, dir: &Dir, name: &[u8]) -> Result<()> {
-        if dir.is_seed(DIR) && Self::known(name).is_some() {
-            return Err(Error::NotPermitted(
-                "removing a configuration file the daemon obeys (edit it instead)",
-            ));
+    /// Nothing in `configuration/` may look obeyed without being so.
+    fn may_create(&self, dir: &Dir, name: &[u8]) -> Result<()> {
+        if dir.is_seed(DIR) && name.ends_with(b".json") && Self::known(name).is_none() {
+            return Err(Error::InvalidRecord(format!(
+                "{}: not a configuration file this daemon knows (it reads {SHARD_TOPOLOGY} \
+                 and {UNIVERSE_PARAMETERS})",
+                String::from_utf8_lossy(name)
+            )));
         }
         Ok(())
+    }
+
+    /// An obeyed file is always there: removing it only makes room for its replacement.
+    fn removal(&self, dir: &Dir, name: &[u8]) -> Removal {
+        if dir.is_seed(DIR) && Self::known(name).is_some() {
+            Removal::UntilReplaced
+        } else {
+            Removal::Gone
+        }
     }
 
     fn start(&self, cx: &Cx<'_>) -> Result<()> {
@@ -451,10 +447,23 @@ mod tests {
         );
         assert!(check(UNIVERSE_PARAMETERS, "").is_err(), "empty");
         assert!(check(UNIVERSE_PARAMETERS, "{").is_err(), "truncated");
-        assert!(check("mine.json", "{}").is_err(), "unknown file");
+        let conf = Dir {
+            ino: 9,
+            tag: 2,
+            seed: crate::namespace::SEED.iter().find(|d| d.path == DIR),
+        };
+        let region = Configuration::new(None);
         assert!(
-            check("mine.json", "").is_ok(),
-            "an empty unknown file holds nothing"
+            region.may_create(&conf, b"mine.json").is_err(),
+            "unknown file"
+        );
+        assert!(
+            region.may_create(&conf, b".mine.json.swp").is_ok(),
+            "an editor's"
+        );
+        assert_eq!(
+            region.removal(&conf, SHARD_TOPOLOGY.as_bytes()),
+            Removal::UntilReplaced
         );
     }
 

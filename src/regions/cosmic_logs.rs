@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::engine::api::Storage;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::regions::{Cx, Dir, Generated, RangeSource, Region, Tag};
 
 pub struct CosmicLogs;
@@ -30,6 +30,14 @@ impl Region for CosmicLogs {
 
     fn data_format(&self) -> &'static str {
         "Framed binary log segments (see FORMAT.md)"
+    }
+
+    /// A `.wal` name there belongs to the log (a segment of that name may come later).
+    fn may_create(&self, dir: &Dir, name: &[u8]) -> Result<()> {
+        if dir.is_seed(LOG_DIR) && name.ends_with(b".wal") {
+            return Err(Error::ReadOnlyView);
+        }
+        Ok(())
     }
 
     fn views(&self, cx: &Cx<'_>, dir: &Dir) -> Vec<String> {

@@ -93,6 +93,17 @@ pub trait Check: Send {
     fn finish(&mut self) -> Result<()>;
 }
 
+/// What unlinking a name does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Removal {
+    Gone,
+    /// The name goes from listings and lookups, but the file stays in force (and comes
+    /// back at the next mount): a file then created under the name takes its place as an
+    /// edit of it, checked at commit, the old content staying if it is refused. This is
+    /// what `mv` from another filesystem does to its target: remove it, then create it.
+    UntilReplaced,
+}
+
 /// The rule content committed to a name must follow.
 pub struct Rule {
     /// Two names with the same rule accept the same content: a rename between them needs
@@ -137,9 +148,16 @@ pub trait Region: Send + Sync {
     /// it, truncate). Runs after the commit is logged.
     fn committed(&self, _cx: &Cx<'_>, _dir: &Dir, _name: &[u8]) {}
 
-    /// Whether `name` may leave `dir` (unlink, or rename away).
-    fn may_remove(&self, _dir: &Dir, _name: &[u8]) -> Result<()> {
+    /// Whether a new entry `name` may be made in `dir` (by create, mkdir, symlink, or a
+    /// rename onto a free name).
+    fn may_create(&self, _dir: &Dir, _name: &[u8]) -> Result<()> {
         Ok(())
+    }
+
+    /// What unlinking `name` from `dir` does. A region that must keep the file answers
+    /// [`Removal::UntilReplaced`]; renaming such a file away is refused.
+    fn removal(&self, _dir: &Dir, _name: &[u8]) -> Removal {
+        Removal::Gone
     }
 
     /// Once at start, when the seed hierarchy exists: the region's own files, their

@@ -94,6 +94,11 @@ impl Vfs {
         flags: i32,
         who: super::Caller,
     ) -> Result<(Attr, u64)> {
+        // Creating a kept file's detached name rewrites the kept file.
+        let flags = match self.detached(parent, name) {
+            Some(_) => flags | libc::O_TRUNC,
+            None => flags,
+        };
         let attr = self.new_node((parent, name), Kind::File, (mode, umask), who, &[])?;
         let fh = self.open(attr.ino, flags)?;
         Ok((attr, fh))

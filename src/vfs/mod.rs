@@ -66,7 +66,13 @@ pub struct Vfs {
     /// `handles::Ahead`).
     ahead: Mutex<HashMap<u64, Arc<Mutex<handles::Ahead>>>>,
     views: views::Views,
+    /// Names unlinked by users whose region keeps the file until a new file of that name
+    /// replaces it (`regions::Removal::UntilReplaced`), with the kept inode.
+    detached: Mutex<HashMap<Entry, u64>>,
 }
+
+/// A directory entry: the directory's inode and the name in it.
+type Entry = (u64, Box<[u8]>);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -85,6 +91,7 @@ impl Vfs {
             next_fh: AtomicU64::new(1),
             ahead: Mutex::new(HashMap::new()),
             views: views::Views::new(),
+            detached: Mutex::new(HashMap::new()),
         };
         let cx = vfs.cx();
         for region in vfs.regions.all() {
@@ -140,9 +147,19 @@ impl Vfs {
             return Err(Error::NotDir);
         }
         match self.engine.lookup(parent, name) {
+            Ok(_) if self.detached(parent, name).is_some() => Err(Error::NotFound),
             Err(Error::NotFound) => self.view_attr_by_name(parent, name),
             other => other,
         }
+    }
+
+    /// The inode kept under a detached name.
+    fn detached(&self, parent: u64, name: &[u8]) -> Option<u64> {
+        let d = lock(&self.detached);
+        if d.is_empty() {
+            return None;
+        }
+        d.get(&(parent, name.into())).copied()
     }
 
     pub fn getattr(&self, ino: u64) -> Result<Attr> {

@@ -2,12 +2,14 @@
 //! fixed, the root holds exactly the seed's top level, generated files' names are taken.
 
 use crate::engine::tree::{Kind, ROOT};
-use crate::engine::{Attr, DirEntry, NewNode};
+use crate::engine::{Attr, DirEntry, NewNode, SetAttr};
 use crate::error::{Error, Result};
-use crate::vfs::{Caller, VIRT, Vfs};
+use crate::regions::Removal;
+use crate::vfs::{Caller, VIRT, Vfs, lock};
 
 impl Vfs {
-    /// Refuses names of generated files, and new entries at the root.
+    /// Refuses names of generated files, new entries at the root, and what the
+    /// directory's region does not let be made there.
     fn check_new_name(&self, parent: u64, name: &[u8]) -> Result<()> {
         if parent == ROOT {
             return Err(Error::Protected);
@@ -15,17 +17,44 @@ impl Vfs {
         if self.view_in(parent, name).is_some() {
             return Err(Error::ReadOnlyView);
         }
-        Ok(())
+        let dir = self.dir(parent)?;
+        self.region(&dir).may_create(&dir, name)
     }
 
     /// The stored entry `name` of `parent`; a generated file there is read-only.
     fn stored(&self, parent: u64, name: &[u8]) -> Result<Attr> {
         match self.engine.lookup(parent, name) {
+            Ok(_) if self.detached(parent, name).is_some() => Err(Error::NotFound),
             Err(Error::NotFound) if self.view_in(parent, name).is_some() => {
                 Err(Error::ReadOnlyView)
             }
             other => other,
         }
+    }
+
+    /// A file created under a detached name is the kept file, emptied for its new
+    /// content (the commit decides whether the new content replaces the old).
+    fn reclaim(
+        &self,
+        (parent, name): (u64, &[u8]),
+        kind: Kind,
+        perm: u16,
+        who: Caller,
+    ) -> Result<Option<Attr>> {
+        let Some(ino) = self.detached(parent, name) else {
+            return Ok(None);
+        };
+        if kind != Kind::File {
+            return Err(Error::Exists);
+        }
+        lock(&self.detached).remove(&(parent, name.into()));
+        let set = SetAttr {
+            perm: Some(perm),
+            uid: Some(who.uid),
+            gid: Some(who.gid),
+            ..SetAttr::default()
+        };
+        self.engine.setattr(ino, set).map(Some)
     }
 
     /// Creates an inode with permission bits `mode & !umask`.
@@ -40,9 +69,12 @@ impl Vfs {
         if parent & VIRT != 0 {
             return Err(Error::NotDir);
         }
+        let mut perm = (mode & !umask & 0o7777) as u16;
+        if let Some(attr) = self.reclaim((parent, name), kind, perm, who)? {
+            return Ok(attr);
+        }
         self.check_new_name(parent, name)?;
         let p = self.engine.getattr(parent)?;
-        let mut perm = (mode & !umask & 0o7777) as u16;
         let mut gid = who.gid;
         // A setgid directory passes its group on, and its setgid bit to subdirectories.
         if p.perm & libc::S_ISGID as u16 != 0 {
@@ -114,7 +146,10 @@ impl Vfs {
             return Err(Error::Protected);
         }
         let from = self.dir(parent)?;
-        self.region(&from).may_remove(&from, name)?;
+        if !dir && self.region(&from).removal(&from, name) == Removal::UntilReplaced {
+            lock(&self.detached).insert((parent, name.into()), ino);
+            return Ok(());
+        }
         self.engine.remove(parent, name, dir)?;
         if dir {
             self.views.forget_dir(ino);
@@ -147,7 +182,11 @@ impl Vfs {
             return Err(Error::Protected);
         }
         let (from, to) = (self.dir(parent)?, self.dir(newparent)?);
-        self.region(&from).may_remove(&from, name)?;
+        if self.region(&from).removal(&from, name) == Removal::UntilReplaced {
+            return Err(Error::NotPermitted(
+                "renaming away a file its region keeps (edit or replace it)",
+            ));
+        }
         match src.kind {
             // Its files would arrive unchecked: `mv` copies them instead, file by file,
             // through the commit path.
@@ -164,6 +203,8 @@ impl Vfs {
             newname,
             flags & libc::RENAME_NOREPLACE != 0,
         )?;
+        // A kept file's detached name is taken by what replaced it.
+        lock(&self.detached).remove(&(newparent, newname.into()));
         if src.kind == Kind::File {
             self.region(&to).committed(&self.cx(), &to, newname);
         }
@@ -220,6 +261,9 @@ impl Vfs {
                 e.offset += REAL_BASE;
                 out.push(e);
             }
+        }
+        if !lock(&self.detached).is_empty() {
+            out.retain(|e| self.detached(ino, &e.name).is_none());
         }
         Ok(out)
     }

@@ -366,10 +366,53 @@ fn configuration_renamed_into_place_is_checked_and_applied() {
         Err(libc::EINVAL)
     );
     assert_eq!(v.engine().settings().cache_budget, 3 << 20);
+    // What `mv` from another filesystem does: remove the target, then create it.
+    v.unlink(conf, file, false).expect("unlink");
     assert_eq!(
-        v.unlink(conf, file, false).map_err(|e| e.errno()),
+        v.lookup(conf, file).map(|_| ()).map_err(|e| e.errno()),
+        Err(libc::ENOENT)
+    );
+    assert_eq!(
+        v.engine().settings().cache_budget,
+        3 << 20,
+        "still in force"
+    );
+    let new = |mb: u64| {
+        let mut d = doc.clone();
+        d["cache_budget_mb"] = mb.into();
+        let (_, fh) = v
+            .create(
+                conf,
+                file,
+                0o600,
+                0,
+                libc::O_WRONLY | libc::O_EXCL,
+                ROOT_CALLER,
+            )
+            .expect("create");
+        let res = v
+            .write(fh, 0, d.to_string().as_bytes())
+            .and_then(|_| v.flush(fh));
+        v.release(fh).expect("release");
+        res
+    };
+    assert_eq!(new(0).map_err(|e| e.errno()), Err(libc::EINVAL));
+    assert_eq!(v.engine().settings().cache_budget, 3 << 20);
+    let kept = v
+        .lookup(conf, file)
+        .expect("the refused edit leaves the file as it was");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&get(&v, kept.ino)).expect("json")["cache_budget_mb"],
+        3
+    );
+    v.unlink(conf, file, false).expect("unlink");
+    new(5).expect("a valid replacement");
+    assert_eq!(v.engine().settings().cache_budget, 5 << 20);
+    assert_eq!(
+        v.rename(conf, file, conf, b"elsewhere", 0)
+            .map_err(|e| e.errno()),
         Err(libc::EPERM),
-        "an obeyed file stays"
+        "an obeyed file is not renamed away"
     );
     assert_eq!(
         put(&v, conf, "mine.json", b"{}")
