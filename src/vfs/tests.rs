@@ -608,3 +608,37 @@ fn a_region_is_added_through_the_seam_alone() {
     assert_eq!(doc["region"], "counting");
     assert_eq!(doc["purpose"], "Counts what is committed here");
 }
+
+#[test]
+fn a_removed_configuration_file_stays_in_force_until_replaced() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = config::SHARD_TOPOLOGY.as_bytes();
+    {
+        let v = open(tmp.path());
+        let conf = v.resolve("configuration").expect("conf");
+        let topo = v.lookup(conf, file).expect("topology");
+        let mut doc: serde_json::Value = serde_json::from_slice(&get(&v, topo.ino)).expect("json");
+        doc["cold_data"]["durability_window_ms"] = 2000.into();
+        put(&v, conf, config::SHARD_TOPOLOGY, doc.to_string().as_bytes()).expect("edit");
+        v.unlink(conf, file, false).expect("rm");
+        assert!(!names_in(&v, conf).contains(&config::SHARD_TOPOLOGY.to_string()));
+        assert_eq!(
+            v.unlink(conf, file, false).map_err(|e| e.errno()),
+            Err(libc::ENOENT)
+        );
+        assert_eq!(
+            v.engine().settings().windows[Tier::Cold as usize],
+            std::time::Duration::from_secs(2)
+        );
+        v.engine().shutdown().expect("shutdown");
+    }
+    let v = open(tmp.path());
+    let conf = v.resolve("configuration").expect("conf");
+    let topo = v.lookup(conf, file).expect("back after a restart");
+    let doc: serde_json::Value = serde_json::from_slice(&get(&v, topo.ino)).expect("json");
+    assert_eq!(doc["cold_data"]["durability_window_ms"], 2000);
+    assert_eq!(
+        v.engine().settings().windows[Tier::Cold as usize],
+        std::time::Duration::from_secs(2)
+    );
+}
