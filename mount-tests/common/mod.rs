@@ -34,7 +34,7 @@ pub const ORDERS: &str = "spacetime/hot_data/particles/orders";
 pub const TIERS: [&str; 3] = ["hot_data", "warm_data", "cold_data"];
 
 /// How long the daemon gets to show up as a mountpoint.
-const MOUNT_TIMEOUT: Duration = Duration::from_secs(15);
+const MOUNT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the daemon gets to exit after an unmount or a signal.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long `Drop` waits after unmounting before it SIGKILLs the daemon.
@@ -217,9 +217,18 @@ impl Mount {
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin().display()));
         self.watched_pid.store(child.id() as i32, Ordering::SeqCst);
         self.child = Some(child);
-        let deadline = Instant::now() + MOUNT_TIMEOUT;
+        let started = Instant::now();
+        let deadline = started + MOUNT_TIMEOUT;
         loop {
             if self.is_mounted() {
+                // A slow start under the suite's load is worth seeing before it is a failure.
+                if started.elapsed() > Duration::from_secs(5) {
+                    eprintln!(
+                        "mount of {} took {:?}",
+                        self.mnt.display(),
+                        started.elapsed()
+                    );
+                }
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
