@@ -410,7 +410,7 @@ mod tests {
         let mut rule = Configuration::new(None)
             .rule(&dir, name.as_bytes())
             .ok_or(Error::NotFound)?;
-        check_stream(&mut rule, &mut text.as_bytes())
+        check_stream(&mut rule, &mut text.as_bytes(), text.len() as u64)
     }
 
     #[test]

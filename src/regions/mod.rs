@@ -234,9 +234,10 @@ impl Regions {
     }
 }
 
-/// Feeds everything `read` yields to `rule`'s check, in pieces of bounded size.
-pub fn check_stream(rule: &mut Rule, read: &mut dyn std::io::Read) -> Result<()> {
-    let mut buf = vec![0u8; 256 << 10];
+/// Feeds everything `read` yields to `rule`'s check, in pieces of bounded size (`len`,
+/// the expected length, only sizes the buffer: small records are the common case).
+pub fn check_stream(rule: &mut Rule, read: &mut dyn std::io::Read, len: u64) -> Result<()> {
+    let mut buf = vec![0u8; len.clamp(1, 256 << 10) as usize];
     loop {
         let n = match read.read(&mut buf) {
             Ok(0) => break,

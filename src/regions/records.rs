@@ -66,7 +66,7 @@ mod tests {
     use crate::regions::check_stream;
 
     fn check(s: &str) -> Result<()> {
-        check_stream(&mut json_rule(), &mut s.as_bytes())
+        check_stream(&mut json_rule(), &mut s.as_bytes(), s.len() as u64)
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl Vfs {
         let ahead = lock(&self.ahead).get(&meta.ino).cloned();
         let res = match ahead.as_ref().and_then(|a| a.try_lock().ok()) {
             Some(mut a) if a.next == bytes.len() && a.rule.id == rule.id => a.rule.check.finish(),
-            _ => check_stream(&mut rule, &mut bytes.reader()),
+            _ => check_stream(&mut rule, &mut bytes.reader(), bytes.len()),
         };
         res.inspect_err(|e| {
             log::warn!(
@@ -92,7 +92,7 @@ impl Vfs {
             snap: &snap,
             pos: 0,
         };
-        let res = check_stream(&mut rule, &mut reader);
+        let res = check_stream(&mut rule, &mut reader, src.size);
         self.engine.release_snapshot(&snap);
         res.inspect_err(|e| {
             log::warn!(

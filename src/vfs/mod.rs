@@ -114,14 +114,17 @@ impl Vfs {
 
     /// A directory as its region sees it.
     fn dir(&self, ino: u64) -> Result<Dir> {
-        let attr = self.engine.getattr(ino)?;
+        self.dir_of(&self.engine.getattr(ino)?)
+    }
+
+    fn dir_of(&self, attr: &Attr) -> Result<Dir> {
         if attr.kind != crate::engine::tree::Kind::Dir {
             return Err(Error::NotDir);
         }
         Ok(Dir {
-            ino,
+            ino: attr.ino,
             tag: attr.tag,
-            seed: self.seeds.get(&ino).copied(),
+            seed: self.seeds.get(&attr.ino).copied(),
         })
     }
 

@@ -4,21 +4,20 @@
 use crate::engine::tree::{Kind, ROOT};
 use crate::engine::{Attr, DirEntry, NewNode, SetAttr};
 use crate::error::{Error, Result};
-use crate::regions::Removal;
+use crate::regions::{Dir, Removal};
 use crate::vfs::{Caller, VIRT, Vfs, lock};
 
 impl Vfs {
     /// Refuses names of generated files, new entries at the root, and what the
     /// directory's region does not let be made there.
-    fn check_new_name(&self, parent: u64, name: &[u8]) -> Result<()> {
-        if parent == ROOT {
+    fn check_new_name(&self, dir: &Dir, name: &[u8]) -> Result<()> {
+        if dir.ino == ROOT {
             return Err(Error::Protected);
         }
-        if self.view_in(parent, name).is_some() {
+        if self.is_view(dir, name) {
             return Err(Error::ReadOnlyView);
         }
-        let dir = self.dir(parent)?;
-        self.region(&dir).may_create(&dir, name)
+        self.region(dir).may_create(dir, name)
     }
 
     /// The stored entry `name` of `parent`; a generated file there is read-only.
@@ -73,8 +72,8 @@ impl Vfs {
         if let Some(attr) = self.reclaim((parent, name), kind, perm, who)? {
             return Ok(attr);
         }
-        self.check_new_name(parent, name)?;
         let p = self.engine.getattr(parent)?;
+        self.check_new_name(&self.dir_of(&p)?, name)?;
         let mut gid = who.gid;
         // A setgid directory passes its group on, and its setgid bit to subdirectories.
         if p.perm & libc::S_ISGID as u16 != 0 {
@@ -175,13 +174,13 @@ impl Vfs {
         if self.is_seed(src.ino) {
             return Err(Error::Protected);
         }
-        self.check_new_name(newparent, newname)?;
+        let (from, to) = (self.dir(parent)?, self.dir(newparent)?);
+        self.check_new_name(&to, newname)?;
         if let Ok(dst) = self.engine.lookup(newparent, newname)
             && self.is_seed(dst.ino)
         {
             return Err(Error::Protected);
         }
-        let (from, to) = (self.dir(parent)?, self.dir(newparent)?);
         if self.region(&from).removal(&from, name) == Removal::UntilReplaced {
             return Err(Error::NotPermitted(
                 "renaming away a file its region keeps (edit or replace it)",

@@ -119,13 +119,15 @@ impl Vfs {
         self.regions.views(&self.cx(), dir)
     }
 
+    pub(super) fn is_view(&self, dir: &Dir, name: &[u8]) -> bool {
+        std::str::from_utf8(name).is_ok_and(|name| self.view_names(dir).iter().any(|n| n == name))
+    }
+
     /// The generated file `name` of directory `parent`, if it has one.
     pub(super) fn view_in(&self, parent: u64, name: &[u8]) -> Option<u64> {
-        let name = std::str::from_utf8(name).ok()?;
         let dir = self.dir(parent).ok()?;
-        self.view_names(&dir)
-            .iter()
-            .any(|n| n == name)
+        let name = std::str::from_utf8(name).ok()?;
+        self.is_view(&dir, name.as_bytes())
             .then(|| self.views.ino(parent, name))
     }
 
