@@ -1,8 +1,8 @@
 //! What regions may ask of an engine: the whole of it. Regions hold a `&dyn Storage`, so
 //! a second engine (a distributed one) serves every region by implementing this trait.
 
+use crate::engine::CommitAt;
 use crate::engine::{Attr, Counters, Data, Engine, NewNode, Settings, TierStats};
-use crate::engine::{CommitAt, tree::Kind};
 use crate::error::Result;
 
 pub trait Storage: Send + Sync {
@@ -60,18 +60,7 @@ impl Storage for Engine {
     fn put(&self, parent: u64, name: &[u8], bytes: &[u8]) -> Result<()> {
         let ino = match Engine::lookup(self, parent, name) {
             Ok(a) => a.ino,
-            Err(_) => {
-                let new = NewNode {
-                    kind: Kind::File,
-                    perm: 0o644,
-                    uid: 0,
-                    gid: 0,
-                    target: &[],
-                    tier: None,
-                    tag: None,
-                };
-                self.create(parent, name, new)?.ino
-            }
+            Err(_) => self.create(parent, name, NewNode::root_file())?.ino,
         };
         self.truncate(ino, 0)?;
         let res = Engine::write(self, ino, 0, bytes)

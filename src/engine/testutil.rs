@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::codec::Tier;
-use super::tree::{Kind, ROOT};
+use super::tree::ROOT;
 use super::{CommitAt, Engine, NewNode, Settings};
 
 pub fn settings() -> Settings {
@@ -15,21 +15,9 @@ pub fn settings() -> Settings {
 }
 
 pub fn file(e: &Engine, name: &str) -> u64 {
-    e.create(
-        ROOT,
-        name.as_bytes(),
-        NewNode {
-            kind: Kind::File,
-            perm: 0o644,
-            uid: 0,
-            gid: 0,
-            target: &[],
-            tier: None,
-            tag: None,
-        },
-    )
-    .expect("create")
-    .ino
+    e.create(ROOT, name.as_bytes(), NewNode::root_file())
+        .expect("create")
+        .ino
 }
 
 pub fn put(e: &Engine, ino: u64, data: &[u8]) {

@@ -129,6 +129,22 @@ pub struct NewNode<'a> {
     pub tag: Option<u8>,
 }
 
+impl NewNode<'_> {
+    /// A file owned by root, mode 0644, of its directory's tier and region: what the
+    /// universe writes for itself.
+    pub fn root_file() -> NewNode<'static> {
+        NewNode {
+            kind: Kind::File,
+            perm: 0o644,
+            uid: 0,
+            gid: 0,
+            target: &[],
+            tier: None,
+            tag: None,
+        }
+    }
+}
+
 #[derive(Default, Clone, Copy)]
 pub struct SetAttr {
     pub perm: Option<u16>,
