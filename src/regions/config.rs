@@ -279,9 +279,16 @@ impl Configuration {
             }
         }
         for name in RETIRED {
-            if Self::read(cx, dir, name).is_some_and(|b| retired_default(name) == b) {
-                cx.store.remove(dir, name.as_bytes())?;
-                log::info!("{name}: removed (written by an older build, never obeyed)");
+            match Self::read(cx, dir, name) {
+                Some(b) if b == retired_default(name) => {
+                    cx.store.remove(dir, name.as_bytes())?;
+                    log::info!("{name}: removed (written by an older build, never obeyed)");
+                }
+                Some(_) => log::warn!(
+                    "configuration/{name}: kept because it was edited, but this build does \
+                     not read it"
+                ),
+                None => {}
             }
         }
         Ok(())
