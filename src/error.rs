@@ -69,8 +69,13 @@ impl Error {
             Error::BadHandle => libc::EBADF,
             Error::NoSpace => libc::ENOSPC,
             Error::Locked(_) => libc::EBUSY,
-            // Keep what the disk said (ENOSPC above all); an error without an errno is EIO.
-            Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            // What the caller can act on passes through; anything else the data directory
+            // answers is the daemon's trouble, not the caller's (an EACCES or ENOENT from a
+            // data file would mislead), and so is an error without an errno.
+            Error::Io(e) => match e.raw_os_error() {
+                Some(code @ (libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EFBIG)) => code,
+                _ => libc::EIO,
+            },
             Error::Corrupt(_) => libc::EIO,
             Error::Poisoned => libc::EIO,
         }
@@ -123,6 +128,20 @@ mod tests {
         assert_eq!(full.errno(), libc::ENOSPC);
         let opaque = Error::Io(io::Error::other("x"));
         assert_eq!(opaque.errno(), libc::EIO);
+        for passes in [libc::EDQUOT, libc::EROFS, libc::EFBIG] {
+            assert_eq!(
+                Error::Io(io::Error::from_raw_os_error(passes)).errno(),
+                passes
+            );
+        }
+        for hidden in [libc::EACCES, libc::ENOENT, libc::EPERM, libc::EBADF] {
+            let e = Error::Io(io::Error::from_raw_os_error(hidden));
+            assert_eq!(
+                e.errno(),
+                libc::EIO,
+                "{hidden} of a data file is the daemon's"
+            );
+        }
         assert_eq!(Error::InvalidRecord("x".into()).errno(), libc::EINVAL);
         assert_eq!(Error::ReadOnlyView.errno(), libc::EACCES);
     }

@@ -329,6 +329,7 @@ enum Wl {
     HotCreate,
     Append,
     AppendRead,
+    AppendReopen,
     SeqWrite,
     SeqRead,
     Unlink,
@@ -337,7 +338,7 @@ enum Wl {
 
 /// In the order they run within a round (each one uses what the previous
 /// ones left: records created, then stat'ed, read, overwritten, unlinked).
-const ALL: [Wl; 14] = [
+const ALL: [Wl; 15] = [
     Wl::Create,
     Wl::Stat,
     Wl::List,
@@ -348,6 +349,7 @@ const ALL: [Wl; 14] = [
     Wl::HotCreate,
     Wl::Append,
     Wl::AppendRead,
+    Wl::AppendReopen,
     Wl::SeqWrite,
     Wl::SeqRead,
     Wl::Unlink,
@@ -375,6 +377,7 @@ impl Wl {
             Wl::HotCreate => "hot_create",
             Wl::Append => "append",
             Wl::AppendRead => "append_read",
+            Wl::AppendReopen => "append_reopen",
             Wl::SeqWrite => "seq_write",
             Wl::SeqRead => "seq_read",
             Wl::Unlink => "unlink",
@@ -385,7 +388,7 @@ impl Wl {
     fn unit(self) -> &'static str {
         match self {
             Wl::List => "entries/s",
-            Wl::Append => "lines/s",
+            Wl::Append | Wl::AppendReopen => "lines/s",
             Wl::AppendRead | Wl::SeqWrite | Wl::SeqRead => "MiB/s",
             _ => "ops/s",
         }
@@ -400,7 +403,7 @@ impl Wl {
             Wl::Read | Wl::SeqWrite => Some(0.4),
             Wl::SeqRead => Some(0.6),
             Wl::HotCreate => Some(1.5),
-            Wl::CreateFsync | Wl::AppendRead | Wl::Parallel => None,
+            Wl::CreateFsync | Wl::AppendRead | Wl::AppendReopen | Wl::Parallel => None,
         }
     }
 
@@ -429,6 +432,11 @@ impl Wl {
                 s.append_lines
             ),
             Wl::AppendRead => "the appended file read back with 64 KiB reads, verified".into(),
+            Wl::AppendReopen => format!(
+                "{} more lines of 150 B to the appended file, one open(O_APPEND)/write/close \
+                 each (`echo line >> f`)",
+                s.reopen_lines
+            ),
             Wl::SeqWrite => format!("{} MiB written with 1 MiB writes, then close", s.seq_mib),
             Wl::SeqRead => format!("{} MiB read back with 1 MiB reads, verified", s.seq_mib),
             Wl::Unlink => format!("unlink of the {n} records"),
@@ -571,6 +579,7 @@ fn run_workload(wl: Wl, d: &Dirs, s: &Sizes, exe: &Path) -> Result<Option<Sample
         },
         Wl::Append => w::append(m, s.append_lines)?,
         Wl::AppendRead => w::append_read(m, s.append_lines)?,
+        Wl::AppendReopen => w::append_reopen(m, s.append_lines, s.reopen_lines)?,
         Wl::SeqWrite => w::seq_write(m, s.seq_mib)?,
         Wl::SeqRead => w::seq_read(m, s.seq_mib)?,
         Wl::Unlink => w::unlink_all(m, n)?,

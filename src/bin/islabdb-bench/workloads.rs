@@ -31,6 +31,7 @@ pub struct Sizes {
     pub fsync_records: usize,
     pub list_passes: usize,
     pub append_lines: usize,
+    pub reopen_lines: usize,
     pub seq_mib: usize,
     pub parallel_records_per_process: usize,
 }
@@ -43,6 +44,7 @@ impl Sizes {
             fsync_records: s(1000.0, 5),
             list_passes: 10,
             append_lines: s(50_000.0, 100),
+            reopen_lines: s(1000.0, 20),
             seq_mib: s(256.0, 2),
             parallel_records_per_process: s(2500.0, 10),
         }
@@ -305,6 +307,42 @@ pub fn append(dir: &Path, lines: usize) -> Result<Sample> {
     }
     close(f, &path)?;
     Ok(timed(lines as f64, t0))
+}
+
+/// append-reopen: `n` more lines appended to the appended file (which holds the first
+/// `first` lines), each with its own open(O_APPEND)/write/close, as `echo line >> f`
+/// does; the file's size is checked after.
+pub fn append_reopen(dir: &Path, first: usize, n: usize) -> Result<Sample> {
+    let path = dir.join(STREAM_FILE);
+    let data: Vec<Vec<u8>> = (first..first + n).map(line).collect();
+    let size = |p: &Path| {
+        fs::metadata(p)
+            .map(|m| m.len())
+            .ctx(|| format!("stat {}", p.display()))
+    };
+    let want = size(&path)? + data.iter().map(|l| l.len() as u64).sum::<u64>();
+    let t0 = Instant::now();
+    for (i, l) in data.iter().enumerate() {
+        if i % 64 == 0 {
+            check_interrupt()?;
+        }
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .ctx(|| format!("open O_APPEND {}", path.display()))?;
+        f.write_all(l)
+            .ctx(|| format!("append line {} to {}", first + i, path.display()))?;
+        close(f, &path)?;
+    }
+    let sample = timed(n as f64, t0);
+    let got = size(&path)?;
+    if got != want {
+        return Err(Error::msg(format!(
+            "{}: {got} bytes after the reopened appends, expected {want}",
+            path.display()
+        )));
+    }
+    Ok(sample)
 }
 
 /// append read-back: the appended file read with 64 KiB reads and compared.
