@@ -1,6 +1,6 @@
 //! The POSIX surface tools rely on: offsets, truncate, O_APPEND, O_EXCL,
 //! rename, unlink, rmdir, chmod/chown/utimens, symlinks, xattrs, statfs,
-//! hard links (EPERM), long names (ENAMETOOLONG), true sizes and mtimes.
+//! hard links (EPERM), special files, long names (ENAMETOOLONG), true sizes and mtimes.
 
 use crate::common::*;
 use std::fs::{self, File, OpenOptions};
@@ -647,4 +647,88 @@ fn mmap_reads_committed_content_and_writes_commit_at_close_or_msync() {
     assert!(get(&p) == v2, "msync did not commit the mapped stores");
     close_file(f).unwrap();
     assert!(get(&p) == v2);
+}
+
+/// FIFOs, sockets and device nodes are stored as metadata and served by the kernel: a
+/// pipe carries data between two processes, a socket bound to a name in the mount
+/// accepts connections, a device keeps its number (and is not opened: the mount is
+/// `nodev`); `rsync -a` copies them out and back in, and they survive a remount.
+#[test]
+fn special_files_are_made_used_and_copied() {
+    let mut m = Mount::new();
+    let dir = m.path(&format!("{USERS}/specials"));
+    fs::create_dir(&dir).unwrap();
+    let through = sh(&format!(
+        "cd {} && mkfifo pipe && (echo through the pipe > pipe &) && cat pipe",
+        shq(&dir)
+    ));
+    assert_eq!(through, "through the pipe\n");
+
+    let sock = dir.join("sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let mut client = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    client.write_all(b"ping").unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    let mut got = [0u8; 4];
+    std::io::Read::read_exact(&mut server, &mut got).unwrap();
+    assert_eq!(&got, b"ping", "through the socket bound in the mount");
+    drop((client, server, listener));
+
+    let made = output_of(
+        Command::new("mknod")
+            .arg(dir.join("null"))
+            .args(["c", "1", "3"]),
+    );
+    assert!(made.status.success(), "mknod c: {}", stderr(&made));
+    let made = output_of(
+        Command::new("mknod")
+            .arg(dir.join("disk"))
+            .args(["b", "7", "9"]),
+    );
+    assert!(made.status.success(), "mknod b: {}", stderr(&made));
+    let st = sh(&format!(
+        "stat -c '%F %t %T' {} {}",
+        shq(dir.join("null")),
+        shq(dir.join("disk"))
+    ));
+    assert_eq!(st, "character special file 1 3\nblock special file 7 9\n");
+    expect_errno(
+        File::open(dir.join("null")),
+        &[libc::EACCES],
+        "open of a device on a nodev mount",
+    );
+
+    let refused = output_of(Command::new("mkfifo").arg(m.path(&format!("{USERS}/p.json"))));
+    assert!(
+        !refused.status.success() && stderr(&refused).contains("Invalid argument"),
+        "mkfifo with a record's name: {}",
+        stderr(&refused)
+    );
+
+    let out = m.scratch().join("specials");
+    let o = run(
+        "rsync",
+        &[
+            "-a",
+            &format!("{}/", dir.display()),
+            &format!("{}/", out.display()),
+        ],
+    );
+    assert!(o.status.success(), "rsync out: {}", stderr(&o));
+    assert_same_tree(&dir, &out, "rsync -a of special files out of the mount");
+    let back = m.path(&format!("{USERS}/specials-back"));
+    let o = run(
+        "rsync",
+        &[
+            "-a",
+            &format!("{}/", out.display()),
+            &format!("{}/", back.display()),
+        ],
+    );
+    assert!(o.status.success(), "rsync in: {}", stderr(&o));
+    assert_same_tree(&out, &back, "rsync -a of special files into the mount");
+
+    let before = tree_entries(&dir);
+    m.remount();
+    assert_eq!(tree_entries(&dir), before, "special files after a remount");
 }

@@ -68,6 +68,18 @@ fn ttl(attr: &Attr) -> Duration {
     }
 }
 
+fn file_type(kind: Kind) -> FileType {
+    match kind {
+        Kind::File => FileType::RegularFile,
+        Kind::Dir => FileType::Directory,
+        Kind::Symlink => FileType::Symlink,
+        Kind::Fifo => FileType::NamedPipe,
+        Kind::Socket => FileType::Socket,
+        Kind::CharDev => FileType::CharDevice,
+        Kind::BlockDev => FileType::BlockDevice,
+    }
+}
+
 fn file_attr(a: &Attr) -> FileAttr {
     FileAttr {
         ino: INodeNo(a.ino),
@@ -77,16 +89,12 @@ fn file_attr(a: &Attr) -> FileAttr {
         mtime: a.mtime.to_system(),
         ctime: a.ctime.to_system(),
         crtime: a.ctime.to_system(),
-        kind: match a.kind {
-            Kind::File => FileType::RegularFile,
-            Kind::Dir => FileType::Directory,
-            Kind::Symlink => FileType::Symlink,
-        },
+        kind: file_type(a.kind),
         perm: a.perm,
         nlink: a.nlink,
         uid: a.uid,
         gid: a.gid,
-        rdev: 0,
+        rdev: a.rdev,
         blksize: 128 * 1024,
         flags: 0,
     }
@@ -210,7 +218,7 @@ impl Filesystem for Fuse {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _rdev: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
         placement::follow(req.pid());
@@ -218,7 +226,7 @@ impl Filesystem for Fuse {
             reply,
             "mknod",
             self.vfs
-                .mknod(parent.0, name.as_bytes(), mode, umask, caller(req)),
+                .mknod(parent.0, name.as_bytes(), (mode, umask), rdev, caller(req)),
         );
     }
 
@@ -421,11 +429,7 @@ impl Filesystem for Fuse {
         match self.vfs.readdir(ino.0, offset, 512) {
             Ok(entries) => {
                 for e in entries {
-                    let kind = match e.kind {
-                        Kind::File => FileType::RegularFile,
-                        Kind::Dir => FileType::Directory,
-                        Kind::Symlink => FileType::Symlink,
-                    };
+                    let kind = file_type(e.kind);
                     if reply.add(INodeNo(e.ino), e.offset, kind, OsStr::from_bytes(&e.name)) {
                         break;
                     }

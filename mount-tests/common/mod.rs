@@ -18,7 +18,7 @@ use std::ffi::{CString, OsStr};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::io::{FromRawFd, IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -774,8 +774,10 @@ pub fn names(dir: &Path) -> Vec<String> {
 /// What [`assert_same_tree`] compares of one entry (found with `symlink_metadata`).
 #[derive(Debug, PartialEq, Eq)]
 pub struct TreeEntry {
-    /// 'f' file, 'd' directory, 'l' symlink, '?' anything else.
+    /// 'f' file, 'd' directory, 'l' symlink, 'p' FIFO, 's' socket, 'c'/'b' device.
     pub kind: char,
+    /// A device's number.
+    pub rdev: u64,
     pub perm: u32,
     pub uid: u32,
     pub gid: u32,
@@ -808,8 +810,14 @@ pub fn tree_entries(root: &Path) -> BTreeMap<PathBuf, TreeEntry> {
                 'd'
             } else if ft.is_file() {
                 'f'
+            } else if ft.is_fifo() {
+                'p'
+            } else if ft.is_socket() {
+                's'
+            } else if ft.is_char_device() {
+                'c'
             } else {
-                '?'
+                'b'
             };
             if kind == 'd' {
                 todo.push(rel.clone());
@@ -821,6 +829,7 @@ pub fn tree_entries(root: &Path) -> BTreeMap<PathBuf, TreeEntry> {
                 rel,
                 TreeEntry {
                     kind,
+                    rdev: md.rdev(),
                     perm: md.mode() & 0o7777,
                     uid: md.uid(),
                     gid: md.gid(),
@@ -836,7 +845,7 @@ pub fn tree_entries(root: &Path) -> BTreeMap<PathBuf, TreeEntry> {
 
 /// The trees below `a` and `b` are the same: `diff -r` (symlinks compared as links)
 /// finds no difference, and every entry has the same relative path, type, permission
-/// bits, owner, group, size, mtime (seconds) and symlink target. The roots themselves
+/// bits, owner, group, size, mtime (seconds), symlink target and device number. The roots themselves
 /// are not compared.
 #[track_caller]
 pub fn assert_same_tree(a: &Path, b: &Path, what: &str) {
@@ -846,13 +855,24 @@ pub fn assert_same_tree(a: &Path, b: &Path, what: &str) {
             .arg(a)
             .arg(b),
     );
+    // diff cannot compare special files: it names each pair of the same kind ("File x is
+    // a fifo while file y is a fifo"); the walk below compares their kinds and numbers.
+    let same_kind = |l: &&str| {
+        l.split_once(" while file ").is_some_and(|(x, y)| {
+            x.starts_with("File ")
+                && x.rsplit_once(" is a ").map(|(_, k)| k)
+                    == y.rsplit_once(" is a ").map(|(_, k)| k)
+        })
+    };
+    let out = stdout(&o);
+    let differ: Vec<&str> = out.lines().filter(|l| !same_kind(l)).collect();
     assert!(
-        o.status.success() && o.stdout.is_empty(),
+        o.status.code().is_some_and(|c| c <= 1) && differ.is_empty() && o.stderr.is_empty(),
         "{what}: diff -r {} {} ({}):\n{}{}",
         a.display(),
         b.display(),
         o.status,
-        stdout(&o),
+        differ.join("\n"),
         stderr(&o)
     );
     let (x, y) = (tree_entries(a), tree_entries(b));

@@ -29,6 +29,7 @@ fn attr_of(tree: &Tree, node: &tree::Node) -> Attr {
         nlink,
         tier: m.tier,
         tag: m.tag,
+        rdev: m.rdev(),
     }
 }
 
@@ -371,7 +372,11 @@ fn new_meta(
         perm: new.perm & 0o7777,
         uid: new.uid,
         gid: new.gid,
-        size: new.target.len() as u64,
+        // A symlink's size is its target's length; a device's target is its number.
+        size: match new.kind {
+            Kind::Symlink => new.target.len() as u64,
+            _ => 0,
+        },
         atime: now,
         mtime: now,
         ctime: now,

@@ -19,6 +19,12 @@ pub enum Kind {
     File,
     Dir,
     Symlink,
+    /// Special files: stored as metadata only; the kernel serves their opens (a pipe, a
+    /// socket bound to the name, a device's driver).
+    Fifo,
+    Socket,
+    CharDev,
+    BlockDev,
 }
 
 /// Seconds and nanoseconds since the epoch (may be negative: `touch -d 1960-01-01`).
@@ -103,6 +109,14 @@ impl Meta {
 
     pub fn target(&self) -> &[u8] {
         self.extra.as_ref().map_or(&[], |e| &e.target)
+    }
+
+    /// A device node's device number, kept where a symlink keeps its target (u32 LE).
+    pub fn rdev(&self) -> u32 {
+        match (self.kind, <[u8; 4]>::try_from(self.target())) {
+            (Kind::CharDev | Kind::BlockDev, Ok(b)) => u32::from_le_bytes(b),
+            _ => 0,
+        }
     }
 
     pub fn set_xattrs(&mut self, xattrs: Vec<(Vec<u8>, Vec<u8>)>) {

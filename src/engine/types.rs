@@ -67,6 +67,8 @@ pub struct Attr {
     pub nlink: u32,
     pub tier: Tier,
     pub tag: u8,
+    /// A device node's device number (0 for anything else).
+    pub rdev: u32,
 }
 
 /// Bytes read from a file: a range of a buffer the cache (or a pinned reader) shares, so

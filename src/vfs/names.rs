@@ -108,18 +108,38 @@ impl Vfs {
         self.new_node((parent, name), Kind::Dir, (mode, umask), who, &[])
     }
 
+    /// A regular file, or a special file (FIFO, socket, device node) stored as metadata.
     pub fn mknod(
         &self,
         parent: u64,
         name: &[u8],
-        mode: u32,
-        umask: u32,
+        (mode, umask): (u32, u32),
+        rdev: u32,
         who: Caller,
     ) -> Result<Attr> {
-        if mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(Error::NotPermitted("device nodes, FIFOs and sockets"));
+        let kind = match mode & libc::S_IFMT {
+            libc::S_IFREG => Kind::File,
+            libc::S_IFIFO => Kind::Fifo,
+            libc::S_IFSOCK => Kind::Socket,
+            libc::S_IFCHR => Kind::CharDev,
+            libc::S_IFBLK => Kind::BlockDev,
+            _ => return Err(Error::InvalidArgument("unknown file type")),
+        };
+        let number = rdev.to_le_bytes();
+        let target: &[u8] = match kind {
+            Kind::CharDev | Kind::BlockDev => &number,
+            _ => &[],
+        };
+        if kind != Kind::File
+            && let Ok(dir) = self.dir(parent)
+            && self.region(&dir).rule(&dir, name).is_some()
+        {
+            // Such a name holds content its region checks: only a regular file can.
+            return Err(Error::InvalidArgument(
+                "a special file cannot take a record's name",
+            ));
         }
-        let attr = self.new_node((parent, name), Kind::File, (mode, umask), who, &[])?;
+        let attr = self.new_node((parent, name), kind, (mode, umask), who, target)?;
         // No handle will close it: make it as durable as its tier asks now.
         self.engine.settle(attr.ino)?;
         Ok(attr)

@@ -4,6 +4,7 @@ use super::*;
 use crate::engine::Settings;
 use crate::engine::api::Storage;
 use crate::engine::codec::Tier;
+use crate::engine::tree::Kind;
 use crate::namespace::SEED;
 use crate::regions::{Check, Generated, Rule, Tag, config};
 
@@ -24,8 +25,14 @@ fn put(v: &Vfs, dir: u64, name: &str, body: &[u8]) -> Result<u64> {
     let ino = match v.lookup(dir, name.as_bytes()) {
         Ok(a) => a.ino,
         Err(_) => {
-            v.mknod(dir, name.as_bytes(), libc::S_IFREG | 0o644, 0, ROOT_CALLER)?
-                .ino
+            v.mknod(
+                dir,
+                name.as_bytes(),
+                (libc::S_IFREG | 0o644, 0),
+                0,
+                ROOT_CALLER,
+            )?
+            .ino
         }
     };
     let fh = v.open(ino, libc::O_WRONLY | libc::O_TRUNC)?;
@@ -94,9 +101,15 @@ fn views_are_generated_and_read_only() {
         Err(libc::EACCES)
     );
     assert_eq!(
-        v.mknod(u, b"_manifest.json", libc::S_IFREG | 0o644, 0, ROOT_CALLER)
-            .map(|_| ())
-            .map_err(|e| e.errno()),
+        v.mknod(
+            u,
+            b"_manifest.json",
+            (libc::S_IFREG | 0o644, 0),
+            0,
+            ROOT_CALLER
+        )
+        .map(|_| ())
+        .map_err(|e| e.errno()),
         Err(libc::EACCES)
     );
     let names: Vec<Vec<u8>> = v
@@ -208,7 +221,7 @@ fn large_directories_list_every_entry_once_across_calls() {
         v.mknod(
             d,
             format!("f{i}").as_bytes(),
-            libc::S_IFREG | 0o644,
+            (libc::S_IFREG | 0o644, 0),
             0,
             ROOT_CALLER,
         )
@@ -640,5 +653,62 @@ fn a_removed_configuration_file_stays_in_force_until_replaced() {
     assert_eq!(
         v.engine().settings().windows[Tier::Cold as usize],
         std::time::Duration::from_secs(2)
+    );
+}
+
+#[test]
+fn special_files_are_stored_as_metadata_and_survive_a_restart() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dev = (1 << 8) | 3; // major 1, minor 3: /dev/null's number
+    let kinds = [
+        ("pipe", libc::S_IFIFO, 0, Kind::Fifo),
+        ("sock", libc::S_IFSOCK, 0, Kind::Socket),
+        ("null", libc::S_IFCHR, dev, Kind::CharDev),
+        ("disk", libc::S_IFBLK, dev + 1, Kind::BlockDev),
+    ];
+    let live = {
+        let v = open(tmp.path());
+        let live = v.resolve("temporal/live").expect("live");
+        for (name, fmt, rdev, kind) in kinds {
+            let a = v
+                .mknod(live, name.as_bytes(), (fmt | 0o640, 0), rdev, ROOT_CALLER)
+                .expect("mknod");
+            assert_eq!(
+                (a.kind, a.rdev, a.size, a.perm),
+                (kind, rdev, 0, 0o640),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            v.mknod(
+                users(&v),
+                b"p.json",
+                (libc::S_IFIFO | 0o644, 0),
+                0,
+                ROOT_CALLER
+            )
+            .map(|_| ())
+            .map_err(|e| e.errno()),
+            Err(libc::EINVAL),
+            "a record's name holds content"
+        );
+        v.mknod(users(&v), b"p", (libc::S_IFIFO | 0o644, 0), 0, ROOT_CALLER)
+            .expect("any other name in a record directory");
+        v.engine().shutdown().expect("shutdown");
+        live
+    };
+    let v = open(tmp.path());
+    for (name, _, rdev, kind) in kinds {
+        let a = v.lookup(live, name.as_bytes()).expect("after a restart");
+        assert_eq!((a.kind, a.rdev), (kind, rdev), "{name}");
+    }
+    assert_eq!(
+        v.engine()
+            .tier_stats()
+            .iter()
+            .map(|s| s.records)
+            .sum::<u64>(),
+        2,
+        "special files are not records (the two configuration files are)"
     );
 }

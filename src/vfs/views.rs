@@ -96,6 +96,7 @@ impl Views {
             nlink: 1,
             tier: Tier::Hot,
             tag: 0,
+            rdev: 0,
         }
     }
 }
