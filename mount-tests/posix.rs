@@ -732,3 +732,70 @@ fn special_files_are_made_used_and_copied() {
     m.remount();
     assert_eq!(tree_entries(&dir), before, "special files after a remount");
 }
+
+fn renameat2(from: &std::path::Path, to: &std::path::Path, flags: u32) -> std::io::Result<()> {
+    let (a, b) = (cstr(from), cstr(to));
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them as given.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            flags,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// `renameat2`: `RENAME_NOREPLACE` refuses an existing target; `RENAME_EXCHANGE` swaps
+/// two entries at once (files, or a file and a directory), each checked by the rules of
+/// where it arrives; it survives a `kill -9` and remount.
+#[test]
+fn rename_noreplace_and_exchange() {
+    let mut m = Mount::new();
+    let (a, b) = (blob(&m, "a.json"), blob(&m, "b.json"));
+    put(&a, br#"{"a": 1}"#);
+    put(&b, br#"{"b": 2}"#);
+    expect_errno(
+        renameat2(&a, &b, libc::RENAME_NOREPLACE),
+        &[libc::EEXIST],
+        "NOREPLACE onto b",
+    );
+    renameat2(&a, &blob(&m, "c.json"), libc::RENAME_NOREPLACE).expect("NOREPLACE to a free name");
+    let c = blob(&m, "c.json");
+    renameat2(&c, &b, libc::RENAME_EXCHANGE).expect("exchange");
+    assert_eq!(get(&b), br#"{"a": 1}"#);
+    assert_eq!(get(&c), br#"{"b": 2}"#);
+    let notes = blob(&m, "notes.txt");
+    put(&notes, b"not json");
+    expect_errno(
+        renameat2(&notes, &b, libc::RENAME_EXCHANGE),
+        &[libc::EINVAL],
+        "exchange bringing non-JSON to a record's name",
+    );
+    let dir = blob(&m, "dir");
+    fs::create_dir(&dir).unwrap();
+    put(&dir.join("inner.json"), b"{}");
+    renameat2(&notes, &dir, libc::RENAME_EXCHANGE).expect("a file and a directory");
+    assert_eq!(get(&dir), b"not json");
+    assert!(notes.join("inner.json").is_file());
+    expect_errno(
+        renameat2(&c, &blob(&m, "missing.json"), libc::RENAME_EXCHANGE),
+        &[libc::ENOENT],
+        "exchange with nothing",
+    );
+    m.kill9();
+    m.remount();
+    assert_eq!(get(&b), br#"{"a": 1}"#);
+    assert_eq!(get(&c), br#"{"b": 2}"#);
+    assert_eq!(get(&dir), b"not json");
+    assert_eq!(get(&notes.join("inner.json")), b"{}");
+    let mut listed = names(&m.path(USERS));
+    listed.sort();
+    assert_eq!(listed, ["b.json", "c.json", "dir", "notes.txt"]);
+}

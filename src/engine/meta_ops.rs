@@ -179,17 +179,8 @@ impl Engine {
         check_name(newname)?;
         let mut tree = lock(&self.tree);
         let ino = tree.child(parent, name)?;
-        let np = tree.get(newparent)?;
-        if np.dir.is_none() {
-            return Err(Error::NotDir);
-        }
-        let (ntier, ntag) = (np.meta.tier, np.meta.tag);
         let src_is_dir = tree.get(ino)?.meta.kind == Kind::Dir;
-        if src_is_dir && tree.is_within(newparent, ino) {
-            return Err(Error::InvalidArgument(
-                "cannot move a directory into itself",
-            ));
-        }
+        check_move(&tree, ino, newparent)?;
         let mut ops = Vec::new();
         if let Ok(dst) = tree.child(newparent, newname) {
             if dst == ino {
@@ -202,41 +193,48 @@ impl Engine {
             ops.push(Op::Delete { ino: dst });
         }
         let now = Ts::now();
-        let mut meta = tree.get(ino)?.meta.clone();
-        let old_tier = meta.tier;
-        meta.parent = newparent;
-        meta.name = newname.into();
-        meta.ctime = now;
-        let retier = meta.tier != ntier || meta.tag != ntag;
-        meta.tier = ntier;
-        meta.tag = ntag;
-        ops.push(Op::keep(meta));
-        if retier {
-            for child in tree.descendants(ino) {
-                let mut m = tree.get(child)?.meta.clone();
-                m.tier = ntier;
-                m.tag = ntag;
-                ops.push(Op::keep(m));
-            }
-        }
-        for dir in [parent, newparent] {
-            let mut m = tree.get(dir)?.meta.clone();
-            m.mtime = now;
-            m.ctime = now;
-            ops.push(Op::keep(m));
-            if parent == newparent {
-                break;
-            }
-        }
-        // The stricter of the two tiers decides when the move is durable.
-        let tier = if self.durability(old_tier) == Durability::Sync {
-            old_tier
-        } else {
-            ntier
-        };
+        ops.extend(move_ops(&tree, ino, (newparent, newname), now)?);
+        ops.extend(touch_dirs(&tree, [parent, newparent], now)?);
+        let tier = self.stricter(&tree, [ino, newparent]);
         let lsn = self.log(&mut tree, ops, &[], tier)?;
         drop(tree);
         self.wait(lsn)
+    }
+
+    /// Swaps two entries atomically (`RENAME_EXCHANGE`): one log record.
+    pub fn exchange(&self, parent: u64, name: &[u8], newparent: u64, newname: &[u8]) -> Result<()> {
+        let mut tree = lock(&self.tree);
+        let a = tree.child(parent, name)?;
+        let b = tree.child(newparent, newname)?;
+        if a == b {
+            return Ok(());
+        }
+        check_move(&tree, a, newparent)?;
+        check_move(&tree, b, parent)?;
+        let now = Ts::now();
+        // Both names are taken until the record is applied: `a` first passes through a
+        // name no user can give (it holds a NUL), so each op of the record, replayed in
+        // order, is a plain move.
+        let mut ops = move_ops(&tree, a, (newparent, EXCHANGE_SLOT), now)?;
+        ops.truncate(1);
+        ops.extend(move_ops(&tree, b, (parent, name), now)?);
+        ops.extend(move_ops(&tree, a, (newparent, newname), now)?);
+        ops.extend(touch_dirs(&tree, [parent, newparent], now)?);
+        let tier = self.stricter(&tree, [a, b]);
+        let lsn = self.log(&mut tree, ops, &[], tier)?;
+        drop(tree);
+        self.wait(lsn)
+    }
+
+    /// Of the tiers of `inos`, the one whose changes must be durable first: it decides
+    /// when a move touching them all is durable.
+    fn stricter(&self, tree: &Tree, inos: [u64; 2]) -> Tier {
+        let tiers = inos.map(|i| tree.get(i).map_or(Tier::Hot, |n| n.meta.tier));
+        if self.durability(tiers[0]) == Durability::Sync {
+            tiers[0]
+        } else {
+            tiers[1]
+        }
     }
 
     pub fn setattr(&self, ino: u64, set: SetAttr) -> Result<Attr> {
@@ -384,6 +382,58 @@ fn new_meta(
         tag,
         extra: Extra::boxed(Vec::new(), new.target.into()),
     }
+}
+
+/// The name an exchanged entry holds for the length of one log record.
+const EXCHANGE_SLOT: &[u8] = b"\0exchange";
+
+/// `ino` may move into `newparent`: a directory, and not below `ino` itself.
+fn check_move(tree: &Tree, ino: u64, newparent: u64) -> Result<()> {
+    if tree.get(newparent)?.dir.is_none() {
+        return Err(Error::NotDir);
+    }
+    if tree.get(ino)?.meta.kind == Kind::Dir && tree.is_within(newparent, ino) {
+        return Err(Error::InvalidArgument(
+            "cannot move a directory into itself",
+        ));
+    }
+    Ok(())
+}
+
+/// The ops that move `ino` to `newparent/newname`: its new entry, and its subtree when it
+/// changes tier or region.
+fn move_ops(tree: &Tree, ino: u64, (newparent, newname): (u64, &[u8]), now: Ts) -> Result<Vec<Op>> {
+    let np = &tree.get(newparent)?.meta;
+    let (ntier, ntag) = (np.tier, np.tag);
+    let mut meta = tree.get(ino)?.meta.clone();
+    meta.parent = newparent;
+    meta.name = newname.into();
+    meta.ctime = now;
+    let retier = meta.tier != ntier || meta.tag != ntag;
+    meta.tier = ntier;
+    meta.tag = ntag;
+    let mut ops = vec![Op::keep(meta)];
+    if retier {
+        for child in tree.descendants(ino) {
+            let mut m = tree.get(child)?.meta.clone();
+            m.tier = ntier;
+            m.tag = ntag;
+            ops.push(Op::keep(m));
+        }
+    }
+    Ok(ops)
+}
+
+/// The ops that set the mtime and ctime of the directories a move changed.
+fn touch_dirs(tree: &Tree, [a, b]: [u64; 2], now: Ts) -> Result<Vec<Op>> {
+    let mut ops = Vec::new();
+    for dir in if a == b { vec![a] } else { vec![a, b] } {
+        let mut m = tree.get(dir)?.meta.clone();
+        m.mtime = now;
+        m.ctime = now;
+        ops.push(Op::keep(m));
+    }
+    Ok(ops)
 }
 
 /// Whether `node` may go (unlinked, or replaced by a rename): a directory only when `dir`

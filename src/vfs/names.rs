@@ -187,14 +187,17 @@ impl Vfs {
         if parent & VIRT != 0 || newparent & VIRT != 0 {
             return Err(Error::NotDir);
         }
-        if flags & libc::RENAME_EXCHANGE != 0 || flags & libc::RENAME_WHITEOUT != 0 {
-            return Err(Error::NotSupported("RENAME_EXCHANGE and RENAME_WHITEOUT"));
+        if flags & libc::RENAME_WHITEOUT != 0 {
+            return Err(Error::NotSupported("RENAME_WHITEOUT"));
         }
         let src = self.stored(parent, name)?;
         if self.is_seed(src.ino) {
             return Err(Error::Protected);
         }
         let (from, to) = (self.dir(parent)?, self.dir(newparent)?);
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            return self.exchange((&from, name, &src), (&to, newname));
+        }
         self.check_new_name(&to, newname)?;
         if let Ok(dst) = self.engine.lookup(newparent, newname)
             && self.is_seed(dst.ino)
@@ -206,15 +209,7 @@ impl Vfs {
                 "renaming away a file its region keeps (edit or replace it)",
             ));
         }
-        match src.kind {
-            // Its files would arrive unchecked: `mv` copies them instead, file by file,
-            // through the commit path.
-            Kind::Dir if from.tag != to.tag => return Err(Error::CrossRegion),
-            Kind::File => self.admit_rename(&src, (&from, name), (&to, newname))?,
-            _ => {}
-        }
-        // The draft's check ran under the old name's rule.
-        self.stop_ahead(src.ino, None);
+        self.admit_move(&src, (&from, name), (&to, newname))?;
         self.engine.rename(
             parent,
             name,
@@ -226,6 +221,47 @@ impl Vfs {
         lock(&self.detached).remove(&(newparent, newname.into()));
         if src.kind == Kind::File {
             self.region(&to).committed(&self.cx(), &to, newname);
+        }
+        Ok(())
+    }
+
+    /// What a move of `src` from `from/name` to `to/newname` must pass: a directory stays
+    /// in its region (its files would arrive unchecked: `mv` copies them instead, file by
+    /// file, through the commit path); a file's content follows the rule of its new name.
+    fn admit_move(
+        &self,
+        src: &Attr,
+        (from, name): (&Dir, &[u8]),
+        (to, newname): (&Dir, &[u8]),
+    ) -> Result<()> {
+        match src.kind {
+            Kind::Dir if from.tag != to.tag => return Err(Error::CrossRegion),
+            Kind::File => self.admit_rename(src, (from, name), (to, newname))?,
+            _ => {}
+        }
+        // A draft's check ran under the old name's rule.
+        self.stop_ahead(src.ino, None);
+        Ok(())
+    }
+
+    /// `RENAME_EXCHANGE`: each entry takes the other's place, both checked as moves. A
+    /// region's kept file may go this way: its name still holds a file after.
+    fn exchange(
+        &self,
+        (from, name, a): (&Dir, &[u8], &Attr),
+        (to, newname): (&Dir, &[u8]),
+    ) -> Result<()> {
+        let b = self.stored(to.ino, newname)?;
+        if self.is_seed(b.ino) {
+            return Err(Error::Protected);
+        }
+        self.admit_move(a, (from, name), (to, newname))?;
+        self.admit_move(&b, (to, newname), (from, name))?;
+        self.engine.exchange(from.ino, name, to.ino, newname)?;
+        for (kind, dir, arrived) in [(a.kind, to, newname), (b.kind, from, name)] {
+            if kind == Kind::File {
+                self.region(dir).committed(&self.cx(), dir, arrived);
+            }
         }
         Ok(())
     }

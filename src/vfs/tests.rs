@@ -712,3 +712,60 @@ fn special_files_are_stored_as_metadata_and_survive_a_restart() {
         "special files are not records (the two configuration files are)"
     );
 }
+
+#[test]
+fn rename_exchange_swaps_two_entries_in_one_record() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let x = libc::RENAME_EXCHANGE;
+    let (u, live) = {
+        let v = open(tmp.path());
+        let u = users(&v);
+        put(&v, u, "a.json", br#"{"a": 1}"#).expect("a");
+        put(&v, u, "b.json", br#"{"b": 2}"#).expect("b");
+        put(&v, u, "notes.txt", b"not json").expect("notes");
+        let d = v.mkdir(u, b"dir", 0o755, 0, ROOT_CALLER).expect("dir");
+        put(&v, d.ino, "inner.json", b"{}").expect("inner");
+        v.rename(u, b"a.json", u, b"b.json", x).expect("exchange");
+        assert_eq!(
+            v.rename(u, b"notes.txt", u, b"a.json", x)
+                .map_err(|e| e.errno()),
+            Err(libc::EINVAL),
+            "non-JSON content would arrive at a record's name"
+        );
+        assert_eq!(
+            v.rename(u, b"a.json", u, b"missing.json", x)
+                .map_err(|e| e.errno()),
+            Err(libc::ENOENT)
+        );
+        v.rename(u, b"notes.txt", u, b"dir", x)
+            .expect("a file and a directory trade places");
+        let live = v.resolve("temporal/live").expect("live");
+        let mine = v.mkdir(live, b"mine", 0o755, 0, ROOT_CALLER).expect("mine");
+        put(&v, mine.ino, "x", b"anything").expect("x");
+        assert_eq!(
+            v.rename(live, b"mine", u, b"notes.txt", x)
+                .map_err(|e| e.errno()),
+            Err(libc::EXDEV),
+            "a directory stays in its region"
+        );
+        // No checkpoint: the next open replays the record.
+        (u, live)
+    };
+    let v = open(tmp.path());
+    let read = |name: &str| get(&v, v.lookup(u, name.as_bytes()).expect(name).ino);
+    assert_eq!(read("a.json"), br#"{"b": 2}"#);
+    assert_eq!(read("b.json"), br#"{"a": 1}"#);
+    assert_eq!(read("dir"), b"not json");
+    let moved = v.lookup(u, b"notes.txt").expect("the directory");
+    assert_eq!(moved.kind, Kind::Dir);
+    v.lookup(moved.ino, b"inner.json")
+        .expect("with what it held");
+    let mut listed = names_in(&v, u);
+    listed.sort();
+    assert_eq!(
+        listed,
+        [".", "..", "a.json", "b.json", "dir", "notes.txt"],
+        "no trace of the passage"
+    );
+    assert!(v.lookup(live, b"mine").is_ok());
+}
