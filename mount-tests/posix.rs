@@ -799,3 +799,95 @@ fn rename_noreplace_and_exchange() {
     listed.sort();
     assert_eq!(listed, ["b.json", "c.json", "dir", "notes.txt"]);
 }
+
+/// fallocate(1) in every mode it has: the default mode grows the file with zeros,
+/// `--keep-size` changes nothing, `--punch-hole` and `--zero-range` zero a range (the
+/// latter growing the file unless kept); modes that move data are refused. Each change is
+/// committed like a write and survives a remount.
+#[test]
+fn fallocate_modes() {
+    let mut m = Mount::new();
+    let p = blob(&m, "falloc.bin");
+    let body: Vec<u8> = (0..100u8).collect();
+    put(&p, &body);
+    let fa = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        let path = p.to_str().unwrap().to_string();
+        all.push(&path);
+        output_of(Command::new("fallocate").args(&all))
+    };
+    let ok =
+        |o: std::process::Output, what: &str| assert!(o.status.success(), "{what}: {}", stderr(&o));
+    ok(fa(&["-l", "50"]), "inside the file");
+    assert_eq!(get(&p), body, "allocating inside the file changes nothing");
+    ok(fa(&["-n", "-o", "0", "-l", "4096"]), "--keep-size");
+    assert_eq!(fs::metadata(&p).unwrap().len(), 100);
+    ok(fa(&["-p", "-o", "10", "-l", "20"]), "--punch-hole");
+    let mut want = body.clone();
+    want[10..30].fill(0);
+    assert_eq!(get(&p), want, "punched");
+    ok(
+        fa(&["-z", "-o", "90", "-l", "30"]),
+        "--zero-range past the end",
+    );
+    want[90..].fill(0);
+    want.resize(120, 0);
+    assert_eq!(get(&p), want, "zeroed and grown");
+    ok(fa(&["-o", "0", "-l", "200"]), "the default mode grows");
+    want.resize(200, 0);
+    assert_eq!(get(&p), want);
+    let o = fa(&["-c", "-o", "0", "-l", "4096"]);
+    assert!(!o.status.success(), "--collapse-range is refused");
+    m.remount();
+    assert_eq!(get(&p), want, "after a remount");
+}
+
+/// copy_file_range(2) copies through the daemon's read and write paths: the bytes land
+/// where asked, and a copy that would make a record invalid is refused like a write.
+#[test]
+fn copy_file_range_copies_and_is_checked() {
+    let m = Mount::new();
+    let src = blob(&m, "src.bin");
+    let data = pattern(3, 0, 300_000);
+    put(&src, &data);
+    let copy =
+        |from: &std::path::Path, to: &std::path::Path, off_in: i64, off_out: i64, len: usize| {
+            let (a, b) = (
+                File::open(from).unwrap(),
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(to)
+                    .unwrap(),
+            );
+            let (mut oi, mut oo) = (off_in, off_out);
+            // SAFETY: valid descriptors and offsets owned by this frame.
+            let n = unsafe {
+                libc::copy_file_range(
+                    std::os::fd::AsRawFd::as_raw_fd(&a),
+                    &mut oi,
+                    std::os::fd::AsRawFd::as_raw_fd(&b),
+                    &mut oo,
+                    len,
+                    0,
+                )
+            };
+            let res = if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            };
+            (res, close_file(b))
+        };
+    let dst = blob(&m, "dst.bin");
+    let (n, closed) = copy(&src, &dst, 1000, 0, 250_000);
+    assert_eq!(n.unwrap(), 250_000);
+    closed.unwrap();
+    assert_eq!(get(&dst), &data[1000..251_000]);
+    let rec = blob(&m, "r.json");
+    put(&rec, br#"{"kept": true}"#);
+    let (n, _) = copy(&src, &rec, 0, 0, 100);
+    expect_errno(n, &[libc::EINVAL], "copying non-JSON over a record's start");
+    assert_eq!(get(&rec), br#"{"kept": true}"#);
+}

@@ -240,6 +240,71 @@ impl Vfs {
         }
     }
 
+    /// fallocate(2). Space is never reserved ahead (storage is allocated as content is
+    /// committed), so each mode only changes content and size as it says: the default
+    /// mode grows the file with zeros, `KEEP_SIZE` alone changes nothing, `PUNCH_HOLE` and
+    /// `ZERO_RANGE` write zeros over the range (a draft, committed like any write).
+    pub fn fallocate(&self, fh: u64, (off, len): (u64, u64), mode: i32) -> Result<()> {
+        let (ino, writer) = self.file_handle(fh)?;
+        if !writer {
+            return Err(Error::BadHandle);
+        }
+        let end = off
+            .checked_add(len)
+            .ok_or(Error::InvalidArgument("range past the largest offset"))?;
+        let size = self.engine.getattr(ino)?.size;
+        let keep = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
+        let grow = |end: u64| {
+            if keep || end <= size {
+                return Ok(());
+            }
+            self.stop_ahead(ino, None);
+            self.engine.truncate(ino, end)
+        };
+        match mode & !libc::FALLOC_FL_KEEP_SIZE {
+            0 => grow(end),
+            libc::FALLOC_FL_PUNCH_HOLE if keep => self.write_zeros(fh, off, end.min(size)),
+            libc::FALLOC_FL_ZERO_RANGE => {
+                self.write_zeros(fh, off, end.min(size))?;
+                grow(end)
+            }
+            _ => Err(Error::NotSupported("this fallocate mode")),
+        }
+    }
+
+    fn write_zeros(&self, fh: u64, from: u64, to: u64) -> Result<()> {
+        let zeros = vec![0u8; (to.saturating_sub(from)).min(1 << 20) as usize];
+        let mut pos = from;
+        while pos < to {
+            let n = (to - pos).min(zeros.len() as u64) as usize;
+            self.write(fh, pos, &zeros[..n])?;
+            pos += n as u64;
+        }
+        Ok(())
+    }
+
+    /// copy_file_range(2): read through one handle and written through the other, a
+    /// bounded piece at a time, so a copy passes the same checks and commit as any write.
+    pub fn copy_range(
+        &self,
+        (fh_in, off_in): (u64, u64),
+        (fh_out, off_out): (u64, u64),
+        len: u64,
+    ) -> Result<u64> {
+        let past = || Error::InvalidArgument("range past the largest offset");
+        let mut done = 0;
+        while done < len {
+            let want = (len - done).min(1 << 20) as usize;
+            let data = self.read(fh_in, off_in.checked_add(done).ok_or_else(past)?, want)?;
+            if data.is_empty() {
+                break;
+            }
+            self.write(fh_out, off_out.checked_add(done).ok_or_else(past)?, &data)?;
+            done += data.len() as u64;
+        }
+        Ok(done)
+    }
+
     /// close(2) of one descriptor: the commit point.
     pub fn flush(&self, fh: u64) -> Result<()> {
         match self.file_handle(fh) {
