@@ -40,6 +40,10 @@ impl Tier {
     }
 }
 
+/// No piece of content is coded larger than this (pack entries hold small contents,
+/// blob chunks a MiB): a length read off the disk above it is damage, never an allocation.
+pub const MAX_DECODED: usize = 64 << 20;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Codec {
     None = 0,
@@ -85,6 +89,11 @@ impl Codec {
 
     /// Decodes `data`; `expected` is the decoded length recorded beside it.
     pub fn decode(self, data: &[u8], expected: usize) -> Result<Vec<u8>> {
+        if expected > MAX_DECODED {
+            return Err(Error::Corrupt(format!(
+                "a piece of {expected} bytes recorded (at most {MAX_DECODED} are ever coded)"
+            )));
+        }
         let out = match self {
             Codec::None => data.to_vec(),
             Codec::Zlib => {
@@ -101,8 +110,19 @@ impl Codec {
                 }
                 out
             }
-            Codec::Lz4 => lz4_flex::decompress_size_prepended(data)
-                .map_err(|e| Error::Corrupt(format!("lz4: {e}")))?,
+            Codec::Lz4 => {
+                // The block's own size prefix sizes lz4's allocation: it must be the one
+                // recorded before anything is allocated for it.
+                let (size, _) = lz4_flex::block::uncompressed_size(data)
+                    .map_err(|e| Error::Corrupt(format!("lz4: {e}")))?;
+                if size != expected {
+                    return Err(Error::Corrupt(format!(
+                        "lz4: block of {size} bytes, {expected} recorded"
+                    )));
+                }
+                lz4_flex::decompress_size_prepended(data)
+                    .map_err(|e| Error::Corrupt(format!("lz4: {e}")))?
+            }
         };
         if out.len() != expected {
             return Err(Error::Corrupt(format!(
@@ -143,6 +163,20 @@ mod tests {
             let _ = c.decode(&bad, 23);
             assert!(c.decode(&enc[..enc.len() / 2], 23).is_err());
             assert!(c.decode(&enc, 5).is_err());
+        }
+    }
+
+    proptest::proptest! {
+        /// Any bytes with any recorded size: an error or the bytes, never a panic or an
+        /// allocation of what a damaged size prefix claims.
+        #[test]
+        fn any_input_decodes_or_fails_cleanly(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            expected in 0usize..(1 << 30),
+        ) {
+            for tier in Tier::ALL {
+                let _ = tier.codec().decode(&data, expected);
+            }
         }
     }
 }

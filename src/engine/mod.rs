@@ -146,6 +146,7 @@ impl Engine {
         let records = wal::replay(&wal_dir, wal_from, |seg, off, payload| {
             apply_record(&mut tree, seg, off, payload)
         })?;
+        tree.check_connected()?;
         log::info!(
             "recovered {} inodes (checkpoint {ckpt_seq}, {records} log records replayed) in {:?}",
             tree.len(),

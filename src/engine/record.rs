@@ -197,4 +197,34 @@ mod tests {
         let e = Engine::open(tmp.path(), settings()).expect("reopen");
         assert_eq!(get(&e, f), versions[3]);
     }
+
+    proptest::proptest! {
+        /// Whatever bytes a (damaged but checksummed) log record holds, applying it is an
+        /// error or a change, never a panic.
+        #[test]
+        fn any_payload_applies_or_fails_cleanly(
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        ) {
+            let mut tree = crate::engine::tree::Tree::default();
+            let _ = super::apply_record(&mut tree, 1, 12, &payload);
+        }
+    }
+
+    /// Records that are well formed but make two directories each other's parent (as only
+    /// a damaged log could): recovery refuses the tree instead of looping over it.
+    #[test]
+    fn a_cycle_of_directories_is_reported_as_corruption() {
+        use crate::engine::tree::{Kind, ROOT, Tree, tests::meta};
+        let mut tree = Tree::default();
+        tree.upsert(meta(ROOT, ROOT, "", Kind::Dir), None);
+        tree.upsert(meta(2, ROOT, "a", Kind::Dir), None);
+        tree.upsert(meta(3, 2, "b", Kind::Dir), None);
+        assert!(tree.check_connected().is_ok());
+        tree.upsert(meta(2, 3, "a", Kind::Dir), None);
+        let err = tree
+            .check_connected()
+            .expect_err("a and b are each other's parent");
+        assert!(matches!(err, Error::Corrupt(_)), "{err}");
+        assert!(!tree.is_within(3, ROOT), "a bounded walk up the cycle");
+    }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::codec::{Codec, Tier};
+use super::codec::{Codec, MAX_DECODED, Tier};
 use super::frame::{self, Decoded};
 use crate::error::{Error, Result};
 
@@ -28,6 +28,9 @@ const BLOB_END: &[u8; 8] = b"ISLBEND1";
 const VERSION: u16 = 1;
 const TRAILER: usize = 40;
 pub const CHUNK: usize = 1 << 20;
+/// The largest frame a pack entry or blob chunk can be: a coded piece (at most
+/// `MAX_DECODED`, plus what a codec may add to incompressible bytes) and its header.
+const MAX_FRAME: usize = MAX_DECODED + (MAX_DECODED >> 6) + 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FileKind {
@@ -144,6 +147,11 @@ impl Store {
         file.read_exact_at(&mut head, 0)?;
         frame::check_file_header(&head, PACK_MAGIC, VERSION, "pack")?;
         let codec = Codec::from_u8(head[10])?;
+        if len as usize > MAX_FRAME {
+            return Err(Error::Corrupt(format!(
+                "pack {id} entry at {off}: {len} bytes recorded"
+            )));
+        }
         let mut buf = vec![0; len as usize];
         file.read_exact_at(&mut buf, off)?;
         match frame::decode(&buf, 0, buf.len()) {
@@ -381,7 +389,15 @@ impl BlobReader {
         let chunk =
             u32::from_le_bytes([trailer[24], trailer[25], trailer[26], trailer[27]]) as usize;
         let crc = u32::from_le_bytes([trailer[28], trailer[29], trailer[30], trailer[31]]);
-        if &trailer[32..] != BLOB_END || index_off + n * 8 + TRAILER as u64 != len || chunk == 0 {
+        let fits = n
+            .checked_mul(8)
+            .and_then(|b| b.checked_add(index_off))
+            .and_then(|b| b.checked_add(TRAILER as u64))
+            == Some(len);
+        let sizes = (1..=MAX_DECODED).contains(&chunk)
+            && total.div_ceil(chunk as u64) == n
+            && index_off >= frame::FILE_HEADER as u64;
+        if &trailer[32..] != BLOB_END || !fits || !sizes {
             return Err(Error::Corrupt(format!("{what}: bad trailer")));
         }
         let mut idx = vec![0u8; (n * 8) as usize];
@@ -392,7 +408,7 @@ impl BlobReader {
         if h.finalize() != crc {
             return Err(Error::Corrupt(format!("{what}: index fails its checksum")));
         }
-        let index = idx
+        let index: Vec<u64> = idx
             .chunks_exact(8)
             .map(|c| {
                 let mut b = [0u8; 8];
@@ -400,6 +416,14 @@ impl BlobReader {
                 u64::from_le_bytes(b)
             })
             .collect();
+        // Chunks lie in order between the header and the index, each a bounded frame.
+        let mut at = frame::FILE_HEADER as u64;
+        for &start in index.iter().chain(std::iter::once(&index_off)) {
+            if start < at || start - at > MAX_FRAME as u64 {
+                return Err(Error::Corrupt(format!("{what}: bad chunk index")));
+            }
+            at = start;
+        }
         Ok(BlobReader {
             file,
             codec,
@@ -423,7 +447,10 @@ impl BlobReader {
         let end = self.index.get(i + 1).copied().unwrap_or(self.index_off);
         let mut buf = vec![0u8; end.saturating_sub(start) as usize];
         self.file.read_exact_at(&mut buf, start)?;
-        let expected = (self.total - (i * self.chunk) as u64).min(self.chunk as u64) as usize;
+        let expected = self
+            .total
+            .saturating_sub((i * self.chunk) as u64)
+            .min(self.chunk as u64) as usize;
         match frame::decode(&buf, 0, buf.len()) {
             Decoded::Frame { payload, .. } => self.codec.decode(payload, expected),
             _ => Err(Error::Corrupt(format!("blob chunk {i} fails its checksum"))),
@@ -517,6 +544,61 @@ mod tests {
             // A cut file has no trailer.
             fs::write(&path, &bytes[..bytes.len() - 1]).expect("write");
             assert!(store.blob(tier, id).is_err());
+        }
+    }
+
+    /// Damaged blobs and packs are errors, never a panic or an allocation sized by a
+    /// length read off the disk: random bytes changed, files cut anywhere, and trailers
+    /// claiming huge chunks or counts.
+    #[test]
+    fn damaged_shard_files_are_errors_not_panics() {
+        use proptest::prelude::*;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = Store::open(tmp.path()).expect("store");
+        let data: Vec<u8> = (0..CHUNK + CHUNK / 2).map(|i| (i % 251) as u8).collect();
+        let mut w = store
+            .blob_writer(Tier::Cold, Tier::Cold.codec())
+            .expect("writer");
+        w.write(&data).expect("write");
+        let id = w.id;
+        w.finish().expect("finish");
+        let path = store.path(Tier::Cold, FileKind::Blob, id);
+        let good = fs::read(&path).expect("read");
+        let check = |bytes: &[u8]| {
+            fs::write(&path, bytes).expect("damage");
+            if let Ok(r) = store.blob(Tier::Cold, id) {
+                for i in 0..r.chunks() {
+                    let _ = r.chunk(i);
+                }
+            }
+        };
+        let len = good.len();
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(256));
+        let flips = proptest::collection::vec((0..len, any::<u8>()), 1..8);
+        runner
+            .run(&(flips, 0..=len), |(flips, cut)| {
+                let mut bad = good.clone();
+                for (at, v) in flips {
+                    bad[at] = v;
+                }
+                check(&bad[..cut.max(len / 2)]);
+                check(&bad);
+                Ok(())
+            })
+            .expect("no panic");
+        // A trailer that claims a huge chunk count, chunk size or index offset.
+        let trailer = len - TRAILER;
+        for (field, value) in [(0, u64::MAX - 7), (8, 1 << 61), (16, u64::MAX), (0, 0)] {
+            let mut bad = good.clone();
+            bad[trailer + field..trailer + field + 8].copy_from_slice(&value.to_le_bytes());
+            check(&bad);
+        }
+        let mut w = store.pack_writer(Tier::Warm).expect("pack");
+        let (off, flen) = w.append(b"{\"small\": true}").expect("append");
+        let pack = w.id;
+        w.finish().expect("finish");
+        for (len, size) in [(u32::MAX, 16), (flen, u64::MAX), (flen, 1 << 40)] {
+            assert!(store.read_pack(Tier::Warm, pack, off, len, size).is_err());
         }
     }
 }

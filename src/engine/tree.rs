@@ -423,7 +423,9 @@ impl Tree {
 
     /// True if `ino` is `ancestor` or lies below it.
     pub fn is_within(&self, mut ino: u64, ancestor: u64) -> bool {
-        for _ in 0..4096 {
+        // No chain of parents is longer than the table without a cycle, which
+        // `check_connected` rules out at recovery.
+        for _ in 0..=self.nodes.len() {
             if ino == ancestor {
                 return true;
             }
@@ -454,6 +456,22 @@ impl Tree {
             i += 1;
         }
         out
+    }
+
+    /// Recovery's last check: every inode hangs from the root. A damaged log (its frames
+    /// intact) could leave inodes outside, in a cycle of directories or under a parent
+    /// that is not a directory; serving such a tree could loop forever, so it is refused.
+    pub fn check_connected(&self) -> Result<()> {
+        let reached = self.walk().len();
+        if reached == self.nodes.len() {
+            return Ok(());
+        }
+        Err(Error::Corrupt(format!(
+            "{} of {} inodes do not hang from the root (a cycle of directories or a parent \
+             that is not a directory)",
+            self.nodes.len() - reached,
+            self.nodes.len()
+        )))
     }
 
     /// Every inode below `ino` (not `ino` itself).
