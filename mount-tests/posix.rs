@@ -891,3 +891,37 @@ fn copy_file_range_copies_and_is_checked() {
     expect_errno(n, &[libc::EINVAL], "copying non-JSON over a record's start");
     assert_eq!(get(&rec), br#"{"kept": true}"#);
 }
+
+/// ftruncate(2) and fallocate(2) update a file's mtime and ctime at once, as writes do,
+/// also before the writer closes it (what `fstat` on the open descriptor shows).
+#[test]
+fn ftruncate_and_fallocate_update_mtime_and_ctime_at_once() {
+    let m = Mount::new();
+    let p = blob(&m, "times.bin");
+    put(&p, b"0123456789");
+    let times = |f: &File| {
+        let md = f.metadata().unwrap();
+        ((md.mtime(), md.mtime_nsec()), (md.ctime(), md.ctime_nsec()))
+    };
+    let f = OpenOptions::new().write(true).open(&p).unwrap();
+    let before = times(&f);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    f.set_len(4).unwrap();
+    let truncated = times(&f);
+    assert!(
+        truncated.0 > before.0 && truncated.1 > before.1,
+        "ftruncate: {before:?} -> {truncated:?}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // SAFETY: a valid descriptor; the range is in bounds.
+    let rc = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&f), 0, 0, 4096) };
+    assert_eq!(rc, 0, "fallocate: {}", std::io::Error::last_os_error());
+    let allocated = times(&f);
+    assert!(
+        allocated.0 > truncated.0 && allocated.1 > truncated.1,
+        "fallocate: {truncated:?} -> {allocated:?}"
+    );
+    assert_eq!(f.metadata().unwrap().len(), 4096);
+    close_file(f).unwrap();
+    assert_eq!(fs::metadata(&p).unwrap().len(), 4096, "committed at close");
+}

@@ -195,6 +195,8 @@ pub struct Draft {
     /// Why the last commit of these exact bytes was refused (so it is not checked again).
     pub refused: Option<String>,
     pub mtime: Ts,
+    /// When the draft last changed: the file's ctime until the commit sets its own.
+    pub ctime: Ts,
     spill_at: usize,
     spill_path: PathBuf,
     stream: Option<StreamTo>,
@@ -297,10 +299,18 @@ impl Draft {
             written: false,
             refused: None,
             mtime,
+            ctime: mtime,
             spill_at,
             spill_path,
             stream,
         }
+    }
+
+    /// Marks a change now (POSIX: writes and truncations update mtime and ctime).
+    pub fn touch(&mut self) {
+        let now = Ts::now();
+        self.mtime = now;
+        self.ctime = now;
     }
 
     pub fn len(&self) -> u64 {

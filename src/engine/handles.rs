@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use super::codec::Tier;
 use super::draft::{Draft, StreamTo};
-use super::tree::{Kind, Ts};
+use super::tree::Kind;
 use super::{Engine, lock, store};
 use crate::error::{Error, Result};
 
@@ -103,7 +103,7 @@ impl Engine {
         let d = self.draft(ino, u64::MAX)?;
         let mut d = lock(&d);
         d.write(off, data)?;
-        d.mtime = Ts::now();
+        d.touch();
         Ok(())
     }
 
@@ -112,7 +112,7 @@ impl Engine {
         let d = self.draft(ino, size)?;
         let mut d = lock(&d);
         d.truncate(size)?;
-        d.mtime = Ts::now();
+        d.touch();
         Ok(())
     }
 

@@ -51,7 +51,7 @@ impl Engine {
             let node = tree.get(ino)?;
             attr_of(&tree, node)
         };
-        // A writer sees its own writes: size and mtime follow the draft. A refused draft
+        // A writer sees its own writes: size, mtime and ctime follow the draft. A refused draft
         // is not the file: until it is written again or released, the file is the
         // committed version (a `stat` right after the failed close, before the kernel's
         // asynchronous release reaches us, must not show the refused size).
@@ -61,6 +61,9 @@ impl Engine {
             if d.refused.is_none() {
                 attr.size = d.len();
                 attr.mtime = d.mtime;
+                if d.dirty {
+                    attr.ctime = d.ctime;
+                }
             }
         }
         Ok(attr)
