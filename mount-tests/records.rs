@@ -803,3 +803,40 @@ fn tiny_writes_of_a_record_are_accepted_and_checked_at_close() {
     );
     assert_holds(&r, Some(b"{\"a\": 1}"), "{\"a\": 2 over a record");
 }
+
+/// A directory does not move into another region by rename(2) (EXDEV: its files would
+/// arrive unchecked); `mv` then moves it file by file, each through the commit path, so a
+/// tree of valid records arrives whole and its source goes, while non-JSON under a
+/// `.json` name is refused and stays where it was.
+#[test]
+fn mv_of_a_directory_into_a_record_region_moves_it_file_by_file_through_the_commit_path() {
+    let m = Mount::new();
+    let good = m.path("temporal/live/good");
+    fs::create_dir(&good).unwrap();
+    put(&good.join("a.json"), br#"{"a": 1}"#);
+    put(&good.join("notes.txt"), b"opaque");
+    let o = run("mv", &[good.to_str().unwrap(), &m.ps(USERS)]);
+    assert!(o.status.success(), "mv of valid records: {}", stderr(&o));
+    assert!(!good.exists(), "the source went");
+    let moved = m.path(&format!("{USERS}/good"));
+    assert_eq!(get(&moved.join("a.json")), br#"{"a": 1}"#);
+    assert_eq!(get(&moved.join("notes.txt")), b"opaque");
+
+    let bad = m.path("temporal/live/bad");
+    fs::create_dir(&bad).unwrap();
+    put(&bad.join("x.json"), b"not json at all");
+    // mv makes the directory, then moves each file by rename(2), which the records'
+    // rule refuses (GNU mv words EINVAL from rename as "a subdirectory of itself").
+    let o = output_of(Command::new("mv").arg(&bad).arg(m.path(USERS)));
+    assert!(
+        !o.status.success() && mv_says_einval(&o),
+        "mv of non-JSON under a .json name: {}",
+        stderr(&o)
+    );
+    assert_eq!(
+        get(&bad.join("x.json")),
+        b"not json at all",
+        "the source stays"
+    );
+    assert!(!m.path(&format!("{USERS}/bad/x.json")).exists());
+}
