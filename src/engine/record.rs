@@ -210,6 +210,40 @@ mod tests {
         }
     }
 
+    /// The same damage in a real log: reopening refuses the universe with a clear message.
+    #[test]
+    fn recovery_refuses_a_log_that_makes_a_cycle() {
+        use crate::engine::NewNode;
+        use crate::engine::record::Op;
+        use crate::engine::tree::{Kind, ROOT};
+        let tmp = tempfile::tempdir().expect("tmp");
+        {
+            let e = new_universe(tmp.path(), Tier::Hot);
+            let dir = |parent, name: &str| {
+                let new = NewNode {
+                    kind: Kind::Dir,
+                    ..NewNode::root_file()
+                };
+                e.create(parent, name.as_bytes(), new).expect("mkdir").ino
+            };
+            let a = dir(ROOT, "a");
+            let b = dir(a, "b");
+            let mut tree = crate::engine::lock(&e.tree);
+            let mut meta = tree.get(a).expect("a").meta.clone();
+            meta.parent = b;
+            let lsn = e
+                .log(&mut tree, vec![Op::keep(meta)], &[], Tier::Hot)
+                .expect("log");
+            drop(tree);
+            e.wait(lsn).expect("durable");
+        }
+        let err = Engine::open(tmp.path(), settings()).err().expect("refused");
+        assert!(
+            matches!(&err, Error::Corrupt(why) if why.contains("hang from the root")),
+            "{err}"
+        );
+    }
+
     /// Records that are well formed but make two directories each other's parent (as only
     /// a damaged log could): recovery refuses the tree instead of looping over it.
     #[test]
