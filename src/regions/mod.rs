@@ -38,6 +38,18 @@ pub struct Dir {
 }
 
 impl Dir {
+    /// The directory `attr` describes (`seed`: its row of the seed table, if any).
+    pub fn of(attr: &Attr, seed: Option<&'static SeedDir>) -> Result<Dir> {
+        if attr.kind != crate::engine::tree::Kind::Dir {
+            return Err(Error::NotDir);
+        }
+        Ok(Dir {
+            ino: attr.ino,
+            tag: attr.tag,
+            seed,
+        })
+    }
+
     /// A directory that holds users' data lists only what users put there.
     pub fn is_data(&self) -> bool {
         self.seed.is_none_or(|s| s.data)
@@ -60,12 +72,7 @@ impl Cx<'_> {
     /// The seed directory at `path`: a region's own fixed places.
     pub fn seed_dir(&self, path: &str) -> Option<Dir> {
         let (&ino, &seed) = self.seeds.iter().find(|(_, s)| s.path == path)?;
-        let attr = self.store.getattr(ino).ok()?;
-        Some(Dir {
-            ino,
-            tag: attr.tag,
-            seed: Some(seed),
-        })
+        Dir::of(&self.store.getattr(ino).ok()?, Some(seed)).ok()
     }
 }
 

@@ -118,14 +118,7 @@ impl Vfs {
     }
 
     fn dir_of(&self, attr: &Attr) -> Result<Dir> {
-        if attr.kind != crate::engine::tree::Kind::Dir {
-            return Err(Error::NotDir);
-        }
-        Ok(Dir {
-            ino: attr.ino,
-            tag: attr.tag,
-            seed: self.seeds.get(&attr.ino).copied(),
-        })
+        Dir::of(attr, self.seeds.get(&attr.ino).copied())
     }
 
     fn region(&self, dir: &Dir) -> &dyn Region {
