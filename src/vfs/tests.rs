@@ -769,3 +769,20 @@ fn rename_exchange_swaps_two_entries_in_one_record() {
     );
     assert!(v.lookup(live, b"mine").is_ok());
 }
+
+#[test]
+fn a_rename_while_writing_ends_the_check_of_the_old_name() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    let u = users(&v);
+    let ino = put(&v, u, "a.json", b"{}").expect("a");
+    let fh = v.open(ino, libc::O_WRONLY | libc::O_TRUNC).expect("open");
+    v.write(fh, 0, b"{").expect("a record's start");
+    v.rename(u, b"a.json", u, b"a.txt", 0)
+        .expect("rename while open");
+    v.write(fh, 1, b" not json any more")
+        .expect("an opaque name's content is not checked");
+    v.flush(fh).expect("commit under the new name");
+    v.release(fh).expect("release");
+    assert_eq!(get(&v, ino), b"{ not json any more");
+}
