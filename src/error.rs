@@ -23,9 +23,10 @@ pub enum Error {
     Protected,
     /// An operation this filesystem deliberately does not offer (hard links, device nodes).
     NotPermitted(&'static str),
-    /// A directory cannot move into another region: its files would arrive unchecked
-    /// (`mv` then copies them file by file, each through the commit path).
-    CrossRegion,
+    /// What must stay in one tier or region would leave it: a directory moving into
+    /// another region (its files would arrive unchecked; `mv` then copies them file by
+    /// file, each through the commit path), a hard link into another tier or region.
+    CrossDevice(&'static str),
     /// Attribute namespace or flag we do not implement.
     NotSupported(&'static str),
     NoXattr,
@@ -62,7 +63,7 @@ impl Error {
             Error::ReadOnlyView => libc::EACCES,
             Error::Protected => libc::EPERM,
             Error::NotPermitted(_) => libc::EPERM,
-            Error::CrossRegion => libc::EXDEV,
+            Error::CrossDevice(_) => libc::EXDEV,
             Error::NotSupported(_) => libc::EOPNOTSUPP,
             Error::NoXattr => libc::ENODATA,
             Error::Range => libc::ERANGE,
@@ -96,7 +97,7 @@ impl fmt::Display for Error {
             Error::ReadOnlyView => write!(f, "generated view is read-only"),
             Error::Protected => write!(f, "part of the fixed universe hierarchy"),
             Error::NotPermitted(what) => write!(f, "not permitted: {what}"),
-            Error::CrossRegion => write!(f, "a directory cannot move into another region"),
+            Error::CrossDevice(what) => write!(f, "cross-device: {what}"),
             Error::NotSupported(what) => write!(f, "not supported: {what}"),
             Error::NoXattr => write!(f, "no such attribute"),
             Error::Range => write!(f, "buffer too small"),

@@ -310,13 +310,15 @@ impl Filesystem for Fuse {
 
     fn link(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _newparent: INodeNo,
-        _newname: &OsStr,
+        req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        entry(reply, "link", self.vfs.link());
+        placement::follow(req.pid());
+        let res = self.vfs.link(ino.0, newparent.0, newname.as_bytes());
+        entry(reply, "link", res);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {

@@ -2,8 +2,8 @@
 //! recovery loads this file and replays only the log segments from `wal_from` on.
 //!
 //! `checkpoints/ckpt-<seq>.ckpt`:
-//!   `{ header "ISLCKPT1" v1 | frame(bincode Header) | frame(bincode Entry){count} |
-//!      frame("END" ++ u64 count) }`.
+//!   `{ header "ISLCKPT1" v2 | frame(bincode Header) | frame(bincode Entry){count} |
+//!      frame("END" ++ u64 count) }`. Version 1 entries lack `links`; they are still read.
 //! Written to a temporary name, fsynced, renamed, and the directory fsynced: a checkpoint
 //! file either exists whole or not at all, so any damage in one is real corruption.
 
@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::frame::{self, Decoded};
-use super::tree::{Location, Meta, Ts};
+use super::tree::{Link, Location, Meta, Ts};
 use super::{decode, encode};
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"ISLCKPT1";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 const MAX_ENTRY: usize = 64 << 20;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -37,6 +37,15 @@ pub struct Header {
 pub struct Entry {
     pub meta: Meta,
     pub loc: Location,
+    /// The file's further names (hard links): (parent, name).
+    pub links: Vec<(u64, Vec<u8>)>,
+}
+
+/// An entry as version 1 wrote it.
+#[derive(Deserialize)]
+struct EntryV1 {
+    meta: Meta,
+    loc: Location,
 }
 
 fn name(seq: u64) -> String {
@@ -100,14 +109,16 @@ impl Writer {
         })
     }
 
-    pub fn entry(&mut self, meta: &Meta, loc: Location) -> Result<()> {
+    pub fn entry(&mut self, meta: &Meta, loc: Location, links: &[Link]) -> Result<()> {
         self.scratch.clear();
         #[derive(Serialize)]
         struct EntryRef<'a> {
             meta: &'a Meta,
             loc: Location,
+            links: Vec<(u64, &'a [u8])>,
         }
-        frame::encode(&encode(&EntryRef { meta, loc }), &mut self.scratch);
+        let links = links.iter().map(|l| (l.parent, &*l.name)).collect();
+        frame::encode(&encode(&EntryRef { meta, loc, links }), &mut self.scratch);
         self.out.write_all(&self.scratch)?;
         self.count += 1;
         Ok(())
@@ -144,7 +155,7 @@ pub fn load(path: &Path, mut each: impl FnMut(Entry)) -> Result<Header> {
     let mut head = [0u8; frame::FILE_HEADER];
     r.read_exact(&mut head)
         .map_err(|_| corrupt("shorter than its header".into()))?;
-    frame::check_file_header(&head, MAGIC, VERSION, &what)?;
+    let version = frame::check_file_header(&head, MAGIC, VERSION, &what)?;
     let mut at = frame::FILE_HEADER as u64;
     let mut buf = Vec::new();
     let mut next = |r: &mut BufReader<File>, buf: &mut Vec<u8>| -> Result<()> {
@@ -171,7 +182,14 @@ pub fn load(path: &Path, mut each: impl FnMut(Entry)) -> Result<Header> {
     let header: Header = decode(&buf)?;
     for _ in 0..header.count {
         next(&mut r, &mut buf)?;
-        each(decode(&buf)?);
+        each(match version {
+            1 => decode::<EntryV1>(&buf).map(|e| Entry {
+                meta: e.meta,
+                loc: e.loc,
+                links: Vec::new(),
+            })?,
+            _ => decode(&buf)?,
+        });
     }
     next(&mut r, &mut buf)?;
     let mut rest = [0u8; 1];
@@ -212,6 +230,7 @@ mod tests {
             w.entry(
                 &meta(i + 2, 1, &format!("f{i}"), Kind::File),
                 Location::Empty,
+                &[],
             )
             .expect("entry");
         }
@@ -253,5 +272,54 @@ mod tests {
                 "flip at {at} accepted"
             );
         }
+    }
+
+    /// A checkpoint written by a build before hard links (version 1, entries without
+    /// `links`) still loads; one with links keeps them.
+    #[test]
+    fn version_1_entries_load_and_links_round_trip() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = write(tmp.path(), 1, 2);
+        let mut bytes = fs::read(&path).expect("read");
+        // Rewrite it as version 1: same header, entries without the trailing links.
+        bytes[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let mut at = frame::FILE_HEADER;
+        let mut v1 = bytes[..at].to_vec();
+        for i in 0..4 {
+            let Decoded::Frame { payload, next } = frame::decode(&bytes, at, MAX_ENTRY) else {
+                panic!("frame {i}");
+            };
+            let mut body = payload.to_vec();
+            if (1..3).contains(&i) {
+                assert_eq!(body.pop(), Some(0), "an empty links list is one byte");
+            }
+            frame::encode(&body, &mut v1);
+            at = next;
+        }
+        fs::write(&path, &v1).expect("write v1");
+        let mut got = Vec::new();
+        load(&path, |e| got.push((e.meta.name, e.links))).expect("load v1");
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|(_, l)| l.is_empty()));
+
+        let header = Header {
+            wal_from: 1,
+            next_ino: 9,
+            next_file_id: 1,
+            count: 1,
+            taken: Ts::now(),
+        };
+        let mut w = Writer::create(tmp.path(), 2, &header).expect("create");
+        let link = Link {
+            parent: 5,
+            name: (*b"other").into(),
+            cookie: 0,
+        };
+        w.entry(&meta(8, 1, "f", Kind::File), Location::Empty, &[link])
+            .expect("entry");
+        let path = w.finish().expect("finish");
+        let mut links = Vec::new();
+        load(&path, |e| links = e.links).expect("load");
+        assert_eq!(links, vec![(5, b"other".to_vec())]);
     }
 }

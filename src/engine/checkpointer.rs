@@ -115,7 +115,7 @@ impl Engine {
             let mut keep = HashSet::new();
             for ino in order {
                 let n = tree.get(ino)?;
-                w.entry(&n.meta, n.loc)?;
+                w.entry(&n.meta, n.loc, tree.links(ino))?;
                 keep.extend(shard_file(n.loc));
             }
             keep.extend(tree.orphan_locations().filter_map(shard_file));

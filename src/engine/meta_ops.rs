@@ -2,6 +2,7 @@
 //! attributes.
 
 use super::codec::Tier;
+use super::links::{rename_ops, unname_ops};
 use super::record::{Content, Op};
 use super::tree::{self, Extra, Kind, Meta, ROOT, Tree, Ts};
 use super::wal::Durability;
@@ -10,11 +11,11 @@ use crate::error::{Error, Result};
 
 pub const NAME_MAX: usize = 255;
 
-fn attr_of(tree: &Tree, node: &tree::Node) -> Attr {
+pub(super) fn attr_of(tree: &Tree, node: &tree::Node) -> Attr {
     let m = &node.meta;
     let nlink = match &node.dir {
         Some(d) => 2 + d.subdirs,
-        None => u32::from(tree.is_linked(m.ino)),
+        None => tree.nlink(m.ino),
     };
     Attr {
         ino: m.ino,
@@ -33,7 +34,7 @@ fn attr_of(tree: &Tree, node: &tree::Node) -> Attr {
     }
 }
 
-fn check_name(name: &[u8]) -> Result<()> {
+pub(super) fn check_name(name: &[u8]) -> Result<()> {
     if name.len() > NAME_MAX {
         return Err(Error::NameTooLong);
     }
@@ -160,10 +161,9 @@ impl Engine {
         let node = tree.get(ino)?;
         check_removable(node, dir)?;
         let tier = node.meta.tier;
-        let mut pmeta = tree.get(parent)?.meta.clone();
-        pmeta.mtime = Ts::now();
-        pmeta.ctime = pmeta.mtime;
-        let ops = vec![Op::Delete { ino }, Op::keep(pmeta)];
+        let now = Ts::now();
+        let mut ops = unname_ops(&tree, ino, (parent, name), now)?;
+        ops.extend(touch_dirs(&tree, [parent, parent], now)?);
         let lsn = self.log(&mut tree, ops, &[], tier)?;
         drop(tree);
         self.wait(lsn)
@@ -193,10 +193,18 @@ impl Engine {
                 return Err(Error::Exists);
             }
             check_removable(tree.get(dst)?, src_is_dir)?;
-            ops.push(Op::Delete { ino: dst });
         }
         let now = Ts::now();
-        ops.extend(move_ops(&tree, ino, (newparent, newname), now)?);
+        if let Ok(dst) = tree.child(newparent, newname) {
+            ops.extend(unname_ops(&tree, dst, (newparent, newname), now)?);
+        }
+        ops.extend(rename_ops(
+            &tree,
+            ino,
+            (parent, name),
+            (newparent, newname),
+            now,
+        )?);
         ops.extend(touch_dirs(&tree, [parent, newparent], now)?);
         let tier = self.stricter(&tree, [ino, newparent]);
         let lsn = self.log(&mut tree, ops, &[], tier)?;
@@ -218,10 +226,24 @@ impl Engine {
         // Both names are taken until the record is applied: `a` first passes through a
         // name no user can give (it holds a NUL), so each op of the record, replayed in
         // order, is a plain move.
-        let mut ops = move_ops(&tree, a, (newparent, EXCHANGE_SLOT), now)?;
-        ops.truncate(1);
-        ops.extend(move_ops(&tree, b, (parent, name), now)?);
-        ops.extend(move_ops(&tree, a, (newparent, newname), now)?);
+        // Each op states a whole new state, so all three are computed from the tree as
+        // it is now; the first moves only the name (the subtree follows in the third).
+        let mut ops = rename_ops(&tree, a, (parent, name), (newparent, EXCHANGE_SLOT), now)?;
+        ops.retain(|op| op.ino() == a);
+        ops.extend(rename_ops(
+            &tree,
+            b,
+            (newparent, newname),
+            (parent, name),
+            now,
+        )?);
+        ops.extend(rename_ops(
+            &tree,
+            a,
+            (parent, name),
+            (newparent, newname),
+            now,
+        )?);
         ops.extend(touch_dirs(&tree, [parent, newparent], now)?);
         let tier = self.stricter(&tree, [a, b]);
         let lsn = self.log(&mut tree, ops, &[], tier)?;
@@ -291,12 +313,12 @@ impl Engine {
         let dir = tree.dir(ino)?;
         let mut out = Vec::with_capacity(max.min(dir.order.len()));
         for (&c, &child) in dir.order.range(cookie + 1..).take(max) {
-            if let Ok(n) = tree.get(child) {
+            if let (Ok(n), Some(name)) = (tree.get(child), tree.entry_name(ino, c, child)) {
                 out.push(DirEntry {
                     offset: c,
                     ino: child,
                     kind: n.meta.kind,
-                    name: n.meta.name.to_vec(),
+                    name: name.to_vec(),
                 });
             }
         }
@@ -405,7 +427,12 @@ fn check_move(tree: &Tree, ino: u64, newparent: u64) -> Result<()> {
 
 /// The ops that move `ino` to `newparent/newname`: its new entry, and its subtree when it
 /// changes tier or region.
-fn move_ops(tree: &Tree, ino: u64, (newparent, newname): (u64, &[u8]), now: Ts) -> Result<Vec<Op>> {
+pub(super) fn move_ops(
+    tree: &Tree,
+    ino: u64,
+    (newparent, newname): (u64, &[u8]),
+    now: Ts,
+) -> Result<Vec<Op>> {
     let np = &tree.get(newparent)?.meta;
     let (ntier, ntag) = (np.tier, np.tag);
     let mut meta = tree.get(ino)?.meta.clone();
@@ -417,6 +444,11 @@ fn move_ops(tree: &Tree, ino: u64, (newparent, newname): (u64, &[u8]), now: Ts) 
     meta.tag = ntag;
     let mut ops = vec![Op::keep(meta)];
     if retier {
+        if tree.links_below(ino) {
+            return Err(Error::CrossDevice(
+                "a directory holding hard-linked files stays in its tier and region",
+            ));
+        }
         for child in tree.descendants(ino) {
             let mut m = tree.get(child)?.meta.clone();
             m.tier = ntier;
@@ -428,7 +460,7 @@ fn move_ops(tree: &Tree, ino: u64, (newparent, newname): (u64, &[u8]), now: Ts) 
 }
 
 /// The ops that set the mtime and ctime of the directories a move changed.
-fn touch_dirs(tree: &Tree, [a, b]: [u64; 2], now: Ts) -> Result<Vec<Op>> {
+pub(super) fn touch_dirs(tree: &Tree, [a, b]: [u64; 2], now: Ts) -> Result<Vec<Op>> {
     let mut ops = Vec::new();
     for dir in if a == b { vec![a] } else { vec![a, b] } {
         let mut m = tree.get(dir)?.meta.clone();

@@ -21,6 +21,7 @@ mod commit;
 pub mod draft;
 pub mod frame;
 mod handles;
+mod links;
 mod meta_ops;
 mod read;
 pub mod readahead;
@@ -137,7 +138,17 @@ impl Engine {
         let mut wal_from = 0;
         let mut ckpt_seq = 0;
         if let Some((seq, path)) = checkpoint::latest(&ckpt_dir)? {
-            let header = checkpoint::load(&path, |e| tree.upsert(e.meta, Some(e.loc)))?;
+            // Links name directories anywhere in the tree: entered once every inode is.
+            let mut links = Vec::new();
+            let header = checkpoint::load(&path, |e| {
+                if !e.links.is_empty() {
+                    links.push((e.meta.ino, e.links));
+                }
+                tree.upsert(e.meta, Some(e.loc));
+            })?;
+            for (ino, names) in links {
+                tree.set_links(ino, names.into_iter().map(|(p, n)| (p, n.into())).collect());
+            }
             tree.next_ino = tree.next_ino.max(header.next_ino);
             store.reserve_ids_from(header.next_file_id);
             wal_from = header.wal_from;

@@ -28,11 +28,29 @@ pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
 /// `{ u8 version | u32 ops_len (LE) | bincode Vec<Op> | inline content bytes }`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) enum Op {
-    Upsert { meta: Meta, content: Content },
-    Delete { ino: u64 },
+    Upsert {
+        meta: Meta,
+        content: Content,
+    },
+    Delete {
+        ino: u64,
+    },
+    /// The further names (hard links) of `ino` are now exactly these (record version 2).
+    Links {
+        ino: u64,
+        names: Vec<(u64, Vec<u8>)>,
+    },
 }
 
 impl Op {
+    /// The inode the op changes.
+    pub(super) fn ino(&self) -> u64 {
+        match self {
+            Op::Upsert { meta, .. } => meta.ino,
+            Op::Delete { ino } | Op::Links { ino, .. } => *ino,
+        }
+    }
+
     /// New metadata, same content.
     pub(super) fn keep(meta: Meta) -> Op {
         Op::Upsert {
@@ -54,7 +72,9 @@ pub(super) enum Content {
     },
 }
 
-const RECORD_VERSION: u8 = 1;
+/// Version 2 added `Op::Links`. A record without links is still written as version 1,
+/// so that a universe that never used them stays readable by older builds.
+const RECORD_VERSION: u8 = 2;
 
 impl Engine {
     /// Logs `ops` (with `inline` content for a `Content::Inline` op) and applies them.
@@ -68,7 +88,8 @@ impl Engine {
     ) -> Result<Option<u64>> {
         let body = encode(&ops);
         let mut head = Vec::with_capacity(5);
-        head.push(RECORD_VERSION);
+        let links = ops.iter().any(|op| matches!(op, Op::Links { .. }));
+        head.push(if links { RECORD_VERSION } else { 1 });
         head.extend_from_slice(&(body.len() as u32).to_le_bytes());
         let durability = self.durability(tier);
         self.generation.fetch_add(1, Ordering::Relaxed);
@@ -114,6 +135,9 @@ fn apply_op(tree: &mut Tree, op: Op, seg: u64, inline_off: u64) {
             tree.upsert(meta, loc);
         }
         Op::Delete { ino } => tree.delete(ino),
+        Op::Links { ino, names } => {
+            tree.set_links(ino, names.into_iter().map(|(p, n)| (p, n.into())).collect())
+        }
     }
 }
 
@@ -126,9 +150,9 @@ pub(super) fn apply_record(
     let bad =
         |why: &str| Error::Corrupt(format!("log segment {seg} record at {payload_off}: {why}"));
     let (&version, rest) = payload.split_first().ok_or_else(|| bad("empty"))?;
-    if version != RECORD_VERSION {
+    if !(1..=RECORD_VERSION).contains(&version) {
         return Err(bad(&format!(
-            "record version {version}, this build reads {RECORD_VERSION}"
+            "record version {version}, this build reads up to {RECORD_VERSION}"
         )));
     }
     let len_bytes: [u8; 4] = rest

@@ -1,6 +1,7 @@
 //! The in-memory table of every inode: its metadata, where its content lives, and the
-//! directory indexes derived from `parent` + `name`. The log and the checkpoints store
-//! only `Meta` + `Location`; directories are rebuilt from them on load.
+//! directory indexes derived from `parent` + `name` (and a file's further names, its hard
+//! links). The log and the checkpoints store only `Meta` + `Location` + those names;
+//! directories are rebuilt from them on load.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -243,6 +244,15 @@ pub struct DirIndex {
     pub subdirs: u32,
 }
 
+/// A name of a file besides its first (`Meta::parent` + `name`): a hard link.
+#[derive(Clone, Debug)]
+pub struct Link {
+    pub parent: u64,
+    pub name: Arc<[u8]>,
+    /// Its position in the parent's listing, like `Node::cookie` for the first name.
+    pub(super) cookie: u64,
+}
+
 #[derive(Default)]
 pub struct Tree {
     /// Boxed: the table's buckets stay small (a hash table over-allocates buckets, and a
@@ -250,6 +260,9 @@ pub struct Tree {
     nodes: HashMap<u64, Box<Node>>,
     /// Unlinked while open: readable through their handles, gone from the namespace.
     orphans: HashMap<u64, Box<Node>>,
+    /// The further names of the few files that have them: kept beside the nodes so that
+    /// a node costs nothing for a feature most files never use.
+    links: HashMap<u64, Vec<Link>>,
     pub next_ino: u64,
 }
 
@@ -275,6 +288,32 @@ impl Tree {
 
     pub fn is_linked(&self, ino: u64) -> bool {
         self.nodes.contains_key(&ino)
+    }
+
+    /// The further names of `ino` (none for most files).
+    pub fn links(&self, ino: u64) -> &[Link] {
+        self.links.get(&ino).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many names a file has: its first and its links (0 once unlinked).
+    pub fn nlink(&self, ino: u64) -> u32 {
+        if self.is_linked(ino) {
+            1 + self.links(ino).len() as u32
+        } else {
+            0
+        }
+    }
+
+    /// The name `ino` has in `dir` at listing position `cookie`.
+    pub fn entry_name(&self, dir: u64, cookie: u64, ino: u64) -> Option<&Arc<[u8]>> {
+        let node = self.get(ino).ok()?;
+        if node.meta.parent == dir && node.cookie == cookie {
+            return Some(&node.meta.name);
+        }
+        self.links(ino)
+            .iter()
+            .find(|l| l.parent == dir && l.cookie == cookie)
+            .map(|l| &l.name)
     }
 
     pub fn len(&self) -> usize {
@@ -343,6 +382,7 @@ impl Tree {
     /// Removes an inode from the namespace. If handles are still open it stays readable
     /// as an orphan until `release_orphan`.
     pub fn delete(&mut self, ino: u64) {
+        self.set_links(ino, Vec::new());
         if let Some(node) = self.nodes.remove(&ino) {
             self.unlink_entry(&node);
             if node.open > 0 {
@@ -361,49 +401,105 @@ impl Tree {
         }
     }
 
-    fn link_entry(&mut self, node: &mut Node) {
-        let Some(dir) = self
-            .nodes
-            .get_mut(&node.meta.parent)
-            .and_then(|p| p.dir.as_deref_mut())
-        else {
-            log::warn!(
-                "inode {} names a parent {} that is not a directory; kept unlinked",
-                node.meta.ino,
-                node.meta.parent
-            );
+    /// Applies a logged "the further names of `ino` are now exactly `names`": names that
+    /// stay keep their listing position.
+    pub fn set_links(&mut self, ino: u64, names: Vec<(u64, Arc<[u8]>)>) {
+        let old = self.links.remove(&ino).unwrap_or_default();
+        let Some(kind) = self.nodes.get(&ino).map(|n| n.meta.kind) else {
+            if !names.is_empty() {
+                log::warn!("links of inode {ino}, which is not in the namespace; ignored");
+            }
             return;
         };
-        if let Some(old) = dir.by_name.insert(node.meta.name.clone(), node.meta.ino) {
-            // Only a damaged log could name two inodes alike; the later record wins.
-            log::warn!(
-                "inode {} replaces inode {old} under the same name",
-                node.meta.ino
-            );
-            dir.order.retain(|_, v| *v != old);
+        let (kept, gone): (Vec<Link>, Vec<Link>) = old
+            .into_iter()
+            .partition(|l| names.iter().any(|(p, n)| *p == l.parent && *n == l.name));
+        for l in gone {
+            self.remove_entry(l.parent, &l.name, ino, l.cookie, kind);
         }
-        dir.next_cookie += 1;
-        node.cookie = dir.next_cookie + 2; // 1 and 2 are "." and ".."
-        dir.order.insert(node.cookie, node.meta.ino);
-        if node.meta.kind == Kind::Dir {
-            dir.subdirs += 1;
+        let mut links = Vec::with_capacity(names.len());
+        for (parent, name) in names {
+            let link = match kept.iter().find(|l| l.parent == parent && l.name == name) {
+                Some(l) => l.clone(),
+                None => match self.add_entry(parent, &name, ino, kind) {
+                    Some(cookie) => Link {
+                        parent,
+                        name,
+                        cookie,
+                    },
+                    None => continue,
+                },
+            };
+            links.push(link);
+        }
+        if !links.is_empty() {
+            self.links.insert(ino, links);
         }
     }
 
+    fn link_entry(&mut self, node: &mut Node) {
+        let m = &node.meta;
+        if let Some(cookie) = self.add_entry(m.parent, &m.name, m.ino, m.kind) {
+            node.cookie = cookie;
+        }
+    }
+
+    /// Enters `ino` under `name` in directory `parent`; returns its listing position.
+    fn add_entry(&mut self, parent: u64, name: &Arc<[u8]>, ino: u64, kind: Kind) -> Option<u64> {
+        let Some(dir) = self
+            .nodes
+            .get_mut(&parent)
+            .and_then(|p| p.dir.as_deref_mut())
+        else {
+            log::warn!(
+                "inode {ino} names a parent {parent} that is not a directory; kept unlinked"
+            );
+            return None;
+        };
+        if let Some(old) = dir.by_name.insert(name.clone(), ino) {
+            // Only a damaged log could name two inodes alike; the later record wins.
+            log::warn!("inode {ino} replaces inode {old} under the same name");
+            dir.order.retain(|_, v| *v != old);
+        }
+        dir.next_cookie += 1;
+        let cookie = dir.next_cookie + 2; // 1 and 2 are "." and ".."
+        dir.order.insert(cookie, ino);
+        if kind == Kind::Dir {
+            dir.subdirs += 1;
+        }
+        Some(cookie)
+    }
+
     fn unlink_entry(&mut self, node: &Node) {
+        let m = &node.meta;
+        self.remove_entry(m.parent, &m.name, m.ino, node.cookie, m.kind);
+    }
+
+    fn remove_entry(&mut self, parent: u64, name: &[u8], ino: u64, cookie: u64, kind: Kind) {
         if let Some(dir) = self
             .nodes
-            .get_mut(&node.meta.parent)
+            .get_mut(&parent)
             .and_then(|p| p.dir.as_deref_mut())
         {
-            if dir.by_name.get(&node.meta.name) == Some(&node.meta.ino) {
-                dir.by_name.remove(&node.meta.name);
+            if dir.by_name.get(name) == Some(&ino) {
+                dir.by_name.remove(name);
             }
-            dir.order.remove(&node.cookie);
-            if node.meta.kind == Kind::Dir {
+            dir.order.remove(&cookie);
+            if kind == Kind::Dir {
                 dir.subdirs = dir.subdirs.saturating_sub(1);
             }
         }
+    }
+
+    /// The entries of directory `dir` that are their inode's first name: a walk over
+    /// them visits every inode once, however many links it has.
+    fn first_names(&self, dir: u64) -> impl Iterator<Item = u64> + '_ {
+        self.dir(dir).into_iter().flat_map(move |d| {
+            d.order.iter().filter_map(move |(&cookie, &ino)| {
+                let n = self.nodes.get(&ino)?;
+                (n.meta.parent == dir && n.cookie == cookie).then_some(ino)
+            })
+        })
     }
 
     /// The path of an inode from the root, as components.
@@ -450,9 +546,8 @@ impl Tree {
         }
         let mut i = 0;
         while i < out.len() {
-            if let Ok(dir) = self.dir(out[i]) {
-                out.extend(dir.order.values().copied());
-            }
+            let dir = out[i];
+            out.extend(self.first_names(dir));
             i += 1;
         }
         out
@@ -474,16 +569,32 @@ impl Tree {
         )))
     }
 
+    /// Whether any entry below directory `ino` is a name of a file with several.
+    pub fn links_below(&self, ino: u64) -> bool {
+        if self.links.is_empty() {
+            return false;
+        }
+        let mut stack = vec![ino];
+        while let Some(d) = stack.pop() {
+            let Ok(dir) = self.dir(d) else { continue };
+            for &child in dir.order.values() {
+                if self.links.contains_key(&child) {
+                    return true;
+                }
+                stack.push(child);
+            }
+        }
+        false
+    }
+
     /// Every inode below `ino` (not `ino` itself).
     pub fn descendants(&self, ino: u64) -> Vec<u64> {
         let mut out = Vec::new();
         let mut stack = vec![ino];
         while let Some(d) = stack.pop() {
-            if let Ok(dir) = self.dir(d) {
-                for &child in dir.order.values() {
-                    out.push(child);
-                    stack.push(child);
-                }
+            for child in self.first_names(d) {
+                out.push(child);
+                stack.push(child);
             }
         }
         out

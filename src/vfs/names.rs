@@ -235,7 +235,13 @@ impl Vfs {
         (to, newname): (&Dir, &[u8]),
     ) -> Result<()> {
         match src.kind {
-            Kind::Dir if from.tag != to.tag => return Err(Error::CrossRegion),
+            Kind::Dir if from.tag != to.tag => {
+                return Err(Error::CrossDevice(
+                    "a directory cannot move into another region",
+                ));
+            }
+            Kind::Dir => {}
+            _ if src.nlink > 1 => self.same_rule((from, name), (to, newname))?,
             Kind::File => self.admit_rename(src, (from, name), (to, newname))?,
             _ => {}
         }
@@ -266,8 +272,32 @@ impl Vfs {
         Ok(())
     }
 
-    pub fn link(&self) -> Result<Attr> {
-        Err(Error::NotPermitted("hard links"))
+    /// link(2): one more name for a stored file. Its names share its content, so they
+    /// share one rule too (a name checked by another rule would let content in unchecked
+    /// through the other names); the engine keeps them in one tier and region.
+    pub fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> Result<Attr> {
+        if ino & VIRT != 0 {
+            return Err(Error::NotPermitted("hard links to generated files"));
+        }
+        if newparent & VIRT != 0 {
+            return Err(Error::NotDir);
+        }
+        let (parent, name) = self.engine.entry_of(ino)?;
+        let (from, to) = (self.dir(parent)?, self.dir(newparent)?);
+        self.check_new_name(&to, newname)?;
+        self.same_rule((&from, &name), (&to, newname))?;
+        self.engine.link(ino, newparent, newname)
+    }
+
+    /// The names of one file are checked by one rule (or none).
+    fn same_rule(&self, (a, name): (&Dir, &[u8]), (b, other): (&Dir, &[u8])) -> Result<()> {
+        let rule = |d: &Dir, n: &[u8]| self.region(d).rule(d, n).map(|r| r.id);
+        if rule(a, name) != rule(b, other) {
+            return Err(Error::CrossDevice(
+                "the names of a hard-linked file must be checked by one rule",
+            ));
+        }
+        Ok(())
     }
 
     /// Entries after `offset`. Offsets 1 and 2 are "." and "..", then the generated files
