@@ -1,6 +1,6 @@
 //! The POSIX surface tools rely on: offsets, truncate, O_APPEND, O_EXCL,
 //! rename, unlink, rmdir, chmod/chown/utimens, symlinks, xattrs, statfs,
-//! hard links (EPERM), special files, long names (ENAMETOOLONG), true sizes and mtimes.
+//! hard links, special files, long names (ENAMETOOLONG), true sizes and mtimes.
 
 use crate::common::*;
 use std::fs::{self, File, OpenOptions};
@@ -458,27 +458,91 @@ fn statfs_reports_nonzero_totals() {
     assert!(v[0] > 0 && v[1] > 0, "stat -f: {st}");
 }
 
+/// `ln` and link(2): one file under several names, `nlink` true, content shared until
+/// the last name goes; special files link too. A file's names stay under one rule, in
+/// one tier and one region: `EXDEV` otherwise, as for another filesystem.
 #[test]
-fn hard_links_are_eperm() {
-    let m = Mount::new();
-    let p = m.path(&format!("{USERS}/orig.json"));
-    put(&p, b"{}");
+fn hard_links_share_content_until_the_last_name_goes() {
+    let mut m = Mount::new();
+    let p = |rel: &str| m.path(&format!("{USERS}/{rel}"));
+    put(&p("orig.json"), b"{\"v\": 1}");
+    fs::create_dir(p("d")).unwrap();
+    fs::hard_link(p("orig.json"), p("d/second.json")).unwrap();
+    let o = output_of(Command::new("ln").arg(p("orig.json")).arg(p("third.json")));
+    assert!(o.status.success(), "ln: {}", stderr(&o));
+    let md = fs::metadata(p("third.json")).unwrap();
+    assert_eq!(md.nlink(), 3);
+    assert_eq!(md.ino(), fs::metadata(p("orig.json")).unwrap().ino());
+    assert_eq!(
+        sh(&format!("stat -c %h {}", shq(p("d/second.json")))).trim(),
+        "3"
+    );
+    put(&p("d/second.json"), b"{\"v\": 2}");
+    assert_eq!(get(&p("orig.json")), b"{\"v\": 2}");
+    // Invalid JSON through any name is refused for all of them.
     expect_errno(
-        fs::hard_link(&p, m.path(&format!("{USERS}/hard.json"))),
-        &[libc::EPERM],
-        "link(2)",
+        write_file(&p("third.json"), b"{broken"),
+        &[libc::EINVAL],
+        "invalid JSON through a link",
     );
-    assert!(!m.path(&format!("{USERS}/hard.json")).exists());
-    let o = output_of(
-        Command::new("ln")
-            .arg(&p)
-            .arg(m.path(&format!("{USERS}/hard2.json"))),
-    );
+    assert_eq!(get(&p("orig.json")), b"{\"v\": 2}");
+    fs::remove_file(p("orig.json")).unwrap();
+    assert_eq!(fs::metadata(p("third.json")).unwrap().nlink(), 2);
+    // Rules, tiers, regions.
+    put(&p("notes.txt"), b"not json");
+    let o = output_of(Command::new("ln").arg(p("notes.txt")).arg(p("notes.json")));
     assert!(
-        !o.status.success() && stderr(&o).contains("Operation not permitted"),
-        "ln: {}",
+        !o.status.success() && stderr(&o).contains("Invalid cross-device link"),
+        "ln of an unchecked file to a record name: {}",
         stderr(&o)
     );
+    expect_errno(
+        fs::hard_link(p("third.json"), p("third.txt")),
+        &[libc::EXDEV],
+        "a record's link under a name no rule checks",
+    );
+    expect_errno(
+        fs::hard_link(
+            p("third.json"),
+            m.path("spacetime/cold_data/particles/third.json"),
+        ),
+        &[libc::EXDEV],
+        "a link into another tier",
+    );
+    expect_errno(
+        fs::hard_link(p("notes.txt"), m.path("entropy/notes.txt")),
+        &[libc::EXDEV],
+        "a link into another region",
+    );
+    expect_errno(
+        fs::hard_link(p("_manifest.json"), p("manifest-copy.json")),
+        &[libc::EPERM],
+        "a link to a generated file",
+    );
+    expect_errno(
+        fs::hard_link(p("d"), p("d2")),
+        &[libc::EPERM],
+        "a link to a directory",
+    );
+    // Special files link like files.
+    sh(&format!("mkfifo {}", shq(p("fifo"))));
+    fs::hard_link(p("fifo"), p("d/fifo2")).unwrap();
+    assert_eq!(fs::symlink_metadata(p("fifo")).unwrap().nlink(), 2);
+    // Everything stays across a restart, and after kill -9.
+    m.remount();
+    let p = |rel: &str| m.path(&format!("{USERS}/{rel}"));
+    assert_eq!(fs::metadata(p("d/second.json")).unwrap().nlink(), 2);
+    assert_eq!(get(&p("third.json")), b"{\"v\": 2}");
+    assert_eq!(fs::symlink_metadata(p("d/fifo2")).unwrap().nlink(), 2);
+    fs::hard_link(p("notes.txt"), p("d/notes-link.txt")).unwrap();
+    m.kill9();
+    m.remount();
+    let p = |rel: &str| m.path(&format!("{USERS}/{rel}"));
+    assert_eq!(fs::metadata(p("notes.txt")).unwrap().nlink(), 2);
+    fs::remove_file(p("third.json")).unwrap();
+    fs::remove_file(p("d/second.json")).unwrap();
+    assert!(!p("third.json").exists() && !p("d/second.json").exists());
+    assert_eq!(names(&p("d")), ["fifo2", "notes-link.txt"]);
 }
 
 #[test]

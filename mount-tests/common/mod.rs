@@ -786,6 +786,8 @@ pub struct TreeEntry {
     /// Seconds: tar keeps only those.
     pub mtime: i64,
     pub target: Option<PathBuf>,
+    /// The file's other names in the tree (hard links), relative like the key.
+    pub same_file: Vec<PathBuf>,
 }
 
 /// Every entry below `root` (not `root` itself), by path relative to it; symlinks are
@@ -793,6 +795,7 @@ pub struct TreeEntry {
 #[track_caller]
 pub fn tree_entries(root: &Path) -> BTreeMap<PathBuf, TreeEntry> {
     let mut out = BTreeMap::new();
+    let mut inodes: BTreeMap<u64, Vec<PathBuf>> = BTreeMap::new();
     let mut todo = vec![PathBuf::new()];
     while let Some(rel) = todo.pop() {
         let dir = root.join(&rel);
@@ -821,6 +824,8 @@ pub fn tree_entries(root: &Path) -> BTreeMap<PathBuf, TreeEntry> {
             };
             if kind == 'd' {
                 todo.push(rel.clone());
+            } else {
+                inodes.entry(md.ino()).or_default().push(rel.clone());
             }
             let target = (kind == 'l').then(|| {
                 fs::read_link(&p).unwrap_or_else(|e| panic!("readlink {}: {e}", p.display()))
@@ -836,8 +841,17 @@ pub fn tree_entries(root: &Path) -> BTreeMap<PathBuf, TreeEntry> {
                     size: (kind != 'd').then_some(md.len()),
                     mtime: md.mtime(),
                     target,
+                    same_file: Vec::new(),
                 },
             );
+        }
+    }
+    for names in inodes.values().filter(|n| n.len() > 1) {
+        for name in names {
+            if let Some(e) = out.get_mut(name) {
+                e.same_file = names.iter().filter(|n| *n != name).cloned().collect();
+                e.same_file.sort();
+            }
         }
     }
     out
@@ -845,8 +859,8 @@ pub fn tree_entries(root: &Path) -> BTreeMap<PathBuf, TreeEntry> {
 
 /// The trees below `a` and `b` are the same: `diff -r` (symlinks compared as links)
 /// finds no difference, and every entry has the same relative path, type, permission
-/// bits, owner, group, size, mtime (seconds), symlink target and device number. The roots themselves
-/// are not compared.
+/// bits, owner, group, size, mtime (seconds), symlink target, device number and other
+/// names in the tree (hard links). The roots themselves are not compared.
 #[track_caller]
 pub fn assert_same_tree(a: &Path, b: &Path, what: &str) {
     let o = output_of(

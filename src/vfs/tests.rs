@@ -786,3 +786,41 @@ fn a_rename_while_writing_ends_the_check_of_the_old_name() {
     v.release(fh).expect("release");
     assert_eq!(get(&v, ino), b"{ not json any more");
 }
+
+#[test]
+fn hard_links_share_one_rule_one_tier_and_one_region() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    let u = users(&v);
+    let errno = |r: Result<Attr>| r.map(|_| ()).map_err(|e| e.errno());
+    let a = put(&v, u, "a.json", br#"{"n":1}"#).expect("record");
+    assert_eq!(v.link(a, u, b"b.json").expect("same rule").nlink, 2);
+    // A name no rule checks would let anything in through it, and the reverse.
+    assert_eq!(errno(v.link(a, u, b"a.txt")), Err(libc::EXDEV));
+    let t = put(&v, u, "t.txt", b"not json").expect("opaque");
+    assert_eq!(errno(v.link(t, u, b"t.json")), Err(libc::EXDEV));
+    // Written through either name, the content is checked by the rule.
+    let err = put(&v, u, "b.json", b"{broken").expect_err("refused");
+    assert_eq!(err.errno(), libc::EINVAL);
+    assert_eq!(get(&v, a), br#"{"n":1}"#);
+    put(&v, u, "b.json", br#"{"n":2}"#).expect("valid");
+    assert_eq!(get(&v, a), br#"{"n":2}"#);
+    // Another tier, another region, a generated file.
+    let cold = v.resolve("spacetime/cold_data/particles").expect("cold");
+    assert_eq!(errno(v.link(a, cold, b"a.json")), Err(libc::EXDEV));
+    let live = v.resolve("temporal/live").expect("live");
+    assert_eq!(errno(v.link(t, live, b"t.txt")), Err(libc::EXDEV));
+    let m = v.lookup(u, b"_manifest.json").expect("manifest");
+    assert_eq!(errno(v.link(m.ino, u, b"m.json")), Err(libc::EPERM));
+    // A rename keeps the names under one rule.
+    assert_eq!(
+        v.rename(u, b"b.json", u, b"b.txt", 0)
+            .map_err(|e| e.errno()),
+        Err(libc::EXDEV)
+    );
+    v.rename(u, b"b.json", u, b"c.json", 0)
+        .expect("within the rule");
+    v.unlink(u, b"a.json", false).expect("rm");
+    v.rename(u, b"c.json", u, b"c.txt", 0)
+        .expect("one name left: a plain rename");
+}
