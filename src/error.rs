@@ -35,6 +35,8 @@ pub enum Error {
     BadHandle,
     /// A limit of our own was reached (total size of a file's xattrs).
     NoSpace,
+    /// A file would grow past the largest size the engine stores (`engine::MAX_FILE_SIZE`).
+    FileTooBig,
     /// The data directory is held by another daemon.
     Locked(String),
     /// The disk refused: carries the OS error (ENOSPC, EIO, ...).
@@ -69,6 +71,7 @@ impl Error {
             Error::Range => libc::ERANGE,
             Error::BadHandle => libc::EBADF,
             Error::NoSpace => libc::ENOSPC,
+            Error::FileTooBig => libc::EFBIG,
             Error::Locked(_) => libc::EBUSY,
             // What the caller can act on passes through; anything else the data directory
             // answers is the daemon's trouble, not the caller's (an EACCES or ENOENT from a
@@ -103,6 +106,7 @@ impl fmt::Display for Error {
             Error::Range => write!(f, "buffer too small"),
             Error::BadHandle => write!(f, "bad file handle"),
             Error::NoSpace => write!(f, "no space left for attributes"),
+            Error::FileTooBig => write!(f, "file too large"),
             Error::Locked(why) => write!(f, "{why}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Corrupt(why) => write!(f, "corrupt data: {why}"),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use super::codec::Tier;
 use super::draft::{Draft, StreamTo};
 use super::tree::Kind;
-use super::{Engine, lock, store};
+use super::{Engine, MAX_FILE_SIZE, lock, store};
 use crate::error::{Error, Result};
 
 /// Uncommitted content by inode, and how many write handles hold each file open.
@@ -100,6 +100,12 @@ impl Engine {
 
     pub fn write(&self, ino: u64, off: u64, data: &[u8]) -> Result<()> {
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        if off
+            .checked_add(data.len() as u64)
+            .is_none_or(|end| end > MAX_FILE_SIZE)
+        {
+            return Err(Error::FileTooBig);
+        }
         let d = self.draft(ino, u64::MAX)?;
         let mut d = lock(&d);
         d.write(off, data)?;
@@ -109,6 +115,9 @@ impl Engine {
 
     /// Truncates the draft (made if needed) to `size`.
     pub fn truncate(&self, ino: u64, size: u64) -> Result<()> {
+        if size > MAX_FILE_SIZE {
+            return Err(Error::FileTooBig);
+        }
         let d = self.draft(ino, size)?;
         let mut d = lock(&d);
         d.truncate(size)?;

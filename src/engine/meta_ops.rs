@@ -10,6 +10,9 @@ use super::{Attr, DirEntry, Engine, NewNode, SetAttr, lock};
 use crate::error::{Error, Result};
 
 pub const NAME_MAX: usize = 255;
+/// The largest file: 16 TiB, what ext4 (the usual data disk) holds in one file, so that a
+/// draft's staging file can always hold it. A write or truncate past it is `EFBIG`.
+pub const MAX_FILE_SIZE: u64 = 1 << 44;
 
 pub(super) fn attr_of(tree: &Tree, node: &tree::Node) -> Attr {
     let m = &node.meta;

@@ -55,7 +55,7 @@ use self::tree::Tree;
 use self::wal::{Durability, Wal};
 use crate::error::{Error, Result};
 
-pub use self::meta_ops::NAME_MAX;
+pub use self::meta_ops::{MAX_FILE_SIZE, NAME_MAX};
 pub use self::record::{decode, encode};
 pub use self::stats::{Counters, TierStats};
 pub use self::types::{Attr, CommitAt, Data, DirEntry, NewNode, SetAttr, Settings, Snapshot};

@@ -56,8 +56,12 @@ impl Vfs {
         }
         let writer = is_write(flags);
         let attr = self.engine.getattr(ino)?;
-        if attr.kind == Kind::Dir {
-            return Err(Error::IsDir);
+        match attr.kind {
+            Kind::File => {}
+            Kind::Dir => return Err(Error::IsDir),
+            // The kernel follows symlinks and serves special files itself; only a confused
+            // request opens them here, and they have no content to give.
+            _ => return Err(Error::InvalidArgument("not a regular file")),
         }
         self.engine.open_handle(ino, writer)?;
         let snap = if writer {

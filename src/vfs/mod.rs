@@ -13,6 +13,8 @@ mod views;
 mod xattr;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
