@@ -19,7 +19,9 @@ use super::{decode, encode};
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"ISLCKPT1";
-const VERSION: u16 = 1;
+/// 3: a location may be `Extents` (variant 4). Versions 1 and 3 are read alike: 1 never
+/// holds that variant. (2 is kept for the hard links being added alongside.)
+const VERSION: u16 = 3;
 const MAX_ENTRY: usize = 64 << 20;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -100,12 +102,12 @@ impl Writer {
         })
     }
 
-    pub fn entry(&mut self, meta: &Meta, loc: Location) -> Result<()> {
+    pub fn entry(&mut self, meta: &Meta, loc: &Location) -> Result<()> {
         self.scratch.clear();
         #[derive(Serialize)]
         struct EntryRef<'a> {
             meta: &'a Meta,
-            loc: Location,
+            loc: &'a Location,
         }
         frame::encode(&encode(&EntryRef { meta, loc }), &mut self.scratch);
         self.out.write_all(&self.scratch)?;
@@ -211,7 +213,7 @@ mod tests {
         for i in 0..n {
             w.entry(
                 &meta(i + 2, 1, &format!("f{i}"), Kind::File),
-                Location::Empty,
+                &Location::Empty,
             )
             .expect("entry");
         }

@@ -19,6 +19,7 @@ pub mod codec;
 pub mod coder;
 mod commit;
 pub mod draft;
+mod extents;
 pub mod frame;
 mod handles;
 mod meta_ops;

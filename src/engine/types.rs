@@ -96,6 +96,8 @@ pub struct Snapshot {
     pub(super) loc: Location,
     pub(super) size: u64,
     pub(super) whole: Option<Arc<Vec<u8>>>,
+    /// Of content in pieces: each small piece's bytes (blobs are pinned instead).
+    pub(super) held: Option<Arc<[Option<Arc<Vec<u8>>>]>>,
 }
 
 impl Snapshot {
@@ -104,9 +106,10 @@ impl Snapshot {
         Snapshot {
             ino: n.meta.ino,
             version: n.version,
-            loc: n.loc,
+            loc: n.loc.clone(),
             size: n.meta.size,
             whole: None,
+            held: None,
         }
     }
 }
