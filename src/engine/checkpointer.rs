@@ -24,7 +24,7 @@ impl Engine {
         // What must move: content still in the log, blobs in the wrong tier or uncoded,
         // and the live entries of packs that are mostly garbage; of a file in pieces, the
         // pieces that are such.
-        let (work, sparse): (Vec<(u64, Location, u64, Tier)>, HashSet<(Tier, u64)>) = {
+        let (work, sparse): (Vec<Work>, HashSet<(Tier, u64)>) = {
             let tree = lock(&self.tree);
             let mut live: HashMap<(Tier, u64), u64> = HashMap::new();
             for n in tree.nodes() {
@@ -236,6 +236,9 @@ impl Engine {
         res
     }
 }
+
+/// A content a checkpoint moves: (inode, location, size, tier).
+type Work = (u64, Location, u64, Tier);
 
 /// Whether a checkpoint moves a piece of a file of `tier`: out of a log segment older
 /// than `new_seg`, out of a sparse pack, into its tier.
