@@ -59,10 +59,12 @@ impl Engine {
         let mut moved = Vec::with_capacity(work.len());
         'work: for (ino, loc, size, tier) in work {
             let mut pieces = extents::pieces(&loc, size);
+            let mut parts = Vec::new();
             for p in &mut pieces {
                 if !must_move(p.part, tier, new_seg, &sparse) {
                     continue;
                 }
+                let old = p.part;
                 *p = match self.move_piece(*p, tier, &mut packs) {
                     Ok(p) => p,
                     // Deleted or replaced meanwhile: nothing to move.
@@ -71,8 +73,9 @@ impl Engine {
                     }
                     Err(e) => return Err(e),
                 };
+                parts.push((old, *p));
             }
-            moved.push((ino, loc, extents::location(pieces)));
+            moved.push((ino, loc, parts, extents::location(pieces)));
         }
         for (_, w) in packs {
             w.finish()?;
@@ -82,12 +85,23 @@ impl Engine {
         let ckpt_dir = self.root.join("checkpoints");
         let (writer, keep, log_end, next_file_id) = {
             let mut tree = lock(&self.tree);
-            for (ino, old, new) in moved {
-                if let Ok(n) = tree.get_mut(ino)
-                    && n.loc == old
-                {
+            for (ino, old, parts, new) in moved {
+                let Ok(n) = tree.get_mut(ino) else {
+                    continue;
+                };
+                if n.loc == old {
                     n.loc = new;
+                    continue;
                 }
+                // Changed meanwhile. An append keeps the moved pieces under its new one:
+                // they must not stay in the segments about to be retired.
+                let now = extents::each(&n.loc, n.meta.size).map(|p| {
+                    match parts.iter().find(|(old, _)| *old == p.part) {
+                        Some((_, new)) => Piece { len: p.len, ..*new },
+                        None => p,
+                    }
+                });
+                n.loc = extents::location(now.collect());
             }
             let next_file_id = self.store.next_id();
             let order = tree.walk();
