@@ -6,6 +6,7 @@ use crate::common::*;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -439,4 +440,104 @@ fn kill9_during_a_large_rewrite_keeps_the_old_version_and_no_leftovers() {
         "the interrupted rewrite's blob outlived a checkpoint: {:?}",
         warm_blobs(&m)
     );
+}
+
+/// The log segments (as `backups/cosmic_logs/` lists them: up to the last record) and the
+/// shard files of the data directory, with their sizes.
+fn stored_files(m: &Mount) -> HashMap<std::path::PathBuf, u64> {
+    let mut out = HashMap::new();
+    let logs = m.path("backups/cosmic_logs");
+    let mut dirs = vec![logs.clone()];
+    dirs.extend(TIERS.map(|t| m.data().join("spacetime").join(t).join("shard")));
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if dir == logs && !name.ends_with(".wal") {
+                continue;
+            }
+            if let Ok(meta) = fs::metadata(&p) {
+                out.insert(p, meta.len());
+            }
+        }
+    }
+    out
+}
+
+/// Bytes the log and the shards grew by since `before` (a checkpoint may retire files
+/// meanwhile; only growth counts).
+fn stored_growth(m: &Mount, before: &HashMap<std::path::PathBuf, u64>) -> u64 {
+    stored_files(m)
+        .iter()
+        .map(|(p, len)| len.saturating_sub(before.get(p).copied().unwrap_or(0)))
+        .sum()
+}
+
+/// `echo line >> f` 200 times: the log (and the shards) grow by what the lines hold (plus
+/// each record's metadata), the same for a 64 MiB file as for a one-line file; a reader
+/// that opened the large file before keeps its version.
+#[test]
+fn appends_log_what_they_append_not_the_file() {
+    let m = Mount::with_args_and_watchdog(&[], Duration::from_secs(300));
+    let (large, small) = (
+        m.path("temporal/live/large.log"),
+        m.path("temporal/live/small.log"),
+    );
+    let mut f = File::create(&large).unwrap();
+    for n in 0..64 {
+        f.write_all(&pattern(SEED, (n * MIB) as u64, MIB)).unwrap();
+    }
+    close_file(f).expect("close of the 64 MiB file");
+    fs::write(&small, b"first line\n").unwrap();
+    let reader = File::open(&large).unwrap();
+
+    let appends = |path: &std::path::Path| {
+        let before = stored_files(&m);
+        let script = format!(
+            "for i in $(seq 200); do echo \"appended line $i\" >> {}; done",
+            shq(path)
+        );
+        let out = sh_output(&script);
+        assert!(out.status.success(), "appends: {}", stderr(&out));
+        stored_growth(&m, &before)
+    };
+    let to_small = appends(&small);
+    let to_large = appends(&large);
+    let lines: String = (1..=200).map(|i| format!("appended line {i}\n")).collect();
+    for (what, grown) in [("a 64 MiB", to_large), ("a one-line", to_small)] {
+        assert!(
+            grown < 200 * 400,
+            "200 appended lines ({} bytes) to {what} file logged {grown} bytes",
+            lines.len()
+        );
+    }
+    assert!(
+        to_large <= to_small + to_small / 4 + 4096,
+        "appending to a 64 MiB file logged {to_large} bytes, to a small one {to_small}"
+    );
+
+    let size = fs::metadata(&large).unwrap().len();
+    assert_eq!(size, (64 * MIB + lines.len()) as u64);
+    let r = File::open(&large).unwrap();
+    let mut tail = vec![0u8; lines.len()];
+    r.read_exact_at(&mut tail, (64 * MIB) as u64).unwrap();
+    assert_eq!(String::from_utf8_lossy(&tail), lines);
+    let mut head = vec![0u8; MIB];
+    r.read_exact_at(&mut head, 0).unwrap();
+    assert!(
+        head == pattern(SEED, 0, MIB),
+        "the first MiB after the appends"
+    );
+    assert_eq!(
+        fs::read(&small).unwrap(),
+        [b"first line\n".as_slice(), lines.as_bytes()].concat()
+    );
+
+    // The reader opened before the appends sees the 64 MiB it opened, and no more.
+    let mut rest = vec![0u8; 64];
+    let n = reader.read_at(&mut rest, (64 * MIB - 8) as u64).unwrap();
+    assert_eq!(rest[..n], pattern(SEED, (64 * MIB - 8) as u64, 8));
 }

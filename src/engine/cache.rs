@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use lru::LruCache;
 
+use super::extents::Part;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Key {
     pub ino: u64,
@@ -16,6 +18,25 @@ pub struct Key {
 }
 
 pub const WHOLE: u32 = u32::MAX;
+
+impl Key {
+    /// The key of stored bytes that never change (a piece of a file, see `extents`): by
+    /// where they live, so that every version sharing the piece shares the entry. The top
+    /// bit keeps these apart from inode numbers, which never get near it.
+    pub fn part(part: Part, chunk: u32) -> Key {
+        const PART: u64 = 1 << 63;
+        let (kind, id, version) = match part {
+            Part::Wal { seg, off } => (0, seg, off),
+            Part::Pack { id, off, .. } => (1, id, off),
+            Part::Blob { id, .. } => (2, id, 0),
+        };
+        Key {
+            ino: PART | kind << 61 | id,
+            version,
+            chunk,
+        }
+    }
+}
 
 pub struct Cache {
     lru: LruCache<Key, Arc<Vec<u8>>>,

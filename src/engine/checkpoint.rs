@@ -19,7 +19,9 @@ use super::{decode, encode};
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"ISLCKPT1";
-const VERSION: u16 = 2;
+/// 2 added `links` to each entry; 3 lets a location be `Extents` (variant 4), which a
+/// version 2 file never holds, so 2 and 3 are read alike.
+const VERSION: u16 = 3;
 const MAX_ENTRY: usize = 64 << 20;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -109,12 +111,12 @@ impl Writer {
         })
     }
 
-    pub fn entry(&mut self, meta: &Meta, loc: Location, links: &[Link]) -> Result<()> {
+    pub fn entry(&mut self, meta: &Meta, loc: &Location, links: &[Link]) -> Result<()> {
         self.scratch.clear();
         #[derive(Serialize)]
         struct EntryRef<'a> {
             meta: &'a Meta,
-            loc: Location,
+            loc: &'a Location,
             links: Vec<(u64, &'a [u8])>,
         }
         let links = links.iter().map(|l| (l.parent, &*l.name)).collect();
@@ -229,7 +231,7 @@ mod tests {
         for i in 0..n {
             w.entry(
                 &meta(i + 2, 1, &format!("f{i}"), Kind::File),
-                Location::Empty,
+                &Location::Empty,
                 &[],
             )
             .expect("entry");
@@ -315,7 +317,7 @@ mod tests {
             name: (*b"other").into(),
             cookie: 0,
         };
-        w.entry(&meta(8, 1, "f", Kind::File), Location::Empty, &[link])
+        w.entry(&meta(8, 1, "f", Kind::File), &Location::Empty, &[link])
             .expect("entry");
         let path = w.finish().expect("finish");
         let mut links = Vec::new();

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::codec::Tier;
+use super::extents::{self, Part, Piece};
 use super::store::{self, FileKind};
 use super::tree::{Location, Ts};
 use super::{Engine, checkpoint, lock};
@@ -21,13 +22,16 @@ impl Engine {
         let new_seg = self.wal.rotate()?;
 
         // What must move: content still in the log, blobs in the wrong tier or uncoded,
-        // and the live entries of packs that are mostly garbage.
-        let work: Vec<(u64, Location, u64, Tier)> = {
+        // and the live entries of packs that are mostly garbage; of a file in pieces, the
+        // pieces that are such.
+        let (work, sparse): (Vec<Work>, HashSet<(Tier, u64)>) = {
             let tree = lock(&self.tree);
             let mut live: HashMap<(Tier, u64), u64> = HashMap::new();
             for n in tree.nodes() {
-                if let Location::Pack { tier, id, len, .. } = n.loc {
-                    *live.entry((tier, id)).or_default() += len as u64;
+                for p in extents::each(&n.loc, n.meta.size) {
+                    if let Part::Pack { tier, id, len, .. } = p.part {
+                        *live.entry((tier, id)).or_default() += len as u64;
+                    }
                 }
             }
             let sparse: HashSet<(Tier, u64)> = self
@@ -39,53 +43,39 @@ impl Engine {
                 })
                 .map(|(t, _, id, _)| (t, id))
                 .collect();
-            tree.nodes()
-                .filter(|n| match n.loc {
-                    Location::Wal { seg, .. } => seg < new_seg,
-                    Location::Pack { tier, id, .. } => {
-                        tier != n.meta.tier || sparse.contains(&(tier, id))
-                    }
-                    Location::Blob { tier, .. } => tier != n.meta.tier,
-                    Location::Empty => false,
+            let work = tree
+                .nodes()
+                .filter(|n| {
+                    extents::each(&n.loc, n.meta.size)
+                        .any(|p| must_move(p.part, n.meta.tier, new_seg, &sparse))
                 })
-                .map(|n| (n.meta.ino, n.loc, n.meta.size, n.meta.tier))
-                .collect()
+                .map(|n| (n.meta.ino, n.loc.clone(), n.meta.size, n.meta.tier))
+                .collect();
+            (work, sparse)
         };
 
         // Write the new shard files outside the lock.
         let mut packs: HashMap<Tier, store::PackWriter> = HashMap::new();
         let mut moved = Vec::with_capacity(work.len());
-        for (ino, loc, size, tier) in work {
-            let new_loc = if size > self.settings().inline_max as u64
-                || matches!(loc, Location::Blob { .. })
-            {
-                match self.recode_blob(loc, size, tier) {
-                    Ok(l) => l,
-                    Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
+        'work: for (ino, loc, size, tier) in work {
+            let mut pieces = extents::pieces(&loc, size);
+            let mut parts = Vec::new();
+            for p in &mut pieces {
+                if !must_move(p.part, tier, new_seg, &sparse) {
+                    continue;
                 }
-            } else {
-                let data = match self.load(loc, size) {
-                    Ok(d) => d,
+                let old = p.part;
+                *p = match self.move_piece(*p, tier, &mut packs) {
+                    Ok(p) => p,
                     // Deleted or replaced meanwhile: nothing to move.
-                    Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                        continue 'work;
+                    }
                     Err(e) => return Err(e),
                 };
-                let w = match packs.entry(tier) {
-                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(self.store.pack_writer(tier)?)
-                    }
-                };
-                let (off, len) = w.append(&data)?;
-                Location::Pack {
-                    tier,
-                    id: w.id,
-                    off,
-                    len,
-                }
-            };
-            moved.push((ino, loc, new_loc));
+                parts.push((old, *p));
+            }
+            moved.push((ino, loc, parts, extents::location(pieces)));
         }
         for (_, w) in packs {
             w.finish()?;
@@ -95,12 +85,23 @@ impl Engine {
         let ckpt_dir = self.root.join("checkpoints");
         let (writer, keep, log_end, next_file_id) = {
             let mut tree = lock(&self.tree);
-            for (ino, old, new) in moved {
-                if let Ok(n) = tree.get_mut(ino)
-                    && n.loc == old
-                {
+            for (ino, old, parts, new) in moved {
+                let Ok(n) = tree.get_mut(ino) else {
+                    continue;
+                };
+                if n.loc == old {
                     n.loc = new;
+                    continue;
                 }
+                // Changed meanwhile. An append keeps the moved pieces under its new one:
+                // they must not stay in the segments about to be retired.
+                let now = extents::each(&n.loc, n.meta.size).map(|p| {
+                    match parts.iter().find(|(old, _)| *old == p.part) {
+                        Some((_, new)) => Piece { len: p.len, ..*new },
+                        None => p,
+                    }
+                });
+                n.loc = extents::location(now.collect());
             }
             let next_file_id = self.store.next_id();
             let order = tree.walk();
@@ -115,10 +116,12 @@ impl Engine {
             let mut keep = HashSet::new();
             for ino in order {
                 let n = tree.get(ino)?;
-                w.entry(&n.meta, n.loc, tree.links(ino))?;
-                keep.extend(shard_file(n.loc));
+                w.entry(&n.meta, &n.loc, tree.links(ino))?;
+                keep.extend(extents::each(&n.loc, n.meta.size).filter_map(|p| shard_file(p.part)));
             }
-            keep.extend(tree.orphan_locations().filter_map(shard_file));
+            for loc in tree.orphan_locations() {
+                keep.extend(extents::each(&loc, 0).filter_map(|p| shard_file(p.part)));
+            }
             keep.extend(
                 self.pins
                     .keys()
@@ -151,11 +154,45 @@ impl Engine {
         Ok(())
     }
 
+    /// Writes a piece's bytes where they belong in `tier`: a pack entry, or a blob for a
+    /// large piece or one that is a blob already (re-tiered or uncoded).
+    fn move_piece(
+        &self,
+        p: Piece,
+        tier: Tier,
+        packs: &mut HashMap<Tier, store::PackWriter>,
+    ) -> Result<Piece> {
+        if p.len > self.settings().inline_max as u64 || matches!(p.part, Part::Blob { .. }) {
+            let id = self.recode_blob(&p.part.location(), p.size, tier)?;
+            return Ok(Piece {
+                part: Part::Blob { tier, id },
+                ..p
+            });
+        }
+        let mut data = self.load(&p.part.location(), p.size)?;
+        data.truncate(p.len as usize);
+        let w = match packs.entry(tier) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(self.store.pack_writer(tier)?),
+        };
+        let (off, len) = w.append(&data)?;
+        Ok(Piece {
+            part: Part::Pack {
+                tier,
+                id: w.id,
+                off,
+                len,
+            },
+            size: p.len,
+            len: p.len,
+        })
+    }
+
     /// Writes content as a blob coded for `tier` (large contents, re-tiered blobs).
-    fn recode_blob(&self, loc: Location, size: u64, tier: Tier) -> Result<Location> {
+    fn recode_blob(&self, loc: &Location, size: u64, tier: Tier) -> Result<u64> {
         let mut w = self.store.blob_writer(tier, tier.codec())?;
         let id = w.id;
-        match loc {
+        match *loc {
             Location::Blob {
                 tier: t, id: old, ..
             } => {
@@ -164,10 +201,10 @@ impl Engine {
                     w.write(&r.chunk(i)?)?;
                 }
             }
-            other => w.write(&self.load(other, size)?)?,
+            _ => w.write(&self.load(loc, size)?)?,
         }
         w.finish()?;
-        Ok(Location::Blob { tier, id })
+        Ok(id)
     }
 
     /// Checkpoints once enough log accumulated or the interval passed, until shutdown.
@@ -214,12 +251,25 @@ impl Engine {
     }
 }
 
-/// The shard file a location lives in, if any.
-fn shard_file(loc: Location) -> Option<(Tier, FileKind, u64)> {
-    match loc {
-        Location::Pack { tier, id, .. } => Some((tier, FileKind::Pack, id)),
-        Location::Blob { tier, id, .. } => Some((tier, FileKind::Blob, id)),
-        _ => None,
+/// A content a checkpoint moves: (inode, location, size, tier).
+type Work = (u64, Location, u64, Tier);
+
+/// Whether a checkpoint moves a piece of a file of `tier`: out of a log segment older
+/// than `new_seg`, out of a sparse pack, into its tier.
+fn must_move(part: Part, tier: Tier, new_seg: u64, sparse: &HashSet<(Tier, u64)>) -> bool {
+    match part {
+        Part::Wal { seg, .. } => seg < new_seg,
+        Part::Pack { tier: t, id, .. } => t != tier || sparse.contains(&(t, id)),
+        Part::Blob { tier: t, .. } => t != tier,
+    }
+}
+
+/// The shard file a piece lives in, if any.
+fn shard_file(part: Part) -> Option<(Tier, FileKind, u64)> {
+    match part {
+        Part::Pack { tier, id, .. } => Some((tier, FileKind::Pack, id)),
+        Part::Blob { tier, id, .. } => Some((tier, FileKind::Blob, id)),
+        Part::Wal { .. } => None,
     }
 }
 

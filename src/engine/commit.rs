@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::cache::{Key, WHOLE};
-use super::draft::{self, Bytes};
+use super::draft::{self, Bytes, Tail};
+use super::extents;
+use super::read::changed_underneath;
 use super::record::{Content, Op};
 use super::tree::{Meta, Ts};
 use super::{CommitAt, Engine, lock};
@@ -58,7 +60,13 @@ impl Engine {
         if let Some(why) = &d.refused {
             return Err(Error::InvalidRecord(why.clone()));
         }
-        let bytes = d.bytes()?;
+        let (base_len, base_version) = (d.base_len, d.base_version);
+        let base = |off: u64, n: usize| self.read_base(ino, base_version, off, n);
+        let bytes = Bytes {
+            base_len,
+            base: &base,
+            tail: d.tail()?,
+        };
         if let Err(e) = check(&meta, &bytes) {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
             if let Error::InvalidRecord(why) = &e {
@@ -67,10 +75,15 @@ impl Engine {
             return Err(e);
         }
         let len = bytes.len();
+        // The record holds the bytes from `from` on; before it, the committed ones stay.
+        let from = self.append_from(ino, &bytes, base_version)?;
+        let logged = len - from;
         let inline_max = self.settings().inline_max as u64;
         // Streamed while it was written: the blob is coded and fsynced already.
-        let sealed = match bytes {
-            Bytes::Blob { tier, id, .. } if tier == meta.tier && len > inline_max => {
+        let sealed = match bytes.tail {
+            Tail::Blob { tier, id, .. }
+                if from == base_len && tier == meta.tier && logged > inline_max =>
+            {
                 Some((tier, id))
             }
             _ => None,
@@ -78,22 +91,28 @@ impl Engine {
         // Dropped once the record naming the new blob is logged (or the commit failed).
         let mut blob_pin = None;
         // Sized exactly: this buffer is what the cache keeps of the record.
-        let mut inline = Vec::with_capacity(if len <= inline_max { len as usize } else { 0 });
-        let content = if len == 0 {
-            Content::Empty
-        } else if len <= inline_max {
-            bytes.reader().read_to_end(&mut inline)?;
-            Content::Inline
-        } else if let Some((tier, id)) = sealed {
-            Content::Blob { tier, id }
+        let mut inline = Vec::with_capacity(if logged <= inline_max {
+            logged as usize
+        } else {
+            0
+        });
+        let blob = if logged <= inline_max {
+            bytes.reader_from(from).read_to_end(&mut inline)?;
+            None
+        } else if let Some(sealed) = sealed {
+            Some(sealed)
         } else {
             // Large: a blob coded for the tier, fsynced before the record that names it.
-            let (id, pin) = draft::code_blob(&self.stream_to(meta.tier), &mut bytes.reader())?;
+            let to = self.stream_to(meta.tier);
+            let (id, pin) = draft::code_blob(&to, &mut bytes.reader_from(from))?;
             blob_pin = Some(pin);
-            Content::Blob {
-                tier: meta.tier,
-                id,
-            }
+            Some((meta.tier, id))
+        };
+        let content = match (from, blob) {
+            (0, _) if len == 0 => Content::Empty,
+            (0, None) => Content::Inline,
+            (0, Some((tier, id))) => Content::Blob { tier, id },
+            (base_len, blob) => Content::Append { base_len, blob },
         };
         let mtime = d.mtime;
         let mut tree = lock(&self.tree);
@@ -110,8 +129,8 @@ impl Engine {
         if sealed.is_some() {
             d.committed_blob();
         }
-        d.dirty = false;
-        d.written = false;
+        // What was the draft's is committed now: the draft goes on from the new version.
+        d.rebase(len, version)?;
         drop(d);
         {
             let mut cache = lock(&self.cache);
@@ -132,6 +151,22 @@ impl Engine {
             lsn = Some(self.wal.written());
         }
         self.wait(lsn)
+    }
+
+    /// Where a commit of `bytes` over the committed content starts logging: past the
+    /// base it keeps (an append), less any small pieces folded into the new one (`extents`),
+    /// or 0 to rewrite the content whole.
+    fn append_from(&self, ino: u64, bytes: &Bytes<'_>, base_version: u64) -> Result<u64> {
+        if bytes.base_len == 0 {
+            return Ok(0);
+        }
+        let tree = lock(&self.tree);
+        let n = tree.get(ino)?;
+        if n.version != base_version {
+            return Err(changed_underneath());
+        }
+        let pieces = extents::prefix(&extents::pieces(&n.loc, n.meta.size), bytes.base_len);
+        Ok(extents::fold_from(&pieces, bytes.tail.len()))
     }
 
     /// Makes everything logged so far durable (fsync of a file without a draft).

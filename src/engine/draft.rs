@@ -4,6 +4,11 @@
 //! draft that outgrows memory moves to a staging file in the data directory. Either way a
 //! file larger than RAM streams through. A draft becomes the committed content on
 //! close/fsync, or is thrown away.
+//!
+//! A draft starts from the committed version without copying it: its first `base_len`
+//! bytes are that version's (read from where they are committed) and it holds only the
+//! bytes past them, so that `echo line >> f` costs the line, not the file (`extents`). A
+//! write inside those bytes first copies them in (`materialize`).
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -71,6 +76,30 @@ struct Sealed {
     _pin: Pin,
     /// Ours to delete, until a commit makes it the file's content.
     owned: bool,
+}
+
+fn below_base() -> Error {
+    Error::InvalidArgument("an offset inside a draft's committed base")
+}
+
+/// Feeds `base`'s bytes from `from` to `to` to `each`, a chunk at a time.
+fn read_base(
+    base: &dyn Fn(u64, usize) -> Result<Vec<u8>>,
+    mut from: u64,
+    to: u64,
+    each: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    while from < to {
+        let part = base(from, (to - from).min(store::CHUNK as u64) as usize)?;
+        if part.is_empty() {
+            return Err(Error::Io(std::io::Error::other(
+                "the committed content ended before the draft's base",
+            )));
+        }
+        each(&part)?;
+        from += part.len() as u64;
+    }
+    Ok(())
 }
 
 fn broken() -> Error {
@@ -185,7 +214,11 @@ impl Drop for Sealed {
 }
 
 pub struct Draft {
+    /// The bytes past `base_len`.
     buf: Buf,
+    /// Leading bytes that are committed version `base_version`'s, unchanged.
+    pub base_len: u64,
+    pub base_version: u64,
     /// Changed (written or truncated) since the last commit.
     pub dirty: bool,
     /// Written (not only truncated) since the last commit. A close commits only such a
@@ -202,8 +235,63 @@ pub struct Draft {
     stream: Option<StreamTo>,
 }
 
-/// A draft's bytes, for validation and for committing.
-pub enum Bytes<'a> {
+/// A draft's bytes, for validation and for committing: the committed bytes it starts
+/// from, then its own.
+pub struct Bytes<'a> {
+    pub base_len: u64,
+    /// Reads `n` bytes of the base from an offset (only asked for bytes below `base_len`).
+    pub base: &'a dyn Fn(u64, usize) -> Result<Vec<u8>>,
+    pub tail: Tail<'a>,
+}
+
+impl Bytes<'_> {
+    pub fn len(&self) -> u64 {
+        self.base_len + self.tail.len()
+    }
+
+    /// A reader over all the bytes (the base streamed a chunk at a time).
+    pub fn reader(&self) -> Box<dyn Read + '_> {
+        self.reader_from(0)
+    }
+
+    /// A reader over the bytes from `from` (at most `base_len`) on.
+    pub fn reader_from(&self, from: u64) -> Box<dyn Read + '_> {
+        let base = BaseRead {
+            read: self.base,
+            pos: from,
+            end: self.base_len,
+        };
+        Box::new(base.chain(self.tail.reader()))
+    }
+}
+
+/// The committed bytes below a draft, read in order.
+struct BaseRead<'a> {
+    read: &'a dyn Fn(u64, usize) -> Result<Vec<u8>>,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for BaseRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = (self.end.saturating_sub(self.pos)).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let got = (self.read)(self.pos, want).map_err(|e| std::io::Error::other(e.to_string()))?;
+        if got.is_empty() || got.len() > want {
+            return Err(std::io::Error::other(
+                "the committed content changed length",
+            ));
+        }
+        buf[..got.len()].copy_from_slice(&got);
+        self.pos += got.len() as u64;
+        Ok(got.len())
+    }
+}
+
+/// A draft's own bytes (those past its base).
+pub enum Tail<'a> {
     Mem(&'a [u8]),
     File(&'a File, u64),
     /// A finished blob of the draft's tier.
@@ -215,23 +303,23 @@ pub enum Bytes<'a> {
     },
 }
 
-impl Bytes<'_> {
+impl Tail<'_> {
     pub fn len(&self) -> u64 {
         match self {
-            Bytes::Mem(b) => b.len() as u64,
-            Bytes::File(_, len) | Bytes::Blob { len, .. } => *len,
+            Tail::Mem(b) => b.len() as u64,
+            Tail::File(_, len) | Tail::Blob { len, .. } => *len,
         }
     }
 
     /// A reader over the bytes (streams spilled drafts from disk, decodes blobs).
     pub fn reader(&self) -> Box<dyn Read + '_> {
         match self {
-            Bytes::Mem(b) => Box::new(*b),
-            Bytes::File(f, len) => Box::new(BufReader::with_capacity(
+            Tail::Mem(b) => Box::new(*b),
+            Tail::File(f, len) => Box::new(BufReader::with_capacity(
                 1 << 20,
                 Read::take(ReadAt { file: f, pos: 0 }, *len),
             )),
-            Bytes::Blob {
+            Tail::Blob {
                 store, tier, id, ..
             } => Box::new(BlobRead {
                 open: Some((store, *tier, *id)),
@@ -295,6 +383,8 @@ impl Draft {
     pub fn new(spill_at: usize, spill_path: PathBuf, mtime: Ts, stream: Option<StreamTo>) -> Draft {
         Draft {
             buf: Buf::Mem(Vec::new()),
+            base_len: 0,
+            base_version: 0,
             dirty: false,
             written: false,
             refused: None,
@@ -313,7 +403,18 @@ impl Draft {
         self.ctime = now;
     }
 
+    /// Starts the draft from the first `len` bytes of committed version `version`.
+    pub fn based_on(mut self, len: u64, version: u64) -> Draft {
+        self.base_len = len;
+        self.base_version = version;
+        self
+    }
+
     pub fn len(&self) -> u64 {
+        self.base_len + self.tail_len()
+    }
+
+    fn tail_len(&self) -> u64 {
         match &self.buf {
             Buf::Mem(v) => v.len() as u64,
             Buf::Spilled { len, .. } => *len,
@@ -322,13 +423,13 @@ impl Draft {
         }
     }
 
-    /// The bytes, a blob being streamed finished first.
-    pub fn bytes(&mut self) -> Result<Bytes<'_>> {
+    /// The draft's own bytes, a blob being streamed finished first.
+    pub fn tail(&mut self) -> Result<Tail<'_>> {
         self.seal()?;
         Ok(match &self.buf {
-            Buf::Mem(v) => Bytes::Mem(v),
-            Buf::Spilled { file, len, .. } => Bytes::File(file, *len),
-            Buf::Sealed(s) => Bytes::Blob {
+            Buf::Mem(v) => Tail::Mem(v),
+            Buf::Spilled { file, len, .. } => Tail::File(file, *len),
+            Buf::Sealed(s) => Tail::Blob {
                 store: &s.store,
                 tier: s.tier,
                 id: s.id,
@@ -344,6 +445,17 @@ impl Draft {
         if let Buf::Sealed(s) = &mut self.buf {
             s.owned = false;
         }
+    }
+
+    /// A commit made the draft's bytes version `version` (`len` bytes): the draft goes on
+    /// from there, holding nothing of its own.
+    pub fn rebase(&mut self, len: u64, version: u64) -> Result<()> {
+        self.truncate_tail(0)?;
+        self.base_len = len;
+        self.base_version = version;
+        self.dirty = false;
+        self.written = false;
+        Ok(())
     }
 
     /// Turns a stream into a finished blob.
@@ -395,8 +507,87 @@ impl Draft {
             .open(&self.spill_path)?)
     }
 
+    /// Reads the draft's own bytes; `off` is at least `base_len` (the engine reads the
+    /// base from where it is committed).
     pub fn read(&mut self, off: u64, size: usize) -> Result<Vec<u8>> {
-        let len = self.len();
+        let off = off.checked_sub(self.base_len).ok_or_else(below_base)?;
+        self.read_tail(off, size)
+    }
+
+    /// Writes at `off`, at least `base_len` (`materialize` first to write below it).
+    pub fn write(&mut self, off: u64, data: &[u8]) -> Result<()> {
+        let off = off.checked_sub(self.base_len).ok_or_else(below_base)?;
+        self.write_tail(off, data)
+    }
+
+    /// Truncates; cutting into the base keeps the rest of it where it is committed.
+    pub fn truncate(&mut self, size: u64) -> Result<()> {
+        match size.checked_sub(self.base_len) {
+            Some(rest) => self.truncate_tail(rest),
+            None => {
+                self.base_len = size;
+                self.truncate_tail(0)
+            }
+        }
+    }
+
+    /// Copies the committed base in (`base` reads `n` bytes of it from an offset), so that
+    /// the draft holds all of its bytes and can be written anywhere.
+    pub fn materialize(&mut self, base: &dyn Fn(u64, usize) -> Result<Vec<u8>>) -> Result<()> {
+        let shift = self.base_len;
+        if shift == 0 {
+            return Ok(());
+        }
+        let tail = self.tail_len();
+        match &mut self.buf {
+            Buf::Mem(v) if shift + tail <= self.spill_at as u64 => {
+                let mut all = Vec::with_capacity((shift + tail) as usize);
+                read_base(base, 0, shift, &mut |b| {
+                    all.extend_from_slice(b);
+                    Ok(())
+                })?;
+                all.append(v);
+                *v = all;
+            }
+            _ => {
+                if let Buf::Mem(v) = &self.buf {
+                    let file = self.staging_file()?;
+                    file.write_all_at(v, 0)?;
+                    self.buf = Buf::Spilled {
+                        file,
+                        len: v.len() as u64,
+                        path: self.spill_path.clone(),
+                    };
+                }
+                self.unstream()?;
+                let Buf::Spilled { file, len, .. } = &mut self.buf else {
+                    return Err(broken());
+                };
+                // Move the own bytes up by `shift`, last piece first, then fill the base in.
+                let mut buf = vec![0u8; store::CHUNK];
+                let mut end = *len;
+                while end > 0 {
+                    let n = end.min(store::CHUNK as u64);
+                    let part = &mut buf[..n as usize];
+                    file.read_exact_at(part, end - n)?;
+                    file.write_all_at(part, end - n + shift)?;
+                    end -= n;
+                }
+                let mut at = 0;
+                read_base(base, 0, shift, &mut |b| {
+                    file.write_all_at(b, at)?;
+                    at += b.len() as u64;
+                    Ok(())
+                })?;
+                *len += shift;
+            }
+        }
+        self.base_len = 0;
+        Ok(())
+    }
+
+    fn read_tail(&mut self, off: u64, size: usize) -> Result<Vec<u8>> {
+        let len = self.tail_len();
         if off >= len {
             return Ok(Vec::new());
         }
@@ -413,7 +604,7 @@ impl Draft {
         }
     }
 
-    pub fn write(&mut self, off: u64, data: &[u8]) -> Result<()> {
+    fn write_tail(&mut self, off: u64, data: &[u8]) -> Result<()> {
         let end = off + data.len() as u64;
         if let Buf::Mem(v) = &self.buf
             && end > self.spill_at as u64
@@ -464,8 +655,8 @@ impl Draft {
         Ok(())
     }
 
-    pub fn truncate(&mut self, size: u64) -> Result<()> {
-        if matches!(self.buf, Buf::Streaming(_) | Buf::Sealed(_)) && size != self.len() {
+    fn truncate_tail(&mut self, size: u64) -> Result<()> {
+        if matches!(self.buf, Buf::Streaming(_) | Buf::Sealed(_)) && size != self.tail_len() {
             if size == 0 {
                 // O_TRUNC: whatever was streamed goes (the blob with it, if it was ours).
                 self.buf = Buf::Mem(Vec::new());
@@ -477,9 +668,9 @@ impl Draft {
             Buf::Mem(v) if size <= self.spill_at as u64 => v.resize(size as usize, 0),
             Buf::Mem(_) => {
                 // Growing past the threshold: spill by writing the new last byte's region.
-                let cur = self.len();
+                let cur = self.tail_len();
                 if size > cur {
-                    self.write(size - 1, &[0])?;
+                    self.write_tail(size - 1, &[0])?;
                 }
             }
             Buf::Spilled { file, len, .. } => {
@@ -524,7 +715,7 @@ mod tests {
         assert_eq!(&all[60..90], &[0; 30][..]);
         assert_eq!(&all[90..], &[2; 60][..]);
         let mut via_reader = Vec::new();
-        d.bytes()
+        d.tail()
             .expect("bytes")
             .reader()
             .read_to_end(&mut via_reader)
@@ -572,7 +763,7 @@ mod tests {
 
     fn read_all(d: &mut Draft) -> Vec<u8> {
         let mut out = Vec::new();
-        d.bytes()
+        d.tail()
             .expect("bytes")
             .reader()
             .read_to_end(&mut out)
@@ -598,7 +789,7 @@ mod tests {
         );
         assert!(!tmp.path().join("d.draft").exists(), "no staging file");
         assert!(read_all(&mut d) == data);
-        let Bytes::Blob { tier, id, len, .. } = d.bytes().expect("bytes") else {
+        let Tail::Blob { tier, id, len, .. } = d.tail().expect("bytes") else {
             panic!("a sealed stream is a blob");
         };
         assert_eq!((tier, len), (Tier::Warm, data.len() as u64));

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use super::codec::Tier;
 use super::draft::{Draft, StreamTo};
 use super::tree::Kind;
-use super::{Engine, MAX_FILE_SIZE, lock, store};
+use super::{Engine, MAX_FILE_SIZE, lock};
 use crate::error::{Error, Result};
 
 /// Uncommitted content by inode, and how many write handles hold each file open.
@@ -61,34 +61,24 @@ impl Engine {
         }
     }
 
-    /// The draft of `ino`, made from the committed content (its first `keep` bytes) if
-    /// there is none yet.
+    /// The draft of `ino`, based on the committed content (its first `keep` bytes) if
+    /// there is none yet. Nothing is copied: the base stays where it is committed.
     fn draft(&self, ino: u64, keep: u64) -> Result<Arc<Mutex<Draft>>> {
         if let Some(d) = lock(&self.drafts).map.get(&ino) {
             return Ok(d.clone());
         }
-        let (mtime, len, tier) = {
+        let (mtime, len, tier, version) = {
             let tree = lock(&self.tree);
             let n = tree.get(ino)?;
             if n.meta.kind != Kind::File {
                 return Err(Error::IsDir);
             }
-            (n.meta.mtime, n.meta.size, n.meta.tier)
+            (n.meta.mtime, n.meta.size, n.meta.tier, n.version)
         };
         let spill_at = self.settings().spill_at;
         let spill_path = self.root.join("staging").join(format!("{ino}.draft"));
-        let mut d = Draft::new(spill_at, spill_path, mtime, Some(self.stream_to(tier)));
-        let copy = len.min(keep);
-        let mut pos = 0;
-        while pos < copy {
-            let part = self.read(ino, pos, store::CHUNK.min((copy - pos) as usize), false)?;
-            if part.is_empty() {
-                break;
-            }
-            d.write(pos, &part)?;
-            pos += part.len() as u64;
-        }
-        d.dirty = false;
+        let d = Draft::new(spill_at, spill_path, mtime, Some(self.stream_to(tier)))
+            .based_on(len.min(keep), version);
         let mut drafts = lock(&self.drafts);
         // Another thread may have made one meanwhile; the first one wins.
         Ok(drafts
@@ -108,6 +98,11 @@ impl Engine {
         }
         let d = self.draft(ino, u64::MAX)?;
         let mut d = lock(&d);
+        if off < d.base_len {
+            // A change inside the committed bytes: the draft takes a copy of them first.
+            let version = d.base_version;
+            d.materialize(&|at, n| self.read_base(ino, version, at, n))?;
+        }
         d.write(off, data)?;
         d.touch();
         Ok(())

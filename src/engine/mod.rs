@@ -9,7 +9,9 @@
 //! A request's path through the files: `meta_ops` (namespace and attributes) and `xattr`
 //! change metadata; `handles` opens files and keeps writes in drafts; `commit` turns a
 //! draft into a log `record`; `read` serves committed content; `checkpointer` moves it
-//! from the log into the shards; `stats` reports on all of it.
+//! from the log into the shards; `stats` reports on all of it. A draft is based on the
+//! committed version without copying it, so an append commits only its new bytes and the
+//! content becomes pieces (`extents`).
 
 pub mod api;
 pub mod cache;
@@ -19,6 +21,7 @@ pub mod codec;
 pub mod coder;
 mod commit;
 pub mod draft;
+mod extents;
 pub mod frame;
 mod handles;
 mod links;

@@ -6,6 +6,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use super::cache::{Key, WHOLE};
+use super::codec::Tier;
+use super::extents::{Part, Piece};
 use super::tree::{Kind, Location};
 use super::{Data, Engine, Snapshot, lock, readahead, store};
 use crate::error::{Error, Result};
@@ -16,7 +18,18 @@ impl Engine {
         if through_draft {
             let draft = lock(&self.drafts).map.get(&ino).cloned();
             if let Some(d) = draft {
-                return lock(&d).read(off, size).map(Data::Owned);
+                let mut d = lock(&d);
+                if off >= d.base_len {
+                    return d.read(off, size).map(Data::Owned);
+                }
+                // Below the draft's own bytes: the committed ones it is based on.
+                let in_base = (d.base_len - off).min(size as u64) as usize;
+                let mut out = self.read_base(ino, d.base_version, off, in_base)?;
+                if out.len() == in_base && in_base < size {
+                    let own = d.base_len;
+                    out.extend(d.read(own, size - in_base)?);
+                }
+                return Ok(Data::Owned(out));
             }
         }
         match self.read_committed(ino, off, size) {
@@ -26,6 +39,34 @@ impl Engine {
             }
             other => other,
         }
+    }
+
+    /// Reads committed version `version` of `ino`, which a draft is based on (the commits
+    /// that could replace it go through that draft, which then moves on to the new one).
+    pub(super) fn read_base(
+        &self,
+        ino: u64,
+        version: u64,
+        off: u64,
+        size: usize,
+    ) -> Result<Vec<u8>> {
+        let read = || {
+            let snap = {
+                let tree = lock(&self.tree);
+                let n = tree.get(ino)?;
+                if n.version != version {
+                    return Err(changed_underneath());
+                }
+                Snapshot::of(n)
+            };
+            self.read_version(&snap, off, size)
+        };
+        match read() {
+            // A checkpoint may have moved the content between our lookup and the read.
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => read(),
+            other => other,
+        }
+        .map(|d| d.to_vec())
     }
 
     fn read_committed(&self, ino: u64, off: u64, size: usize) -> Result<Data> {
@@ -41,30 +82,48 @@ impl Engine {
     }
 
     /// Pins the committed version of a file for a reader: small contents are held in
-    /// memory, a blob is kept from deletion, so that every read of one open sees one
+    /// memory, blobs are kept from deletion, so that every read of one open sees one
     /// version (close-to-open consistency) even if a commit or checkpoint comes between.
+    /// Of a file in pieces, the blobs are pinned and the small pieces held.
     pub fn snapshot(&self, ino: u64) -> Result<Snapshot> {
         for _ in 0..3 {
             let mut snap = {
                 let tree = lock(&self.tree);
                 Snapshot::of(tree.get(ino)?)
             };
-            if let Location::Blob { tier, id } = snap.loc {
-                self.pins.pin((tier, id));
-                // Pinned after the lookup: make sure a checkpoint did not retire it between.
-                if self.store.blob(tier, id).is_ok() {
-                    return Ok(snap);
-                }
+            let blobs = blobs_of(&snap.loc);
+            for b in &blobs {
+                self.pins.pin(*b);
+            }
+            // Pinned after the lookup: make sure a checkpoint did not retire one between.
+            if !blobs.iter().all(|&(t, id)| self.store.blob(t, id).is_ok()) {
                 self.release_snapshot(&snap);
                 continue;
             }
-            match self.whole(ino, snap.version, snap.loc, snap.size) {
-                Ok(w) => {
-                    snap.whole = Some(w);
-                    return Ok(snap);
+            let held = match &snap.loc {
+                Location::Blob { .. } => return Ok(snap),
+                Location::Extents(pieces) => pieces
+                    .iter()
+                    .map(|p| match p.part {
+                        Part::Blob { .. } => Ok(None),
+                        _ => self.part_whole(p).map(Some),
+                    })
+                    .collect::<Result<Vec<_>>>()
+                    .map(|h| snap.held = Some(h.into())),
+                loc => self
+                    .whole(ino, snap.version, loc, snap.size)
+                    .map(|w| snap.whole = Some(w)),
+            };
+            match held {
+                Ok(()) => return Ok(snap),
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.release_snapshot(&snap);
+                    continue;
                 }
-                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.release_snapshot(&snap);
+                    return Err(e);
+                }
             }
         }
         Err(Error::Io(std::io::Error::other(
@@ -73,8 +132,8 @@ impl Engine {
     }
 
     pub fn release_snapshot(&self, snap: &Snapshot) {
-        if let Location::Blob { tier, id } = snap.loc {
-            self.pins.unpin((tier, id));
+        for b in blobs_of(&snap.loc) {
+            self.pins.unpin(b);
         }
     }
 
@@ -84,7 +143,7 @@ impl Engine {
         let Snapshot {
             ino,
             version,
-            loc,
+            ref loc,
             size: len,
             ..
         } = *snap;
@@ -92,49 +151,50 @@ impl Engine {
             return Ok(Data::Owned(Vec::new()));
         }
         let end = len.min(off + size as u64);
-        match loc {
+        match *loc {
             Location::Blob { tier, id, .. } => {
-                let chunks = u32::try_from(len.div_ceil(store::CHUNK as u64)).unwrap_or(u32::MAX);
-                let mut out = Vec::new();
-                let mut reader = None;
-                let mut pos = off;
-                while pos < end {
-                    let idx = (pos / store::CHUNK as u64) as u32;
-                    let key = Key {
-                        ino,
-                        version,
-                        chunk: idx,
-                    };
-                    let mut cached = lock(&self.cache).get(&key);
-                    if cached.is_none() && self.readahead.wait(&key) {
-                        cached = lock(&self.cache).get(&key);
+                let key = |chunk| Key {
+                    ino,
+                    version,
+                    chunk,
+                };
+                self.read_blob(key, (tier, id), len, off..end)
+            }
+            Location::Extents(ref pieces) => {
+                let mut out = Vec::with_capacity((end - off) as usize);
+                let mut at = 0;
+                for (i, p) in pieces.iter().enumerate() {
+                    let (start, stop) = (at, at + p.len);
+                    at = stop;
+                    if stop <= off {
+                        continue;
                     }
-                    let chunk = match cached {
-                        Some(c) => c,
-                        None => {
-                            if reader.is_none() {
-                                reader = Some(self.store.blob(tier, id)?);
-                            }
-                            let r = reader.as_ref().ok_or(Error::BadHandle)?;
-                            let c = Arc::new(r.chunk(idx as usize)?);
-                            lock(&self.cache).put(key, c.clone());
-                            c
-                        }
-                    };
-                    self.readahead
-                        .after_read(key, chunks, (tier, id), |k| lock(&self.cache).contains(k));
-                    let start = (pos - idx as u64 * store::CHUNK as u64) as usize;
-                    let take = ((end - pos) as usize).min(chunk.len().saturating_sub(start));
-                    if take == 0 {
+                    if start >= end {
                         break;
                     }
-                    if pos == off && pos + take as u64 == end {
-                        // The whole read lies in one chunk: hand out the cached chunk.
-                        return Ok(Data::Shared(chunk, start..start + take));
+                    let range = off.max(start) - start..end.min(stop) - start;
+                    match p.part {
+                        Part::Blob { tier, id } => {
+                            let key = |chunk| Key::part(p.part, chunk);
+                            out.extend_from_slice(&self.read_blob(
+                                key,
+                                (tier, id),
+                                p.len,
+                                range,
+                            )?);
+                        }
+                        _ => {
+                            let held = snap.held.as_ref().and_then(|h| h.get(i).cloned());
+                            let whole = match held.flatten() {
+                                Some(w) => w,
+                                None => self.part_whole(p)?,
+                            };
+                            let bytes = whole
+                                .get(range.start as usize..range.end as usize)
+                                .ok_or_else(|| short_piece(p))?;
+                            out.extend_from_slice(bytes);
+                        }
                     }
-                    out.reserve((end - off) as usize);
-                    out.extend_from_slice(&chunk[start..start + take]);
-                    pos += take as u64;
                 }
                 Ok(Data::Owned(out))
             }
@@ -148,8 +208,59 @@ impl Engine {
         }
     }
 
+    /// Reads `range` of a blob holding (at least) `len` bytes, chunk by chunk through the
+    /// cache under `key(chunk)`, reading ahead of a reader moving forward.
+    fn read_blob(
+        &self,
+        key: impl Fn(u32) -> Key,
+        (tier, id): (Tier, u64),
+        len: u64,
+        range: std::ops::Range<u64>,
+    ) -> Result<Data> {
+        let (off, end) = (range.start, range.end);
+        let chunks = u32::try_from(len.div_ceil(store::CHUNK as u64)).unwrap_or(u32::MAX);
+        let mut out = Vec::new();
+        let mut reader = None;
+        let mut pos = off;
+        while pos < end {
+            let idx = (pos / store::CHUNK as u64) as u32;
+            let key = key(idx);
+            let mut cached = lock(&self.cache).get(&key);
+            if cached.is_none() && self.readahead.wait(&key) {
+                cached = lock(&self.cache).get(&key);
+            }
+            let chunk = match cached {
+                Some(c) => c,
+                None => {
+                    if reader.is_none() {
+                        reader = Some(self.store.blob(tier, id)?);
+                    }
+                    let r = reader.as_ref().ok_or(Error::BadHandle)?;
+                    let c = Arc::new(r.chunk(idx as usize)?);
+                    lock(&self.cache).put(key, c.clone());
+                    c
+                }
+            };
+            self.readahead
+                .after_read(key, chunks, (tier, id), |k| lock(&self.cache).contains(k));
+            let start = (pos - idx as u64 * store::CHUNK as u64) as usize;
+            let take = ((end - pos) as usize).min(chunk.len().saturating_sub(start));
+            if take == 0 {
+                break;
+            }
+            if pos == off && pos + take as u64 == end {
+                // The whole read lies in one chunk: hand out the cached chunk.
+                return Ok(Data::Shared(chunk, start..start + take));
+            }
+            out.reserve((end - off) as usize);
+            out.extend_from_slice(&chunk[start..start + take]);
+            pos += take as u64;
+        }
+        Ok(Data::Owned(out))
+    }
+
     /// Whole small content (log or pack), through the cache.
-    fn whole(&self, ino: u64, version: u64, loc: Location, len: u64) -> Result<Arc<Vec<u8>>> {
+    fn whole(&self, ino: u64, version: u64, loc: &Location, len: u64) -> Result<Arc<Vec<u8>>> {
         let key = Key {
             ino,
             version,
@@ -163,8 +274,20 @@ impl Engine {
         Ok(data)
     }
 
-    pub(super) fn load(&self, loc: Location, len: u64) -> Result<Vec<u8>> {
-        match loc {
+    /// A small piece's whole part (log or pack), through the cache: pieces never change,
+    /// so every version sharing one shares its entry.
+    fn part_whole(&self, p: &Piece) -> Result<Arc<Vec<u8>>> {
+        let key = Key::part(p.part, WHOLE);
+        if let Some(c) = lock(&self.cache).get(&key) {
+            return Ok(c);
+        }
+        let data = Arc::new(self.load(&p.part.location(), p.size)?);
+        lock(&self.cache).put(key, data.clone());
+        Ok(data)
+    }
+
+    pub(super) fn load(&self, loc: &Location, len: u64) -> Result<Vec<u8>> {
+        match *loc {
             Location::Empty => Ok(Vec::new()),
             Location::Wal { seg, off } => self.wal.read_at(seg, off, len as usize),
             Location::Pack {
@@ -178,6 +301,17 @@ impl Engine {
                 let mut out = Vec::with_capacity(len as usize);
                 for i in 0..r.chunks() {
                     out.extend(r.chunk(i)?);
+                }
+                out.truncate(len as usize);
+                Ok(out)
+            }
+            Location::Extents(ref pieces) => {
+                let mut out = Vec::with_capacity(len as usize);
+                for p in pieces.iter() {
+                    let part = self.load(&p.part.location(), p.size)?;
+                    out.extend_from_slice(
+                        part.get(..p.len as usize).ok_or_else(|| short_piece(p))?,
+                    );
                 }
                 Ok(out)
             }
@@ -209,6 +343,35 @@ impl Engine {
             self.readahead.done(&job.key);
         }
     }
+}
+
+/// The blobs a content reads from.
+fn blobs_of(loc: &Location) -> Vec<(Tier, u64)> {
+    match loc {
+        Location::Blob { tier, id } => vec![(*tier, *id)],
+        Location::Extents(pieces) => pieces
+            .iter()
+            .filter_map(|p| match p.part {
+                Part::Blob { tier, id } => Some((tier, id)),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn short_piece(p: &Piece) -> Error {
+    Error::Corrupt(format!(
+        "a piece of {} bytes holds fewer than {}",
+        p.size, p.len
+    ))
+}
+
+/// A draft's base is no longer the committed version (nothing should allow it).
+pub(super) fn changed_underneath() -> Error {
+    Error::Io(std::io::Error::other(
+        "the committed version a draft was based on changed underneath it",
+    ))
 }
 
 #[cfg(test)]

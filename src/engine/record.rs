@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Engine;
 use super::codec::Tier;
+use super::extents::{self, Part};
 use super::tree::{Location, Meta, Tree};
 use super::wal::Durability;
 use crate::error::{Error, Result};
@@ -70,6 +71,15 @@ pub(super) enum Content {
         tier: Tier,
         id: u64,
     },
+    /// The first `base_len` bytes of the inode's content as it stands, then `Meta::size -
+    /// base_len` new bytes: inline after the ops, or the whole of a blob (`extents`).
+    /// Replaying it over a checkpoint that already holds it, or later appends, gives the
+    /// same bytes: those begin with the same `base_len` bytes. (Over one that holds a later
+    /// rewrite it gives bytes the rewrite's own record then replaces.)
+    Append {
+        base_len: u64,
+        blob: Option<(Tier, u64)>,
+    },
 }
 
 /// Version 2 added `Op::Links`. A record without links is still written as version 1,
@@ -124,6 +134,21 @@ fn apply_op(tree: &mut Tree, op: Op, seg: u64, inline_off: u64) {
     match op {
         Op::Upsert { meta, content } => {
             let loc = match content {
+                Content::Append { base_len, blob } => {
+                    let now = tree
+                        .get(meta.ino)
+                        .map(|n| extents::pieces(&n.loc, n.meta.size))
+                        .unwrap_or_default();
+                    let tail = match blob {
+                        Some((tier, id)) => Part::Blob { tier, id },
+                        None => Part::Wal {
+                            seg,
+                            off: inline_off,
+                        },
+                    };
+                    let tail_len = meta.size.saturating_sub(base_len);
+                    Some(extents::append(&now, base_len, tail, tail_len))
+                }
                 Content::Keep => None,
                 Content::Empty => Some(Location::Empty),
                 Content::Inline => Some(Location::Wal {

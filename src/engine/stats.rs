@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use super::tree::{Kind, Location};
+use super::extents::{self, Part};
+use super::tree::Kind;
 use super::{Engine, lock, wal};
 use crate::error::{Error, Result};
 
@@ -73,9 +74,10 @@ impl Engine {
                 let s = &mut out[n.meta.tier as usize];
                 s.records += 1;
                 s.bytes_stored += n.meta.size;
-                if let Location::Wal { .. } = n.loc {
-                    s.bytes_in_log += n.meta.size;
-                }
+                s.bytes_in_log += extents::each(&n.loc, n.meta.size)
+                    .filter(|p| matches!(p.part, Part::Wal { .. }))
+                    .map(|p| p.len)
+                    .sum::<u64>();
             }
         }
         for (tier, _, _, size) in self.store.files() {

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::codec::Tier;
+use super::extents::Piece;
 use crate::error::{Error, Result};
 
 pub const ROOT: u64 = 1;
@@ -200,8 +201,8 @@ impl<'de> Deserialize<'de> for Meta {
     }
 }
 
-/// Where committed content lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Where committed content lives. Clone is cheap: pieces are shared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Location {
     Empty,
     /// Raw bytes (`Meta::size` of them) inside a log segment, not yet checkpointed.
@@ -221,6 +222,8 @@ pub enum Location {
         tier: Tier,
         id: u64,
     },
+    /// Pieces of the above, in order: a file appended to since its last rewrite.
+    Extents(Arc<[Piece]>),
 }
 
 pub struct Node {
@@ -392,7 +395,7 @@ impl Tree {
     }
 
     pub fn orphan_locations(&self) -> impl Iterator<Item = Location> + '_ {
-        self.orphans.values().map(|n| n.loc)
+        self.orphans.values().map(|n| n.loc.clone())
     }
 
     pub fn release_orphan(&mut self, ino: u64) {

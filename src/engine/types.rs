@@ -88,6 +88,9 @@ impl std::ops::Deref for Data {
     }
 }
 
+/// A small piece's bytes, held by a snapshot (`None` for a blob piece, pinned instead).
+pub(super) type Held = Option<Arc<Vec<u8>>>;
+
 /// One committed version of a file, pinned for a reader (see `Engine::snapshot`).
 #[derive(Clone)]
 pub struct Snapshot {
@@ -96,6 +99,8 @@ pub struct Snapshot {
     pub(super) loc: Location,
     pub(super) size: u64,
     pub(super) whole: Option<Arc<Vec<u8>>>,
+    /// Of content in pieces: each small piece's bytes (blobs are pinned instead).
+    pub(super) held: Option<Arc<[Held]>>,
 }
 
 impl Snapshot {
@@ -104,9 +109,10 @@ impl Snapshot {
         Snapshot {
             ino: n.meta.ino,
             version: n.version,
-            loc: n.loc,
+            loc: n.loc.clone(),
             size: n.meta.size,
             whole: None,
+            held: None,
         }
     }
 }
