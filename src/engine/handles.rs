@@ -77,7 +77,13 @@ impl Engine {
         };
         let spill_at = self.settings().spill_at;
         let spill_path = self.root.join("staging").join(format!("{ino}.draft"));
-        let mut d = Draft::new(spill_at, spill_path, mtime, Some(self.stream_to(tier)));
+        let mut d = Draft::new(
+            spill_at,
+            self.disk.clone(),
+            spill_path,
+            mtime,
+            Some(self.stream_to(tier)),
+        );
         let copy = len.min(keep);
         let mut pos = 0;
         while pos < copy {
