@@ -170,7 +170,21 @@ fn rewrite_header(disk: &dyn Disk, path: &Path) -> Result<()> {
 /// A torn write leaves garbage only at the very end; a whole valid frame after a bad one
 /// means the damage is in the middle.
 fn has_valid_frame_after(buf: &[u8], from: usize) -> bool {
-    (from..buf.len()).any(|at| matches!(frame::decode(buf, at, MAX_RECORD), Decoded::Frame { payload, .. } if !payload.is_empty()))
+    let mut at = from;
+    while at < buf.len() {
+        // A zero length is no record: jump over the zero-filled space to the first offset
+        // whose 4-byte length field holds a byte that is not zero.
+        let Some(skip) = buf[at..].iter().position(|&b| b != 0) else {
+            return false;
+        };
+        at = (at + skip).saturating_sub(3).max(at);
+        if matches!(frame::decode(buf, at, MAX_RECORD), Decoded::Frame { payload, .. } if !payload.is_empty())
+        {
+            return true;
+        }
+        at += 1;
+    }
+    false
 }
 
 impl Wal {
