@@ -33,7 +33,8 @@ enum Buf {
         len: u64,
         path: PathBuf,
     },
-    Streaming(Stream),
+    // Boxed: a stream is large, and most drafts are small.
+    Streaming(Box<Stream>),
     Sealed(Sealed),
 }
 
@@ -417,7 +418,7 @@ impl Draft {
                 Some(to) if off == v.len() as u64 => {
                     let mut s = Stream::start(to)?;
                     s.push(v, &to.coder)?;
-                    Buf::Streaming(s)
+                    Buf::Streaming(Box::new(s))
                 }
                 _ => {
                     let file = self.staging_file()?;

@@ -18,6 +18,8 @@ mod checkpointer;
 pub mod codec;
 pub mod coder;
 mod commit;
+#[cfg(test)]
+mod crash;
 pub mod disk;
 pub mod draft;
 pub mod frame;

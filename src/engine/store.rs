@@ -121,6 +121,8 @@ impl Store {
         let file = self.disk.open(&self.path(tier, kind, id), Open::Create)?;
         let mut out = Shard {
             out: BufWriter::with_capacity(1 << 20, Appender::new(file)),
+            disk: self.disk.clone(),
+            dir: self.dir(tier),
         };
         let magic = match kind {
             FileKind::Pack => PACK_MAGIC,
@@ -205,6 +207,8 @@ fn list_dir(disk: &dyn Disk, dir: &Path) -> Result<Vec<(FileKind, u64, u64)>> {
 /// A shard file being written in order.
 struct Shard {
     out: BufWriter<Appender>,
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
 }
 
 impl Shard {
@@ -212,9 +216,11 @@ impl Shard {
         Ok(self.out.write_all(buf)?)
     }
 
+    /// Makes the file and its name durable: a record or a checkpoint names it next.
     fn finish(self) -> Result<()> {
         let out = self.out.into_inner().map_err(|e| e.into_error())?;
         out.file.sync_all()?;
+        self.disk.sync_dir(&self.dir)?;
         Ok(())
     }
 }

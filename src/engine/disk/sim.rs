@@ -45,32 +45,84 @@ impl Rng {
     }
 }
 
+/// A file's bytes: `data`, then zeros up to `len` (so that the log's zero-filled space
+/// ahead of its records costs no memory).
+#[derive(Clone, Default)]
+struct Image {
+    data: Vec<u8>,
+    len: usize,
+}
+
+impl Image {
+    fn write(&mut self, off: usize, buf: &[u8]) {
+        let end = off + buf.len();
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+        }
+        self.data[off..end].copy_from_slice(buf);
+        self.len = self.len.max(end);
+    }
+
+    fn zero(&mut self, off: usize, n: usize) {
+        let end = off + n;
+        let stored = end.min(self.data.len());
+        if off < stored {
+            self.data[off..stored].fill(0);
+        }
+        self.len = self.len.max(end);
+    }
+
+    fn set_len(&mut self, len: usize) {
+        self.data.truncate(len);
+        self.len = len;
+    }
+
+    fn read_at(&self, buf: &mut [u8], off: usize) -> usize {
+        let n = buf.len().min(self.len.saturating_sub(off));
+        let stored = self.data.len().clamp(off, off + n) - off;
+        buf[..stored].copy_from_slice(&self.data[off..off + stored]);
+        buf[stored..n].fill(0);
+        n
+    }
+}
+
 enum Change {
-    Write(u64, Vec<u8>),
-    SetLen(u64),
+    Write(usize, Vec<u8>),
+    Zeros(usize, usize),
+    SetLen(usize),
 }
 
 impl Change {
-    fn apply(&self, bytes: &mut Vec<u8>) {
+    fn apply(&self, image: &mut Image) {
         match self {
-            Change::Write(off, data) => write(bytes, *off, data),
-            Change::SetLen(len) => bytes.resize(*len as usize, 0),
+            Change::Write(off, data) => image.write(*off, data),
+            Change::Zeros(off, n) => image.zero(*off, *n),
+            Change::SetLen(len) => image.set_len(*len),
+        }
+    }
+
+    /// The first `n` bytes of a write: what a power cut in the middle of it leaves.
+    fn torn(&self, n: usize, image: &mut Image) {
+        match self {
+            Change::Write(off, data) => image.write(*off, &data[..n]),
+            Change::Zeros(off, _) => image.zero(*off, n),
+            Change::SetLen(_) => {}
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Change::Write(_, data) => data.len(),
+            Change::Zeros(_, n) => *n,
+            Change::SetLen(_) => 0,
         }
     }
 }
 
-fn write(bytes: &mut Vec<u8>, off: u64, data: &[u8]) {
-    let (off, end) = (off as usize, off as usize + data.len());
-    if bytes.len() < end {
-        bytes.resize(end, 0);
-    }
-    bytes[off..end].copy_from_slice(data);
-}
-
 #[derive(Default)]
 struct Inode {
-    written: Vec<u8>,
-    durable: Vec<u8>,
+    written: Image,
+    durable: Image,
     pending: Vec<Change>,
 }
 
@@ -96,8 +148,9 @@ impl Dir {
 struct State {
     inodes: Vec<Inode>,
     dirs: BTreeMap<PathBuf, Dir>,
-    /// Durability points so far.
+    /// Durability points and writes so far.
     points: u64,
+    writes: u64,
     cut_at: Option<u64>,
     dead: bool,
 }
@@ -167,6 +220,11 @@ impl Sim {
         self.state().points
     }
 
+    /// Writes so far.
+    pub fn writes(&self) -> u64 {
+        self.state().writes
+    }
+
     /// Whether the power is gone.
     pub fn is_dead(&self) -> bool {
         self.state().dead
@@ -206,8 +264,8 @@ impl Sim {
             for c in &f.pending[..keep] {
                 c.apply(&mut bytes);
             }
-            if let Some(Change::Write(off, data)) = f.pending.get(keep) {
-                write(&mut bytes, *off, &data[..rng.below(data.len())]);
+            if let Some(c) = f.pending.get(keep) {
+                c.torn(rng.below(c.len()), &mut bytes);
             }
             new.inodes[ino] = Inode {
                 written: bytes.clone(),
@@ -226,7 +284,7 @@ impl Disk for Sim {
         let ino = match (s.lookup(path), how) {
             (Ok(ino), Open::Create) => {
                 let f = &mut s.inodes[ino];
-                f.written.clear();
+                f.written.set_len(0);
                 f.pending.push(Change::SetLen(0));
                 ino
             }
@@ -257,7 +315,7 @@ impl Disk for Sim {
             .collect();
         Ok(names
             .into_iter()
-            .map(|(n, i)| (n, s.inodes[i].written.len() as u64))
+            .map(|(n, i)| (n, s.inodes[i].written.len as u64))
             .collect())
     }
 
@@ -339,29 +397,34 @@ impl SimFile {
 
 impl DiskFile for SimFile {
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize> {
-        self.with(|f| {
-            let from = (off as usize).min(f.written.len());
-            let n = buf.len().min(f.written.len() - from);
-            buf[..n].copy_from_slice(&f.written[from..from + n]);
-            n
-        })
+        self.with(|f| f.written.read_at(buf, off as usize))
     }
 
     fn write_all_at(&self, buf: &[u8], off: u64) -> io::Result<()> {
-        self.with(|f| {
-            write(&mut f.written, off, buf);
-            f.pending.push(Change::Write(off, buf.to_vec()));
-        })
+        let off = off as usize;
+        let zeros = buf.chunks(64).all(|c| c.iter().fold(0, |a, &b| a | b) == 0);
+        let change = if zeros {
+            Change::Zeros(off, buf.len())
+        } else {
+            Change::Write(off, buf.to_vec())
+        };
+        let mut s = self.sim.state();
+        s.alive()?;
+        s.writes += 1;
+        let f = &mut s.inodes[self.ino];
+        change.apply(&mut f.written);
+        f.pending.push(change);
+        Ok(())
     }
 
     fn len(&self) -> io::Result<u64> {
-        self.with(|f| f.written.len() as u64)
+        self.with(|f| f.written.len as u64)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.with(|f| {
-            f.written.resize(len as usize, 0);
-            f.pending.push(Change::SetLen(len));
+            f.written.set_len(len as usize);
+            f.pending.push(Change::SetLen(len as usize));
         })
     }
 
