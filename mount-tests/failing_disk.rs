@@ -4,7 +4,7 @@
 //! state.
 
 use crate::common::*;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 
 /// Record `i` of this test.
@@ -24,7 +24,12 @@ fn a_failed_fsync_refuses_every_later_commit_and_a_remount_recovers() {
     let mut acked = Vec::new();
     let mut failed = None;
     for i in 0..20 {
-        match write_file(&dir.join(format!("r{i}.json")), &record(i)) {
+        let p = dir.join(format!("r{i}.json"));
+        // The commit whose fsync fails says so at its close: an earlier refusal (at the
+        // next open) would mean that close was acknowledged without its fsync.
+        let mut f = File::create(&p).unwrap_or_else(|e| panic!("create r{i}: {e}"));
+        f.write_all(&record(i)).expect("write");
+        match close_file(f) {
             Ok(()) => acked.push(i),
             Err(e) => {
                 failed = Some((i, e));
