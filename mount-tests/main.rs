@@ -12,6 +12,8 @@
 //!   own dirs), `shard.metadata`, WAL listing
 //! - `records`: JSON validation at write and commit, opaque names, commit atomicity
 //! - `durability`: kill -9 and the hot/warm/cold/fsync durability promises
+//! - `failing_disk`: an injected fsync failure (`ISLABDB_FAULTS`): commits refused with
+//!   EIO, reads served, the last durable state after a remount
 //! - `posix`: the POSIX surface tools rely on
 //! - `permissions`: allow_other + default_permissions with other uids
 //! - `tools`: vim, sed -i, cp -a, tar, rsync over the mount
@@ -27,6 +29,7 @@ mod common;
 mod config;
 mod disk_full;
 mod durability;
+mod failing_disk;
 mod large;
 mod layout;
 mod lifecycle;

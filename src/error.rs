@@ -3,6 +3,8 @@
 use std::fmt;
 use std::io;
 
+use crate::engine::disk::DiskFailed;
+
 pub type Result<T> = std::result::Result<T, Error>;
 
 #[derive(Debug)]
@@ -43,7 +45,8 @@ pub enum Error {
     Io(io::Error),
     /// Bytes on disk that fail their checksum or framing.
     Corrupt(String),
-    /// A flush to disk failed earlier; no further writes are accepted (see engine::wal).
+    /// A flush to disk (or a write the device answered with EIO) failed earlier; no further
+    /// changes are accepted until a remount (see engine::disk::fence).
     Poisoned,
 }
 
@@ -110,7 +113,10 @@ impl fmt::Display for Error {
             Error::Locked(why) => write!(f, "{why}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Corrupt(why) => write!(f, "corrupt data: {why}"),
-            Error::Poisoned => write!(f, "a previous flush failed; the log refuses writes"),
+            Error::Poisoned => write!(
+                f,
+                "the data disk failed a flush earlier; changes are refused until a remount"
+            ),
         }
     }
 }
@@ -119,6 +125,10 @@ impl std::error::Error for Error {}
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
+        // The fence's refusal comes up through io::Result like any disk error.
+        if e.get_ref().is_some_and(|inner| inner.is::<DiskFailed>()) {
+            return Error::Poisoned;
+        }
         Error::Io(e)
     }
 }
@@ -149,5 +159,9 @@ mod tests {
         }
         assert_eq!(Error::InvalidRecord("x".into()).errno(), libc::EINVAL);
         assert_eq!(Error::ReadOnlyView.errno(), libc::EACCES);
+        // A disk that failed a flush refuses every change with EIO.
+        let refused: Error = io::Error::other(DiskFailed).into();
+        assert!(matches!(refused, Error::Poisoned), "{refused:?}");
+        assert_eq!(refused.errno(), libc::EIO);
     }
 }

@@ -53,7 +53,9 @@ fn errno(e: &Error) -> Errno {
 /// Logs what went wrong at the level it deserves, and gives the errno.
 fn fail(op: &str, e: &Error) -> Errno {
     match e {
-        Error::Io(_) | Error::Corrupt(_) | Error::Poisoned => log::error!("{op}: {e}"),
+        Error::Io(_) | Error::Corrupt(_) => log::error!("{op}: {e}"),
+        // The disk's failure was logged once, when it happened.
+        Error::Poisoned => log::debug!("{op}: {e}"),
         Error::InvalidRecord(_) | Error::Protected | Error::ReadOnlyView => log::info!("{op}: {e}"),
         _ => log::debug!("{op}: {e}"),
     }

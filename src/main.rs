@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::engine::disk::{self, Faults};
 use crate::engine::{Engine, Settings};
 
 #[derive(Parser)]
@@ -90,9 +91,12 @@ fn mount(args: &MountArgs) -> Result<(), String> {
             mountpoint.display()
         ));
     }
+    let opened = match injected_faults()? {
+        Some(faults) => Engine::open_on(Arc::new(faults), data_dir, Settings::default()),
+        None => Engine::open(data_dir, Settings::default()),
+    };
     let engine = Arc::new(
-        Engine::open(data_dir, Settings::default())
-            .map_err(|e| format!("cannot open universe in {}: {e}", data_dir.display()))?,
+        opened.map_err(|e| format!("cannot open universe in {}: {e}", data_dir.display()))?,
     );
     let regions = regions::Regions::builtin(args.cache_mb)
         .map_err(|e| format!("cannot register the regions: {e}"))?;
@@ -152,6 +156,16 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     flushed.map_err(|e| format!("final checkpoint failed: {e}"))?;
     log::info!("unmounted; everything is durable");
     Ok(())
+}
+
+/// The real disk failing as `ISLABDB_FAULTS` says, if it is set (a test hook: see README).
+fn injected_faults() -> Result<Option<Faults>, String> {
+    let Ok(spec) = std::env::var("ISLABDB_FAULTS") else {
+        return Ok(None);
+    };
+    let faults = Faults::new(disk::real(), &spec).map_err(|e| format!("ISLABDB_FAULTS: {e}"))?;
+    log::warn!("test hook ISLABDB_FAULTS={spec}: the data disk will fail as it says");
+    Ok(Some(faults))
 }
 
 fn block_signals() -> Result<libc::sigset_t, String> {

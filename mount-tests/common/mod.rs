@@ -63,6 +63,8 @@ pub struct Mount {
     mnt: PathBuf,
     log_path: PathBuf,
     args: Vec<String>,
+    /// Environment variables every later start of the daemon gets (test hooks).
+    env: Vec<(String, String)>,
     child: Option<Child>,
     starts: u32,
     /// pid the watchdog may kill; 0 when no daemon is running.
@@ -125,6 +127,7 @@ impl Mount {
             data,
             mnt,
             args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
             child: None,
             starts: 0,
             watched_pid,
@@ -210,6 +213,7 @@ impl Mount {
                 "RUST_LOG",
                 std::env::var("ISLABDB_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -317,6 +321,15 @@ impl Mount {
                 "daemon did not exit within {EXIT_TIMEOUT:?} after signal {sig}; log:\n{}",
                 tail(&self.log(), 100)
             ),
+        }
+    }
+
+    /// Sets (`Some`) or clears (`None`) an environment variable for the daemon's next
+    /// starts, such as the test hook `ISLABDB_FAULTS`.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.env.push((key.to_string(), v.to_string()));
         }
     }
 

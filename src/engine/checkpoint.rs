@@ -7,12 +7,13 @@
 //! Written to a temporary name, fsynced, renamed, and the directory fsynced: a checkpoint
 //! file either exists whole or not at all, so any damage in one is real corruption.
 
-use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::disk::{Appender, Disk, Open, Reader};
 use super::frame::{self, Decoded};
 use super::tree::{Link, Location, Meta, Ts};
 use super::{decode, encode};
@@ -54,14 +55,9 @@ fn name(seq: u64) -> String {
     format!("ckpt-{seq:08}.ckpt")
 }
 
-fn list(dir: &Path) -> Result<Vec<u64>> {
+fn list(disk: &dyn Disk, dir: &Path) -> Result<Vec<u64>> {
     let mut out = Vec::new();
-    if !dir.exists() {
-        return Ok(out);
-    }
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        let n = e.file_name();
+    for (n, _) in disk.list(dir)? {
         if let Some(seq) = n
             .to_str()
             .and_then(|n| n.strip_prefix("ckpt-")?.strip_suffix(".ckpt")?.parse().ok())
@@ -69,7 +65,7 @@ fn list(dir: &Path) -> Result<Vec<u64>> {
             out.push(seq);
         } else if n.to_str().is_some_and(|n| n.ends_with(".tmp")) {
             // A checkpoint that was being written when the daemon stopped.
-            fs::remove_file(e.path())?;
+            disk.remove(&dir.join(n))?;
         }
     }
     out.sort_unstable();
@@ -77,12 +73,13 @@ fn list(dir: &Path) -> Result<Vec<u64>> {
 }
 
 /// The newest checkpoint, if any.
-pub fn latest(dir: &Path) -> Result<Option<(u64, PathBuf)>> {
-    Ok(list(dir)?.last().map(|&s| (s, dir.join(name(s)))))
+pub fn latest(disk: &dyn Disk, dir: &Path) -> Result<Option<(u64, PathBuf)>> {
+    Ok(list(disk, dir)?.last().map(|&s| (s, dir.join(name(s)))))
 }
 
 pub struct Writer {
-    out: BufWriter<File>,
+    disk: Arc<dyn Disk>,
+    out: BufWriter<Appender>,
     tmp: PathBuf,
     dir: PathBuf,
     seq: u64,
@@ -92,15 +89,16 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn create(dir: &Path, seq: u64, header: &Header) -> Result<Writer> {
-        fs::create_dir_all(dir)?;
+    pub fn create(disk: Arc<dyn Disk>, dir: &Path, seq: u64, header: &Header) -> Result<Writer> {
         let tmp = dir.join(format!("{}.tmp", name(seq)));
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        let file = disk.open(&tmp, Open::Create)?;
+        let mut out = BufWriter::with_capacity(1 << 20, Appender::new(file));
         out.write_all(&frame::file_header(MAGIC, VERSION))?;
         let mut scratch = Vec::new();
         frame::encode(&encode(header), &mut scratch);
         out.write_all(&scratch)?;
         Ok(Writer {
+            disk,
             out,
             tmp,
             dir: dir.to_path_buf(),
@@ -139,19 +137,26 @@ impl Writer {
         self.scratch.clear();
         frame::encode(&end, &mut self.scratch);
         self.out.write_all(&self.scratch)?;
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        let out = self.out.into_inner().map_err(|e| e.into_error())?;
+        out.file.sync_all()?;
         let path = self.dir.join(name(self.seq));
-        fs::rename(&self.tmp, &path)?;
-        File::open(&self.dir)?.sync_all()?;
+        self.disk.rename(&self.tmp, &path)?;
+        self.disk.sync_dir(&self.dir)?;
         Ok(path)
     }
 }
 
 /// Loads a checkpoint, calling `each` for every entry; returns its header.
-pub fn load(path: &Path, mut each: impl FnMut(Entry)) -> Result<Header> {
+pub fn load(disk: &dyn Disk, path: &Path, mut each: impl FnMut(Entry)) -> Result<Header> {
     // Streamed frame by frame: a checkpoint of millions of inodes is never in memory whole.
-    let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let file = disk.open(path, Open::Read)?;
+    let mut r = BufReader::with_capacity(
+        1 << 20,
+        Reader {
+            file: &*file,
+            pos: 0,
+        },
+    );
     let what = path.display().to_string();
     let corrupt = |why: String| Error::Corrupt(format!("checkpoint {what}: {why}"));
     let mut head = [0u8; frame::FILE_HEADER];
@@ -160,7 +165,7 @@ pub fn load(path: &Path, mut each: impl FnMut(Entry)) -> Result<Header> {
     let version = frame::check_file_header(&head, MAGIC, VERSION, &what)?;
     let mut at = frame::FILE_HEADER as u64;
     let mut buf = Vec::new();
-    let mut next = |r: &mut BufReader<File>, buf: &mut Vec<u8>| -> Result<()> {
+    let mut next = |r: &mut BufReader<Reader<'_>>, buf: &mut Vec<u8>| -> Result<()> {
         let mut fh = [0u8; frame::FRAME_HEADER];
         r.read_exact(&mut fh)
             .map_err(|_| corrupt(format!("cut at byte {at}")))?;
@@ -205,10 +210,10 @@ pub fn load(path: &Path, mut each: impl FnMut(Entry)) -> Result<Header> {
 }
 
 /// Deletes checkpoints older than `seq`.
-pub fn remove_older(dir: &Path, seq: u64) -> Result<()> {
-    for old in list(dir)? {
+pub fn remove_older(disk: &dyn Disk, dir: &Path, seq: u64) -> Result<()> {
+    for old in list(disk, dir)? {
         if old < seq {
-            fs::remove_file(dir.join(name(old)))?;
+            disk.remove(&dir.join(name(old)))?;
         }
     }
     Ok(())
@@ -216,7 +221,10 @@ pub fn remove_older(dir: &Path, seq: u64) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
+    use crate::engine::disk::{self, Real};
     use crate::engine::tree::{Kind, tests::meta};
 
     fn write(dir: &Path, seq: u64, n: u64) -> PathBuf {
@@ -227,7 +235,7 @@ mod tests {
             count: n,
             taken: Ts::now(),
         };
-        let mut w = Writer::create(dir, seq, &header).expect("create");
+        let mut w = Writer::create(disk::real(), dir, seq, &header).expect("create");
         for i in 0..n {
             w.entry(
                 &meta(i + 2, 1, &format!("f{i}"), Kind::File),
@@ -244,13 +252,13 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         write(tmp.path(), 1, 3);
         let p = write(tmp.path(), 2, 5);
-        let (seq, path) = latest(tmp.path()).expect("list").expect("some");
+        let (seq, path) = latest(&Real, tmp.path()).expect("list").expect("some");
         assert_eq!((seq, &path), (2, &p));
         let mut names = Vec::new();
-        let h = load(&path, |e| names.push(e.meta.name)).expect("load");
+        let h = load(&Real, &path, |e| names.push(e.meta.name)).expect("load");
         assert_eq!((h.wal_from, h.count, names.len()), (7, 5, 5));
-        remove_older(tmp.path(), 2).expect("rm");
-        assert_eq!(list(tmp.path()).expect("list"), vec![2]);
+        remove_older(&Real, tmp.path(), 2).expect("rm");
+        assert_eq!(list(&Real, tmp.path()).expect("list"), vec![2]);
     }
 
     #[test]
@@ -260,14 +268,14 @@ mod tests {
         let full = fs::read(&path).expect("read");
         for cut in 0..full.len() {
             fs::write(&path, &full[..cut]).expect("write");
-            assert!(load(&path, |_| {}).is_err(), "cut at {cut} accepted");
+            assert!(load(&Real, &path, |_| {}).is_err(), "cut at {cut} accepted");
         }
         for at in 0..full.len() {
             let mut bad = full.clone();
             bad[at] ^= 0x10;
             fs::write(&path, &bad).expect("write");
             let mut n = 0;
-            let res = load(&path, |_| n += 1);
+            let res = load(&Real, &path, |_| n += 1);
             // A flip in the reserved header bytes is harmless; anything else must be caught.
             assert!(
                 res.is_err() || (10..12).contains(&at),
@@ -300,7 +308,7 @@ mod tests {
         }
         fs::write(&path, &v1).expect("write v1");
         let mut got = Vec::new();
-        load(&path, |e| got.push((e.meta.name, e.links))).expect("load v1");
+        load(&Real, &path, |e| got.push((e.meta.name, e.links))).expect("load v1");
         assert_eq!(got.len(), 2);
         assert!(got.iter().all(|(_, l)| l.is_empty()));
 
@@ -311,7 +319,7 @@ mod tests {
             count: 1,
             taken: Ts::now(),
         };
-        let mut w = Writer::create(tmp.path(), 2, &header).expect("create");
+        let mut w = Writer::create(disk::real(), tmp.path(), 2, &header).expect("create");
         let link = Link {
             parent: 5,
             name: (*b"other").into(),
@@ -321,7 +329,7 @@ mod tests {
             .expect("entry");
         let path = w.finish().expect("finish");
         let mut links = Vec::new();
-        load(&path, |e| links = e.links).expect("load");
+        load(&Real, &path, |e| links = e.links).expect("load");
         assert_eq!(links, vec![(5, b"other".to_vec())]);
     }
 }

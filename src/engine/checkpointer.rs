@@ -112,7 +112,8 @@ impl Engine {
                 count: order.len() as u64,
                 taken: Ts::now(),
             };
-            let mut w = checkpoint::Writer::create(&ckpt_dir, *seq + 1, &header)?;
+            let mut w =
+                checkpoint::Writer::create(self.disk.clone(), &ckpt_dir, *seq + 1, &header)?;
             let mut keep = HashSet::new();
             for ino in order {
                 let n = tree.get(ino)?;
@@ -137,7 +138,7 @@ impl Engine {
         self.checkpointed_at.store(log_end, Ordering::Relaxed);
 
         self.wal.retire_before(new_seg)?;
-        checkpoint::remove_older(&ckpt_dir, *seq)?;
+        checkpoint::remove_older(&*self.disk, &ckpt_dir, *seq)?;
         let mut removed = 0;
         for (tier, kind, id, _) in self.store.files() {
             if id < next_file_id && !keep.contains(&(tier, kind, id)) {
@@ -224,8 +225,10 @@ impl Engine {
             }
             let s = self.settings();
             let pending = self.wal.written() - self.checkpointed_at.load(Ordering::Relaxed);
-            let due = pending >= s.checkpoint_bytes
-                || (pending > 0 && last.elapsed() >= s.checkpoint_interval);
+            // A failed disk takes no checkpoint (it would only fail again).
+            let due = (pending >= s.checkpoint_bytes
+                || (pending > 0 && last.elapsed() >= s.checkpoint_interval))
+                && !self.disk.failed();
             if due {
                 if let Err(e) = self.checkpoint() {
                     log::error!("checkpoint failed: {e}");

@@ -11,15 +11,14 @@
 //! write inside those bytes first copies them in (`materialize`).
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
 use super::codec::{Codec, Tier};
 use super::coder::{self, Coder};
+use super::disk::{Disk, DiskFile, Open, Reader};
 use super::store::{self, BlobReader, BlobWriter, FileKind, Pin, Pins, Store};
 use super::tree::Ts;
 use crate::error::{Error, Result};
@@ -34,8 +33,13 @@ pub struct StreamTo {
 
 enum Buf {
     Mem(Vec<u8>),
-    Spilled { file: File, len: u64, path: PathBuf },
-    Streaming(Stream),
+    Spilled {
+        file: Box<dyn DiskFile>,
+        len: u64,
+        path: PathBuf,
+    },
+    // Boxed: a stream is large, and most drafts are small.
+    Streaming(Box<Stream>),
     Sealed(Sealed),
 }
 
@@ -231,6 +235,7 @@ pub struct Draft {
     /// When the draft last changed: the file's ctime until the commit sets its own.
     pub ctime: Ts,
     spill_at: usize,
+    disk: Arc<dyn Disk>,
     spill_path: PathBuf,
     stream: Option<StreamTo>,
 }
@@ -293,7 +298,7 @@ impl Read for BaseRead<'_> {
 /// A draft's own bytes (those past its base).
 pub enum Tail<'a> {
     Mem(&'a [u8]),
-    File(&'a File, u64),
+    File(&'a dyn DiskFile, u64),
     /// A finished blob of the draft's tier.
     Blob {
         store: &'a Store,
@@ -317,7 +322,7 @@ impl Tail<'_> {
             Tail::Mem(b) => Box::new(*b),
             Tail::File(f, len) => Box::new(BufReader::with_capacity(
                 1 << 20,
-                Read::take(ReadAt { file: f, pos: 0 }, *len),
+                Read::take(Reader { file: *f, pos: 0 }, *len),
             )),
             Tail::Blob {
                 store, tier, id, ..
@@ -329,19 +334,6 @@ impl Tail<'_> {
                 pos: 0,
             }),
         }
-    }
-}
-
-struct ReadAt<'a> {
-    file: &'a File,
-    pos: u64,
-}
-
-impl Read for ReadAt<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
     }
 }
 
@@ -379,8 +371,15 @@ impl Read for BlobRead<'_> {
 }
 
 impl Draft {
-    /// `stream`: where the draft may go once it outgrows memory in order (see the module).
-    pub fn new(spill_at: usize, spill_path: PathBuf, mtime: Ts, stream: Option<StreamTo>) -> Draft {
+    /// `spill_path`: its staging file on `disk`; `stream`: where the draft may go once it
+    /// outgrows memory in order (see the module).
+    pub fn new(
+        spill_at: usize,
+        disk: Arc<dyn Disk>,
+        spill_path: PathBuf,
+        mtime: Ts,
+        stream: Option<StreamTo>,
+    ) -> Draft {
         Draft {
             buf: Buf::Mem(Vec::new()),
             base_len: 0,
@@ -391,6 +390,7 @@ impl Draft {
             mtime,
             ctime: mtime,
             spill_at,
+            disk,
             spill_path,
             stream,
         }
@@ -428,7 +428,7 @@ impl Draft {
         self.seal()?;
         Ok(match &self.buf {
             Buf::Mem(v) => Tail::Mem(v),
-            Buf::Spilled { file, len, .. } => Tail::File(file, *len),
+            Buf::Spilled { file, len, .. } => Tail::File(&**file, *len),
             Buf::Sealed(s) => Tail::Blob {
                 store: &s.store,
                 tier: s.tier,
@@ -498,13 +498,8 @@ impl Draft {
         Ok(())
     }
 
-    fn staging_file(&self) -> Result<File> {
-        Ok(OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&self.spill_path)?)
+    fn staging_file(&self) -> Result<Box<dyn DiskFile>> {
+        Ok(self.disk.open(&self.spill_path, Open::Create)?)
     }
 
     /// Reads the draft's own bytes; `off` is at least `base_len` (the engine reads the
@@ -614,7 +609,7 @@ impl Draft {
                 Some(to) if off == v.len() as u64 => {
                     let mut s = Stream::start(to)?;
                     s.push(v, &to.coder)?;
-                    Buf::Streaming(s)
+                    Buf::Streaming(Box::new(s))
                 }
                 _ => {
                     let file = self.staging_file()?;
@@ -689,7 +684,7 @@ impl Draft {
 impl Drop for Draft {
     fn drop(&mut self) {
         if let Buf::Spilled { path, .. } = &self.buf
-            && let Err(e) = fs::remove_file(path)
+            && let Err(e) = self.disk.remove(path)
         {
             log::warn!("could not remove staging file {}: {e}", path.display());
         }
@@ -699,12 +694,13 @@ impl Drop for Draft {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::disk;
 
     #[test]
     fn spills_past_the_threshold_and_reads_back() {
         let tmp = tempfile::tempdir().expect("tmp");
         let spill = tmp.path().join("d");
-        let mut d = Draft::new(100, spill.clone(), Ts::default(), None);
+        let mut d = Draft::new(100, disk::real(), spill.clone(), Ts::default(), None);
         d.write(0, &[1; 60]).expect("w");
         assert!(!spill.exists());
         d.write(90, &[2; 60]).expect("w");
@@ -735,7 +731,7 @@ mod tests {
     #[test]
     fn truncate_grows_with_zeros() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let mut d = Draft::new(100, tmp.path().join("d"), Ts::default(), None);
+        let mut d = Draft::new(100, disk::real(), tmp.path().join("d"), Ts::default(), None);
         d.write(0, b"abc").expect("w");
         d.truncate(6).expect("t");
         assert_eq!(d.read(0, 10).expect("r"), b"abc\0\0\0");
@@ -745,7 +741,7 @@ mod tests {
     }
 
     fn streaming(dir: &std::path::Path, coder: Arc<Coder>) -> (Draft, Arc<Store>, Arc<Pins>) {
-        let store = Arc::new(Store::open(dir).expect("store"));
+        let store = Arc::new(Store::open(disk::real(), dir).expect("store"));
         let pins = Arc::new(Pins::default());
         let to = StreamTo {
             store: store.clone(),
@@ -753,7 +749,13 @@ mod tests {
             pins: pins.clone(),
             tier: Tier::Warm,
         };
-        let d = Draft::new(100, dir.join("d.draft"), Ts::default(), Some(to));
+        let d = Draft::new(
+            100,
+            disk::real(),
+            dir.join("d.draft"),
+            Ts::default(),
+            Some(to),
+        );
         (d, store, pins)
     }
 

@@ -77,8 +77,14 @@ impl Engine {
         };
         let spill_at = self.settings().spill_at;
         let spill_path = self.root.join("staging").join(format!("{ino}.draft"));
-        let d = Draft::new(spill_at, spill_path, mtime, Some(self.stream_to(tier)))
-            .based_on(len.min(keep), version);
+        let d = Draft::new(
+            spill_at,
+            self.disk.clone(),
+            spill_path,
+            mtime,
+            Some(self.stream_to(tier)),
+        )
+        .based_on(len.min(keep), version);
         let mut drafts = lock(&self.drafts);
         // Another thread may have made one meanwhile; the first one wins.
         Ok(drafts

@@ -20,6 +20,9 @@ mod checkpointer;
 pub mod codec;
 pub mod coder;
 mod commit;
+#[cfg(test)]
+mod crash;
+pub mod disk;
 pub mod draft;
 mod extents;
 pub mod frame;
@@ -39,8 +42,6 @@ pub mod wal;
 mod xattr;
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
@@ -49,6 +50,7 @@ use std::time::Instant;
 use self::cache::Cache;
 use self::codec::Tier;
 use self::coder::Coder;
+use self::disk::{Disk, Fence};
 use self::handles::Drafts;
 use self::readahead::Readahead;
 use self::record::apply_record;
@@ -64,6 +66,8 @@ pub use self::stats::{Counters, TierStats};
 pub use self::types::{Attr, CommitAt, Data, DirEntry, NewNode, SetAttr, Settings, Snapshot};
 
 pub struct Engine {
+    /// The data directory, through the fence that refuses changes once the disk failed.
+    disk: Arc<Fence>,
     root: PathBuf,
     tree: Mutex<Tree>,
     drafts: Mutex<Drafts>,
@@ -87,7 +91,7 @@ pub struct Engine {
     generation: AtomicU64,
     stop: (Mutex<bool>, Condvar),
     stopped: AtomicBool,
-    _lock: File,
+    _lock: Box<dyn Send + Sync>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,53 +101,53 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Takes the data directory's lock, so a second daemon cannot open the same universe.
-fn lock_data_dir(root: &Path) -> Result<File> {
-    let path = root.join("islabdb.lock");
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)?;
-    // SAFETY: flock on a file descriptor we own; no memory is shared with the kernel.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let holder = fs::read_to_string(&path).unwrap_or_default();
-        return Err(Error::Locked(format!(
-            "{} is already in use by another islabdb (pid {})",
-            root.display(),
-            holder.trim()
-        )));
-    }
-    file.set_len(0)?;
-    std::os::unix::fs::FileExt::write_all_at(&file, std::process::id().to_string().as_bytes(), 0)?;
-    Ok(file)
+fn lock_data_dir(disk: &dyn Disk, root: &Path) -> Result<Box<dyn Send + Sync>> {
+    disk.lock(&root.join("islabdb.lock")).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Error::Locked(format!(
+                "{} is already in use by another islabdb ({e})",
+                root.display()
+            ))
+        } else {
+            e.into()
+        }
+    })
 }
 
 impl Engine {
     /// Opens (recovering) or creates the universe in `root`.
     pub fn open(root: &Path, settings: Settings) -> Result<Engine> {
-        fs::create_dir_all(root)?;
-        let lock_file = lock_data_dir(root)?;
+        Engine::open_on(disk::real(), root, settings)
+    }
+
+    /// `open` with the data directory reached through `disk` (faults injected, or a disk
+    /// simulated in a test).
+    pub fn open_on(disk: Arc<dyn Disk>, root: &Path, settings: Settings) -> Result<Engine> {
+        let fence = Arc::new(Fence::new(disk));
+        let disk: Arc<dyn Disk> = fence.clone();
+        disk.create_dir_all(root)?;
+        let lock_file = lock_data_dir(&*disk, root)?;
         let staging = root.join("staging");
-        if staging.exists() {
-            // Drafts of the previous run were never committed: nobody was told they were.
-            fs::remove_dir_all(&staging)?;
+        // Drafts of the previous run were never committed: nobody was told they were.
+        match disk.remove_dir_all(&staging) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
         }
-        fs::create_dir_all(&staging)?;
-        let store = Arc::new(Store::open(root)?);
+        disk.create_dir_all(&staging)?;
+        let store = Arc::new(Store::open(disk.clone(), root)?);
         let wal_dir = root.join("backups").join("cosmic_logs");
-        fs::create_dir_all(&wal_dir)?;
+        disk.create_dir_all(&wal_dir)?;
 
         let started = Instant::now();
         let mut tree = Tree::default();
         let ckpt_dir = root.join("checkpoints");
+        disk.create_dir_all(&ckpt_dir)?;
         let mut wal_from = 0;
         let mut ckpt_seq = 0;
-        if let Some((seq, path)) = checkpoint::latest(&ckpt_dir)? {
+        if let Some((seq, path)) = checkpoint::latest(&*disk, &ckpt_dir)? {
             // Links name directories anywhere in the tree: entered once every inode is.
             let mut links = Vec::new();
-            let header = checkpoint::load(&path, |e| {
+            let header = checkpoint::load(&*disk, &path, |e| {
                 if !e.links.is_empty() {
                     links.push((e.meta.ino, e.links));
                 }
@@ -157,7 +161,7 @@ impl Engine {
             wal_from = header.wal_from;
             ckpt_seq = seq;
         }
-        let records = wal::replay(&wal_dir, wal_from, |seg, off, payload| {
+        let records = wal::replay(&*disk, &wal_dir, wal_from, |seg, off, payload| {
             apply_record(&mut tree, seg, off, payload)
         })?;
         tree.check_connected()?;
@@ -166,8 +170,9 @@ impl Engine {
             tree.len(),
             started.elapsed()
         );
-        let wal = Wal::open(&wal_dir, settings.segment_max)?;
+        let wal = Wal::open(disk, &wal_dir, settings.segment_max)?;
         Ok(Engine {
+            disk: fence,
             root: root.to_path_buf(),
             tree: Mutex::new(tree),
             drafts: Mutex::new(Drafts::default()),

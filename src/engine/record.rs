@@ -200,7 +200,7 @@ mod tests {
 
     use crate::engine::codec::Tier;
     use crate::engine::testutil::{file, get, new_universe, put, settings};
-    use crate::engine::{Engine, wal};
+    use crate::engine::{Engine, disk, wal};
     use crate::error::Error;
 
     /// Cut the log at every byte offset of its last records: recovery always succeeds and
@@ -220,7 +220,7 @@ mod tests {
             }
         }
         let wal_dir = tmp.path().join("backups/cosmic_logs");
-        let seg = wal::list_segments(&wal_dir).expect("list")[0];
+        let seg = wal::list_segments(&disk::Real, &wal_dir).expect("list")[0];
         let path = wal_dir.join(wal::segment_name(seg));
         let full = fs::read(&path).expect("read");
         let from = full.len() - 600;

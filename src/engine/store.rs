@@ -11,14 +11,13 @@
 //! fsynced before anything refers to them.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::codec::{Codec, MAX_DECODED, Tier};
+use super::disk::{Appender, Disk, DiskFile, Open};
 use super::frame::{self, Decoded};
 use crate::error::{Error, Result};
 
@@ -48,6 +47,7 @@ impl FileKind {
 }
 
 pub struct Store {
+    disk: Arc<dyn Disk>,
     root: PathBuf,
     next_id: AtomicU64,
 }
@@ -59,16 +59,17 @@ fn header_with_codec(magic: &[u8; 8], codec: Codec) -> [u8; frame::FILE_HEADER] 
 }
 
 impl Store {
-    pub fn open(root: &Path) -> Result<Store> {
+    pub fn open(disk: Arc<dyn Disk>, root: &Path) -> Result<Store> {
         let mut max = 0;
         for tier in Tier::ALL {
             let dir = root.join("spacetime").join(tier.dir_name()).join("shard");
-            fs::create_dir_all(&dir)?;
-            for (_, id, _) in list_dir(&dir)? {
+            disk.create_dir_all(&dir)?;
+            for (_, id, _) in list_dir(&*disk, &dir)? {
                 max = max.max(id);
             }
         }
         Ok(Store {
+            disk,
             root: root.to_path_buf(),
             next_id: AtomicU64::new(max + 1),
         })
@@ -87,24 +88,22 @@ impl Store {
         self.next_id.fetch_add(1, Ordering::SeqCst)
     }
 
-    fn path(&self, tier: Tier, kind: FileKind, id: u64) -> PathBuf {
+    fn dir(&self, tier: Tier) -> PathBuf {
         self.root
             .join("spacetime")
             .join(tier.dir_name())
             .join("shard")
-            .join(format!("{id:016}.{}", kind.ext()))
+    }
+
+    fn path(&self, tier: Tier, kind: FileKind, id: u64) -> PathBuf {
+        self.dir(tier).join(format!("{id:016}.{}", kind.ext()))
     }
 
     /// Every shard file: (tier, kind, id, bytes on disk).
     pub fn files(&self) -> Vec<(Tier, FileKind, u64, u64)> {
         let mut out = Vec::new();
         for tier in Tier::ALL {
-            let dir = self
-                .root
-                .join("spacetime")
-                .join(tier.dir_name())
-                .join("shard");
-            for (kind, id, len) in list_dir(&dir).unwrap_or_default() {
+            for (kind, id, len) in list_dir(&*self.disk, &self.dir(tier)).unwrap_or_default() {
                 out.push((tier, kind, id, len));
             }
         }
@@ -112,15 +111,19 @@ impl Store {
     }
 
     pub fn remove(&self, tier: Tier, kind: FileKind, id: u64) -> Result<()> {
-        fs::remove_file(self.path(tier, kind, id))?;
+        self.disk.remove(&self.path(tier, kind, id))?;
         Ok(())
     }
 
     /// A new shard file with its header written: (id, buffered writer).
-    fn create(&self, tier: Tier, kind: FileKind, codec: Codec) -> Result<(u64, BufWriter<File>)> {
+    fn create(&self, tier: Tier, kind: FileKind, codec: Codec) -> Result<(u64, Shard)> {
         let id = self.alloc();
-        let file = File::create(self.path(tier, kind, id))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let file = self.disk.open(&self.path(tier, kind, id), Open::Create)?;
+        let mut out = Shard {
+            out: BufWriter::with_capacity(1 << 20, Appender::new(file)),
+            disk: self.disk.clone(),
+            dir: self.dir(tier),
+        };
         let magic = match kind {
             FileKind::Pack => PACK_MAGIC,
             FileKind::Blob => BLOB_MAGIC,
@@ -142,7 +145,9 @@ impl Store {
 
     /// Reads one pack entry back; `size` is the decoded length recorded in the inode.
     pub fn read_pack(&self, tier: Tier, id: u64, off: u64, len: u32, size: u64) -> Result<Vec<u8>> {
-        let file = File::open(self.path(tier, FileKind::Pack, id))?;
+        let file = self
+            .disk
+            .open(&self.path(tier, FileKind::Pack, id), Open::Read)?;
         let mut head = [0u8; frame::FILE_HEADER];
         file.read_exact_at(&mut head, 0)?;
         frame::check_file_header(&head, PACK_MAGIC, VERSION, "pack")?;
@@ -176,15 +181,13 @@ impl Store {
     }
 
     pub fn blob(&self, tier: Tier, id: u64) -> Result<BlobReader> {
-        BlobReader::open(&self.path(tier, FileKind::Blob, id))
+        BlobReader::open(&*self.disk, &self.path(tier, FileKind::Blob, id))
     }
 }
 
-fn list_dir(dir: &Path) -> Result<Vec<(FileKind, u64, u64)>> {
+fn list_dir(disk: &dyn Disk, dir: &Path) -> Result<Vec<(FileKind, u64, u64)>> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
+    for (name, len) in disk.list(dir)? {
         let Some(name) = name.to_str() else { continue };
         let Some((stem, ext)) = name.split_once('.') else {
             continue;
@@ -195,16 +198,37 @@ fn list_dir(dir: &Path) -> Result<Vec<(FileKind, u64, u64)>> {
             _ => continue,
         };
         if let Ok(id) = stem.parse() {
-            out.push((kind, id, entry.metadata()?.len()));
+            out.push((kind, id, len));
         }
     }
     Ok(out)
 }
 
+/// A shard file being written in order.
+struct Shard {
+    out: BufWriter<Appender>,
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+}
+
+impl Shard {
+    fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+        Ok(self.out.write_all(buf)?)
+    }
+
+    /// Makes the file and its name durable: a record or a checkpoint names it next.
+    fn finish(self) -> Result<()> {
+        let out = self.out.into_inner().map_err(|e| e.into_error())?;
+        out.file.sync_all()?;
+        self.disk.sync_dir(&self.dir)?;
+        Ok(())
+    }
+}
+
 pub struct PackWriter {
     pub id: u64,
     codec: Codec,
-    out: BufWriter<File>,
+    out: Shard,
     off: u64,
 }
 
@@ -222,16 +246,14 @@ impl PackWriter {
     }
 
     pub fn finish(self) -> Result<()> {
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        Ok(())
+        self.out.finish()
     }
 }
 
 pub struct BlobWriter {
     pub id: u64,
     codec: Codec,
-    out: BufWriter<File>,
+    out: Shard,
     off: u64,
     index: Vec<u64>,
     total: u64,
@@ -291,8 +313,7 @@ impl BlobWriter {
         tail.extend_from_slice(&crc.to_le_bytes());
         tail.extend_from_slice(BLOB_END);
         self.out.write_all(&tail)?;
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        self.out.finish()?;
         Ok(self.total)
     }
 }
@@ -358,7 +379,7 @@ impl Pins {
 }
 
 pub struct BlobReader {
-    file: File,
+    file: Box<dyn DiskFile>,
     codec: Codec,
     index: Vec<u64>,
     index_off: u64,
@@ -367,10 +388,10 @@ pub struct BlobReader {
 }
 
 impl BlobReader {
-    fn open(path: &Path) -> Result<BlobReader> {
-        let file = OpenOptions::new().read(true).open(path)?;
+    fn open(disk: &dyn Disk, path: &Path) -> Result<BlobReader> {
+        let file = disk.open(path, Open::Read)?;
         let what = path.display().to_string();
-        let len = file.metadata()?.len();
+        let len = file.len()?;
         if len < (frame::FILE_HEADER + TRAILER) as u64 {
             return Err(Error::Corrupt(format!("{what}: too short")));
         }
@@ -460,12 +481,15 @@ impl BlobReader {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
+    use crate::engine::disk;
 
     #[test]
     fn packs_round_trip_in_every_tier() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let store = Store::open(tmp.path()).expect("store");
+        let store = Store::open(disk::real(), tmp.path()).expect("store");
         for tier in Tier::ALL {
             let mut w = store.pack_writer(tier).expect("writer");
             let items: Vec<Vec<u8>> = (0..20)
@@ -482,14 +506,14 @@ mod tests {
             }
         }
         assert_eq!(store.files().len(), 3);
-        let reopened = Store::open(tmp.path()).expect("reopen");
+        let reopened = Store::open(disk::real(), tmp.path()).expect("reopen");
         assert!(reopened.next_id() > 3);
     }
 
     #[test]
     fn chunks_coded_elsewhere_make_the_same_blob() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let store = Store::open(tmp.path()).expect("store");
+        let store = Store::open(disk::real(), tmp.path()).expect("store");
         let data: Vec<u8> = (0..(CHUNK * 2 + 999)).map(|i| (i % 253) as u8).collect();
         for tier in Tier::ALL {
             let codec = tier.codec();
@@ -515,7 +539,7 @@ mod tests {
     #[test]
     fn blobs_read_any_chunk_and_detect_damage() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let store = Store::open(tmp.path()).expect("store");
+        let store = Store::open(disk::real(), tmp.path()).expect("store");
         let data: Vec<u8> = (0..(CHUNK * 2 + 12345))
             .map(|i| (i * 7 % 251) as u8)
             .collect();
@@ -554,7 +578,7 @@ mod tests {
     fn damaged_shard_files_are_errors_not_panics() {
         use proptest::prelude::*;
         let tmp = tempfile::tempdir().expect("tmp");
-        let store = Store::open(tmp.path()).expect("store");
+        let store = Store::open(disk::real(), tmp.path()).expect("store");
         let data: Vec<u8> = (0..CHUNK + CHUNK / 2).map(|i| (i % 251) as u8).collect();
         let mut w = store
             .blob_writer(Tier::Cold, Tier::Cold.codec())

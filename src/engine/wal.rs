@@ -15,13 +15,12 @@
 //! append. A failed fsync poisons the log: the page cache may have dropped the dirty pages,
 //! so nothing written since can be called durable, and every later commit fails.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::disk::{self, Disk, DiskFile, Open};
 use super::frame::{self, Decoded};
 use crate::error::{Error, Result};
 
@@ -49,7 +48,7 @@ pub struct Appended {
 }
 
 struct Inner {
-    file: Arc<File>,
+    file: Arc<dyn DiskFile>,
     seq: u64,
     seg_len: u64,
     /// The segment file's length: bytes from `seg_len` to here are zeros.
@@ -64,6 +63,7 @@ struct Inner {
 }
 
 pub struct Wal {
+    disk: Arc<dyn Disk>,
     dir: PathBuf,
     /// A segment is sealed once it would grow past this (a setting, changed live).
     segment_max: AtomicU64,
@@ -84,11 +84,10 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 }
 
 /// Segment sequence numbers present in `dir`, ascending.
-pub fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+pub fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<u64>> {
     let mut seqs = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if let Some(seq) = entry.file_name().to_str().and_then(parse_segment_name) {
+    for (name, _) in disk.list(dir)? {
+        if let Some(seq) = name.to_str().and_then(parse_segment_name) {
             seqs.push(seq);
         }
     }
@@ -101,11 +100,12 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u64>> {
 /// (fsynced, with a warning); damage anywhere else is an error, because records after it
 /// were acknowledged and guessing would lose or invent them.
 pub fn replay(
+    disk: &dyn Disk,
     dir: &Path,
     from: u64,
     mut apply: impl FnMut(u64, u64, &[u8]) -> Result<()>,
 ) -> Result<u64> {
-    let seqs: Vec<u64> = list_segments(dir)?
+    let seqs: Vec<u64> = list_segments(disk, dir)?
         .into_iter()
         .filter(|s| *s >= from)
         .collect();
@@ -113,12 +113,12 @@ pub fn replay(
     for (i, &seq) in seqs.iter().enumerate() {
         let newest = i + 1 == seqs.len();
         let path = dir.join(segment_name(seq));
-        let buf = fs::read(&path)?;
+        let buf = disk::read(disk, &path)?;
         let what = path.display().to_string();
         if buf.len() < frame::FILE_HEADER && newest {
             // Crashed while creating the segment: nothing in it was ever acknowledged.
             log::warn!("{what}: incomplete header, discarding the empty segment");
-            rewrite_header(&path)?;
+            rewrite_header(disk, &path)?;
             continue;
         }
         frame::check_file_header(&buf, MAGIC, VERSION, &what)?;
@@ -149,7 +149,7 @@ pub fn replay(
                          last whole record",
                         buf.len() - at
                     );
-                    let f = OpenOptions::new().write(true).open(&path)?;
+                    let f = disk.open(&path, Open::Write)?;
                     f.set_len(at as u64)?;
                     f.sync_all()?;
                     break;
@@ -160,8 +160,8 @@ pub fn replay(
     Ok(records)
 }
 
-fn rewrite_header(path: &Path) -> Result<()> {
-    let f = OpenOptions::new().write(true).truncate(true).open(path)?;
+fn rewrite_header(disk: &dyn Disk, path: &Path) -> Result<()> {
+    let f = disk.open(path, Open::Create)?;
     f.write_all_at(&frame::file_header(MAGIC, VERSION), 0)?;
     f.sync_all()?;
     Ok(())
@@ -170,7 +170,21 @@ fn rewrite_header(path: &Path) -> Result<()> {
 /// A torn write leaves garbage only at the very end; a whole valid frame after a bad one
 /// means the damage is in the middle.
 fn has_valid_frame_after(buf: &[u8], from: usize) -> bool {
-    (from..buf.len()).any(|at| matches!(frame::decode(buf, at, MAX_RECORD), Decoded::Frame { payload, .. } if !payload.is_empty()))
+    let mut at = from;
+    while at < buf.len() {
+        // A zero length is no record: jump over the zero-filled space to the first offset
+        // whose 4-byte length field holds a byte that is not zero.
+        let Some(skip) = buf[at..].iter().position(|&b| b != 0) else {
+            return false;
+        };
+        at = (at + skip).saturating_sub(3).max(at);
+        if matches!(frame::decode(buf, at, MAX_RECORD), Decoded::Frame { payload, .. } if !payload.is_empty())
+        {
+            return true;
+        }
+        at += 1;
+    }
+    false
 }
 
 impl Wal {
@@ -179,15 +193,16 @@ impl Wal {
     }
 
     /// Opens the log for appending in a new segment after the newest existing one.
-    pub fn open(dir: &Path, segment_max: u64) -> Result<Wal> {
-        fs::create_dir_all(dir)?;
-        let seq = list_segments(dir)?.last().map_or(1, |s| s + 1);
-        let file = create_segment(dir, seq)?;
+    pub fn open(disk: Arc<dyn Disk>, dir: &Path, segment_max: u64) -> Result<Wal> {
+        disk.create_dir_all(dir)?;
+        let seq = list_segments(&*disk, dir)?.last().map_or(1, |s| s + 1);
+        let file = create_segment(&*disk, dir, seq)?;
         Ok(Wal {
+            disk,
             dir: dir.to_path_buf(),
             segment_max: AtomicU64::new(segment_max),
             inner: Mutex::new(Inner {
-                file: Arc::new(file),
+                file: Arc::from(file),
                 seq,
                 seg_len: frame::FILE_HEADER as u64,
                 zeroed: frame::FILE_HEADER as u64,
@@ -234,8 +249,11 @@ impl Wal {
         let off = g.seg_len;
         if let Err(e) = g.file.write_all_at(&buf, off) {
             // A partial append leaves garbage after the last record; cut it so the next
-            // append does not land behind it.
-            let _ = g.file.set_len(off);
+            // append does not land behind it. If even that fails, the log's end is unknown.
+            if let Err(cut) = g.file.set_len(off) {
+                log::error!("cannot cut a failed append off the log ({cut}); refusing writes");
+                g.poisoned = true;
+            }
             return Err(e.into());
         }
         g.seg_len += buf.len() as u64;
@@ -286,14 +304,11 @@ impl Wal {
             let res = file.sync_data();
             g = self.lock();
             g.syncing = false;
+            // A failure is logged by the disk's fence (engine::disk), which from now on
+            // refuses every change.
             match res {
                 Ok(()) => g.durable = g.durable.max(target),
-                Err(e) => {
-                    log::error!(
-                        "fsync of the write-ahead log failed: {e}; refusing further writes"
-                    );
-                    g.poisoned = true;
-                }
+                Err(_) => g.poisoned = true,
             }
             self.synced.notify_all();
         }
@@ -317,7 +332,7 @@ impl Wal {
         }
         g.durable = g.written;
         let seq = g.seq + 1;
-        g.file = Arc::new(create_segment(&self.dir, seq)?);
+        g.file = Arc::from(create_segment(&*self.disk, &self.dir, seq)?);
         g.seq = seq;
         g.seg_len = frame::FILE_HEADER as u64;
         g.zeroed = g.seg_len;
@@ -336,9 +351,9 @@ impl Wal {
 
     /// Deletes segments older than `seq` (their records are in a checkpoint).
     pub fn retire_before(&self, seq: u64) -> Result<()> {
-        for old in list_segments(&self.dir)? {
+        for old in list_segments(&*self.disk, &self.dir)? {
             if old < seq {
-                fs::remove_file(self.dir.join(segment_name(old)))?;
+                self.disk.remove(&self.dir.join(segment_name(old)))?;
             }
         }
         Ok(())
@@ -356,7 +371,10 @@ impl Wal {
         };
         let file = match file {
             Some(f) => f,
-            None => Arc::new(File::open(self.dir.join(segment_name(seg)))?),
+            None => Arc::from(
+                self.disk
+                    .open(&self.dir.join(segment_name(seg)), Open::Read)?,
+            ),
         };
         let mut buf = vec![0; len];
         file.read_exact_at(&mut buf, off)?;
@@ -365,7 +383,7 @@ impl Wal {
 
     /// Segment names and sizes (up to the last record), oldest first.
     pub fn segments(&self) -> Vec<(u64, u64)> {
-        list_segments(&self.dir)
+        list_segments(&*self.disk, &self.dir)
             .unwrap_or_default()
             .into_iter()
             .filter_map(|s| Some((s, self.segment_len(s)?)))
@@ -380,9 +398,10 @@ impl Wal {
                 return Some(g.seg_len);
             }
         }
-        fs::metadata(self.dir.join(segment_name(seq)))
+        self.disk
+            .open(&self.dir.join(segment_name(seq)), Open::Read)
+            .and_then(|f| f.len())
             .ok()
-            .map(|m| m.len())
     }
 
     /// Bytes of a segment read as a file, up to its last record.
@@ -442,28 +461,25 @@ impl Wal {
     }
 }
 
-fn create_segment(dir: &Path, seq: u64) -> Result<File> {
+fn create_segment(disk: &dyn Disk, dir: &Path, seq: u64) -> Result<Box<dyn DiskFile>> {
     let path = dir.join(segment_name(seq));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&path)?;
+    let file = disk.open(&path, Open::Create)?;
     file.write_all_at(&frame::file_header(MAGIC, VERSION), 0)?;
     file.sync_all()?;
     // The new name must survive a crash too.
-    File::open(dir)?.sync_all()?;
+    disk.sync_dir(dir)?;
     Ok(file)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn collect(dir: &Path) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
-        replay(dir, 0, |_, _, p| {
+        replay(&disk::Real, dir, 0, |_, _, p| {
             out.push(p.to_vec());
             Ok(())
         })?;
@@ -477,26 +493,26 @@ mod tests {
     }
 
     fn write_log(dir: &Path, recs: &[Vec<u8>]) -> u64 {
-        let wal = Wal::open(dir, 1 << 30).expect("open");
+        let wal = Wal::open(disk::real(), dir, 1 << 30).expect("open");
         for r in recs {
             let a = wal.append(&[r], Durability::Sync).expect("append");
             wal.sync_to(a.lsn).expect("sync");
         }
         wal.shutdown().expect("shutdown");
-        list_segments(dir).expect("list")[0]
+        list_segments(&disk::Real, dir).expect("list")[0]
     }
 
     #[test]
     fn records_come_back_in_order_across_segments() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let wal = Wal::open(tmp.path(), 200).expect("open");
+        let wal = Wal::open(disk::real(), tmp.path(), 200).expect("open");
         let recs = records(40);
         for r in &recs {
             wal.append(&[r], Durability::Within(Duration::from_millis(5)))
                 .expect("append");
         }
         wal.shutdown().expect("shutdown");
-        assert!(list_segments(tmp.path()).expect("list").len() > 3);
+        assert!(list_segments(&disk::Real, tmp.path()).expect("list").len() > 3);
         assert_eq!(collect(tmp.path()).expect("replay"), recs);
     }
 
@@ -569,7 +585,7 @@ mod tests {
     fn a_crash_leaves_zeros_after_the_last_record_and_loses_nothing() {
         let tmp = tempfile::tempdir().expect("tmp");
         let recs = records(30);
-        let wal = Wal::open(tmp.path(), 1 << 30).expect("open");
+        let wal = Wal::open(disk::real(), tmp.path(), 1 << 30).expect("open");
         for r in &recs {
             let a = wal.append(&[r], Durability::Sync).expect("append");
             wal.sync_to(a.lsn).expect("sync");
@@ -609,7 +625,7 @@ mod tests {
     #[test]
     fn group_commit_shares_fsyncs_between_threads() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let wal = Arc::new(Wal::open(tmp.path(), 1 << 30).expect("open"));
+        let wal = Arc::new(Wal::open(disk::real(), tmp.path(), 1 << 30).expect("open"));
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let wal = wal.clone();
@@ -634,7 +650,7 @@ mod tests {
     #[test]
     fn windowed_records_become_durable_without_a_sync_call() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let wal = Arc::new(Wal::open(tmp.path(), 1 << 30).expect("open"));
+        let wal = Arc::new(Wal::open(disk::real(), tmp.path(), 1 << 30).expect("open"));
         let flusher = {
             let wal = wal.clone();
             std::thread::spawn(move || wal.run_flusher())

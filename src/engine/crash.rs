@@ -1,0 +1,561 @@
+//! The engine on a disk that loses power or fails (tests). A seeded workload of creates,
+//! overwrites, appends, patches in the middle, renames across tiers, unlinks, files large
+//! enough for blobs, checkpoints and the retirement of log segments (small segments, so
+//! many) runs on a simulated disk (`disk::sim`). Every change is durable before it
+//! returns (all windows zero), so whatever returned is acknowledged.
+//!
+//! Power cuts: the workload runs once to count its durability points, then once per
+//! point with the power cut there; the universe recovered from what survived must hold
+//! exactly what was acknowledged, plus at most the operation that was under way (in one
+//! of the states it passes through: a new file empty before its content), recovering
+//! again must give the same tree, and the recovered universe must take new commits that
+//! survive the next cut.
+//!
+//! Failing disks: the N-th fsync, or the N-th write (EIO or ENOSPC), fails, for every N
+//! the workload reaches: the operation that met it fails with that errno (EIO for an
+//! fsync), after an fsync or EIO every later change fails with EIO while reads go on,
+//! after ENOSPC the next changes succeed, and a remount recovers to what was
+//! acknowledged (plus at most the failed operation).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::codec::Tier;
+use super::disk::sim::{Rng, Sim};
+use super::disk::{Disk, Faults};
+use super::tree::{Kind, ROOT};
+use super::{CommitAt, Engine, NewNode, Settings, store};
+use crate::error::{Error, Result};
+
+const DATA_DIR: &str = "/data";
+const DIRS: [(&str, Tier); 3] = [
+    ("/hot", Tier::Hot),
+    ("/warm", Tier::Warm),
+    ("/cold", Tier::Cold),
+];
+
+/// A universe as the test sees it: path to content (`None`: a directory).
+type Tree = BTreeMap<String, Option<Arc<Vec<u8>>>>;
+
+fn settings() -> Settings {
+    Settings {
+        // Every change durable before it returns: every Ok is an acknowledgement.
+        windows: [Duration::ZERO; 3],
+        // Many segments, so that checkpoints retire them.
+        segment_max: 8 << 10,
+        inline_max: 1024,
+        spill_at: 4096,
+        ..Settings::default()
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Root,
+    Mkdir(&'static str, Tier),
+    /// Creates the file if needed and replaces its content.
+    Put(String, Vec<u8>),
+    Append(String, Vec<u8>),
+    /// Writes over the middle of a file (a streamed draft moves to a staging file).
+    Patch(String, u64, Vec<u8>),
+    Rename(String, String),
+    Unlink(String),
+    Checkpoint,
+}
+
+fn bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let tag = rng.next();
+    (0..len)
+        .map(|i| (tag.wrapping_mul(i as u64 + 1) >> 24) as u8)
+        .collect()
+}
+
+/// Sizes for every way content is stored: in the log, a blob coded at commit, a blob
+/// streamed while written, and (rarely) several chunks.
+fn size(rng: &mut Rng) -> usize {
+    match rng.below(100) {
+        0..=59 => rng.below(300),
+        60..=79 => 1025 + rng.below(3000),
+        80..=97 => 4097 + rng.below(30_000),
+        _ => store::CHUNK + rng.below(4096),
+    }
+}
+
+/// The workload of `seed`: set-up, then `n` operations chosen against `t`, what the
+/// universe holds if all went well.
+fn workload(seed: u64, n: usize) -> Vec<Op> {
+    let mut rng = Rng::new(seed);
+    let mut ops = vec![Op::Root];
+    ops.extend(DIRS.iter().map(|&(d, tier)| Op::Mkdir(d, tier)));
+    let mut files: Vec<String> = Vec::new();
+    let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..n {
+        let dir = DIRS[rng.below(DIRS.len())].0;
+        let name = format!("{dir}/f{}", rng.below(5));
+        let existing = files.get(rng.below(files.len())).cloned();
+        let op = match (rng.below(20), existing) {
+            (0..=6, _) | (_, None) => {
+                let len = size(&mut rng);
+                Op::Put(name, bytes(&mut rng, len))
+            }
+            (7..=9, Some(f)) => {
+                let len = rng.below(400);
+                Op::Append(f, bytes(&mut rng, len))
+            }
+            (10, Some(f)) => {
+                let off = rng.below(sizes[&f] + 1) as u64;
+                let len = rng.below(200);
+                Op::Patch(f, off, bytes(&mut rng, len))
+            }
+            (11..=14, Some(f)) => Op::Rename(f, name),
+            (15..=16, Some(f)) => Op::Unlink(f),
+            _ => Op::Checkpoint,
+        };
+        // Keep the list of files as the operation leaves it.
+        match &op {
+            Op::Put(p, d) => {
+                sizes.insert(p.clone(), d.len());
+            }
+            Op::Append(p, d) => *sizes.entry(p.clone()).or_default() += d.len(),
+            Op::Patch(p, off, d) => {
+                let s = sizes.entry(p.clone()).or_default();
+                *s = (*s).max(*off as usize + d.len());
+            }
+            Op::Rename(from, to) => {
+                if let Some(s) = sizes.remove(from) {
+                    sizes.insert(to.clone(), s);
+                }
+            }
+            Op::Unlink(p) => {
+                sizes.remove(p);
+            }
+            _ => {}
+        }
+        files = sizes.keys().cloned().collect();
+        ops.push(op);
+    }
+    ops
+}
+
+/// Runs operations, keeping the states each one passes through.
+struct Runner<'a> {
+    e: &'a Engine,
+    now: Tree,
+    /// The states the current operation went through, its starting state first.
+    seen: Vec<Tree>,
+}
+
+fn split(path: &str) -> (&str, &[u8]) {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    (dir, name.as_bytes())
+}
+
+impl Runner<'_> {
+    /// One change by the engine: the model follows if it succeeded. Failed or not, it
+    /// may have reached the disk (its record written, the fsync that failed aside), so
+    /// both states are possible after a crash.
+    fn step<T>(&mut self, res: Result<T>, change: impl FnOnce(&mut Tree)) -> Result<T> {
+        let mut next = self.now.clone();
+        change(&mut next);
+        self.seen.push(next.clone());
+        let v = res?;
+        self.now = next;
+        Ok(v)
+    }
+
+    fn dir(&self, path: &str) -> Result<u64> {
+        if path.is_empty() {
+            return Ok(ROOT);
+        }
+        let (parent, name) = split(path);
+        Ok(self.e.lookup(self.dir(parent)?, name)?.ino)
+    }
+
+    /// Writes `data` at `off` (after truncating to nothing when `off` is `None`) through
+    /// a handle, and commits at close.
+    fn write(&mut self, ino: u64, off: Option<u64>, data: &[u8]) -> Result<()> {
+        let e = self.e;
+        e.open_handle(ino, true)?;
+        let res = (|| {
+            let at = match off {
+                Some(at) => at,
+                None => {
+                    e.truncate(ino, 0)?;
+                    0
+                }
+            };
+            // In pieces, as a writer's calls arrive.
+            for (i, piece) in data.chunks(7000).enumerate() {
+                e.write(ino, at + (i * 7000) as u64, piece)?;
+            }
+            e.commit(ino, CommitAt::Close, &|_, _| Ok(()))
+        })();
+        e.close_handle(ino, true);
+        res
+    }
+
+    fn run(&mut self, op: &Op) -> Result<()> {
+        self.seen = vec![self.now.clone()];
+        let e = self.e;
+        match op {
+            Op::Root => self.step(e.create_root(0o755, Tier::Hot, 0), |t| {
+                t.insert("/".into(), None);
+            }),
+            Op::Mkdir(path, tier) => {
+                let (parent, name) = split(path);
+                let new = NewNode {
+                    kind: Kind::Dir,
+                    perm: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    target: &[],
+                    tier: Some(*tier),
+                    tag: None,
+                };
+                let made = e.create(self.dir(parent)?, name, new);
+                self.step(made, |t| {
+                    t.insert(path.to_string(), None);
+                })?;
+                Ok(())
+            }
+            Op::Put(path, data) => {
+                let (parent, name) = split(path);
+                let parent = self.dir(parent)?;
+                let ino = match e.lookup(parent, name) {
+                    Ok(a) => a.ino,
+                    Err(Error::NotFound) => {
+                        let made = e.create(parent, name, NewNode::root_file());
+                        self.step(made, |t| {
+                            t.insert(path.clone(), Some(Arc::default()));
+                        })?
+                        .ino
+                    }
+                    Err(other) => return Err(other),
+                };
+                let res = self.write(ino, None, data);
+                self.step(res, |t| {
+                    t.insert(path.clone(), Some(Arc::new(data.clone())));
+                })
+            }
+            Op::Append(path, data) | Op::Patch(path, _, data) => {
+                let (parent, name) = split(path);
+                let ino = e.lookup(self.dir(parent)?, name)?.ino;
+                let mut new = self.now[path].as_deref().cloned().unwrap_or_default();
+                let at = match op {
+                    Op::Patch(_, at, _) => *at,
+                    _ => new.len() as u64,
+                };
+                let end = at as usize + data.len();
+                new.resize(new.len().max(end), 0);
+                new[at as usize..end].copy_from_slice(data);
+                let res = self.write(ino, Some(at), data);
+                self.step(res, |t| {
+                    t.insert(path.clone(), Some(Arc::new(new)));
+                })
+            }
+            Op::Rename(from, to) => {
+                let ((fp, fname), (tp, tname)) = (split(from), split(to));
+                let res = e.rename(self.dir(fp)?, fname, self.dir(tp)?, tname, false);
+                self.step(res, |t| {
+                    if let Some(v) = t.remove(from) {
+                        t.insert(to.clone(), v);
+                    }
+                })
+            }
+            Op::Unlink(path) => {
+                let (parent, name) = split(path);
+                let res = e.remove(self.dir(parent)?, name, false);
+                self.step(res, |t| {
+                    t.remove(path);
+                })
+            }
+            Op::Checkpoint => e.checkpoint(),
+        }
+    }
+}
+
+/// What a run of the workload left: the states the universe may be in on the disk.
+struct Outcome {
+    /// The engine, unless it failed to open.
+    engine: Option<Engine>,
+    /// Acknowledged: every operation that returned.
+    acked: Tree,
+    /// The states the failed operation went through (`acked` first), if one failed.
+    failed: Option<(Error, Vec<Tree>)>,
+}
+
+impl Outcome {
+    /// The states a recovery may find.
+    fn allowed(&self) -> Vec<Tree> {
+        match &self.failed {
+            Some((_, seen)) => seen.clone(),
+            None => vec![self.acked.clone()],
+        }
+    }
+}
+
+fn open(disk: Arc<dyn Disk>) -> Result<Engine> {
+    Engine::open_on(disk, Path::new(DATA_DIR), settings())
+}
+
+/// Runs `ops` on `disk` until one fails.
+fn run(disk: Arc<dyn Disk>, ops: &[Op]) -> Outcome {
+    let e = match open(disk) {
+        Ok(e) => e,
+        Err(err) => {
+            return Outcome {
+                engine: None,
+                acked: Tree::new(),
+                failed: Some((err, vec![Tree::new()])),
+            };
+        }
+    };
+    let mut r = Runner {
+        e: &e,
+        now: Tree::new(),
+        seen: Vec::new(),
+    };
+    let mut failed = None;
+    for op in ops {
+        if let Err(err) = r.run(op) {
+            failed = Some((err, std::mem::take(&mut r.seen)));
+            break;
+        }
+    }
+    let acked = r.now;
+    Outcome {
+        engine: Some(e),
+        acked,
+        failed,
+    }
+}
+
+/// Every file and directory of the universe (unreadable content shows as such).
+fn read_tree(e: &Engine) -> Tree {
+    let mut t = Tree::new();
+    if e.getattr(ROOT).is_err() {
+        return t;
+    }
+    t.insert("/".into(), None);
+    let mut todo = vec![(ROOT, String::new())];
+    while let Some((dir, path)) = todo.pop() {
+        for d in e.readdir(dir, 0, usize::MAX).expect("readdir") {
+            let p = format!("{path}/{}", String::from_utf8_lossy(&d.name));
+            if d.kind == Kind::Dir {
+                t.insert(p.clone(), None);
+                todo.push((d.ino, p));
+            } else {
+                let content = match e.read(d.ino, 0, 1 << 30, false) {
+                    Ok(data) => data.to_vec(),
+                    Err(err) => format!("<unreadable: {err}>").into_bytes(),
+                };
+                t.insert(p, Some(Arc::new(content)));
+            }
+        }
+    }
+    t
+}
+
+/// A tree in a line per entry (sizes, not contents), for failure messages.
+fn show(t: &Tree) -> String {
+    t.iter()
+        .map(|(p, c)| match c {
+            None => format!("{}/", p.trim_end_matches('/')),
+            Some(c) if c.starts_with(b"<unreadable") => {
+                format!("{p} {}", String::from_utf8_lossy(c))
+            }
+            Some(c) => format!("{p} ({} B, {:02x?})", c.len(), &c[..c.len().min(4)]),
+        })
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+/// Cuts the power (a restart from what survived) and recovers: the new disk and the
+/// universe the engine finds on it.
+fn recover(disk: &Sim, rng: &mut Rng, what: &str) -> (Sim, Tree) {
+    let after = disk.restart(rng);
+    let e = open(Arc::new(after.clone())).unwrap_or_else(|e| panic!("{what}: recovery: {e}"));
+    let t = read_tree(&e);
+    (after, t)
+}
+
+const SEEDS: u64 = 20;
+const OPS: usize = 60;
+
+/// One power cut: at durability point `cut` of `seed`'s workload.
+fn cut_and_check(seed: u64, ops: &[Op], cut: u64) {
+    let what = format!("seed {seed}, power cut at durability point {cut}");
+    let disk = Sim::default();
+    disk.cut_at(cut);
+    let out = run(Arc::new(disk.clone()), ops);
+    if let Some((err, _)) = &out.failed {
+        assert!(disk.is_dead(), "{what}: failed before the cut: {err}");
+    }
+    let mut rng = Rng::new(seed.wrapping_mul(0x1_0000_0001) ^ cut);
+    let (after, first) = recover(&disk, &mut rng, &what);
+    let allowed = out.allowed();
+    assert!(
+        allowed.contains(&first),
+        "{what}: recovered\n  {}\nexpected one of\n{}",
+        show(&first),
+        allowed
+            .iter()
+            .map(|t| format!("  {}", show(t)))
+            .collect::<Vec<_>>()
+            .join("\n--\n")
+    );
+    let (after, second) = recover(&after, &mut rng, &what);
+    assert!(
+        second == first,
+        "{what}: a second recovery differs:\n  {}\nfirst:\n  {}",
+        show(&second),
+        show(&first)
+    );
+    // The recovered universe takes commits that survive the next cut.
+    let mut expect = second;
+    {
+        let e = open(Arc::new(after.clone())).expect("reopen");
+        let mut r = Runner {
+            e: &e,
+            now: expect.clone(),
+            seen: Vec::new(),
+        };
+        for op in [
+            Op::Root,
+            Op::Put("/after".into(), b"after recovery".to_vec()),
+        ] {
+            r.run(&op)
+                .unwrap_or_else(|e| panic!("{what}: after recovery: {e}"));
+        }
+        expect = r.now;
+    }
+    let (_, third) = recover(&after, &mut rng, &what);
+    assert!(
+        third == expect,
+        "{what}: a commit after recovery:\n  {}\nexpected\n  {}",
+        show(&third),
+        show(&expect)
+    );
+}
+
+#[test]
+fn a_power_cut_at_any_durability_point_keeps_every_acknowledged_commit() {
+    let mut points = 0;
+    for seed in 0..SEEDS {
+        let ops = workload(seed, OPS);
+        let disk = Sim::default();
+        let out = run(Arc::new(disk.clone()), &ops);
+        if let Some((err, _)) = out.failed {
+            panic!("seed {seed}: the workload fails without a fault: {err}");
+        }
+        let total = disk.points();
+        for cut in 1..=total {
+            cut_and_check(seed, &ops, cut);
+        }
+        points += total;
+    }
+    assert!(points > 2000, "only {points} durability points");
+    eprintln!("{points} power cuts, each recovered three times");
+}
+
+/// The disk fails as `spec` says (see `disk::faults`) under `seed`'s workload.
+fn fail_and_check(seed: u64, ops: &[Op], spec: &str) {
+    let what = format!("seed {seed}, {spec}");
+    let refused = if spec.ends_with(":enospc") && spec.starts_with("fail-write") {
+        libc::ENOSPC
+    } else {
+        libc::EIO
+    };
+    let disk = Sim::default();
+    let faulty = Faults::new(Arc::new(disk.clone()), spec).expect("spec");
+    let out = run(Arc::new(faulty), ops);
+    // After the failure, while the engine still runs: a new file (the root first, if the
+    // failure came before it), and a checkpoint.
+    let probe = Op::Put("/probe".into(), b"after the failure".to_vec());
+    let allowed = match &out.failed {
+        None => vec![out.acked.clone()],
+        Some((err, seen)) => {
+            assert_eq!(err.errno(), refused, "{what}: failed with {err}");
+            match &out.engine {
+                Some(e) if refused == libc::ENOSPC => {
+                    // A full disk fails the change that met it, and nothing else.
+                    let mut r = Runner {
+                        e,
+                        now: out.acked.clone(),
+                        seen: Vec::new(),
+                    };
+                    for op in [Op::Root, probe] {
+                        r.run(&op)
+                            .unwrap_or_else(|err| panic!("{what}: after ENOSPC: {op:?}: {err}"));
+                    }
+                    vec![r.now]
+                }
+                Some(e) => {
+                    // A failed disk is never hidden: reads go on, every change is refused.
+                    let now = read_tree(e);
+                    assert!(
+                        seen.contains(&now),
+                        "{what}: reads after the failure:\n  {}",
+                        show(&now)
+                    );
+                    let mut r = Runner {
+                        e,
+                        now: out.acked.clone(),
+                        seen: Vec::new(),
+                    };
+                    let first = if e.getattr(ROOT).is_ok() {
+                        probe
+                    } else {
+                        Op::Root
+                    };
+                    for op in [first, Op::Checkpoint] {
+                        match r.run(&op) {
+                            Err(err) => assert_eq!(err.errno(), libc::EIO, "{what}: {op:?}: {err}"),
+                            Ok(()) => panic!("{what}: {op:?} succeeded on a failed disk"),
+                        }
+                    }
+                    seen.clone()
+                }
+                None => seen.clone(),
+            }
+        }
+    };
+    drop(out);
+    // A remount recovers to what the disk holds, and so does a power cut: nothing
+    // acknowledged waited on the failed fsync.
+    let mut rng = Rng::new(seed);
+    let (_, cut) = recover(&disk, &mut rng, &what);
+    let e = open(Arc::new(disk)).unwrap_or_else(|e| panic!("{what}: remount: {e}"));
+    for (how, got) in [("remounted", read_tree(&e)), ("after a power cut", cut)] {
+        assert!(
+            allowed.contains(&got),
+            "{what}: {how}\n  {}\nexpected one of\n{}",
+            show(&got),
+            allowed
+                .iter()
+                .map(|t| format!("  {}", show(t)))
+                .collect::<Vec<_>>()
+                .join("\n--\n")
+        );
+    }
+}
+
+#[test]
+fn a_failing_disk_is_reported_never_hidden() {
+    for seed in 100..106 {
+        let ops = workload(seed, 30);
+        let disk = Sim::default();
+        let out = run(Arc::new(disk.clone()), &ops);
+        assert!(out.failed.is_none(), "seed {seed}: fails without a fault");
+        let (fsyncs, writes) = (disk.points(), disk.writes());
+        for n in 1..=fsyncs {
+            fail_and_check(seed, &ops, &format!("fail-fsync={n}"));
+        }
+        for n in 1..=writes {
+            fail_and_check(seed, &ops, &format!("fail-write={n}"));
+            fail_and_check(seed, &ops, &format!("fail-write={n}:enospc"));
+        }
+    }
+}
