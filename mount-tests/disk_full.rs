@@ -124,3 +124,59 @@ fn a_full_data_disk_gives_enospc_and_loses_nothing() {
         b"{\"ok\":true}",
     );
 }
+
+/// A file grown past what the data disk has free (`truncate -s`, `fallocate -l`, a write
+/// far past the end) is refused with ENOSPC before anything is written: a hole is stored
+/// as zeros, and writing them would fill the disk only to fail at the commit.
+#[test]
+fn growing_a_file_past_the_free_disk_is_refused_before_writing() {
+    let disk = Tmpfs::new("64m");
+    let mut m = Mount::new();
+    assert!(m.unmount_and_wait().success());
+    move_data_to(m.data(), &disk.path());
+    m.remount();
+    let p = m.path("spacetime/hot_data/particles/users/huge.bin");
+    put(&p, b"small");
+    let used = || {
+        sh(&format!("du -sk {}", shq(disk.path())))
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = used();
+    for cmd in [
+        format!("truncate -s 1G {}", shq(&p)),
+        format!("fallocate -l 1G {}", shq(&p)),
+        format!(
+            "dd if=/dev/zero of={} bs=1 count=1 seek=1G conv=notrunc status=none",
+            shq(&p)
+        ),
+    ] {
+        let o = sh_output(&cmd);
+        assert!(
+            !o.status.success() && stderr(&o).contains("No space left on device"),
+            "{cmd}: {} {}",
+            o.status,
+            stderr(&o)
+        );
+        assert_eq!(get(&p), b"small", "{cmd}: the file is unchanged");
+    }
+    // Refused for its size, before any byte went to the disk (not by a full disk later).
+    assert_eq!(
+        m.log().matches("refusing to grow a file").count(),
+        3,
+        "log:\n{}",
+        tail(&m.log(), 20)
+    );
+    assert!(
+        used() < before + 4096,
+        "the refused growth wrote to the data disk: {} KiB before, {} KiB after",
+        before,
+        used()
+    );
+    let o = sh_output(&format!("truncate -s 1M {}", shq(&p)));
+    assert!(o.status.success(), "a growth that fits: {}", stderr(&o));
+    assert_eq!(fs::metadata(&p).unwrap().len(), 1 << 20);
+}

@@ -35,8 +35,9 @@ pub enum Error {
     /// The caller's buffer is too small (xattrs).
     Range,
     BadHandle,
-    /// A limit of our own was reached (total size of a file's xattrs).
-    NoSpace,
+    /// A limit of our own was reached (total size of a file's xattrs), or a file would
+    /// grow past what the data disk has free.
+    NoSpace(&'static str),
     /// A file would grow past the largest size the engine stores (`engine::MAX_FILE_SIZE`).
     FileTooBig,
     /// The data directory is held by another daemon.
@@ -73,7 +74,7 @@ impl Error {
             Error::NoXattr => libc::ENODATA,
             Error::Range => libc::ERANGE,
             Error::BadHandle => libc::EBADF,
-            Error::NoSpace => libc::ENOSPC,
+            Error::NoSpace(_) => libc::ENOSPC,
             Error::FileTooBig => libc::EFBIG,
             Error::Locked(_) => libc::EBUSY,
             // What the caller can act on passes through; anything else the data directory
@@ -108,7 +109,7 @@ impl fmt::Display for Error {
             Error::NoXattr => write!(f, "no such attribute"),
             Error::Range => write!(f, "buffer too small"),
             Error::BadHandle => write!(f, "bad file handle"),
-            Error::NoSpace => write!(f, "no space left for attributes"),
+            Error::NoSpace(what) => write!(f, "no space left: {what}"),
             Error::FileTooBig => write!(f, "file too large"),
             Error::Locked(why) => write!(f, "{why}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),

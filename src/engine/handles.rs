@@ -104,6 +104,7 @@ impl Engine {
         }
         let d = self.draft(ino, u64::MAX)?;
         let mut d = lock(&d);
+        self.check_growth(d.len(), off + data.len() as u64)?;
         if off < d.base_len {
             // A change inside the committed bytes: the draft takes a copy of them first.
             let version = d.base_version;
@@ -114,6 +115,28 @@ impl Engine {
         Ok(())
     }
 
+    /// A file growing from `from` to `to` bytes: refused at once (`ENOSPC`) when the data
+    /// disk has not that much free. A hole is stored as the zeros it reads as, so a large
+    /// `truncate -s` would otherwise fill the disk slowly and fail at the commit.
+    fn check_growth(&self, from: u64, to: u64) -> Result<()> {
+        // Small growth is left to the disk to refuse: no statvfs per write.
+        if to <= from.saturating_add(64 << 20) {
+            return Ok(());
+        }
+        let st = self.statfs()?;
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        if to - from > free {
+            log::warn!(
+                "refusing to grow a file by {} bytes: the data disk has {free} free",
+                to - from
+            );
+            return Err(Error::NoSpace(
+                "the data disk cannot hold the file's new size",
+            ));
+        }
+        Ok(())
+    }
+
     /// Truncates the draft (made if needed) to `size`.
     pub fn truncate(&self, ino: u64, size: u64) -> Result<()> {
         if size > MAX_FILE_SIZE {
@@ -121,6 +144,7 @@ impl Engine {
         }
         let d = self.draft(ino, size)?;
         let mut d = lock(&d);
+        self.check_growth(d.len(), size)?;
         d.truncate(size)?;
         d.touch();
         Ok(())

@@ -61,7 +61,7 @@ impl Engine {
         }
         let total: usize = xattrs.iter().map(|(k, v)| k.len() + v.len()).sum();
         if total > XATTR_TOTAL_MAX {
-            return Err(Error::NoSpace);
+            return Err(Error::NoSpace("a file's attributes are limited in size"));
         }
         meta.set_xattrs(xattrs);
         meta.ctime = Ts::now();

@@ -65,8 +65,9 @@ fn name() -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// Offsets the kernel passes on (at most `i64::MAX`, its largest file offset): small
-/// ones, and ones about and past the largest file (`engine::MAX_FILE_SIZE`). The range between (a sparse file of
-/// hundreds of MiB and more) is left out: its content would be stored whole.
+/// ones, and ones about and past the largest file (`engine::MAX_FILE_SIZE`). The range
+/// between is left out: a hole is stored as zeros, so a sparse file of up to the free disk
+/// would be written whole.
 fn offset() -> impl Strategy<Value = u64> {
     prop_oneof![
         4 => 0u64..70_000,
