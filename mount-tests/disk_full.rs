@@ -69,13 +69,19 @@ fn move_data_to(data: &Path, disk: &Path) {
     std::os::unix::fs::symlink(disk, data).expect("symlink data dir");
 }
 
-#[test]
-fn a_full_data_disk_gives_enospc_and_loses_nothing() {
-    let disk = Tmpfs::new("24m");
+/// A new universe whose data directory lives on `disk`.
+fn mount_on(disk: &Tmpfs) -> Mount {
     let mut m = Mount::new();
     assert!(m.unmount_and_wait().success());
     move_data_to(m.data(), &disk.path());
     m.remount();
+    m
+}
+
+#[test]
+fn a_full_data_disk_gives_enospc_and_loses_nothing() {
+    let disk = Tmpfs::new("24m");
+    let mut m = mount_on(&disk);
 
     let dir = m.path("spacetime/hot_data/particles/full");
     fs::create_dir(&dir).expect("mkdir");
@@ -131,10 +137,7 @@ fn a_full_data_disk_gives_enospc_and_loses_nothing() {
 #[test]
 fn growing_a_file_past_the_free_disk_is_refused_before_writing() {
     let disk = Tmpfs::new("64m");
-    let mut m = Mount::new();
-    assert!(m.unmount_and_wait().success());
-    move_data_to(m.data(), &disk.path());
-    m.remount();
+    let m = mount_on(&disk);
     let p = m.path("spacetime/hot_data/particles/users/huge.bin");
     put(&p, b"small");
     let used = || {

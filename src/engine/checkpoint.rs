@@ -288,27 +288,12 @@ mod tests {
         /// Any damage to a checkpoint (bytes overwritten, the file cut or extended) is
         /// reported as corruption, never a panic or an entry that was not written.
         #[test]
-        fn any_damage_is_reported(
-            writes in proptest::collection::vec(
-                (0usize..2000, proptest::collection::vec(proptest::prelude::any::<u8>(), 1..8)),
-                1..4,
-            ),
-            cut in proptest::option::of(0usize..2000),
-            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16),
-        ) {
+        fn any_damage_is_reported(damage in crate::engine::testutil::damage(2000)) {
             let tmp = tempfile::tempdir().expect("tmp");
             let path = write(tmp.path(), 1, 6);
             let good = fs::read(&path).expect("read");
             let mut f = good.clone();
-            for (at, bytes) in writes {
-                let at = at % f.len();
-                let end = (at + bytes.len()).min(f.len());
-                f[at..end].copy_from_slice(&bytes[..end - at]);
-            }
-            if let Some(cut) = cut {
-                f.truncate(cut.min(f.len()));
-            }
-            f.extend_from_slice(&tail);
+            damage.apply(&mut f);
             fs::write(&path, &f).expect("write");
             let mut names = Vec::new();
             match load(&Real, &path, |e| names.push(e.meta.name.to_vec())) {

@@ -38,3 +38,43 @@ pub fn new_universe(dir: &Path, tier: Tier) -> Engine {
     e.create_root(0o755, tier, 0).expect("root");
     e
 }
+
+/// Damage to a file's bytes, as a failing disk or a careless copy leaves it: ranges
+/// overwritten anywhere, the file cut, bytes after its end.
+#[derive(Clone, Debug)]
+pub struct Damage {
+    writes: Vec<(usize, Vec<u8>)>,
+    cut: Option<usize>,
+    tail: Vec<u8>,
+}
+
+impl Damage {
+    pub fn apply(&self, f: &mut Vec<u8>) {
+        for (at, bytes) in &self.writes {
+            if f.is_empty() {
+                break;
+            }
+            let at = at % f.len();
+            let end = (at + bytes.len()).min(f.len());
+            f[at..end].copy_from_slice(&bytes[..end - at]);
+        }
+        if let Some(cut) = self.cut {
+            f.truncate(cut.min(f.len()));
+        }
+        f.extend_from_slice(&self.tail);
+    }
+}
+
+/// Any `Damage` to a file of about `len` bytes.
+pub fn damage(len: usize) -> impl proptest::strategy::Strategy<Value = Damage> {
+    use proptest::prelude::*;
+    (
+        proptest::collection::vec(
+            (0..len, proptest::collection::vec(any::<u8>(), 1..16)),
+            1..4,
+        ),
+        proptest::option::of(0..len),
+        proptest::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(writes, cut, tail)| Damage { writes, cut, tail })
+}

@@ -631,27 +631,14 @@ mod tests {
         /// corruption error; never a panic, never a record that was not written.
         #[test]
         fn any_damage_recovers_a_prefix_or_is_refused(
-            writes in proptest::collection::vec(
-                (0usize..4000, proptest::collection::vec(proptest::prelude::any::<u8>(), 1..16)),
-                0..4,
-            ),
-            cut in proptest::option::of(0usize..4000),
-            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            damage in crate::engine::testutil::damage(4000),
         ) {
             let tmp = tempfile::tempdir().expect("tmp");
             let recs = records(12);
             let seq = write_log(tmp.path(), &recs);
             let path = tmp.path().join(segment_name(seq));
             let mut f = fs::read(&path).expect("read");
-            for (at, bytes) in writes {
-                let at = at % f.len();
-                let end = (at + bytes.len()).min(f.len());
-                f[at..end].copy_from_slice(&bytes[..end - at]);
-            }
-            if let Some(cut) = cut {
-                f.truncate(cut.min(f.len()));
-            }
-            f.extend_from_slice(&tail);
+            damage.apply(&mut f);
             fs::write(&path, &f).expect("write");
             match collect(tmp.path()) {
                 Ok(got) => proptest::prop_assert!(recs.starts_with(&got), "not a prefix"),
