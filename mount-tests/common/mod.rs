@@ -298,8 +298,19 @@ impl Mount {
             self.child.is_some(),
             "unmount_and_wait: daemon is not running"
         );
-        if let Err(e) = umount2(&self.mnt, 0) {
-            panic!("umount {}: {e}", self.mnt.display());
+        // Another test's fork holds copies of every descriptor until its exec closes them
+        // (close-on-exec): a file this test closed a moment ago may keep the mount busy
+        // for that long. A user's `umount` retried would see the same.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Err(e) = umount2(&self.mnt, 0) {
+            if e.raw_os_error() != Some(libc::EBUSY) || Instant::now() > deadline {
+                panic!(
+                    "umount {}: {e}; open in it: {:?}",
+                    self.mnt.display(),
+                    holders(&self.mnt)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         match self.wait_exit(EXIT_TIMEOUT) {
             Some(status) => status,
@@ -413,6 +424,34 @@ impl Drop for Mount {
 
 /// Unmounts a mount whose daemon is gone (or going): plain umount, then
 /// lazy, then fusermount3 -uz.
+/// The processes with a descriptor or working directory below `mnt` (from /proc).
+pub fn holders(mnt: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = p.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let links = fs::read_dir(p.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|fd| fd.path())
+            .chain([p.path().join("cwd")]);
+        for l in links {
+            if fs::read_link(&l).is_ok_and(|t| t.starts_with(mnt)) {
+                let cmd = fs::read_to_string(p.path().join("cmdline")).unwrap_or_default();
+                out.push(format!(
+                    "{pid} {}: {}",
+                    cmd.replace('\0', " ").trim(),
+                    l.display()
+                ));
+            }
+        }
+    }
+    out
+}
+
 pub fn unmount_dead(mnt: &Path) {
     for _ in 0..50 {
         if !is_mountpoint(mnt) || umount2(mnt, 0).is_ok() {
