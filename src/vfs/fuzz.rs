@@ -252,8 +252,9 @@ fn run(v: &Vfs, calls: &[Call]) {
 }
 
 proptest! {
+    // 96 sequences in the test command; `PROPTEST_CASES=2000` for a longer hunt.
     #![proptest_config(ProptestConfig {
-        cases: 96,
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(96),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
