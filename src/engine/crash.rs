@@ -1,15 +1,16 @@
 //! The engine on a disk that loses power or fails (tests). A seeded workload of creates,
-//! overwrites, appends, patches in the middle, renames across tiers, unlinks, files large
-//! enough for blobs, checkpoints and the retirement of log segments (small segments, so
-//! many) runs on a simulated disk (`disk::sim`). Every change is durable before it
-//! returns (all windows zero), so whatever returned is acknowledged.
+//! overwrites, appends, patches in the middle, renames across tiers, hard links (and
+//! links and renames the engine refuses: across tiers, onto a taken name), unlinks of one
+//! name, files large enough for blobs, checkpoints and the retirement of log segments
+//! (small segments, so many) runs on a simulated disk (`disk::sim`). Every change is
+//! durable before it returns (all windows zero), so whatever returned is acknowledged.
 //!
 //! Power cuts: the workload runs once to count its durability points, then once per
 //! point with the power cut there; the universe recovered from what survived must hold
-//! exactly what was acknowledged, plus at most the operation that was under way (in one
-//! of the states it passes through: a new file empty before its content), recovering
-//! again must give the same tree, and the recovered universe must take new commits that
-//! survive the next cut.
+//! exactly what was acknowledged (down to which names are one file, and its link count),
+//! plus at most the operation that was under way (in one of the states it passes
+//! through: a new file empty before its content), recovering again must give the same
+//! tree, and the recovered universe must take new commits that survive the next cut.
 //!
 //! Failing disks: the N-th fsync, or the N-th write (EIO or ENOSPC), fails, for every N
 //! the workload reaches: the operation that met it fails with that errno (EIO for an
@@ -30,14 +31,192 @@ use super::{CommitAt, Engine, NewNode, Settings, store};
 use crate::error::{Error, Result};
 
 const DATA_DIR: &str = "/data";
+/// One directory per tier: names in two of them are on two devices.
 const DIRS: [(&str, Tier); 3] = [
     ("/hot", Tier::Hot),
     ("/warm", Tier::Warm),
     ("/cold", Tier::Cold),
 ];
 
-/// A universe as the test sees it: path to content (`None`: a directory).
-type Tree = BTreeMap<String, Option<Arc<Vec<u8>>>>;
+/// A universe as compared: what every path shows.
+type Tree = BTreeMap<String, Entry>;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Entry {
+    Dir,
+    /// A file's content, the file's first path in order (names of one file share it,
+    /// whatever inode numbers the engine gave) and its link count.
+    File {
+        content: Arc<Vec<u8>>,
+        first: String,
+        nlink: u32,
+    },
+}
+
+/// A universe as the test expects it: names of files, and the files they share.
+#[derive(Clone, Default)]
+struct Model {
+    /// Path to file (`None`: a directory).
+    names: BTreeMap<String, Option<u64>>,
+    files: BTreeMap<u64, Arc<Vec<u8>>>,
+}
+
+impl Model {
+    fn file(&self, path: &str) -> u64 {
+        self.names[path].expect("a file")
+    }
+
+    fn content(&self, path: &str) -> &[u8] {
+        &self.files[&self.file(path)]
+    }
+
+    fn is_file(&self, path: &str) -> bool {
+        matches!(self.names.get(path), Some(Some(_)))
+    }
+
+    fn count(&self, file: u64) -> usize {
+        self.names.values().filter(|&&f| f == Some(file)).count()
+    }
+
+    /// A new, empty file at `path` (the first state of a `Put` onto a free name).
+    fn create(&mut self, path: &str) {
+        let id = self.files.keys().next_back().map_or(0, |k| k + 1);
+        self.files.insert(id, Arc::default());
+        self.names.insert(path.into(), Some(id));
+    }
+
+    /// Writes `data` at `at`, or in place of everything (`None`), into `path`'s file: every
+    /// name of it reads the change.
+    fn write(&mut self, path: &str, at: Option<u64>, data: &[u8]) {
+        let content = Arc::make_mut(self.files.get_mut(&self.file(path)).expect("file"));
+        let at = match at {
+            Some(at) => at as usize,
+            None => {
+                content.clear();
+                0
+            }
+        };
+        let end = at + data.len();
+        content.resize(content.len().max(end), 0);
+        content[at..end].copy_from_slice(data);
+    }
+
+    /// Takes one name; the file goes with its last.
+    fn unlink(&mut self, path: &str) {
+        if let Some(Some(file)) = self.names.remove(path)
+            && self.count(file) == 0
+        {
+            self.files.remove(&file);
+        }
+    }
+
+    /// The errno the engine refuses `link(from, to)` with, in the order it checks.
+    fn link_refused(&self, from: &str, to: &str) -> Option<i32> {
+        if split(from).0 != split(to).0 {
+            Some(libc::EXDEV)
+        } else if self.names.contains_key(to) {
+            Some(libc::EEXIST)
+        } else {
+            None
+        }
+    }
+
+    /// The errno the engine refuses `rename(from, to)` with: a file with further names
+    /// moves only within its tier.
+    fn rename_refused(&self, from: &str, to: &str) -> Option<i32> {
+        let same = self.names.get(to) == self.names.get(from);
+        let linked = self.count(self.file(from)) > 1;
+        (!same && linked && split(from).0 != split(to).0).then_some(libc::EXDEV)
+    }
+
+    /// Moves the name `from` to `to`, taking `to` from the file it named, unless both
+    /// name one file (then nothing happens, as POSIX says).
+    fn rename(&mut self, from: &str, to: &str) {
+        if self.names.get(to) == self.names.get(from) {
+            return;
+        }
+        self.unlink(to);
+        let file = self.names.remove(from).expect("the name moved");
+        self.names.insert(to.into(), file);
+    }
+
+    /// The change `op` makes if it succeeds (none if the engine refuses it): what the
+    /// workload is planned against.
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Root => {
+                self.names.insert("/".into(), None);
+            }
+            Op::Mkdir(path, _) => {
+                self.names.insert(path.to_string(), None);
+            }
+            Op::Put(path, data) => {
+                if !self.is_file(path) {
+                    self.create(path);
+                }
+                self.write(path, None, data);
+            }
+            Op::Append(path, data) => {
+                let at = self.content(path).len() as u64;
+                self.write(path, Some(at), data);
+            }
+            Op::Patch(path, at, data) => self.write(path, Some(*at), data),
+            Op::Rename(from, to) if self.rename_refused(from, to).is_none() => {
+                self.rename(from, to);
+            }
+            Op::Link(from, to) if self.link_refused(from, to).is_none() => {
+                self.names.insert(to.clone(), self.names[from]);
+            }
+            Op::Unlink(path) => self.unlink(path),
+            Op::Rename(..) | Op::Link(..) | Op::Checkpoint => {}
+        }
+    }
+
+    /// What the engine should show.
+    fn view(&self) -> Tree {
+        let mut first: BTreeMap<u64, &String> = BTreeMap::new();
+        for (path, file) in &self.names {
+            if let Some(file) = file {
+                first.entry(*file).or_insert(path);
+            }
+        }
+        self.names
+            .iter()
+            .map(|(path, file)| {
+                let entry = match file {
+                    None => Entry::Dir,
+                    Some(f) => Entry::File {
+                        content: self.files[f].clone(),
+                        first: first[f].clone(),
+                        nlink: self.count(*f) as u32,
+                    },
+                };
+                (path.clone(), entry)
+            })
+            .collect()
+    }
+}
+
+/// The model of a universe read back: the names that share a first path share a file.
+impl From<&Tree> for Model {
+    fn from(t: &Tree) -> Model {
+        let mut m = Model::default();
+        let mut ids: BTreeMap<&String, u64> = BTreeMap::new();
+        for (path, entry) in t {
+            let file = match entry {
+                Entry::Dir => None,
+                Entry::File { content, first, .. } => {
+                    let next = ids.len() as u64;
+                    let id = *ids.entry(first).or_insert(next);
+                    m.files.insert(id, content.clone());
+                    Some(id)
+                }
+            };
+            m.names.insert(path.clone(), file);
+        }
+        m
+    }
+}
 
 fn settings() -> Settings {
     Settings {
@@ -61,6 +240,8 @@ enum Op {
     /// Writes over the middle of a file (a streamed draft moves to a staging file).
     Patch(String, u64, Vec<u8>),
     Rename(String, String),
+    /// A further name for the file at the first path.
+    Link(String, String),
     Unlink(String),
     Checkpoint,
 }
@@ -83,19 +264,20 @@ fn size(rng: &mut Rng) -> usize {
     }
 }
 
-/// The workload of `seed`: set-up, then `n` operations chosen against `t`, what the
-/// universe holds if all went well.
+/// The workload of `seed`: set-up, then `n` operations, each chosen against what the
+/// ones before leave.
 fn workload(seed: u64, n: usize) -> Vec<Op> {
     let mut rng = Rng::new(seed);
     let mut ops = vec![Op::Root];
     ops.extend(DIRS.iter().map(|&(d, tier)| Op::Mkdir(d, tier)));
-    let mut files: Vec<String> = Vec::new();
-    let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut m = Model::default();
+    ops.iter().for_each(|op| m.apply(op));
     for _ in 0..n {
         let dir = DIRS[rng.below(DIRS.len())].0;
         let name = format!("{dir}/f{}", rng.below(5));
-        let existing = files.get(rng.below(files.len())).cloned();
-        let op = match (rng.below(20), existing) {
+        let files: Vec<&String> = m.names.keys().filter(|p| m.is_file(p)).collect();
+        let existing = files.get(rng.below(files.len())).map(|f| f.to_string());
+        let op = match (rng.below(23), existing) {
             (0..=6, _) | (_, None) => {
                 let len = size(&mut rng);
                 Op::Put(name, bytes(&mut rng, len))
@@ -105,35 +287,27 @@ fn workload(seed: u64, n: usize) -> Vec<Op> {
                 Op::Append(f, bytes(&mut rng, len))
             }
             (10, Some(f)) => {
-                let off = rng.below(sizes[&f] + 1) as u64;
+                let off = rng.below(m.content(&f).len() + 1) as u64;
                 let len = rng.below(200);
                 Op::Patch(f, off, bytes(&mut rng, len))
             }
             (11..=14, Some(f)) => Op::Rename(f, name),
             (15..=16, Some(f)) => Op::Unlink(f),
-            _ => Op::Checkpoint,
-        };
-        // Keep the list of files as the operation leaves it.
-        match &op {
-            Op::Put(p, d) => {
-                sizes.insert(p.clone(), d.len());
-            }
-            Op::Append(p, d) => *sizes.entry(p.clone()).or_default() += d.len(),
-            Op::Patch(p, off, d) => {
-                let s = sizes.entry(p.clone()).or_default();
-                *s = (*s).max(*off as usize + d.len());
-            }
-            Op::Rename(from, to) => {
-                if let Some(s) = sizes.remove(from) {
-                    sizes.insert(to.clone(), s);
+            // Mostly onto a free name in the file's own directory; elsewhere, another
+            // tier (or a taken name) refuses it.
+            (17..=19, Some(f)) => {
+                let k = rng.below(5);
+                let free = (0..5)
+                    .map(|i| format!("{}/f{}", split(&f).0, (k + i) % 5))
+                    .find(|p| !m.names.contains_key(p));
+                match (rng.below(4), free) {
+                    (1.., Some(to)) => Op::Link(f, to),
+                    _ => Op::Link(f, name),
                 }
             }
-            Op::Unlink(p) => {
-                sizes.remove(p);
-            }
-            _ => {}
-        }
-        files = sizes.keys().cloned().collect();
+            _ => Op::Checkpoint,
+        };
+        m.apply(&op);
         ops.push(op);
     }
     ops
@@ -142,7 +316,7 @@ fn workload(seed: u64, n: usize) -> Vec<Op> {
 /// Runs operations, keeping the states each one passes through.
 struct Runner<'a> {
     e: &'a Engine,
-    now: Tree,
+    now: Model,
     /// The states the current operation went through, its starting state first.
     seen: Vec<Tree>,
 }
@@ -152,14 +326,24 @@ fn split(path: &str) -> (&str, &[u8]) {
     (dir, name.as_bytes())
 }
 
+/// The outcome of an operation the model says the engine refuses with `errno` before it
+/// changes anything: that refusal is no change, and no failure of the run.
+fn refused<T>(op: &Op, res: Result<T>, errno: i32) -> Result<()> {
+    match res {
+        Err(err) if err.errno() == errno => Ok(()),
+        Err(err) => Err(err),
+        Ok(_) => panic!("{op:?} was done; expected errno {errno}"),
+    }
+}
+
 impl Runner<'_> {
     /// One change by the engine: the model follows if it succeeded. Failed or not, it
     /// may have reached the disk (its record written, the fsync that failed aside), so
     /// both states are possible after a crash.
-    fn step<T>(&mut self, res: Result<T>, change: impl FnOnce(&mut Tree)) -> Result<T> {
+    fn step<T>(&mut self, res: Result<T>, change: impl FnOnce(&mut Model)) -> Result<T> {
         let mut next = self.now.clone();
         change(&mut next);
-        self.seen.push(next.clone());
+        self.seen.push(next.view());
         let v = res?;
         self.now = next;
         Ok(v)
@@ -174,7 +358,8 @@ impl Runner<'_> {
     }
 
     /// Writes `data` at `off` (after truncating to nothing when `off` is `None`) through
-    /// a handle, and commits at close.
+    /// a handle, and commits at close and at release, as the filesystem does (a truncate
+    /// with nothing written after it commits at release only).
     fn write(&mut self, ino: u64, off: Option<u64>, data: &[u8]) -> Result<()> {
         let e = self.e;
         e.open_handle(ino, true)?;
@@ -190,19 +375,18 @@ impl Runner<'_> {
             for (i, piece) in data.chunks(7000).enumerate() {
                 e.write(ino, at + (i * 7000) as u64, piece)?;
             }
-            e.commit(ino, CommitAt::Close, &|_, _| Ok(()))
+            e.commit(ino, CommitAt::Close, &|_, _| Ok(()))?;
+            e.commit(ino, CommitAt::Release, &|_, _| Ok(()))
         })();
         e.close_handle(ino, true);
         res
     }
 
     fn run(&mut self, op: &Op) -> Result<()> {
-        self.seen = vec![self.now.clone()];
+        self.seen = vec![self.now.view()];
         let e = self.e;
         match op {
-            Op::Root => self.step(e.create_root(0o755, Tier::Hot, 0), |t| {
-                t.insert("/".into(), None);
-            }),
+            Op::Root => self.step(e.create_root(0o755, Tier::Hot, 0), |m| m.apply(op)),
             Op::Mkdir(path, tier) => {
                 let (parent, name) = split(path);
                 let new = NewNode {
@@ -215,9 +399,7 @@ impl Runner<'_> {
                     tag: None,
                 };
                 let made = e.create(self.dir(parent)?, name, new);
-                self.step(made, |t| {
-                    t.insert(path.to_string(), None);
-                })?;
+                self.step(made, |m| m.apply(op))?;
                 Ok(())
             }
             Op::Put(path, data) => {
@@ -227,49 +409,44 @@ impl Runner<'_> {
                     Ok(a) => a.ino,
                     Err(Error::NotFound) => {
                         let made = e.create(parent, name, NewNode::root_file());
-                        self.step(made, |t| {
-                            t.insert(path.clone(), Some(Arc::default()));
-                        })?
-                        .ino
+                        self.step(made, |m| m.create(path))?.ino
                     }
                     Err(other) => return Err(other),
                 };
                 let res = self.write(ino, None, data);
-                self.step(res, |t| {
-                    t.insert(path.clone(), Some(Arc::new(data.clone())));
-                })
+                self.step(res, |m| m.write(path, None, data))
             }
             Op::Append(path, data) | Op::Patch(path, _, data) => {
                 let (parent, name) = split(path);
                 let ino = e.lookup(self.dir(parent)?, name)?.ino;
-                let mut new = self.now[path].as_deref().cloned().unwrap_or_default();
                 let at = match op {
                     Op::Patch(_, at, _) => *at,
-                    _ => new.len() as u64,
+                    _ => self.now.content(path).len() as u64,
                 };
-                let end = at as usize + data.len();
-                new.resize(new.len().max(end), 0);
-                new[at as usize..end].copy_from_slice(data);
                 let res = self.write(ino, Some(at), data);
-                self.step(res, |t| {
-                    t.insert(path.clone(), Some(Arc::new(new)));
-                })
+                self.step(res, |m| m.write(path, Some(at), data))
             }
             Op::Rename(from, to) => {
                 let ((fp, fname), (tp, tname)) = (split(from), split(to));
                 let res = e.rename(self.dir(fp)?, fname, self.dir(tp)?, tname, false);
-                self.step(res, |t| {
-                    if let Some(v) = t.remove(from) {
-                        t.insert(to.clone(), v);
-                    }
-                })
+                match self.now.rename_refused(from, to) {
+                    Some(errno) => refused(op, res, errno),
+                    None => self.step(res, |m| m.rename(from, to)),
+                }
+            }
+            Op::Link(from, to) => {
+                let ((fp, fname), (tp, tname)) = (split(from), split(to));
+                let ino = e.lookup(self.dir(fp)?, fname)?.ino;
+                let res = e.link(ino, self.dir(tp)?, tname);
+                match self.now.link_refused(from, to) {
+                    Some(errno) => refused(op, res, errno),
+                    None => self.step(res, |m| m.apply(op)).map(drop),
+                }
             }
             Op::Unlink(path) => {
                 let (parent, name) = split(path);
                 let res = e.remove(self.dir(parent)?, name, false);
-                self.step(res, |t| {
-                    t.remove(path);
-                })
+                self.step(res, |m| m.unlink(path))
             }
             Op::Checkpoint => e.checkpoint(),
         }
@@ -281,7 +458,7 @@ struct Outcome {
     /// The engine, unless it failed to open.
     engine: Option<Engine>,
     /// Acknowledged: every operation that returned.
-    acked: Tree,
+    acked: Model,
     /// The states the failed operation went through (`acked` first), if one failed.
     failed: Option<(Error, Vec<Tree>)>,
 }
@@ -291,7 +468,7 @@ impl Outcome {
     fn allowed(&self) -> Vec<Tree> {
         match &self.failed {
             Some((_, seen)) => seen.clone(),
-            None => vec![self.acked.clone()],
+            None => vec![self.acked.view()],
         }
     }
 }
@@ -307,14 +484,14 @@ fn run(disk: Arc<dyn Disk>, ops: &[Op]) -> Outcome {
         Err(err) => {
             return Outcome {
                 engine: None,
-                acked: Tree::new(),
+                acked: Model::default(),
                 failed: Some((err, vec![Tree::new()])),
             };
         }
     };
     let mut r = Runner {
         e: &e,
-        now: Tree::new(),
+        now: Model::default(),
         seen: Vec::new(),
     };
     let mut failed = None;
@@ -332,46 +509,73 @@ fn run(disk: Arc<dyn Disk>, ops: &[Op]) -> Outcome {
     }
 }
 
-/// Every file and directory of the universe (unreadable content shows as such).
+/// Every file and directory of the universe (unreadable content shows as such), the
+/// names of one inode as one file.
 fn read_tree(e: &Engine) -> Tree {
     let mut t = Tree::new();
     if e.getattr(ROOT).is_err() {
         return t;
     }
-    t.insert("/".into(), None);
+    t.insert("/".into(), Entry::Dir);
+    let mut files = Vec::new();
     let mut todo = vec![(ROOT, String::new())];
     while let Some((dir, path)) = todo.pop() {
         for d in e.readdir(dir, 0, usize::MAX).expect("readdir") {
             let p = format!("{path}/{}", String::from_utf8_lossy(&d.name));
             if d.kind == Kind::Dir {
-                t.insert(p.clone(), None);
+                t.insert(p.clone(), Entry::Dir);
                 todo.push((d.ino, p));
             } else {
-                let content = match e.read(d.ino, 0, 1 << 30, false) {
-                    Ok(data) => data.to_vec(),
-                    Err(err) => format!("<unreadable: {err}>").into_bytes(),
-                };
-                t.insert(p, Some(Arc::new(content)));
+                files.push((p, d.ino));
             }
         }
+    }
+    let mut first: BTreeMap<u64, &String> = BTreeMap::new();
+    for (p, ino) in &files {
+        first
+            .entry(*ino)
+            .and_modify(|f| *f = (*f).min(p))
+            .or_insert(p);
+    }
+    for (p, ino) in &files {
+        let content = match e.read(*ino, 0, 1 << 30, false) {
+            Ok(data) => data.to_vec(),
+            Err(err) => format!("<unreadable: {err}>").into_bytes(),
+        };
+        let entry = Entry::File {
+            content: Arc::new(content),
+            first: first[ino].clone(),
+            nlink: e.getattr(*ino).map_or(0, |a| a.nlink),
+        };
+        t.insert(p.clone(), entry);
     }
     t
 }
 
-/// A tree in a line per entry (sizes, not contents), for failure messages.
+/// A tree in a line per entry (sizes, not contents; the first name of a file with
+/// several), for failure messages.
 fn show(t: &Tree) -> String {
     t.iter()
-        .map(|(p, c)| match c {
-            None => format!("{}/", p.trim_end_matches('/')),
-            Some(c) if c.starts_with(b"<unreadable") => {
+        .map(|(p, entry)| match entry {
+            Entry::Dir => format!("{}/", p.trim_end_matches('/')),
+            Entry::File { content: c, .. } if c.starts_with(b"<unreadable") => {
                 format!("{p} {}", String::from_utf8_lossy(c))
             }
-            Some(c) => format!("{p} ({} B, {:02x?})", c.len(), &c[..c.len().min(4)]),
+            Entry::File {
+                content: c,
+                first,
+                nlink,
+            } => {
+                let mut line = format!("{p} ({} B, {:02x?})", c.len(), &c[..c.len().min(4)]);
+                if *nlink != 1 || first != p {
+                    line += &format!(" = {first}, nlink {nlink}");
+                }
+                line
+            }
         })
         .collect::<Vec<_>>()
         .join("\n  ")
 }
-
 /// Cuts the power (a restart from what survived) and recovers: the new disk and the
 /// universe the engine finds on it.
 fn recover(disk: &Sim, rng: &mut Rng, what: &str) -> (Sim, Tree) {
@@ -382,7 +586,7 @@ fn recover(disk: &Sim, rng: &mut Rng, what: &str) -> (Sim, Tree) {
 }
 
 const SEEDS: u64 = 20;
-const OPS: usize = 60;
+const OPS: usize = 70;
 
 /// One power cut: at durability point `cut` of `seed`'s workload.
 fn cut_and_check(seed: u64, ops: &[Op], cut: u64) {
@@ -414,12 +618,11 @@ fn cut_and_check(seed: u64, ops: &[Op], cut: u64) {
         show(&first)
     );
     // The recovered universe takes commits that survive the next cut.
-    let mut expect = second;
-    {
+    let expect = {
         let e = open(Arc::new(after.clone())).expect("reopen");
         let mut r = Runner {
             e: &e,
-            now: expect.clone(),
+            now: Model::from(&second),
             seen: Vec::new(),
         };
         for op in [
@@ -429,8 +632,8 @@ fn cut_and_check(seed: u64, ops: &[Op], cut: u64) {
             r.run(&op)
                 .unwrap_or_else(|e| panic!("{what}: after recovery: {e}"));
         }
-        expect = r.now;
-    }
+        r.now.view()
+    };
     let (_, third) = recover(&after, &mut rng, &what);
     assert!(
         third == expect,
@@ -450,6 +653,14 @@ fn a_power_cut_at_any_durability_point_keeps_every_acknowledged_commit() {
         if let Some((err, _)) = out.failed {
             panic!("seed {seed}: the workload fails without a fault: {err}");
         }
+        let e = out.engine.expect("opened");
+        let got = read_tree(&e);
+        assert!(
+            got == out.acked.view(),
+            "seed {seed}: without a fault:\n  {}\nexpected\n  {}",
+            show(&got),
+            show(&out.acked.view())
+        );
         let total = disk.points();
         for cut in 1..=total {
             cut_and_check(seed, &ops, cut);
@@ -475,7 +686,7 @@ fn fail_and_check(seed: u64, ops: &[Op], spec: &str) {
     // failure came before it), and a checkpoint.
     let probe = Op::Put("/probe".into(), b"after the failure".to_vec());
     let allowed = match &out.failed {
-        None => vec![out.acked.clone()],
+        None => vec![out.acked.view()],
         Some((err, seen)) => {
             assert_eq!(err.errno(), refused, "{what}: failed with {err}");
             match &out.engine {
@@ -490,7 +701,7 @@ fn fail_and_check(seed: u64, ops: &[Op], spec: &str) {
                         r.run(&op)
                             .unwrap_or_else(|err| panic!("{what}: after ENOSPC: {op:?}: {err}"));
                     }
-                    vec![r.now]
+                    vec![r.now.view()]
                 }
                 Some(e) => {
                     // A failed disk is never hidden: reads go on, every change is refused.
