@@ -312,6 +312,34 @@ fn read_all_at(f: &File) -> Vec<u8> {
     }
 }
 
+/// A child forked while a file is open for writing holds a copy of the descriptor until
+/// its exec closes it; that close (a flush from another process) must not commit the
+/// half-written file. The writer's own close does.
+#[test]
+fn a_child_started_while_writing_does_not_commit_the_half_written_file() {
+    let m = Mount::new();
+    let p = m.path(&format!("{USERS}/half.txt"));
+    put(&p, b"old version\n");
+    let mut w = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    w.write_all(b"first half, ").unwrap();
+    for _ in 0..3 {
+        let o = output_of(&mut Command::new("true"));
+        assert!(o.status.success());
+    }
+    assert_eq!(
+        get(&p),
+        b"old version\n",
+        "a reader sees the half-written file after a child's exec closed its copy"
+    );
+    w.write_all(b"second half\n").unwrap();
+    close_file(w).unwrap();
+    assert_eq!(get(&p), b"first half, second half\n");
+}
+
 #[test]
 fn commit_is_atomic_for_a_reader_opened_before() {
     let m = Mount::new();

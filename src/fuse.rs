@@ -358,12 +358,17 @@ impl Filesystem for Fuse {
         data: &[u8],
         _write_flags: WriteFlags,
         _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
+        lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         placement::follow(req.pid());
         match self.vfs.write(fh.0, offset, data) {
-            Ok(n) => reply.written(n as u32),
+            Ok(n) => {
+                if let Some(owner) = lock_owner {
+                    self.vfs.written_by(fh.0, owner.0);
+                }
+                reply.written(n as u32)
+            }
             Err(e) => reply.error(fail("write", &e)),
         }
     }
@@ -410,14 +415,15 @@ impl Filesystem for Fuse {
 
     fn flush(
         &self,
-        req: &Request,
+        _req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
-        _lock_owner: LockOwner,
+        lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        placement::follow(req.pid());
-        empty(reply, "close", self.vfs.flush(fh.0));
+        // Not `placement::follow`: a process closes its descriptors while it execs, and
+        // reading its /proc entry then waits for the exec, which waits for this reply.
+        empty(reply, "close", self.vfs.flush(fh.0, Some(lock_owner.0)));
     }
 
     fn release(

@@ -225,7 +225,7 @@ fn run(v: &Vfs, calls: &[Call]) {
             Call::Copy(a, b, len) => v
                 .copy_range((pick(&fhs, a), 0), (pick(&fhs, b), 3), len.min(1 << 22))
                 .map(drop),
-            Call::Close(h) => v.flush(pick(&fhs, h)),
+            Call::Close(h) => v.flush(pick(&fhs, h), None),
             Call::Fsync(h) => v.fsync(pick(&fhs, h)),
             Call::Release(h) => v.release(pick(&fhs, h)).map(drop),
             Call::Rename(a, n, b, m, flags) => {

@@ -19,6 +19,9 @@ pub(super) enum Handle {
         ino: u64,
         writer: bool,
         snap: Option<Snapshot>,
+        /// Who wrote through it: the kernel's ids of the writers' descriptor tables (its
+        /// "lock owners"; one per process), when the kernel said (see `flush`).
+        owners: Vec<u64>,
     },
     View(Content),
 }
@@ -86,7 +89,12 @@ impl Vfs {
                 }
             }
         };
-        Ok(self.add_handle(Handle::File { ino, writer, snap }))
+        Ok(self.add_handle(Handle::File {
+            ino,
+            writer,
+            snap,
+            owners: Vec::new(),
+        }))
     }
 
     pub fn create(
@@ -309,10 +317,36 @@ impl Vfs {
         Ok(done)
     }
 
-    /// close(2) of one descriptor: the commit point.
-    pub fn flush(&self, fh: u64) -> Result<()> {
+    /// Records that the process whose descriptor table is `owner` wrote through `fh`.
+    pub fn written_by(&self, fh: u64, owner: u64) {
+        if let Some(Handle::File { owners, .. }) = lock(&self.handles).get_mut(&fh)
+            && !owners.contains(&owner)
+        {
+            owners.push(owner);
+        }
+    }
+
+    /// close(2) of one descriptor: the commit point. A descriptor is also closed in each
+    /// child forked while it was open, when the child's exec drops it (close-on-exec):
+    /// such a close, by a process that wrote nothing through it (`closer`, the closing
+    /// descriptor table, is not among the writers'), commits nothing, or it would publish
+    /// a half-written file; the writer's own close, or the last release, does.
+    pub fn flush(&self, fh: u64, closer: Option<u64>) -> Result<()> {
+        let owners = match lock(&self.handles).get(&fh) {
+            Some(Handle::File { owners, .. }) => owners.clone(),
+            _ => Vec::new(),
+        };
         match self.file_handle(fh) {
-            Ok((ino, true)) => self.commit(ino, CommitAt::Close),
+            Ok((ino, true)) => {
+                if let Some(c) = closer
+                    && !owners.is_empty()
+                    && !owners.contains(&c)
+                {
+                    log::debug!("close of inode {ino} by a process that wrote nothing: no commit");
+                    return Ok(());
+                }
+                self.commit(ino, CommitAt::Close)
+            }
             Ok((_, false)) | Err(Error::ReadOnlyView) => Ok(()),
             Err(e) => Err(e),
         }
@@ -331,7 +365,10 @@ impl Vfs {
     /// record): the kernel must forget what it cached of the file.
     pub fn release(&self, fh: u64) -> Result<bool> {
         let h = lock(&self.handles).remove(&fh);
-        let Some(Handle::File { ino, writer, snap }) = h else {
+        let Some(Handle::File {
+            ino, writer, snap, ..
+        }) = h
+        else {
             return Ok(false);
         };
         if let Some(s) = &snap {

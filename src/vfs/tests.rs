@@ -36,7 +36,7 @@ fn put(v: &Vfs, dir: u64, name: &str, body: &[u8]) -> Result<u64> {
         }
     };
     let fh = v.open(ino, libc::O_WRONLY | libc::O_TRUNC)?;
-    let res = v.write(fh, 0, body).and_then(|_| v.flush(fh));
+    let res = v.write(fh, 0, body).and_then(|_| v.flush(fh, None));
     let stale = v.release(fh)?;
     assert_eq!(
         stale,
@@ -302,7 +302,7 @@ fn a_write_that_makes_a_record_invalid_fails_at_once_and_the_old_version_stays()
     let err = v.write(fh, 1, b"bad").expect_err("can never be JSON");
     assert_eq!(err.errno(), libc::EINVAL);
     assert_eq!(
-        v.flush(fh).map_err(|e| e.errno()),
+        v.flush(fh, None).map_err(|e| e.errno()),
         Err(libc::EINVAL),
         "close refuses the same draft"
     );
@@ -317,14 +317,14 @@ fn a_write_that_makes_a_record_invalid_fails_at_once_and_the_old_version_stays()
     for (i, b) in body.iter().enumerate() {
         v.write(fh, i as u64, &[*b]).expect("byte by byte");
     }
-    v.flush(fh).expect("commit");
+    v.flush(fh, None).expect("commit");
     v.release(fh).expect("release");
     assert_eq!(get(&v, ino), body);
     // Out of order the check waits for the commit.
     let fh = v.open(ino, libc::O_WRONLY | libc::O_TRUNC).expect("open");
     v.write(fh, 1, b"\"a\": 1}").expect("a later part first");
     v.write(fh, 0, b"{").expect("then the start");
-    v.flush(fh).expect("commit");
+    v.flush(fh, None).expect("commit");
     v.release(fh).expect("release");
     assert_eq!(get(&v, ino), br#"{"a": 1}"#);
 }
@@ -405,7 +405,7 @@ fn configuration_renamed_into_place_is_checked_and_applied() {
             .expect("create");
         let res = v
             .write(fh, 0, d.to_string().as_bytes())
-            .and_then(|_| v.flush(fh));
+            .and_then(|_| v.flush(fh, None));
         v.release(fh).expect("release");
         res
     };
@@ -782,7 +782,7 @@ fn a_rename_while_writing_ends_the_check_of_the_old_name() {
         .expect("rename while open");
     v.write(fh, 1, b" not json any more")
         .expect("an opaque name's content is not checked");
-    v.flush(fh).expect("commit under the new name");
+    v.flush(fh, None).expect("commit under the new name");
     v.release(fh).expect("release");
     assert_eq!(get(&v, ino), b"{ not json any more");
 }
