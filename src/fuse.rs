@@ -362,13 +362,11 @@ impl Filesystem for Fuse {
         reply: ReplyWrite,
     ) {
         placement::follow(req.pid());
-        match self.vfs.write(fh.0, offset, data) {
-            Ok(n) => {
-                if let Some(owner) = lock_owner {
-                    self.vfs.written_by(fh.0, owner.0);
-                }
-                reply.written(n as u32)
-            }
+        match self
+            .vfs
+            .write_by(fh.0, offset, data, lock_owner.map(|o| o.0))
+        {
+            Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(fail("write", &e)),
         }
     }

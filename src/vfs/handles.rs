@@ -171,10 +171,29 @@ impl Vfs {
     }
 
     pub fn write(&self, fh: u64, off: u64, data: &[u8]) -> Result<usize> {
-        let (ino, writer) = self.file_handle(fh)?;
-        if !writer {
-            return Err(Error::BadHandle);
-        }
+        self.write_by(fh, off, data, None)
+    }
+
+    /// `write` by the process whose descriptor table is `owner` (the kernel's "lock
+    /// owner"), which is noted among the handle's writers for `flush`.
+    pub fn write_by(&self, fh: u64, off: u64, data: &[u8], owner: Option<u64>) -> Result<usize> {
+        let ino = match lock(&self.handles).get_mut(&fh) {
+            Some(Handle::File {
+                ino,
+                writer: true,
+                owners,
+                ..
+            }) => {
+                if let Some(o) = owner
+                    && !owners.contains(&o)
+                {
+                    owners.push(o);
+                }
+                *ino
+            }
+            Some(Handle::View(_)) => return Err(Error::ReadOnlyView),
+            Some(Handle::File { .. }) | None => return Err(Error::BadHandle),
+        };
         let ahead = lock(&self.ahead).get(&ino).cloned();
         let Some(ahead) = ahead else {
             self.engine.write(ino, off, data)?;
@@ -317,39 +336,29 @@ impl Vfs {
         Ok(done)
     }
 
-    /// Records that the process whose descriptor table is `owner` wrote through `fh`.
-    pub fn written_by(&self, fh: u64, owner: u64) {
-        if let Some(Handle::File { owners, .. }) = lock(&self.handles).get_mut(&fh)
-            && !owners.contains(&owner)
-        {
-            owners.push(owner);
-        }
-    }
-
     /// close(2) of one descriptor: the commit point. A descriptor is also closed in each
     /// child forked while it was open, when the child's exec drops it (close-on-exec):
     /// such a close, by a process that wrote nothing through it (`closer`, the closing
     /// descriptor table, is not among the writers'), commits nothing, or it would publish
     /// a half-written file; the writer's own close, or the last release, does.
     pub fn flush(&self, fh: u64, closer: Option<u64>) -> Result<()> {
-        let owners = match lock(&self.handles).get(&fh) {
-            Some(Handle::File { owners, .. }) => owners.clone(),
-            _ => Vec::new(),
-        };
-        match self.file_handle(fh) {
-            Ok((ino, true)) => {
-                if let Some(c) = closer
-                    && !owners.is_empty()
-                    && !owners.contains(&c)
-                {
+        let ino = match lock(&self.handles).get(&fh) {
+            Some(Handle::File {
+                ino,
+                writer: true,
+                owners,
+                ..
+            }) => match closer {
+                Some(c) if !owners.is_empty() && !owners.contains(&c) => {
                     log::debug!("close of inode {ino} by a process that wrote nothing: no commit");
                     return Ok(());
                 }
-                self.commit(ino, CommitAt::Close)
-            }
-            Ok((_, false)) | Err(Error::ReadOnlyView) => Ok(()),
-            Err(e) => Err(e),
-        }
+                _ => *ino,
+            },
+            Some(Handle::File { .. } | Handle::View(_)) => return Ok(()),
+            None => return Err(Error::BadHandle),
+        };
+        self.commit(ino, CommitAt::Close)
     }
 
     pub fn fsync(&self, fh: u64) -> Result<()> {
