@@ -187,6 +187,7 @@ impl Engine {
         let ino = tree.child(parent, name)?;
         let src_is_dir = tree.get(ino)?.meta.kind == Kind::Dir;
         check_move(&tree, ino, newparent)?;
+        let now = Ts::now();
         let mut ops = Vec::new();
         if let Ok(dst) = tree.child(newparent, newname) {
             if dst == ino {
@@ -196,10 +197,7 @@ impl Engine {
                 return Err(Error::Exists);
             }
             check_removable(tree.get(dst)?, src_is_dir)?;
-        }
-        let now = Ts::now();
-        if let Ok(dst) = tree.child(newparent, newname) {
-            ops.extend(unname_ops(&tree, dst, (newparent, newname), now)?);
+            ops = unname_ops(&tree, dst, (newparent, newname), now)?;
         }
         ops.extend(rename_ops(
             &tree,
@@ -228,9 +226,9 @@ impl Engine {
         let now = Ts::now();
         // Both names are taken until the record is applied: `a` first passes through a
         // name no user can give (it holds a NUL), so each op of the record, replayed in
-        // order, is a plain move.
-        // Each op states a whole new state, so all three are computed from the tree as
-        // it is now; the first moves only the name (the subtree follows in the third).
+        // order, is a plain move. Each op states a whole new state, so all three are
+        // computed from the tree as it is now; the first moves only the name (the
+        // subtree follows in the third).
         let mut ops = rename_ops(&tree, a, (parent, name), (newparent, EXCHANGE_SLOT), now)?;
         ops.retain(|op| op.ino() == a);
         ops.extend(rename_ops(
