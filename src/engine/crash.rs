@@ -389,15 +389,7 @@ impl Runner<'_> {
             Op::Root => self.step(e.create_root(0o755, Tier::Hot, 0), |m| m.apply(op)),
             Op::Mkdir(path, tier) => {
                 let (parent, name) = split(path);
-                let new = NewNode {
-                    kind: Kind::Dir,
-                    perm: 0o755,
-                    uid: 0,
-                    gid: 0,
-                    target: &[],
-                    tier: Some(*tier),
-                    tag: None,
-                };
+                let new = NewNode::root_dir(Some(*tier));
                 let made = e.create(self.dir(parent)?, name, new);
                 self.step(made, |m| m.apply(op))?;
                 Ok(())

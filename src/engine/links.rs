@@ -125,7 +125,7 @@ pub(super) fn rename_ops(
 mod tests {
     use crate::engine::codec::Tier;
     use crate::engine::testutil::{file, get, new_universe, put, settings};
-    use crate::engine::tree::{Kind, ROOT};
+    use crate::engine::tree::ROOT;
     use crate::engine::{Engine, NewNode};
     use crate::error::Error;
 
@@ -141,12 +141,9 @@ mod tests {
     }
 
     fn mkdir(e: &Engine, parent: u64, name: &str, tier: Option<Tier>) -> u64 {
-        let new = NewNode {
-            kind: Kind::Dir,
-            tier,
-            ..NewNode::root_file()
-        };
-        e.create(parent, name.as_bytes(), new).expect("mkdir").ino
+        e.create(parent, name.as_bytes(), NewNode::root_dir(tier))
+            .expect("mkdir")
+            .ino
     }
 
     #[test]

@@ -143,13 +143,9 @@ impl Engine {
             return Ok(());
         }
         let root = NewNode {
-            kind: Kind::Dir,
             perm,
-            uid: 0,
-            gid: 0,
-            target: &[],
-            tier: Some(tier),
             tag: Some(tag),
+            ..NewNode::root_dir(Some(tier))
         };
         let meta = new_meta(ROOT, (ROOT, b""), &root, (tier, tag));
         let lsn = self.log_upsert(&mut tree, meta, Content::Empty, Tier::Hot)?;

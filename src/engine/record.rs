@@ -264,16 +264,14 @@ mod tests {
     fn recovery_refuses_a_log_that_makes_a_cycle() {
         use crate::engine::NewNode;
         use crate::engine::record::Op;
-        use crate::engine::tree::{Kind, ROOT};
+        use crate::engine::tree::ROOT;
         let tmp = tempfile::tempdir().expect("tmp");
         {
             let e = new_universe(tmp.path(), Tier::Hot);
             let dir = |parent, name: &str| {
-                let new = NewNode {
-                    kind: Kind::Dir,
-                    ..NewNode::root_file()
-                };
-                e.create(parent, name.as_bytes(), new).expect("mkdir").ino
+                e.create(parent, name.as_bytes(), NewNode::root_dir(None))
+                    .expect("mkdir")
+                    .ino
             };
             let a = dir(ROOT, "a");
             let b = dir(a, "b");

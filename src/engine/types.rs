@@ -151,6 +151,16 @@ impl NewNode<'_> {
             tag: None,
         }
     }
+
+    /// A directory owned by root, mode 0755, in `tier` (`None`: its parent's).
+    pub fn root_dir(tier: Option<Tier>) -> NewNode<'static> {
+        NewNode {
+            kind: Kind::Dir,
+            perm: 0o755,
+            tier,
+            ..NewNode::root_file()
+        }
+    }
 }
 
 #[derive(Default, Clone, Copy)]

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::engine::codec::Tier;
-use crate::engine::tree::{Kind, ROOT};
+use crate::engine::tree::ROOT;
 use crate::engine::{Engine, NewNode};
 use crate::error::{Error, Result};
 use crate::namespace::{self, SeedDir};
@@ -44,13 +44,8 @@ pub(super) fn seed_hierarchy(
                 Err(Error::NotFound) => {
                     made += 1;
                     let new = NewNode {
-                        kind: Kind::Dir,
-                        perm: 0o755,
-                        uid: 0,
-                        gid: 0,
-                        target: &[],
-                        tier: Some(namespace::seed_tier(dir.path)),
                         tag: Some(tag),
+                        ..NewNode::root_dir(Some(namespace::seed_tier(dir.path)))
                     };
                     engine.create(parent, name.as_bytes(), new)?.ino
                 }
