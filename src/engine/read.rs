@@ -12,6 +12,15 @@ use super::tree::{Kind, Location};
 use super::{Data, Engine, Snapshot, lock, readahead, store};
 use crate::error::{Error, Result};
 
+/// Runs a read of what a lookup found once more if its file was gone: a checkpoint may
+/// have moved the content between the lookup and the read.
+fn again_if_moved<T>(read: impl Fn() -> Result<T>) -> Result<T> {
+    match read() {
+        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => read(),
+        other => other,
+    }
+}
+
 impl Engine {
     /// Reads committed content, or the draft when `through_draft` (a writer's own view).
     pub fn read(&self, ino: u64, off: u64, size: usize, through_draft: bool) -> Result<Data> {
@@ -32,13 +41,7 @@ impl Engine {
                 return Ok(Data::Owned(out));
             }
         }
-        match self.read_committed(ino, off, size) {
-            // A checkpoint may have moved the content between our lookup and the read.
-            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.read_committed(ino, off, size)
-            }
-            other => other,
-        }
+        again_if_moved(|| self.read_committed(ino, off, size))
     }
 
     /// Reads committed version `version` of `ino`, which a draft is based on (the commits
@@ -50,7 +53,7 @@ impl Engine {
         off: u64,
         size: usize,
     ) -> Result<Vec<u8>> {
-        let read = || {
+        again_if_moved(|| {
             let snap = {
                 let tree = lock(&self.tree);
                 let n = tree.get(ino)?;
@@ -60,12 +63,7 @@ impl Engine {
                 Snapshot::of(n)
             };
             self.read_version(&snap, off, size)
-        };
-        match read() {
-            // A checkpoint may have moved the content between our lookup and the read.
-            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => read(),
-            other => other,
-        }
+        })
         .map(|d| d.to_vec())
     }
 
