@@ -546,6 +546,21 @@ fn read_tree(e: &Engine) -> Tree {
 
 /// A tree in a line per entry (sizes, not contents; the first name of a file with
 /// several), for failure messages.
+/// Fails, showing `got` and every state it might have been, unless it is one of them.
+#[track_caller]
+fn assert_one_of(what: &str, got: &Tree, allowed: &[Tree]) {
+    assert!(
+        allowed.contains(got),
+        "{what}\n  {}\nexpected one of\n{}",
+        show(got),
+        allowed
+            .iter()
+            .map(|t| format!("  {}", show(t)))
+            .collect::<Vec<_>>()
+            .join("\n--\n")
+    );
+}
+
 fn show(t: &Tree) -> String {
     t.iter()
         .map(|(p, entry)| match entry {
@@ -591,17 +606,7 @@ fn cut_and_check(seed: u64, ops: &[Op], cut: u64) {
     }
     let mut rng = Rng::new(seed.wrapping_mul(0x1_0000_0001) ^ cut);
     let (after, first) = recover(&disk, &mut rng, &what);
-    let allowed = out.allowed();
-    assert!(
-        allowed.contains(&first),
-        "{what}: recovered\n  {}\nexpected one of\n{}",
-        show(&first),
-        allowed
-            .iter()
-            .map(|t| format!("  {}", show(t)))
-            .collect::<Vec<_>>()
-            .join("\n--\n")
-    );
+    assert_one_of(&format!("{what}: recovered"), &first, &out.allowed());
     let (after, second) = recover(&after, &mut rng, &what);
     assert!(
         second == first,
@@ -732,16 +737,7 @@ fn fail_and_check(seed: u64, ops: &[Op], spec: &str) {
     let (_, cut) = recover(&disk, &mut rng, &what);
     let e = open(Arc::new(disk)).unwrap_or_else(|e| panic!("{what}: remount: {e}"));
     for (how, got) in [("remounted", read_tree(&e)), ("after a power cut", cut)] {
-        assert!(
-            allowed.contains(&got),
-            "{what}: {how}\n  {}\nexpected one of\n{}",
-            show(&got),
-            allowed
-                .iter()
-                .map(|t| format!("  {}", show(t)))
-                .collect::<Vec<_>>()
-                .join("\n--\n")
-        );
+        assert_one_of(&format!("{what}: {how}"), &got, &allowed);
     }
 }
 
