@@ -517,4 +517,22 @@ mod tests {
         );
         e.close_handle(f, true);
     }
+
+    /// Past the largest file a write or truncate is EFBIG from the engine itself, whatever
+    /// the data disk would answer for a staging file that large (or an offset that
+    /// overflows).
+    #[test]
+    fn a_file_past_the_largest_size_is_efbig() {
+        use crate::engine::MAX_FILE_SIZE;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let e = new_universe(tmp.path(), Tier::Hot);
+        let f = file(&e, "f");
+        e.open_handle(f, true).expect("open");
+        let too_big = |r: Result<(), Error>| matches!(r, Err(Error::FileTooBig));
+        assert!(too_big(e.write(f, MAX_FILE_SIZE, b"x")));
+        assert!(too_big(e.write(f, u64::MAX - 1, b"xy")));
+        assert!(too_big(e.truncate(f, MAX_FILE_SIZE + 1)));
+        assert_eq!(Error::FileTooBig.errno(), libc::EFBIG);
+        e.close_handle(f, true);
+    }
 }
