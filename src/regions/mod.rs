@@ -14,6 +14,7 @@ pub mod json;
 pub mod manifest;
 pub mod records;
 pub mod spacetime;
+pub mod temporal;
 pub mod universe;
 
 use std::collections::HashMap;
