@@ -1,1 +1,2 @@
+pub mod blocks;
 pub mod time;
