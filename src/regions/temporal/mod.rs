@@ -1,2 +1,3 @@
 pub mod blocks;
+pub mod metrics;
 pub mod time;
