@@ -1,9 +1,11 @@
 //! What regions may ask of an engine: the whole of it. Regions hold a `&dyn Storage`, so
 //! a second engine (a distributed one) serves every region by implementing this trait.
 
-use crate::engine::CommitAt;
-use crate::engine::{Attr, Counters, Data, Engine, NewNode, Settings, TierStats};
-use crate::error::Result;
+use crate::engine::codec::Tier;
+use crate::engine::tree::Kind;
+use crate::engine::{Attr, Change, CommitAt, Counters, Data, Engine, NewNode, Pinned};
+use crate::engine::{Settings, TierStats};
+use crate::error::{Error, Result};
 
 pub trait Storage: Send + Sync {
     fn getattr(&self, ino: u64) -> Result<Attr>;
@@ -19,6 +21,43 @@ pub trait Storage: Send + Sync {
     /// region's own files.
     fn put(&self, parent: u64, name: &[u8], bytes: &[u8]) -> Result<()>;
     fn remove(&self, parent: u64, name: &[u8]) -> Result<()>;
+    /// Applies every change in one atomic step (`Engine::apply`): durable on return with
+    /// `sync`, else within a short window (or at the next `sync()`).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "for the temporal region, to come")
+    )]
+    fn apply(&self, changes: Vec<Change>, sync: bool) -> Result<()>;
+    /// Makes everything changed so far durable.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "for the temporal region, to come")
+    )]
+    fn sync(&self) -> Result<()>;
+    /// The directory `parent/name`, made (owned by root, mode 0755, in `tier` or its
+    /// parent's) and durable if there is none yet.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "for the temporal region, to come")
+    )]
+    fn mkdir(&self, parent: u64, name: &[u8], tier: Option<Tier>) -> Result<Attr>;
+    /// A file's committed version, held for reads until dropped.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "for the temporal region, to come")
+    )]
+    fn pin(&self, ino: u64) -> Result<Pinned>;
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "for the temporal region, to come")
+    )]
+    fn read_pinned(&self, p: &Pinned, off: u64, size: usize) -> Result<Data>;
+    /// Every entry of a directory, with its attributes.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "for the temporal region, to come")
+    )]
+    fn readdir_names(&self, dir: u64) -> Result<Vec<(Vec<u8>, Attr)>>;
     fn settings(&self) -> Settings;
     fn set_settings(&self, s: Settings);
     fn tier_stats(&self) -> [TierStats; 3];
@@ -71,6 +110,57 @@ impl Storage for Engine {
 
     fn remove(&self, parent: u64, name: &[u8]) -> Result<()> {
         Engine::remove(self, parent, name, false)
+    }
+
+    fn apply(&self, changes: Vec<Change>, sync: bool) -> Result<()> {
+        Engine::apply(self, changes, sync)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.sync_all()
+    }
+
+    fn mkdir(&self, parent: u64, name: &[u8], tier: Option<Tier>) -> Result<Attr> {
+        // Made unless it exists: no window between a lookup and the create.
+        match self.create(parent, name, NewNode::root_dir(tier)) {
+            Err(Error::Exists) => {
+                let attr = Engine::lookup(self, parent, name)?;
+                if attr.kind == Kind::Dir {
+                    Ok(attr)
+                } else {
+                    Err(Error::Exists)
+                }
+            }
+            made => made,
+        }
+    }
+
+    fn pin(&self, ino: u64) -> Result<Pinned> {
+        Engine::pin(self, ino)
+    }
+
+    fn read_pinned(&self, p: &Pinned, off: u64, size: usize) -> Result<Data> {
+        Engine::read_pinned(self, p, off, size)
+    }
+
+    fn readdir_names(&self, dir: u64) -> Result<Vec<(Vec<u8>, Attr)>> {
+        let mut out = Vec::new();
+        let mut cookie = 0;
+        loop {
+            let entries = self.readdir(dir, cookie, 1024)?;
+            let Some(last) = entries.last() else {
+                return Ok(out);
+            };
+            cookie = last.offset;
+            for d in entries {
+                match Engine::getattr(self, d.ino) {
+                    Ok(attr) => out.push((d.name, attr)),
+                    // Removed since it was listed.
+                    Err(Error::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
     }
 
     fn settings(&self) -> Settings {

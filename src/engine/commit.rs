@@ -5,13 +5,25 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::cache::{Key, WHOLE};
+use super::codec::Tier;
 use super::draft::{self, Bytes, Tail};
 use super::extents;
 use super::read::changed_underneath;
 use super::record::{Content, Op};
+use super::store::Pin;
 use super::tree::{Meta, Ts};
 use super::{CommitAt, Engine, lock};
 use crate::error::{Error, Result};
+
+/// The new bytes of a record: in the record itself, or in a blob.
+#[derive(Default)]
+pub(super) struct Staged {
+    pub(super) inline: Vec<u8>,
+    pub(super) blob: Option<(Tier, u64)>,
+    /// Keeps a checkpoint from retiring a new blob until the record naming it is logged
+    /// (dropped then, or when the change failed).
+    pub(super) pin: Option<Pin>,
+}
 
 impl Engine {
     /// Commits the draft of `ino`, if it has unsaved writes: `check` sees the inode's
@@ -88,32 +100,19 @@ impl Engine {
             }
             _ => None,
         };
-        // Dropped once the record naming the new blob is logged (or the commit failed).
-        let mut blob_pin = None;
-        // Sized exactly: this buffer is what the cache keeps of the record.
-        let mut inline = Vec::with_capacity(if logged <= inline_max {
-            logged as usize
-        } else {
-            0
-        });
-        let blob = if logged <= inline_max {
-            bytes.reader_from(from).read_to_end(&mut inline)?;
-            None
-        } else if let Some(sealed) = sealed {
-            Some(sealed)
-        } else {
-            // Large: a blob coded for the tier, fsynced before the record that names it.
-            let to = self.stream_to(meta.tier);
-            let (id, pin) = draft::code_blob(&to, &mut bytes.reader_from(from))?;
-            blob_pin = Some(pin);
-            Some((meta.tier, id))
+        let Staged { inline, blob, pin } = match sealed {
+            Some(sealed) => Staged {
+                blob: Some(sealed),
+                ..Staged::default()
+            },
+            None => self.stage(
+                meta.tier,
+                &mut *bytes.reader_from(from),
+                logged,
+                logged <= inline_max,
+            )?,
         };
-        let content = match (from, blob) {
-            (0, _) if len == 0 => Content::Empty,
-            (0, None) => Content::Inline,
-            (0, Some((tier, id))) => Content::Blob { tier, id },
-            (base_len, blob) => Content::Append { base_len, blob },
-        };
+        let content = Content::new(from, len, blob);
         let mtime = d.mtime;
         let mut tree = lock(&self.tree);
         let mut meta = tree.get(ino)?.meta.clone();
@@ -122,10 +121,15 @@ impl Engine {
         meta.ctime = Ts::now();
         let tier = meta.tier;
         let parent = meta.parent;
-        let mut lsn = self.log(&mut tree, vec![Op::Upsert { meta, content }], &inline, tier)?;
+        let mut lsn = self.log(
+            &mut tree,
+            vec![Op::Upsert { meta, content }],
+            &[&inline],
+            tier,
+        )?;
         let version = tree.get(ino)?.version;
         drop(tree);
-        drop(blob_pin);
+        drop(pin);
         if sealed.is_some() {
             d.committed_blob();
         }
@@ -167,6 +171,33 @@ impl Engine {
         }
         let pieces = extents::prefix(&extents::pieces(&n.loc, n.meta.size), bytes.base_len);
         Ok(extents::fold_from(&pieces, bytes.tail.len()))
+    }
+
+    /// Stages the `n` bytes of `src` a record logs: read into memory for the record itself
+    /// when `inline`, else coded into a new blob of `tier` (fsynced before the record that
+    /// names it).
+    pub(super) fn stage(
+        &self,
+        tier: Tier,
+        src: &mut dyn Read,
+        n: u64,
+        inline: bool,
+    ) -> Result<Staged> {
+        if inline {
+            // Sized exactly: this buffer is what the cache keeps of the record.
+            let mut buf = Vec::with_capacity(n as usize);
+            src.read_to_end(&mut buf)?;
+            return Ok(Staged {
+                inline: buf,
+                ..Staged::default()
+            });
+        }
+        let (id, pin) = draft::code_blob(&self.stream_to(tier), src)?;
+        Ok(Staged {
+            inline: Vec::new(),
+            blob: Some((tier, id)),
+            pin: Some(pin),
+        })
     }
 
     /// Makes everything logged so far durable (fsync of a file without a draft).

@@ -39,10 +39,10 @@ const DIRS: [(&str, Tier); 3] = [
 ];
 
 /// A universe as compared: what every path shows.
-type Tree = BTreeMap<String, Entry>;
+pub(super) type Tree = BTreeMap<String, Entry>;
 
 #[derive(Clone, Debug, PartialEq)]
-enum Entry {
+pub(super) enum Entry {
     Dir,
     /// A file's content, the file's first path in order (names of one file share it,
     /// whatever inode numbers the engine gave) and its link count.
@@ -465,7 +465,7 @@ impl Outcome {
     }
 }
 
-fn open(disk: Arc<dyn Disk>) -> Result<Engine> {
+pub(super) fn open(disk: Arc<dyn Disk>) -> Result<Engine> {
     Engine::open_on(disk, Path::new(DATA_DIR), settings())
 }
 
@@ -503,7 +503,7 @@ fn run(disk: Arc<dyn Disk>, ops: &[Op]) -> Outcome {
 
 /// Every file and directory of the universe (unreadable content shows as such), the
 /// names of one inode as one file.
-fn read_tree(e: &Engine) -> Tree {
+pub(super) fn read_tree(e: &Engine) -> Tree {
     let mut t = Tree::new();
     if e.getattr(ROOT).is_err() {
         return t;
@@ -548,7 +548,7 @@ fn read_tree(e: &Engine) -> Tree {
 /// several), for failure messages.
 /// Fails, showing `got` and every state it might have been, unless it is one of them.
 #[track_caller]
-fn assert_one_of(what: &str, got: &Tree, allowed: &[Tree]) {
+pub(super) fn assert_one_of(what: &str, got: &Tree, allowed: &[Tree]) {
     assert!(
         allowed.contains(got),
         "{what}\n  {}\nexpected one of\n{}",
@@ -585,7 +585,7 @@ fn show(t: &Tree) -> String {
 }
 /// Cuts the power (a restart from what survived) and recovers: the new disk and the
 /// universe the engine finds on it.
-fn recover(disk: &Sim, rng: &mut Rng, what: &str) -> (Sim, Tree) {
+pub(super) fn recover(disk: &Sim, rng: &mut Rng, what: &str) -> (Sim, Tree) {
     let after = disk.restart(rng);
     let e = open(Arc::new(after.clone())).unwrap_or_else(|e| panic!("{what}: recovery: {e}"));
     let t = read_tree(&e);

@@ -377,7 +377,7 @@ impl Engine {
 }
 
 /// A new inode's metadata, all its times now.
-fn new_meta(
+pub(super) fn new_meta(
     ino: u64,
     (parent, name): (u64, &[u8]),
     new: &NewNode<'_>,

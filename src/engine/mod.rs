@@ -8,12 +8,14 @@
 //!
 //! A request's path through the files: `meta_ops` (namespace and attributes) and `xattr`
 //! change metadata; `handles` opens files and keeps writes in drafts; `commit` turns a
-//! draft into a log `record`; `read` serves committed content; `checkpointer` moves it
+//! draft into a log `record`; `batch` changes several files in one record and pins
+//! versions for readers; `read` serves committed content; `checkpointer` moves it
 //! from the log into the shards; `stats` reports on all of it. A draft is based on the
 //! committed version without copying it, so an append commits only its new bytes and the
 //! content becomes pieces (`extents`).
 
 pub mod api;
+mod batch;
 pub mod cache;
 pub mod checkpoint;
 mod checkpointer;
@@ -60,6 +62,7 @@ use self::tree::Tree;
 use self::wal::{Durability, Wal};
 use crate::error::{Error, Result};
 
+pub use self::batch::{Change, Pinned};
 pub use self::meta_ops::{MAX_FILE_SIZE, NAME_MAX};
 pub use self::record::{decode, encode};
 pub use self::stats::{Counters, TierStats};

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::cache::{Key, WHOLE};
 use super::codec::Tier;
 use super::extents::{Part, Piece};
+use super::store::Pins;
 use super::tree::{Kind, Location};
 use super::{Data, Engine, Snapshot, lock, readahead, store};
 use crate::error::{Error, Result};
@@ -130,9 +131,7 @@ impl Engine {
     }
 
     pub fn release_snapshot(&self, snap: &Snapshot) {
-        for b in blobs_of(&snap.loc) {
-            self.pins.unpin(b);
-        }
+        release_pins(&self.pins, snap);
     }
 
     /// Reads a range of one version of a file.
@@ -340,6 +339,13 @@ impl Engine {
             }
             self.readahead.done(&job.key);
         }
+    }
+}
+
+/// Unpins the blobs `snap` pinned (`Engine::snapshot`).
+pub(super) fn release_pins(pins: &Pins, snap: &Snapshot) {
+    for b in blobs_of(&snap.loc) {
+        pins.unpin(b);
     }
 }
 

@@ -26,7 +26,8 @@ pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
 }
 
 /// One logged change. Record payload:
-/// `{ u8 version | u32 ops_len (LE) | bincode Vec<Op> | inline content bytes }`.
+/// `{ u8 version | u32 ops_len (LE) | bincode Vec<Op> | inline content bytes }`, the
+/// inline bytes being the contents of the ops that have some, in op order (`inline_len`).
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) enum Op {
     Upsert {
@@ -59,13 +60,32 @@ impl Op {
             content: Content::Keep,
         }
     }
+
+    /// How many of the record's inline bytes are this op's content.
+    pub(super) fn inline_len(&self) -> u64 {
+        match self {
+            Op::Upsert {
+                meta,
+                content: Content::Inline,
+            } => meta.size,
+            Op::Upsert {
+                meta,
+                content:
+                    Content::Append {
+                        base_len,
+                        blob: None,
+                    },
+            } => meta.size.saturating_sub(*base_len),
+            _ => 0,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(super) enum Content {
     Keep,
     Empty,
-    /// The bytes after the ops in this same record.
+    /// `Meta::size` bytes after the ops in this same record.
     Inline,
     Blob {
         tier: Tier,
@@ -82,32 +102,75 @@ pub(super) enum Content {
     },
 }
 
-/// Version 2 added `Op::Links`. A record without links is still written as version 1,
-/// so that a universe that never used them stays readable by older builds.
-const RECORD_VERSION: u8 = 2;
+impl Content {
+    /// The content of a file of `len` bytes whose record logs its bytes from `from` on,
+    /// in `blob` or inline (`from` 0: the whole content).
+    pub(super) fn new(from: u64, len: u64, blob: Option<(Tier, u64)>) -> Content {
+        match (from, blob) {
+            (0, _) if len == 0 => Content::Empty,
+            (0, None) => Content::Inline,
+            (0, Some((tier, id))) => Content::Blob { tier, id },
+            (base_len, blob) => Content::Append { base_len, blob },
+        }
+    }
+}
+
+/// Version 2 added `Op::Links`, version 3 records in which more than one op has inline
+/// content (a build before it would read every op's content at the first inline byte). A
+/// record that needs neither is still written as version 1, so that a universe that never
+/// used them stays readable by older builds.
+const RECORD_VERSION: u8 = 3;
+
+fn record_version(ops: &[Op]) -> u8 {
+    if ops.iter().filter(|op| op.inline_len() > 0).count() > 1 {
+        RECORD_VERSION
+    } else if ops.iter().any(|op| matches!(op, Op::Links { .. })) {
+        2
+    } else {
+        1
+    }
+}
 
 impl Engine {
-    /// Logs `ops` (with `inline` content for a `Content::Inline` op) and applies them.
-    /// Returns the log position to wait for when the change must be durable now.
+    /// Logs `ops` and applies them. `inline` is the content of the ops that carry it
+    /// inline, in op order (in as many parts as is handy). Returns the log position to
+    /// wait for when the change must be durable now (`tier`'s window is zero).
     pub(super) fn log(
         &self,
         tree: &mut Tree,
         ops: Vec<Op>,
-        inline: &[u8],
+        inline: &[&[u8]],
         tier: Tier,
     ) -> Result<Option<u64>> {
+        self.log_with(tree, ops, inline, self.durability(tier))
+    }
+
+    /// `log`, durable as `durability` says.
+    pub(super) fn log_with(
+        &self,
+        tree: &mut Tree,
+        ops: Vec<Op>,
+        inline: &[&[u8]],
+        durability: Durability,
+    ) -> Result<Option<u64>> {
+        // Recovery finds each op's content by counting: bytes that do not add up would
+        // give every op after the first a neighbour's bytes.
+        let inline_len: u64 = inline.iter().map(|p| p.len() as u64).sum();
+        if inline_len != ops.iter().map(Op::inline_len).sum::<u64>() {
+            return Err(Error::InvalidArgument(
+                "a record's inline content does not match its ops",
+            ));
+        }
         let body = encode(&ops);
         let mut head = Vec::with_capacity(5);
-        let links = ops.iter().any(|op| matches!(op, Op::Links { .. }));
-        head.push(if links { RECORD_VERSION } else { 1 });
+        head.push(record_version(&ops));
         head.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        let durability = self.durability(tier);
         self.generation.fetch_add(1, Ordering::Relaxed);
-        let at = self.wal.append(&[&head, &body, inline], durability)?;
+        let mut parts = vec![&head[..], &body[..]];
+        parts.extend_from_slice(inline);
+        let at = self.wal.append(&parts, durability)?;
         let inline_off = at.payload_off + (head.len() + body.len()) as u64;
-        for op in ops {
-            apply_op(tree, op, at.seg, inline_off);
-        }
+        apply_ops(tree, ops, at.seg, inline_off);
         Ok((durability == Durability::Sync).then_some(at.lsn))
     }
 
@@ -127,6 +190,17 @@ impl Engine {
             Some(lsn) => self.wal.sync_to(lsn),
             None => Ok(()),
         }
+    }
+}
+
+/// Applies a record's ops in order: each op's inline content follows the one before's,
+/// the first at `inline_off`.
+fn apply_ops(tree: &mut Tree, ops: Vec<Op>, seg: u64, mut inline_off: u64) {
+    for op in ops {
+        let len = op.inline_len();
+        apply_op(tree, op, seg, inline_off);
+        // Saturating: a damaged (yet checksummed) record may state any sizes.
+        inline_off = inline_off.saturating_add(len);
     }
 }
 
@@ -187,10 +261,7 @@ pub(super) fn apply_record(
     let ops_len = u32::from_le_bytes(len_bytes) as usize;
     let body = rest.get(4..4 + ops_len).ok_or_else(|| bad("short ops"))?;
     let ops: Vec<Op> = decode(body)?;
-    let inline_off = payload_off + 5 + ops_len as u64;
-    for op in ops {
-        apply_op(tree, op, seg, inline_off);
-    }
+    apply_ops(tree, ops, seg, payload_off + 5 + ops_len as u64);
     Ok(())
 }
 
