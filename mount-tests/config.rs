@@ -12,6 +12,7 @@ use std::process::Output;
 const CONF: &str = "configuration";
 const TOPOLOGY: &str = "shard_topology.json";
 const PARAMS: &str = "universe_parameters.json";
+const POLICIES: &str = "temporal_policies.json";
 const MIB: u64 = 1 << 20;
 
 /// What a fresh universe starts with (serde_json's pretty printing).
@@ -25,6 +26,13 @@ const TOPOLOGY_DEFAULT: &str = r#"{
   "cold_data": {
     "durability_window_ms": 1000
   }
+}"#;
+const POLICIES_DEFAULT: &str = r#"{
+  "maintenance_interval_secs": 30,
+  "live_window_hours": 1,
+  "recent_window_hours": 24,
+  "historical_retention_months": 12,
+  "block_kib": 256
 }"#;
 const PARAMS_DEFAULT: &str = r#"{
   "cache_budget_mb": 256,
@@ -124,14 +132,18 @@ fn assert_ok(o: &Output, what: &str) {
 }
 
 #[test]
-fn configuration_holds_exactly_the_two_files_the_daemon_obeys() {
+fn configuration_holds_exactly_the_files_the_daemon_obeys() {
     let m = Mount::new();
     assert_eq!(
         names(&m.path(CONF)),
-        ["_manifest.json", TOPOLOGY, PARAMS],
-        "configuration/ lists its manifest and the two files"
+        ["_manifest.json", TOPOLOGY, POLICIES, PARAMS],
+        "configuration/ lists its manifest and the three files"
     );
-    for (name, want) in [(TOPOLOGY, TOPOLOGY_DEFAULT), (PARAMS, PARAMS_DEFAULT)] {
+    for (name, want) in [
+        (TOPOLOGY, TOPOLOGY_DEFAULT),
+        (PARAMS, PARAMS_DEFAULT),
+        (POLICIES, POLICIES_DEFAULT),
+    ] {
         let got = String::from_utf8(get(&conf(&m, name))).unwrap();
         assert_eq!(
             got.trim_end(),

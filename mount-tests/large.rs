@@ -483,8 +483,8 @@ fn stored_growth(m: &Mount, before: &HashMap<std::path::PathBuf, u64>) -> u64 {
 fn appends_log_what_they_append_not_the_file() {
     let m = Mount::with_args_and_watchdog(&[], Duration::from_secs(300));
     let (large, small) = (
-        m.path("temporal/live/large.log"),
-        m.path("temporal/live/small.log"),
+        m.path("spacetime/hot_data/event_horizon/large.log"),
+        m.path("spacetime/hot_data/event_horizon/small.log"),
     );
     let mut f = File::create(&large).unwrap();
     for n in 0..64 {

@@ -128,6 +128,8 @@ fn region_of(rel: &str) -> &'static str {
         "configuration" => "configuration",
         "backups/cosmic_logs" => "cosmic_logs",
         "spacetime" => "spacetime",
+        "temporal" => "temporal",
+        r if r.starts_with("temporal/") => "temporal",
         "quantum_graph/nodes" | "quantum_graph/edges" => "records",
         r if tier(r) => "spacetime",
         r if particles(r) || is_data_dir(r) => "records",
@@ -340,12 +342,12 @@ fn assert_manifest_read_only(m: &Mount, rel: &str) {
 fn manifest_is_read_only() {
     let m = Mount::new();
     fs::create_dir(m.path(&format!("{USERS}/sub"))).unwrap();
-    fs::create_dir(m.path("temporal/live/mine")).unwrap();
+    fs::create_dir(m.path("spacetime/hot_data/event_horizon/mine")).unwrap();
     for rel in [
         USERS,
         &format!("{USERS}/sub"),
-        "temporal/live/mine",
-        "temporal/live",
+        "spacetime/hot_data/event_horizon/mine",
+        "spacetime/hot_data/event_horizon",
     ] {
         assert_manifest_read_only(&m, rel);
     }
@@ -379,7 +381,10 @@ fn structural_directories_list_their_generated_files() {
             "quantum_graph/edges",
             set(&["_manifest.json", "collaborates_with", "leads", "works_for"]),
         ),
-        ("temporal/live", set(&["_manifest.json"])),
+        (
+            "temporal/live",
+            set(&["_manifest.json", "current_streams.state", "events.jsonl"]),
+        ),
         ("observatory/metrics", set(&["_manifest.json"])),
     ] {
         let got: BTreeSet<String> = names(&m.path(rel)).into_iter().collect();
@@ -439,7 +444,7 @@ const USER_DIRS: [&str; 8] = [
     "spacetime/cold_data/particles/newtype",
     "quantum_graph/nodes/persons/team",
     "quantum_graph/edges/mentors",
-    "temporal/live/mine",
+    "spacetime/hot_data/event_horizon/mine",
     "observatory/metrics/mine",
     "backups/snapshots/mine",
 ];
@@ -481,8 +486,13 @@ fn data_directories_list_only_what_users_put_there() {
         let ls = stdout(&run("ls", &["-A", &m.ps(rel)]));
         assert_eq!(ls.lines().collect::<Vec<_>>(), want, "`ls -A {rel}`");
         // Hidden from listings, there by name: stat, cat and jq read it.
-        let region = (rel.starts_with("spacetime/") || rel.starts_with("quantum_graph/"))
-            .then_some("records");
+        let region = if rel.contains("/particles/") || rel.starts_with("quantum_graph/") {
+            Some("records")
+        } else if rel.starts_with("spacetime/") {
+            Some("spacetime")
+        } else {
+            None
+        };
         check_manifest_as(&m, rel, false, region);
         let man = m.ps(&format!("{rel}/_manifest.json"));
         let cat: Value = serde_json::from_slice(&run("cat", &[&man]).stdout)

@@ -21,6 +21,8 @@
 //!   cp -a, mv, vim, sed -i, shell appends and rm -rf, compared exactly
 //! - `config`: `configuration/` edited by sed -i, vim and jq + mv: applied at once or
 //!   refused with EINVAL, changing nothing
+//! - `temporal`: streams appended, checked, routed, rolled up, read by range, across
+//!   concurrent writers, maintenance and `kill -9`
 //! - `large`: 1 GiB file with bounded daemon memory (also renamed onto a record
 //!   name), 100,000-entry directory
 
@@ -37,4 +39,5 @@ mod permissions;
 mod posix;
 mod records;
 mod roundtrip;
+mod temporal;
 mod tools;

@@ -839,7 +839,7 @@ fn tiny_writes_of_a_record_are_accepted_and_checked_at_close() {
 #[test]
 fn mv_of_a_directory_into_a_record_region_moves_it_file_by_file_through_the_commit_path() {
     let m = Mount::new();
-    let good = m.path("temporal/live/good");
+    let good = m.path("spacetime/hot_data/event_horizon/good");
     fs::create_dir(&good).unwrap();
     put(&good.join("a.json"), br#"{"a": 1}"#);
     put(&good.join("notes.txt"), b"opaque");
@@ -850,7 +850,7 @@ fn mv_of_a_directory_into_a_record_region_moves_it_file_by_file_through_the_comm
     assert_eq!(get(&moved.join("a.json")), br#"{"a": 1}"#);
     assert_eq!(get(&moved.join("notes.txt")), b"opaque");
 
-    let bad = m.path("temporal/live/bad");
+    let bad = m.path("spacetime/hot_data/event_horizon/bad");
     fs::create_dir(&bad).unwrap();
     put(&bad.join("x.json"), b"not json at all");
     // mv makes the directory, then moves each file by rename(2), which the records'

@@ -4,6 +4,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, SystemTime};
 
@@ -25,13 +26,17 @@ use crate::vfs::{Caller, Changes, VIRT, Vfs};
 const TTL: Duration = Duration::from_secs(30);
 
 pub struct Fuse {
-    vfs: Vfs,
+    vfs: Arc<Vfs>,
     /// Inodes whose kernel cache went stale behind the kernel's back (see `invalidator`).
     stale: Sender<u64>,
 }
 
 impl Fuse {
-    pub fn new(vfs: Vfs, stale: Sender<u64>) -> Fuse {
+    pub fn new(vfs: Arc<Vfs>, stale: Sender<u64>) -> Fuse {
+        let changed = stale.clone();
+        vfs.notify_with(Box::new(move |ino| {
+            let _ = changed.send(ino);
+        }));
         Fuse { vfs, stale }
     }
 }
@@ -136,8 +141,10 @@ fn empty(reply: ReplyEmpty, op: &str, res: crate::error::Result<()>) {
 /// only to be sent on and dropped (the daemon holds the draft). mmap still works
 /// (FUSE_DIRECT_IO_ALLOW_MMAP). A reader's close commits nothing, so the kernel is told
 /// not to send it (one round trip less per `cat`).
-fn open_flags(ino: u64, flags: i32) -> FopenFlags {
-    if ino & VIRT != 0 || flags & libc::O_ACCMODE == libc::O_RDONLY {
+fn open_flags(flags: i32) -> FopenFlags {
+    // A generated file opened for writing is a region's control file or stream entry
+    // point (any other is refused): its close ends what was written, like a file's.
+    if flags & libc::O_ACCMODE == libc::O_RDONLY {
         FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH
     } else {
         FopenFlags::FOPEN_DIRECT_IO
@@ -326,7 +333,7 @@ impl Filesystem for Fuse {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         placement::follow(req.pid());
         match self.vfs.open(ino.0, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), open_flags(ino.0, flags.0)),
+            Ok(fh) => reply.opened(FileHandle(fh), open_flags(flags.0)),
             Err(e) => reply.error(fail("open", &e)),
         }
     }
@@ -594,7 +601,7 @@ impl Filesystem for Fuse {
                 &file_attr(&a),
                 Generation(0),
                 FileHandle(fh),
-                open_flags(a.ino, flags),
+                open_flags(flags),
             ),
             Err(e) => reply.error(fail("create", &e)),
         }

@@ -38,6 +38,19 @@ enum Command {
     /// flush, checkpoint and exit 0. An empty DATA_DIR is bootstrapped with the seed's
     /// hierarchy; an existing one is recovered (checkpoint + log replay).
     Mount(MountArgs),
+    /// Run the temporal region's maintenance now on the universe mounted at MOUNTPOINT
+    /// (roll live hours into recent days, days into historical months, merge late events,
+    /// apply the retention) and print its report. The same as `echo run >
+    /// MOUNTPOINT/temporal/maintain`.
+    Maintain {
+        /// Where the universe is mounted.
+        mountpoint: PathBuf,
+    },
+    /// Print an hour's `metrics.erl` (a compact binary form, see FORMAT.md) as JSON.
+    Metrics {
+        /// A `temporal/live/<hour>/metrics.erl`, or a copy of one.
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -76,7 +89,62 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Metrics { file } => match metrics(&file) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("islabdb: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Maintain { mountpoint } => match maintain(&mountpoint) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("islabdb: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+/// An hour's counters, decoded from their binary form.
+fn metrics(file: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let c = regions::temporal::metrics::Counters::decode(&bytes)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let ts = |t: Option<i64>| t.map(regions::temporal::time::format_rfc3339);
+    let doc = serde_json::json!({
+        "count": c.count,
+        "first": ts(c.first),
+        "last": ts(c.last),
+        "by_type": c.by_type,
+    });
+    serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())
+}
+
+/// Runs maintenance through the mount's control file; returns the newest run's report.
+fn maintain(mountpoint: &Path) -> Result<String, String> {
+    use std::io::Write;
+    let control = mountpoint
+        .join("temporal")
+        .join(regions::temporal::MAINTAIN);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&control)
+        .map_err(|e| format!("{}: {e} (is a universe mounted there?)", control.display()))?;
+    f.write_all(b"run\n")
+        .map_err(|e| format!("maintenance failed: {e} (the daemon's log says which step)"))?;
+    drop(f);
+    let text = std::fs::read(&control).map_err(|e| format!("{}: {e}", control.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", control.display()))?;
+    let newest = doc.get("runs").and_then(|r| r.get(0)).cloned();
+    serde_json::to_string_pretty(&newest.unwrap_or(doc)).map_err(|e| e.to_string())
 }
 
 fn mount(args: &MountArgs) -> Result<(), String> {
@@ -102,6 +170,7 @@ fn mount(args: &MountArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot register the regions: {e}"))?;
     let vfs = vfs::Vfs::new(engine.clone(), regions, namespace::SEED)
         .map_err(|e| format!("cannot bootstrap universe: {e}"))?;
+    let vfs = std::sync::Arc::new(vfs);
     engine
         .start()
         .map_err(|e| format!("cannot start engine threads: {e}"))?;
@@ -124,7 +193,7 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     placement::init(!args.no_follow);
 
     let (stale_tx, stale_rx) = std::sync::mpsc::channel();
-    let session = fuser::Session::new(fuse::Fuse::new(vfs, stale_tx), mountpoint, &config);
+    let session = fuser::Session::new(fuse::Fuse::new(vfs.clone(), stale_tx), mountpoint, &config);
     let session = match session {
         Ok(s) => s,
         Err(e) => {
@@ -148,7 +217,25 @@ fn mount(args: &MountArgs) -> Result<(), String> {
         .spawn(move || wait_and_unmount(signals, &target))
         .map_err(|e| format!("cannot start signal thread: {e}"))?;
 
+    let ticking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let ticker = {
+        let (vfs, ticking) = (vfs.clone(), ticking.clone());
+        std::thread::Builder::new()
+            .name("regions".into())
+            .spawn(move || {
+                while ticking.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    vfs.tick();
+                }
+            })
+            .map_err(|e| format!("cannot start the regions' thread: {e}"))?
+    };
+
     let served = session.run();
+    ticking.store(false, std::sync::atomic::Ordering::Relaxed);
+    if ticker.join().is_err() {
+        log::error!("the regions' periodic work panicked");
+    }
     let flushed = engine.shutdown();
     if let Err(e) = &served {
         log::error!("session ended with an error: {e}");

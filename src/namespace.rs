@@ -121,23 +121,28 @@ pub const SEED: &[SeedDir] = &[
     ),
     fixed(
         "temporal",
-        "universe",
+        "temporal",
         "Time-series data partitioned by time",
     ),
     fixed(
         "temporal/live",
-        "universe",
+        "temporal",
         "Real-time data of the last hour, hour partitions",
     ),
     fixed(
         "temporal/recent",
-        "universe",
+        "temporal",
         "Data of the last day, day partitions",
     ),
     fixed(
         "temporal/historical",
-        "universe",
+        "temporal",
         "Long-term data, month partitions, compressed",
+    ),
+    fixed(
+        "temporal/range",
+        "temporal",
+        "Time-range reads: <from>..<to>.jsonl streams the events in that range",
     ),
     fixed("quantum_graph", "universe", "Graph database storage"),
     fixed(
@@ -233,12 +238,13 @@ pub fn join(parts: &[Vec<u8>]) -> String {
 }
 
 /// The tier a seed path stores into: its `spacetime/<tier>` ancestor; configuration is
-/// hot (small, must not be lost), everything else warm.
+/// hot (small, must not be lost), and so are streams (durable at close; what maintenance
+/// compresses is stored as it is); everything else warm.
 pub fn seed_tier(path: &str) -> Tier {
     let mut parts = path.split('/');
     match (parts.next(), parts.next()) {
         (Some("spacetime"), Some(t)) => Tier::from_dir_name(t.as_bytes()).unwrap_or(Tier::Warm),
-        (Some("configuration"), _) => Tier::Hot,
+        (Some("configuration" | "temporal"), _) => Tier::Hot,
         _ => Tier::Warm,
     }
 }
@@ -268,7 +274,8 @@ mod tests {
         }
         assert_eq!(seed_tier("spacetime/cold_data/particles"), Tier::Cold);
         assert_eq!(seed_tier("configuration"), Tier::Hot);
-        assert_eq!(seed_tier("temporal/live"), Tier::Warm);
+        assert_eq!(seed_tier("temporal/live"), Tier::Hot);
+        assert_eq!(seed_tier("quantum_graph"), Tier::Warm);
     }
 
     #[test]

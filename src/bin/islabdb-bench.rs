@@ -19,6 +19,8 @@ mod error;
 mod records;
 #[path = "islabdb-bench/report.rs"]
 mod report;
+#[path = "islabdb-bench/streams.rs"]
+mod streams;
 #[path = "islabdb-bench/sys.rs"]
 mod sys;
 #[path = "islabdb-bench/workloads.rs"]
@@ -334,11 +336,14 @@ enum Wl {
     SeqRead,
     Unlink,
     Parallel,
+    StreamAppend,
+    StreamAppend4,
+    RangeRead,
 }
 
 /// In the order they run within a round (each one uses what the previous
 /// ones left: records created, then stat'ed, read, overwritten, unlinked).
-const ALL: [Wl; 15] = [
+const ALL: [Wl; 18] = [
     Wl::Create,
     Wl::Stat,
     Wl::List,
@@ -354,6 +359,9 @@ const ALL: [Wl; 15] = [
     Wl::SeqRead,
     Wl::Unlink,
     Wl::Parallel,
+    Wl::StreamAppend,
+    Wl::StreamAppend4,
+    Wl::RangeRead,
 ];
 
 impl Wl {
@@ -382,14 +390,17 @@ impl Wl {
             Wl::SeqRead => "seq_read",
             Wl::Unlink => "unlink",
             Wl::Parallel => "parallel",
+            Wl::StreamAppend => "stream_append",
+            Wl::StreamAppend4 => "stream_append_4",
+            Wl::RangeRead => "range_read",
         }
     }
 
     fn unit(self) -> &'static str {
         match self {
             Wl::List => "entries/s",
-            Wl::Append | Wl::AppendReopen => "lines/s",
-            Wl::AppendRead | Wl::SeqWrite | Wl::SeqRead => "MiB/s",
+            Wl::Append | Wl::AppendReopen | Wl::StreamAppend | Wl::StreamAppend4 => "lines/s",
+            Wl::AppendRead | Wl::SeqWrite | Wl::SeqRead | Wl::RangeRead => "MiB/s",
             _ => "ops/s",
         }
     }
@@ -403,7 +414,13 @@ impl Wl {
             Wl::Read | Wl::SeqWrite => Some(0.4),
             Wl::SeqRead => Some(0.6),
             Wl::HotCreate => Some(1.5),
-            Wl::CreateFsync | Wl::AppendRead | Wl::AppendReopen | Wl::Parallel => None,
+            Wl::CreateFsync
+            | Wl::AppendRead
+            | Wl::AppendReopen
+            | Wl::Parallel
+            | Wl::StreamAppend
+            | Wl::StreamAppend4
+            | Wl::RangeRead => None,
         }
     }
 
@@ -444,6 +461,20 @@ impl Wl {
                 "2 processes at once, each creating then reading {} records in its own directory",
                 s.parallel_records_per_process
             ),
+            Wl::StreamAppend => format!(
+                "{} events of ~150 B appended with `>>` (open/write/close each) to \
+                 temporal/live/events.jsonl (natively: to a file)",
+                s.stream_lines
+            ),
+            Wl::StreamAppend4 => format!(
+                "4 writers at once, {} events each, as stream_append",
+                s.stream_lines
+            ),
+            Wl::RangeRead => format!(
+                "one hour of a month of {} rolled-up events: temporal/range/<hour>.jsonl \
+                 (natively: zcat | awk over the month's gzip)",
+                s.month_events
+            ),
         }
     }
 }
@@ -464,6 +495,8 @@ struct Dirs {
     hot: Option<PathBuf>,
     /// One per parallel worker.
     par: [PathBuf; 2],
+    /// Where the stream workloads append and read.
+    streams: streams::Place,
 }
 
 /// Where one side's workloads run. The mount uses record types of the warm
@@ -496,6 +529,7 @@ impl Target {
                     fsync: d("fsync"),
                     hot: None,
                     par: [d("p0"), d("p1")],
+                    streams: streams::Place::Native(d("main")),
                 }
             }
             Side::Mount => {
@@ -505,6 +539,7 @@ impl Target {
                     fsync: warm.join("bench-fsync"),
                     hot: Some(self.root.join("spacetime/hot_data/particles/bench")),
                     par: [warm.join("bench-p0"), warm.join("bench-p1")],
+                    streams: streams::Place::Mount(self.root.join("temporal")),
                 }
             }
         }
@@ -584,6 +619,16 @@ fn run_workload(wl: Wl, d: &Dirs, s: &Sizes, exe: &Path) -> Result<Option<Sample
         Wl::SeqRead => w::seq_read(m, s.seq_mib)?,
         Wl::Unlink => w::unlink_all(m, n)?,
         Wl::Parallel => w::parallel(exe, &d.par, s.parallel_records_per_process)?,
+        Wl::StreamAppend => streams::appends(&d.streams, 1, s.stream_lines)?,
+        Wl::StreamAppend4 => streams::appends(&d.streams, 4, s.stream_lines)?,
+        Wl::RangeRead => {
+            streams::prepare_month(&d.streams, s.month_events)?;
+            let (sample, blocks) = streams::range_read(&d.streams, s.month_events)?;
+            if let Some(b) = blocks {
+                println!("    range_read on the mount decompressed {b} blocks");
+            }
+            sample
+        }
     };
     Ok(Some(sample))
 }

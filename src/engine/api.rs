@@ -23,41 +23,20 @@ pub trait Storage: Send + Sync {
     fn remove(&self, parent: u64, name: &[u8]) -> Result<()>;
     /// Applies every change in one atomic step (`Engine::apply`): durable on return with
     /// `sync`, else within a short window (or at the next `sync()`).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the temporal region, to come")
-    )]
     fn apply(&self, changes: Vec<Change>, sync: bool) -> Result<()>;
     /// Makes everything changed so far durable.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the temporal region, to come")
-    )]
     fn sync(&self) -> Result<()>;
     /// The directory `parent/name`, made (owned by root, mode 0755, in `tier` or its
     /// parent's) and durable if there is none yet.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the temporal region, to come")
-    )]
     fn mkdir(&self, parent: u64, name: &[u8], tier: Option<Tier>) -> Result<Attr>;
     /// A file's committed version, held for reads until dropped.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the temporal region, to come")
-    )]
     fn pin(&self, ino: u64) -> Result<Pinned>;
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the temporal region, to come")
-    )]
     fn read_pinned(&self, p: &Pinned, off: u64, size: usize) -> Result<Data>;
     /// Every entry of a directory, with its attributes.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the temporal region, to come")
-    )]
     fn readdir_names(&self, dir: u64) -> Result<Vec<(Vec<u8>, Attr)>>;
+    /// Moves with every change (and counted read): what was computed from the universe
+    /// at one value is still right while it stays.
+    fn generation(&self) -> u64;
     fn settings(&self) -> Settings;
     fn set_settings(&self, s: Settings);
     fn tier_stats(&self) -> [TierStats; 3];
@@ -161,6 +140,10 @@ impl Storage for Engine {
                 }
             }
         }
+    }
+
+    fn generation(&self) -> u64 {
+        Engine::generation(self)
     }
 
     fn settings(&self) -> Settings {

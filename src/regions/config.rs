@@ -13,6 +13,7 @@ use crate::engine::codec::Tier;
 use crate::error::{Error, Result};
 use crate::regions::json::JsonCheck;
 use crate::regions::records::json_rule;
+use crate::regions::temporal::policy::{self, Policies};
 use crate::regions::{Check, Cx, Dir, Region, Removal, Rule, Tag, pretty};
 
 pub const SHARD_TOPOLOGY: &str = "shard_topology.json";
@@ -22,11 +23,9 @@ const WINDOW_MAX_MS: u64 = 60_000;
 /// Configuration files are small; anything larger is refused before it is held.
 const FILE_MAX: usize = 64 << 10;
 /// Files older builds wrote at bootstrap and never read. Removed at start if unchanged.
-const RETIRED: [&str; 3] = [
-    "physics_constants.json",
-    "entanglement_rules.json",
-    "temporal_policies.json",
-];
+const RETIRED: [&str; 2] = ["physics_constants.json", "entanglement_rules.json"];
+/// The temporal region's policies (`regions::temporal::policy`).
+pub const TEMPORAL_POLICIES: &str = policy::FILE;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -166,15 +165,9 @@ fn validate(name: &str, bytes: &[u8]) -> Result<()> {
     match name {
         SHARD_TOPOLOGY => parse::<ShardTopology>(name, bytes)?.check(),
         UNIVERSE_PARAMETERS => parse::<UniverseParameters>(name, bytes)?.check(),
+        TEMPORAL_POLICIES => Policies::parse(bytes).map(|_| ()),
         _ => Err(invalid(name, "not a configuration file this daemon knows")),
     }
-}
-
-/// A file as the daemon writes it: pretty, fields in their documented order.
-fn to_file<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
-    out.push(b'\n');
-    out
 }
 
 /// The check of an obeyed file: JSON syntax as the bytes arrive, the schema at the end.
@@ -215,7 +208,7 @@ impl Configuration {
     }
 
     fn known(name: &[u8]) -> Option<&'static str> {
-        [SHARD_TOPOLOGY, UNIVERSE_PARAMETERS]
+        [SHARD_TOPOLOGY, UNIVERSE_PARAMETERS, TEMPORAL_POLICIES]
             .into_iter()
             .find(|k| k.as_bytes() == name)
     }
@@ -274,9 +267,19 @@ impl Configuration {
                 && topology.check().is_ok()
             {
                 cx.store
-                    .put(dir, SHARD_TOPOLOGY.as_bytes(), &to_file(&topology))?;
+                    .put(dir, SHARD_TOPOLOGY.as_bytes(), &pretty(&topology))?;
                 log::info!("{SHARD_TOPOLOGY}: migrated to this build's layout");
             }
+        }
+        // The file older builds wrote and never obeyed is obeyed now: its settings keep
+        // their meaning in this build's layout.
+        if let Some(old) = Self::read(cx, dir, TEMPORAL_POLICIES)
+            && Policies::parse(&old).is_err()
+            && let Some(p) = Policies::from_retired(&old)
+        {
+            cx.store
+                .put(dir, TEMPORAL_POLICIES.as_bytes(), &p.to_file())?;
+            log::info!("{TEMPORAL_POLICIES}: migrated to this build's layout");
         }
         for name in RETIRED {
             match Self::read(cx, dir, name) {
@@ -303,14 +306,7 @@ pub fn retired_default(name: &str) -> Vec<u8> {
             "speed_of_light_m_per_s": 299_792_458u64,
             "note": "Informational; the engine does not read these."
         }),
-        "entanglement_rules.json" => {
-            serde_json::json!({ "co_access_window_ms": 1000, "min_correlation": 0.5 })
-        }
-        _ => serde_json::json!({
-            "live_retention_hours": 1,
-            "recent_retention_days": 1,
-            "historical_retention_months": 12
-        }),
+        _ => serde_json::json!({ "co_access_window_ms": 1000, "min_correlation": 0.5 }),
     };
     pretty(&v)
 }
@@ -360,8 +356,8 @@ impl Region for Configuration {
     fn may_create(&self, dir: &Dir, name: &[u8]) -> Result<()> {
         if dir.is_seed(DIR) && name.ends_with(b".json") && Self::known(name).is_none() {
             return Err(Error::InvalidRecord(format!(
-                "{}: not a configuration file this daemon knows (it reads {SHARD_TOPOLOGY} \
-                 and {UNIVERSE_PARAMETERS})",
+                "{}: not a configuration file this daemon knows (it reads {SHARD_TOPOLOGY}, \
+                 {UNIVERSE_PARAMETERS} and {TEMPORAL_POLICIES})",
                 String::from_utf8_lossy(name)
             )));
         }
@@ -384,7 +380,14 @@ impl Region for Configuration {
             cx.store.put(
                 dir,
                 SHARD_TOPOLOGY.as_bytes(),
-                &to_file(&ShardTopology::default()),
+                &pretty(&ShardTopology::default()),
+            )?;
+        }
+        if cx.store.lookup(dir, TEMPORAL_POLICIES.as_bytes()).is_err() {
+            cx.store.put(
+                dir,
+                TEMPORAL_POLICIES.as_bytes(),
+                &Policies::default().to_file(),
             )?;
         }
         let stored = Self::read(cx, dir, UNIVERSE_PARAMETERS)
@@ -396,7 +399,7 @@ impl Region for Configuration {
         params.check()?;
         if stored.is_none_or(|s| s.values() != params.values()) {
             cx.store
-                .put(dir, UNIVERSE_PARAMETERS.as_bytes(), &to_file(&params))?;
+                .put(dir, UNIVERSE_PARAMETERS.as_bytes(), &pretty(&params))?;
         }
         Self::apply(cx, dir);
         Ok(())
@@ -422,9 +425,9 @@ mod tests {
 
     #[test]
     fn defaults_fit_their_schema() {
-        let topo = String::from_utf8_lossy(&to_file(&ShardTopology::default())).to_string();
+        let topo = String::from_utf8_lossy(&pretty(&ShardTopology::default())).to_string();
         assert!(check(SHARD_TOPOLOGY, &topo).is_ok(), "{topo}");
-        let params = String::from_utf8_lossy(&to_file(&UniverseParameters::default())).to_string();
+        let params = String::from_utf8_lossy(&pretty(&UniverseParameters::default())).to_string();
         assert!(check(UNIVERSE_PARAMETERS, &params).is_ok(), "{params}");
         let mut s = Settings::default();
         ShardTopology::default().apply(&mut s);

@@ -35,7 +35,7 @@ pub fn render(cx: &Cx<'_>, dir: &Dir, region: &dyn Region) -> Vec<u8> {
         "consistency_model": namespace::consistency(attr.tier),
         "fixed": dir.seed.is_some(),
         "generated_files": cx.regions.views(cx, dir),
-        "generated_files_listed": !dir.is_data(),
+        "generated_files_listed": region.lists_views(dir),
         "access_patterns": {
             "record_reads": reads,
             "record_commits": writes,

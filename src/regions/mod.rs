@@ -67,6 +67,9 @@ pub struct Cx<'a> {
     pub regions: &'a Regions,
     /// The seed's directories by inode.
     pub seeds: &'a HashMap<u64, &'static SeedDir>,
+    /// Tells the kernel that a file changed behind its back (a region appended to it
+    /// itself): whatever it cached of the file goes, so `tail -f` sees the new size.
+    pub changed: &'a dyn Fn(u64),
 }
 
 impl Cx<'_> {
@@ -86,6 +89,9 @@ pub enum Generated {
         len: u64,
         source: Arc<dyn RangeSource>,
     },
+    /// The file exists but cannot be made now (what it is made from is damaged): opening
+    /// or reading it fails with this error's errno.
+    Failed(Error),
 }
 
 pub trait RangeSource: Send + Sync {
@@ -99,6 +105,21 @@ pub trait Check: Send {
     fn feed(&mut self, bytes: &[u8]) -> Result<()>;
     /// The content ended here.
     fn finish(&mut self) -> Result<()>;
+}
+
+/// Where the writes of one open go when a region takes them itself (see
+/// [`Region::takes_writes`]): a stream's entry point, an append-only partition, a control
+/// file. Offsets do not matter: what is written is appended, in the order of the writes.
+pub trait Sink: Send {
+    /// The bytes of one `write(2)`; returns how many it took (fewer than given: the
+    /// writer sends the rest again, and meets the reason then). `Err` fails that write,
+    /// and nothing of it is kept.
+    fn write(&mut self, cx: &Cx<'_>, bytes: &[u8]) -> Result<usize>;
+    /// `fsync(2)`: everything taken so far is durable when this returns.
+    fn sync(&mut self, cx: &Cx<'_>) -> Result<()>;
+    /// `close(2)` by a writer: what is still pending ends here (an unterminated last line
+    /// counts), and all of it is durable when this returns.
+    fn close(&mut self, cx: &Cx<'_>) -> Result<()>;
 }
 
 /// What unlinking a name does.
@@ -137,6 +158,12 @@ pub trait Region: Send + Sync {
         format!("User directory '{name}'")
     }
 
+    /// Whether listing `dir` shows its generated files (a directory of users' data shows
+    /// only what users put there).
+    fn lists_views(&self, dir: &Dir) -> bool {
+        !dir.is_data()
+    }
+
     /// Generated files `dir` shows besides its `_manifest.json`.
     fn views(&self, _cx: &Cx<'_>, _dir: &Dir) -> Vec<String> {
         Vec::new()
@@ -151,6 +178,35 @@ pub trait Region: Send + Sync {
     fn rule(&self, _dir: &Dir, _name: &[u8]) -> Option<Rule> {
         None
     }
+
+    /// A generated file of `dir` that is reachable by name without being listed (e.g. a
+    /// file whose name is a query).
+    fn resolves(&self, _cx: &Cx<'_>, _dir: &Dir, _name: &str) -> bool {
+        false
+    }
+
+    /// Whether the region takes the writes to `name` in `dir` itself ([`Sink`]). A stored
+    /// file it takes writes for is append-only: readers see appends as they come
+    /// (rather than the version they opened), and truncating it is `EPERM`.
+    fn takes_writes(&self, _cx: &Cx<'_>, _dir: &Dir, _name: &[u8]) -> bool {
+        false
+    }
+
+    /// A sink for one open of `name` for writing (`takes_writes` said yes); `truncate`:
+    /// the open asked for `O_TRUNC`.
+    fn sink(
+        &self,
+        _cx: &Cx<'_>,
+        _dir: &Dir,
+        _name: &[u8],
+        _truncate: bool,
+    ) -> Result<Box<dyn Sink>> {
+        Err(Error::ReadOnlyView)
+    }
+
+    /// Called about once a second from a thread of its own: a region's periodic work
+    /// (it decides itself when its work is due).
+    fn tick(&self, _cx: &Cx<'_>) {}
 
     /// Content was committed to `name` in `dir`, by any way (close, fsync, rename onto
     /// it, truncate). Runs after the commit is logged.
@@ -191,6 +247,7 @@ impl Regions {
         r.register(Box::new(records::Records))?;
         r.register(Box::new(config::Configuration::new(cache_mb)))?;
         r.register(Box::new(cosmic_logs::CosmicLogs))?;
+        r.register(Box::new(temporal::Temporal::new()))?;
         Ok(r)
     }
 
@@ -258,8 +315,9 @@ pub fn check_stream(rule: &mut Rule, read: &mut dyn std::io::Read, len: u64) -> 
     rule.check.finish()
 }
 
-/// Pretty JSON with a final newline: how every generated document is written.
-pub fn pretty(v: &serde_json::Value) -> Vec<u8> {
+/// Pretty JSON with a final newline, fields in their declared order: how every generated
+/// document and every file the daemon writes for people is written.
+pub fn pretty<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
     out.push(b'\n');
     out

@@ -9,7 +9,7 @@ use crate::engine::tree::Kind;
 use crate::engine::{Attr, CommitAt, Data, Snapshot};
 use crate::error::{Error, Result};
 use crate::namespace;
-use crate::regions::Rule;
+use crate::regions::{Rule, Sink};
 use crate::vfs::views::Content;
 use crate::vfs::{Changes, VIRT, Vfs, lock};
 
@@ -24,6 +24,12 @@ pub(super) enum Handle {
         owners: Vec<u64>,
     },
     View(Content),
+    /// Writes its region takes itself (`regions::Sink`); reads are of the file as it is.
+    Sink {
+        ino: u64,
+        sink: Arc<Mutex<Box<dyn Sink>>>,
+        owners: Vec<u64>,
+    },
 }
 
 /// A content check running ahead of the commit: while a file is written forward from
@@ -48,8 +54,36 @@ impl Vfs {
         fh
     }
 
+    /// The directory and name of a stored or generated file, if its region takes the
+    /// writes to it.
+    pub(super) fn taken(&self, ino: u64) -> Option<(crate::regions::Dir, Vec<u8>)> {
+        let (parent, name) = if ino & VIRT != 0 {
+            let (dir, name) = self.views.key(ino)?;
+            (dir, name.as_bytes().to_vec())
+        } else {
+            let (parent, name) = self.engine.entry_of(ino).ok()?;
+            (parent, name.to_vec())
+        };
+        let dir = self.dir(parent).ok()?;
+        self.region(&dir)
+            .takes_writes(&self.cx(), &dir, &name)
+            .then_some((dir, name))
+    }
+
     /// Opens a file or a generated file; returns the handle.
     pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
+        let taken = self.taken(ino);
+        if is_write(flags)
+            && let Some((dir, name)) = &taken
+        {
+            let truncate = flags & libc::O_TRUNC != 0;
+            let sink = self.region(dir).sink(&self.cx(), dir, name, truncate)?;
+            return Ok(self.add_handle(Handle::Sink {
+                ino,
+                sink: Arc::new(Mutex::new(sink)),
+                owners: Vec::new(),
+            }));
+        }
         if ino & VIRT != 0 {
             if is_write(flags) {
                 return Err(Error::ReadOnlyView);
@@ -76,6 +110,9 @@ impl Vfs {
             if truncate || attr.size == 0 {
                 self.start_ahead(ino);
             }
+            None
+        } else if taken.is_some() {
+            // Append-only: a reader (`tail -f`) sees appends as they come.
             None
         } else {
             if let Ok(p) = self.engine.parent_of(ino) {
@@ -126,6 +163,10 @@ impl Vfs {
             Some(Handle::File { snap: Some(s), .. }) => Src::Version(s.clone()),
             Some(Handle::File { ino, writer, .. }) => Src::File(*ino, *writer),
             Some(Handle::View(c)) => Src::View(c.clone()),
+            Some(Handle::Sink { ino, .. }) if *ino & VIRT != 0 => {
+                Src::View(self.view_content(*ino)?.0)
+            }
+            Some(Handle::Sink { ino, .. }) => Src::File(*ino, false),
             None => return Err(Error::BadHandle),
         };
         match src {
@@ -139,7 +180,23 @@ impl Vfs {
         match lock(&self.handles).get(&fh) {
             Some(Handle::File { ino, writer, .. }) => Ok((*ino, *writer)),
             Some(Handle::View(_)) => Err(Error::ReadOnlyView),
+            Some(Handle::Sink { .. }) => Err(Error::NotSupported("this on an append-only stream")),
             None => Err(Error::BadHandle),
+        }
+    }
+
+    /// The sink of a handle, noting `owner` among its writers.
+    fn sink_of(&self, fh: u64, owner: Option<u64>) -> Option<Arc<Mutex<Box<dyn Sink>>>> {
+        match lock(&self.handles).get_mut(&fh) {
+            Some(Handle::Sink { sink, owners, .. }) => {
+                if let Some(o) = owner
+                    && !owners.contains(&o)
+                {
+                    owners.push(o);
+                }
+                Some(sink.clone())
+            }
+            _ => None,
         }
     }
 
@@ -177,6 +234,9 @@ impl Vfs {
     /// `write` by the process whose descriptor table is `owner` (the kernel's "lock
     /// owner"), which is noted among the handle's writers for `flush`.
     pub fn write_by(&self, fh: u64, off: u64, data: &[u8], owner: Option<u64>) -> Result<usize> {
+        if let Some(sink) = self.sink_of(fh, owner) {
+            return lock(&sink).write(&self.cx(), data);
+        }
         let ino = match lock(&self.handles).get_mut(&fh) {
             Some(Handle::File {
                 ino,
@@ -192,7 +252,9 @@ impl Vfs {
                 *ino
             }
             Some(Handle::View(_)) => return Err(Error::ReadOnlyView),
-            Some(Handle::File { .. }) | None => return Err(Error::BadHandle),
+            Some(Handle::File { .. } | Handle::Sink { .. }) | None => {
+                return Err(Error::BadHandle);
+            }
         };
         let ahead = lock(&self.ahead).get(&ino).cloned();
         let Some(ahead) = ahead else {
@@ -237,6 +299,9 @@ impl Vfs {
             return Err(Error::ReadOnlyView);
         }
         if let Some(size) = c.size {
+            if self.taken(ino).is_some() {
+                return Err(Error::NotPermitted("truncating an append-only stream"));
+            }
             self.engine.truncate(ino, size)?;
             let writer = fh
                 .and_then(|fh| self.file_handle(fh).ok())
@@ -343,6 +408,13 @@ impl Vfs {
     /// a half-written file; the writer's own close, or the last release, does.
     pub fn flush(&self, fh: u64, closer: Option<u64>) -> Result<()> {
         let ino = match lock(&self.handles).get(&fh) {
+            Some(Handle::Sink { sink, owners, .. }) => {
+                if closer.is_some_and(|c| !owners.is_empty() && !owners.contains(&c)) {
+                    return Ok(());
+                }
+                let sink = sink.clone();
+                return lock(&sink).close(&self.cx());
+            }
             Some(Handle::File {
                 ino,
                 writer: true,
@@ -362,6 +434,9 @@ impl Vfs {
     }
 
     pub fn fsync(&self, fh: u64) -> Result<()> {
+        if let Some(sink) = self.sink_of(fh, None) {
+            return lock(&sink).sync(&self.cx());
+        }
         match self.file_handle(fh) {
             Ok((ino, true)) => self.commit(ino, CommitAt::Fsync),
             Ok((_, false)) => self.engine.sync_all(),
@@ -374,6 +449,13 @@ impl Vfs {
     /// record): the kernel must forget what it cached of the file.
     pub fn release(&self, fh: u64) -> Result<bool> {
         let h = lock(&self.handles).remove(&fh);
+        if let Some(Handle::Sink { ino, sink, .. }) = &h {
+            // What a writer left pending without a close of its own (killed, or mmap).
+            if let Err(e) = lock(sink).close(&self.cx()) {
+                log::warn!("closing the stream of inode {ino}: {e}");
+            }
+            return Ok(false);
+        }
         let Some(Handle::File {
             ino, writer, snap, ..
         }) = h

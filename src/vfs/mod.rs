@@ -19,7 +19,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::engine::tree::{ROOT, Ts};
 use crate::engine::{Attr, Engine};
@@ -71,7 +71,12 @@ pub struct Vfs {
     /// Names unlinked by users whose region keeps the file until a new file of that name
     /// replaces it (`regions::Removal::UntilReplaced`), with the kept inode.
     detached: Mutex<HashMap<Entry, u64>>,
+    /// Tells the kernel a file changed behind its back (set by the FUSE layer).
+    notify: OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
 }
+
+/// Where changes go when nobody listens (no kernel: tests).
+fn unheard(_: u64) {}
 
 /// A directory entry: the directory's inode and the name in it.
 type Entry = (u64, Box<[u8]>);
@@ -94,6 +99,7 @@ impl Vfs {
             ahead: Mutex::new(HashMap::new()),
             views: views::Views::new(),
             detached: Mutex::new(HashMap::new()),
+            notify: OnceLock::new(),
         };
         let cx = vfs.cx();
         for region in vfs.regions.all() {
@@ -111,6 +117,25 @@ impl Vfs {
             store: self.engine.as_ref(),
             regions: &self.regions,
             seeds: &self.seeds,
+            changed: match self.notify.get() {
+                Some(f) => f.as_ref(),
+                None => &unheard,
+            },
+        }
+    }
+
+    /// Where to say that a file changed behind the kernel's back (once, at mount).
+    pub fn notify_with(&self, f: Box<dyn Fn(u64) + Send + Sync>) {
+        if self.notify.set(f).is_err() {
+            log::warn!("a second change listener was refused");
+        }
+    }
+
+    /// Each region's periodic work; the daemon calls it about once a second.
+    pub fn tick(&self) {
+        let cx = self.cx();
+        for region in self.regions.all() {
+            region.tick(&cx);
         }
     }
 

@@ -324,7 +324,7 @@ impl Vfs {
             entry(1, ino, Kind::Dir, b"."),
             entry(2, parent, Kind::Dir, b".."),
         ];
-        if !dir.is_data() && offset < REAL_BASE {
+        if self.region(&dir).lists_views(&dir) && offset < REAL_BASE {
             for (i, name) in self
                 .view_names(&dir)
                 .into_iter()

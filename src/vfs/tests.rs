@@ -282,7 +282,9 @@ fn data_directories_hide_generated_files_but_serve_them_by_name() {
     let listed = names_in(&v, hot);
     assert!(listed.contains(&"shard.metadata".to_string()), "{listed:?}");
     // A user's directory anywhere is data, also outside the record regions.
-    let live = v.resolve("temporal/live").expect("live");
+    let live = v
+        .resolve("spacetime/hot_data/event_horizon")
+        .expect("horizon");
     let mine = v
         .mkdir(live, b"mine", 0o755, 0, ROOT_CALLER)
         .expect("mkdir")
@@ -333,7 +335,9 @@ fn a_write_that_makes_a_record_invalid_fails_at_once_and_the_old_version_stays()
 fn a_directory_does_not_move_across_regions() {
     let tmp = tempfile::tempdir().expect("tmp");
     let v = open(tmp.path());
-    let live = v.resolve("temporal/live").expect("live");
+    let live = v
+        .resolve("spacetime/hot_data/event_horizon")
+        .expect("horizon");
     let d = v
         .mkdir(live, b"d", 0o755, 0, ROOT_CALLER)
         .expect("mkdir")
@@ -466,14 +470,14 @@ fn an_older_data_directory_is_migrated_to_the_regions_of_this_build() {
         e.retag(spacetime, 3, 0).expect("retag");
         e.retag(logs, 4, 0).expect("retag");
         let conf = v.resolve("configuration").expect("conf");
-        for name in [
-            "physics_constants.json",
-            "entanglement_rules.json",
-            "temporal_policies.json",
-        ] {
+        for name in ["physics_constants.json", "entanglement_rules.json"] {
             e.put(conf, name.as_bytes(), &config::retired_default(name))
                 .expect("old file");
         }
+        // Written, never obeyed; obeyed now, in this build's layout.
+        let old_policies = br#"{"live_retention_hours": 2, "recent_retention_days": 1, "historical_retention_months": 12}"#;
+        e.put(conf, config::TEMPORAL_POLICIES.as_bytes(), old_policies)
+            .expect("old file");
         e.put(
             conf,
             config::SHARD_TOPOLOGY.as_bytes(),
@@ -505,10 +509,17 @@ fn an_older_data_directory_is_migrated_to_the_regions_of_this_build() {
             "..",
             "_manifest.json",
             config::SHARD_TOPOLOGY,
+            config::TEMPORAL_POLICIES,
             config::UNIVERSE_PARAMETERS
         ],
         "retired files are gone"
     );
+    let policies = v
+        .lookup(conf, config::TEMPORAL_POLICIES.as_bytes())
+        .expect("policies");
+    let doc: serde_json::Value = serde_json::from_slice(&get(&v, policies.ino)).expect("json");
+    assert_eq!(doc["live_window_hours"], 2, "{doc}");
+    assert_eq!(doc["recent_window_hours"], 24, "{doc}");
     let topo = v
         .lookup(conf, config::SHARD_TOPOLOGY.as_bytes())
         .expect("topo");
@@ -668,7 +679,9 @@ fn special_files_are_stored_as_metadata_and_survive_a_restart() {
     ];
     let live = {
         let v = open(tmp.path());
-        let live = v.resolve("temporal/live").expect("live");
+        let live = v
+            .resolve("spacetime/hot_data/event_horizon")
+            .expect("horizon");
         for (name, fmt, rdev, kind) in kinds {
             let a = v
                 .mknod(live, name.as_bytes(), (fmt | 0o640, 0), rdev, ROOT_CALLER)
@@ -708,8 +721,8 @@ fn special_files_are_stored_as_metadata_and_survive_a_restart() {
             .iter()
             .map(|s| s.records)
             .sum::<u64>(),
-        2,
-        "special files are not records (the two configuration files are)"
+        3,
+        "special files are not records (the three configuration files are)"
     );
 }
 
@@ -739,7 +752,9 @@ fn rename_exchange_swaps_two_entries_in_one_record() {
         );
         v.rename(u, b"notes.txt", u, b"dir", x)
             .expect("a file and a directory trade places");
-        let live = v.resolve("temporal/live").expect("live");
+        let live = v
+            .resolve("spacetime/hot_data/event_horizon")
+            .expect("horizon");
         let mine = v.mkdir(live, b"mine", 0o755, 0, ROOT_CALLER).expect("mine");
         put(&v, mine.ino, "x", b"anything").expect("x");
         assert_eq!(
@@ -808,7 +823,9 @@ fn hard_links_share_one_rule_one_tier_and_one_region() {
     // Another tier, another region, a generated file.
     let cold = v.resolve("spacetime/cold_data/particles").expect("cold");
     assert_eq!(errno(v.link(a, cold, b"a.json")), Err(libc::EXDEV));
-    let live = v.resolve("temporal/live").expect("live");
+    let live = v
+        .resolve("spacetime/hot_data/event_horizon")
+        .expect("horizon");
     assert_eq!(errno(v.link(t, live, b"t.txt")), Err(libc::EXDEV));
     let m = v.lookup(u, b"_manifest.json").expect("manifest");
     assert_eq!(errno(v.link(m.ino, u, b"m.json")), Err(libc::EPERM));

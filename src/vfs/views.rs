@@ -60,7 +60,7 @@ impl Views {
         ino
     }
 
-    fn key(&self, ino: u64) -> Option<(u64, Box<str>)> {
+    pub(super) fn key(&self, ino: u64) -> Option<(u64, Box<str>)> {
         lock(&self.table).by_ino.get(&ino).cloned()
     }
 
@@ -121,7 +121,10 @@ impl Vfs {
     }
 
     pub(super) fn is_view(&self, dir: &Dir, name: &[u8]) -> bool {
-        std::str::from_utf8(name).is_ok_and(|name| self.view_names(dir).iter().any(|n| n == name))
+        std::str::from_utf8(name).is_ok_and(|name| {
+            self.view_names(dir).iter().any(|n| n == name)
+                || self.region(dir).resolves(&self.cx(), dir, name)
+        })
     }
 
     /// The generated file `name` of directory `parent`, if it has one.
@@ -164,12 +167,18 @@ impl Vfs {
                 Ok((Content::Document(data), len))
             }
             Some(Generated::Ranged { len, source }) => Ok((Content::Ranged(source), len)),
+            Some(Generated::Failed(e)) => Err(e),
             None => Err(Error::NotFound),
         }
     }
 
     pub(super) fn view_attr(&self, ino: u64) -> Result<Attr> {
         let (_, size) = self.view_content(ino)?;
-        Ok(self.views.attr(ino, size))
+        let mut attr = self.views.attr(ino, size);
+        // A control file or a stream's entry point: its region takes what is written.
+        if self.taken(ino).is_some() {
+            attr.perm = 0o644;
+        }
+        Ok(attr)
     }
 }

@@ -34,6 +34,10 @@ pub struct Sizes {
     pub reopen_lines: usize,
     pub seq_mib: usize,
     pub parallel_records_per_process: usize,
+    /// Events each writer appends in the stream workloads.
+    pub stream_lines: usize,
+    /// Events in the month the range read reads an hour of.
+    pub month_events: usize,
 }
 
 impl Sizes {
@@ -47,6 +51,8 @@ impl Sizes {
             reopen_lines: s(1000.0, 20),
             seq_mib: s(256.0, 2),
             parallel_records_per_process: s(2500.0, 10),
+            stream_lines: s(4000.0, 40),
+            month_events: s(200_000.0, 2000),
         }
     }
 }

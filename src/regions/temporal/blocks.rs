@@ -8,13 +8,6 @@
 
 // Nothing uses these building blocks until the temporal region lands; `expect` (not
 // `allow`) so that this goes once everything here is used.
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "building blocks of the temporal region, not yet written"
-    )
-)]
 
 use std::io::{self, Read, Write};
 
