@@ -530,6 +530,35 @@ fn backfill_across_hours_days_and_months_is_read_exactly_once_in_order() {
         shq(m.path("temporal"))
     ));
     assert_eq!(late, "", "late events merged");
+    // A day's generated files count what it holds: its hours still live count there.
+    let live_hours: BTreeSet<String> = names(&m.path("temporal/live")).into_iter().collect();
+    for day in fs::read_dir(m.path("temporal/recent")).unwrap() {
+        let day = day.unwrap().file_name().into_string().unwrap();
+        if !day.starts_with("20") {
+            continue;
+        }
+        let agg = read_json(&m.path(&format!("temporal/recent/{day}/aggregated.json")));
+        let in_day = want
+            .values()
+            .filter(|t| {
+                t.format("%Y-%m-%d").to_string() == day && !live_hours.contains(&hour_key(**t))
+            })
+            .count();
+        assert_eq!(agg["count"], in_day as u64, "{day}: {agg}");
+        let by_hour: u64 = agg["by_hour"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        assert_eq!(by_hour, in_day as u64, "{agg}");
+        let analytics = read_json(&m.path(&format!("temporal/recent/{day}/analytics.json")));
+        assert_eq!(analytics["count"], in_day as u64, "{analytics}");
+        assert!(
+            analytics["storage"]["compressed_bytes"].as_u64().unwrap() > 0,
+            "{analytics}"
+        );
+    }
     let month = hour_key(now - Span::days(45))[..7].to_string();
     let summary = read_json(&m.path(&format!("temporal/historical/{month}/summary.json")));
     let in_month = want

@@ -84,6 +84,9 @@ impl Cx<'_> {
 pub enum Generated {
     /// Small content, rendered in full; regenerated only when the engine's state moved.
     Document(Vec<u8>),
+    /// Small content that also shows what moves without the engine (a region's own
+    /// counters): rendered anew for every stat and open.
+    Fresh(Vec<u8>),
     /// Content read in ranges where it lives (e.g. a log segment), never held whole.
     Ranged {
         len: u64,

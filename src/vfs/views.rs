@@ -166,6 +166,10 @@ impl Vfs {
                 t.rendered.insert(ino, (generation, data.clone()));
                 Ok((Content::Document(data), len))
             }
+            Some(Generated::Fresh(bytes)) => {
+                let len = bytes.len() as u64;
+                Ok((Content::Document(Arc::new(bytes)), len))
+            }
             Some(Generated::Ranged { len, source }) => Ok((Content::Ranged(source), len)),
             Some(Generated::Failed(e)) => Err(e),
             None => Err(Error::NotFound),

@@ -172,7 +172,13 @@ impl Region for Temporal {
             (Place::Part(d @ Dest::Month(_)), SUMMARY) => docs::month_summary(cx, dir.ino, d),
             _ => return None,
         };
+        // The stream's state and the maintenance log are the region's own.
+        let fresh = matches!(
+            (place, name),
+            (Place::Live, CURRENT_STREAMS) | (Place::Top, MAINTAIN)
+        );
         Some(match doc {
+            Ok(d) if fresh => Generated::Fresh(d),
             Ok(d) => Generated::Document(d),
             Err(e) => {
                 let path = crate::namespace::join(&cx.store.path_of(dir.ino));

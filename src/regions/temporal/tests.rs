@@ -234,3 +234,46 @@ fn a_damaged_block_is_reported_not_skipped() {
         "the late event waits"
     );
 }
+
+#[test]
+fn months_past_the_retention_are_deleted_by_maintenance() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    let now = time::now();
+    let old = now - 150 * 24 * HOUR;
+    let kept = now - 20 * 24 * HOUR;
+    append(
+        &v,
+        "temporal/live/events.jsonl",
+        &[event("old", old), event("kept", kept)].concat(),
+    )
+    .expect("within 12 months");
+    maintain(&v).expect("merged");
+    let month = |t| format!("temporal/historical/{}", time::month_key(t));
+    assert!(resolve(&v, &month(old)).is_ok());
+    let conf = resolve(&v, "configuration").expect("conf");
+    let f = v
+        .lookup(conf, super::policy::FILE.as_bytes())
+        .expect("policies")
+        .ino;
+    let p = super::policy::Policies {
+        historical_retention_months: 2,
+        ..super::policy::Policies::default()
+    };
+    let fh = v.open(f, libc::O_WRONLY | libc::O_TRUNC).expect("open");
+    v.write(fh, 0, &p.to_file()).expect("write");
+    v.flush(fh, None).expect("a valid policy");
+    v.release(fh).expect("release");
+    maintain(&v).expect("retention");
+    assert!(resolve(&v, &month(old)).is_err(), "past the retention");
+    if time::month_key(kept) != time::month_key(old) {
+        assert!(resolve(&v, &month(kept)).is_ok(), "within it");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&read(&v, "temporal/maintain").expect("report")).unwrap_or_default();
+    assert_eq!(
+        report["runs"][0]["expired_months"][0],
+        time::month_key(old),
+        "{report}"
+    );
+}
