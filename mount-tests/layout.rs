@@ -130,6 +130,8 @@ fn region_of(rel: &str) -> &'static str {
         "spacetime" => "spacetime",
         "temporal" => "temporal",
         r if r.starts_with("temporal/") => "temporal",
+        "observatory" => "observatory",
+        r if r.starts_with("observatory/") => "observatory",
         "quantum_graph/nodes" | "quantum_graph/edges" => "records",
         r if tier(r) => "spacetime",
         r if particles(r) || is_data_dir(r) => "records",
@@ -385,9 +387,14 @@ fn structural_directories_list_their_generated_files() {
             "temporal/live",
             set(&["_manifest.json", "current_streams.state", "events.jsonl"]),
         ),
-        ("observatory/metrics", set(&["_manifest.json"])),
+        (
+            "observatory/metrics",
+            set(&["_manifest.json", "alerts.json", "real_time.json"]),
+        ),
     ] {
-        let got: BTreeSet<String> = names(&m.path(rel)).into_iter().collect();
+        let mut got: BTreeSet<String> = names(&m.path(rel)).into_iter().collect();
+        // A file the observatory appends a row to every sampling period, once one passed.
+        got.remove("historical.csv");
         assert_eq!(got, want, "listing of {rel:?}");
     }
     for t in TIERS {
@@ -445,7 +452,7 @@ const USER_DIRS: [&str; 8] = [
     "quantum_graph/nodes/persons/team",
     "quantum_graph/edges/mentors",
     "spacetime/hot_data/event_horizon/mine",
-    "observatory/metrics/mine",
+    "spacetime/warm_data/event_horizon/mine",
     "backups/snapshots/mine",
 ];
 

@@ -35,6 +35,7 @@ mod failing_disk;
 mod large;
 mod layout;
 mod lifecycle;
+mod observatory;
 mod permissions;
 mod posix;
 mod records;

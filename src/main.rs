@@ -4,6 +4,7 @@
 mod engine;
 mod error;
 mod fuse;
+mod metrics;
 mod namespace;
 mod placement;
 mod regions;

@@ -218,10 +218,18 @@ pub const SEED: &[SeedDir] = &[
         "cosmic_logs",
         "The write-ahead log (read-only), events and audit trail",
     ),
-    fixed("observatory", "universe", "Monitoring and observability"),
-    fixed("observatory/metrics", "universe", "Performance metrics"),
-    fixed("observatory/logs", "universe", "System logs"),
-    fixed("observatory/diagnostics", "universe", "Diagnostic data"),
+    fixed("observatory", "observatory", "Monitoring and observability"),
+    fixed(
+        "observatory/metrics",
+        "observatory",
+        "Live metrics, their history and alerts",
+    ),
+    fixed("observatory/logs", "observatory", "System logs"),
+    fixed(
+        "observatory/diagnostics",
+        "observatory",
+        "Health of each component, latency histograms",
+    ),
     fixed(
         "configuration",
         "configuration",

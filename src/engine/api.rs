@@ -37,6 +37,8 @@ pub trait Storage: Send + Sync {
     /// Moves with every change (and counted read): what was computed from the universe
     /// at one value is still right while it stays.
     fn generation(&self) -> u64;
+    /// (bytes free, bytes in all) of the disk holding the data.
+    fn disk_space(&self) -> Result<(u64, u64)>;
     fn settings(&self) -> Settings;
     fn set_settings(&self, s: Settings);
     fn tier_stats(&self) -> [TierStats; 3];
@@ -144,6 +146,15 @@ impl Storage for Engine {
 
     fn generation(&self) -> u64 {
         Engine::generation(self)
+    }
+
+    fn disk_space(&self) -> Result<(u64, u64)> {
+        let st = self.statfs()?;
+        let unit = st.f_frsize.max(1);
+        Ok((
+            st.f_bavail.saturating_mul(unit),
+            st.f_blocks.saturating_mul(unit),
+        ))
     }
 
     fn settings(&self) -> Settings {

@@ -147,6 +147,9 @@ impl Engine {
             }
         }
         self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .last_checkpoint_us
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         log::info!(
             "checkpoint {} written in {:?}; {removed} shard files retired",
             *seq,

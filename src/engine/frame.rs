@@ -87,6 +87,28 @@ pub fn check_file_header(buf: &[u8], magic: &[u8; 8], max: u16, what: &str) -> R
     Ok(version)
 }
 
+/// Appends the trailing CRC32 of everything in `out` (the small binary files
+/// regions write end with one).
+pub fn seal(out: &mut Vec<u8>) {
+    let crc = crc32fast::hash(out);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// The bytes between the header and the trailing CRC32 of a file [`seal`]ed behind a
+/// [`file_header`], once the header (magic, version up to `version`) and the CRC
+/// check out. `what` names the file in errors.
+pub fn unseal<'a>(bytes: &'a [u8], magic: &[u8; 8], version: u16, what: &str) -> Result<&'a [u8]> {
+    check_file_header(bytes, magic, version, what)?;
+    let (sealed, crc) = bytes
+        .split_last_chunk::<4>()
+        .filter(|(sealed, _)| sealed.len() >= FILE_HEADER)
+        .ok_or_else(|| Error::Corrupt(format!("{what}: too short for its checksum")))?;
+    if crc32fast::hash(sealed) != u32::from_le_bytes(*crc) {
+        return Err(Error::Corrupt(format!("{what}: checksum mismatch")));
+    }
+    Ok(&sealed[FILE_HEADER..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

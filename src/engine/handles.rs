@@ -150,6 +150,15 @@ impl Engine {
         Ok(())
     }
 
+    /// The draft of `ino` counts as written (an `ftruncate(2)` by a writer: the program
+    /// changed the content, as a write does), so the writer's close commits it.
+    pub fn mark_written(&self, ino: u64) {
+        let draft = lock(&self.drafts).map.get(&ino).cloned();
+        if let Some(d) = draft {
+            lock(&d).written = true;
+        }
+    }
+
     /// Whether any handle still writes `ino`.
     pub fn has_writers(&self, ino: u64) -> bool {
         lock(&self.drafts).writers.contains_key(&ino)

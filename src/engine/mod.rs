@@ -94,6 +94,8 @@ pub struct Engine {
     generation: AtomicU64,
     stop: (Mutex<bool>, Condvar),
     stopped: AtomicBool,
+    /// What recovery at open did: log records replayed, and how long it took.
+    recovery: (u64, std::time::Duration),
     _lock: Box<dyn Send + Sync>,
 }
 
@@ -173,6 +175,7 @@ impl Engine {
             tree.len(),
             started.elapsed()
         );
+        let recovery = (records as u64, started.elapsed());
         let wal = Wal::open(disk, &wal_dir, settings.segment_max)?;
         Ok(Engine {
             disk: fence,
@@ -193,6 +196,7 @@ impl Engine {
             generation: AtomicU64::new(0),
             stop: (Mutex::new(false), Condvar::new()),
             stopped: AtomicBool::new(false),
+            recovery,
             _lock: lock_file,
         })
     }

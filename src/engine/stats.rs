@@ -34,6 +34,18 @@ pub struct Counters {
     pub cache_budget: u64,
     pub cache_entries: u64,
     pub log_bytes_since_checkpoint: u64,
+    /// Since the mount: bytes and records appended to the log, its fsyncs, and how many
+    /// records those covered.
+    pub log_bytes: u64,
+    pub log_records: u64,
+    pub fsyncs: u64,
+    pub fsynced_records: u64,
+    pub last_checkpoint_us: u64,
+    /// Recovery at open: log records replayed and how long it took.
+    pub recovered_records: u64,
+    pub recovery_us: u64,
+    /// The data disk failed (a failed fsync or EIO): changes are refused until a remount.
+    pub disk_failed: bool,
 }
 
 /// The running figures behind `Counters`, bumped without a lock.
@@ -44,6 +56,7 @@ pub(super) struct AtomicCounters {
     pub(super) reads: AtomicU64,
     pub(super) writes: AtomicU64,
     pub(super) checkpoints: AtomicU64,
+    pub(super) last_checkpoint_us: AtomicU64,
 }
 
 impl Engine {
@@ -92,8 +105,17 @@ impl Engine {
     }
 
     pub fn counters(&self) -> Counters {
+        let (log_bytes, log_records, fsyncs, fsynced_records) = self.wal.figures();
         let c = lock(&self.cache);
         Counters {
+            log_bytes,
+            log_records,
+            fsyncs,
+            fsynced_records,
+            last_checkpoint_us: self.counters.last_checkpoint_us.load(Ordering::Relaxed),
+            recovered_records: self.recovery.0,
+            recovery_us: self.recovery.1.as_micros() as u64,
+            disk_failed: self.disk.failed(),
             commits: self.counters.commits.load(Ordering::Relaxed),
             refused_commits: self.counters.refused.load(Ordering::Relaxed),
             reads: self.counters.reads.load(Ordering::Relaxed),

@@ -56,6 +56,11 @@ struct Inner {
     /// Bytes appended since open / made durable since open (a position, not a size).
     written: u64,
     durable: u64,
+    /// Records appended since open, and how many of them fsyncs covered (group commit:
+    /// their ratio to `fsyncs` is the batch size).
+    records: u64,
+    durable_records: u64,
+    fsyncs: u64,
     syncing: bool,
     deadline: Option<Instant>,
     poisoned: bool,
@@ -228,6 +233,9 @@ impl Wal {
                 zeroed: frame::FILE_HEADER as u64,
                 written: 0,
                 durable: 0,
+                records: 0,
+                durable_records: 0,
+                fsyncs: 0,
                 syncing: false,
                 deadline: None,
                 poisoned: false,
@@ -278,6 +286,7 @@ impl Wal {
         }
         g.seg_len += buf.len() as u64;
         g.written += buf.len() as u64;
+        g.records += 1;
         g.zeroed = g.zeroed.max(g.seg_len);
         if g.zeroed - g.seg_len < PREZERO / 2 {
             let to = g.seg_len + PREZERO;
@@ -318,7 +327,7 @@ impl Wal {
                 continue;
             }
             g.syncing = true;
-            let target = g.written;
+            let (target, target_records) = (g.written, g.records);
             let file = g.file.clone();
             drop(g);
             let res = file.sync_data();
@@ -327,7 +336,11 @@ impl Wal {
             // A failure is logged by the disk's fence (engine::disk), which from now on
             // refuses every change.
             match res {
-                Ok(()) => g.durable = g.durable.max(target),
+                Ok(()) => {
+                    g.durable = g.durable.max(target);
+                    g.durable_records = g.durable_records.max(target_records);
+                    g.fsyncs += 1;
+                }
                 Err(_) => g.poisoned = true,
             }
             self.synced.notify_all();
@@ -336,6 +349,12 @@ impl Wal {
 
     pub fn written(&self) -> u64 {
         self.lock().written
+    }
+
+    /// (bytes appended, records appended, fsyncs, records those fsyncs covered) since open.
+    pub fn figures(&self) -> (u64, u64, u64, u64) {
+        let g = self.lock();
+        (g.written, g.records, g.fsyncs, g.durable_records)
     }
 
     /// Seals the current segment (fsynced) and starts the next; returns the new seq.

@@ -12,6 +12,7 @@ use crate::engine::Settings;
 use crate::engine::codec::Tier;
 use crate::error::{Error, Result};
 use crate::regions::json::JsonCheck;
+use crate::regions::observatory;
 use crate::regions::records::json_rule;
 use crate::regions::temporal::policy::{self, Policies};
 use crate::regions::{Check, Cx, Dir, Region, Removal, Rule, Tag, pretty};
@@ -26,6 +27,8 @@ const FILE_MAX: usize = 64 << 10;
 const RETIRED: [&str; 2] = ["physics_constants.json", "entanglement_rules.json"];
 /// The temporal region's policies (`regions::temporal::policy`).
 pub const TEMPORAL_POLICIES: &str = policy::FILE;
+/// The observatory's sampling and alerts (`regions::observatory::settings`).
+pub const OBSERVATORY: &str = observatory::settings::FILE;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,11 +150,60 @@ impl UniverseParameters {
     }
 }
 
+/// One of `configuration/`'s files as a region reads it: parsed again only when it
+/// changed. A file that does not parse (only one left on disk by hand could) keeps the
+/// defaults, loudly.
+pub struct Watched<T> {
+    name: &'static str,
+    parse: fn(&[u8]) -> Result<T>,
+    cached: std::sync::Mutex<Option<(Stamp, T)>>,
+}
+
+/// What tells one version of a file from another here: its mtime and size.
+type Stamp = (i64, u32, u64);
+
+impl<T: Clone + Default> Watched<T> {
+    pub fn new(name: &'static str, parse: fn(&[u8]) -> Result<T>) -> Watched<T> {
+        Watched {
+            name,
+            parse,
+            cached: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn get(&self, cx: &Cx<'_>) -> T {
+        let Some(attr) = cx
+            .seed_dir(DIR)
+            .and_then(|d| cx.store.lookup(d.ino, self.name.as_bytes()).ok())
+        else {
+            return T::default();
+        };
+        let key = (attr.mtime.secs, attr.mtime.nanos, attr.size);
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, v)) = cached.as_ref()
+            && *k == key
+        {
+            return v.clone();
+        }
+        let bytes = cx
+            .store
+            .read(attr.ino, 0, attr.size.min(FILE_MAX as u64) as usize);
+        let v = bytes.and_then(|b| (self.parse)(&b)).unwrap_or_else(|e| {
+            log::error!("{e}; its defaults apply until it is fixed");
+            T::default()
+        });
+        *cached = Some((key, v.clone()));
+        v
+    }
+}
+
 fn invalid(name: &str, why: &str) -> Error {
     Error::InvalidRecord(format!("{name}: {why}"))
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(name: &str, bytes: &[u8]) -> Result<T> {
+/// One of the obeyed files parsed into its schema; a refusal names the file, the line and
+/// the column.
+pub fn parse<T: for<'de> Deserialize<'de>>(name: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| {
         invalid(
             name,
@@ -166,6 +218,7 @@ fn validate(name: &str, bytes: &[u8]) -> Result<()> {
         SHARD_TOPOLOGY => parse::<ShardTopology>(name, bytes)?.check(),
         UNIVERSE_PARAMETERS => parse::<UniverseParameters>(name, bytes)?.check(),
         TEMPORAL_POLICIES => Policies::parse(bytes).map(|_| ()),
+        OBSERVATORY => observatory::settings::Settings::parse(bytes).map(|_| ()),
         _ => Err(invalid(name, "not a configuration file this daemon knows")),
     }
 }
@@ -208,9 +261,14 @@ impl Configuration {
     }
 
     fn known(name: &[u8]) -> Option<&'static str> {
-        [SHARD_TOPOLOGY, UNIVERSE_PARAMETERS, TEMPORAL_POLICIES]
-            .into_iter()
-            .find(|k| k.as_bytes() == name)
+        [
+            SHARD_TOPOLOGY,
+            UNIVERSE_PARAMETERS,
+            TEMPORAL_POLICIES,
+            OBSERVATORY,
+        ]
+        .into_iter()
+        .find(|k| k.as_bytes() == name)
     }
 
     fn read(cx: &Cx<'_>, dir: u64, name: &str) -> Option<Vec<u8>> {
@@ -357,7 +415,7 @@ impl Region for Configuration {
         if dir.is_seed(DIR) && name.ends_with(b".json") && Self::known(name).is_none() {
             return Err(Error::InvalidRecord(format!(
                 "{}: not a configuration file this daemon knows (it reads {SHARD_TOPOLOGY}, \
-                 {UNIVERSE_PARAMETERS} and {TEMPORAL_POLICIES})",
+                 {UNIVERSE_PARAMETERS}, {TEMPORAL_POLICIES} and {OBSERVATORY})",
                 String::from_utf8_lossy(name)
             )));
         }
@@ -389,6 +447,11 @@ impl Region for Configuration {
                 TEMPORAL_POLICIES.as_bytes(),
                 &Policies::default().to_file(),
             )?;
+        }
+        if cx.store.lookup(dir, OBSERVATORY.as_bytes()).is_err() {
+            let defaults = observatory::settings::Settings::default();
+            cx.store
+                .put(dir, OBSERVATORY.as_bytes(), &pretty(&defaults))?;
         }
         let stored = Self::read(cx, dir, UNIVERSE_PARAMETERS)
             .and_then(|b| parse::<UniverseParameters>(UNIVERSE_PARAMETERS, &b).ok());

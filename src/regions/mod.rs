@@ -12,6 +12,7 @@ pub mod config;
 pub mod cosmic_logs;
 pub mod json;
 pub mod manifest;
+pub mod observatory;
 pub mod records;
 pub mod spacetime;
 pub mod temporal;
@@ -67,6 +68,8 @@ pub struct Cx<'a> {
     pub regions: &'a Regions,
     /// The seed's directories by inode.
     pub seeds: &'a HashMap<u64, &'static SeedDir>,
+    /// What the daemon measured of its requests.
+    pub metrics: &'a crate::metrics::Metrics,
     /// Tells the kernel that a file changed behind its back (a region appended to it
     /// itself): whatever it cached of the file goes, so `tail -f` sees the new size.
     pub changed: &'a dyn Fn(u64),
@@ -85,7 +88,8 @@ pub enum Generated {
     /// Small content, rendered in full; regenerated only when the engine's state moved.
     Document(Vec<u8>),
     /// Small content that also shows what moves without the engine (a region's own
-    /// counters): rendered anew for every stat and open.
+    /// counters): rendered again once it is a second old, so that a `stat` and the read
+    /// right after it agree, and `watch cat` sees it move.
     Fresh(Vec<u8>),
     /// Content read in ranges where it lives (e.g. a log segment), never held whole.
     Ranged {
@@ -251,6 +255,7 @@ impl Regions {
         r.register(Box::new(config::Configuration::new(cache_mb)))?;
         r.register(Box::new(cosmic_logs::CosmicLogs))?;
         r.register(Box::new(temporal::Temporal::new()))?;
+        r.register(Box::new(observatory::Observatory::new()))?;
         Ok(r)
     }
 

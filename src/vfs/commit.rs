@@ -61,10 +61,9 @@ impl Vfs {
             _ => check_stream(&mut rule, &mut bytes.reader(), bytes.len()),
         };
         res.inspect_err(|e| {
-            log::warn!(
-                "refusing commit of {}: {e}; the previous version stays",
-                namespace::join(&self.engine.path_of(meta.ino))
-            )
+            let path = namespace::join(&self.engine.path_of(meta.ino));
+            log::warn!("refusing commit of {path}: {e}; the previous version stays");
+            self.metrics.refused(format!("{path}: {e}"));
         })
     }
 

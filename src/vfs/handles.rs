@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::engine::tree::Kind;
 use crate::engine::{Attr, CommitAt, Data, Snapshot};
 use crate::error::{Error, Result};
+use crate::metrics::Op;
 use crate::namespace;
 use crate::regions::{Rule, Sink};
 use crate::vfs::views::Content;
@@ -72,6 +73,7 @@ impl Vfs {
 
     /// Opens a file or a generated file; returns the handle.
     pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
+        let _t = self.metrics.time(Op::Open);
         let taken = self.taken(ino);
         if is_write(flags)
             && let Some((dir, name)) = &taken
@@ -143,6 +145,7 @@ impl Vfs {
         flags: i32,
         who: super::Caller,
     ) -> Result<(Attr, u64)> {
+        let _t = self.metrics.time(Op::Create);
         // Creating a kept file's detached name rewrites the kept file.
         let flags = match self.detached(parent, name) {
             Some(_) => flags | libc::O_TRUNC,
@@ -154,6 +157,7 @@ impl Vfs {
     }
 
     pub fn read(&self, fh: u64, off: u64, size: usize) -> Result<Data> {
+        let _t = self.metrics.time(Op::Read);
         enum Src {
             File(u64, bool),
             Version(Snapshot),
@@ -185,19 +189,24 @@ impl Vfs {
         }
     }
 
-    /// The sink of a handle, noting `owner` among its writers.
+    /// The sink of a handle, noting `owner` among its writers. A generated file written
+    /// to (a control file) shows what the write did: its rendering goes.
     fn sink_of(&self, fh: u64, owner: Option<u64>) -> Option<Arc<Mutex<Box<dyn Sink>>>> {
-        match lock(&self.handles).get_mut(&fh) {
-            Some(Handle::Sink { sink, owners, .. }) => {
+        let (ino, sink) = match lock(&self.handles).get_mut(&fh) {
+            Some(Handle::Sink { ino, sink, owners }) => {
                 if let Some(o) = owner
                     && !owners.contains(&o)
                 {
                     owners.push(o);
                 }
-                Some(sink.clone())
+                (*ino, sink.clone())
             }
-            _ => None,
+            _ => return None,
+        };
+        if ino & VIRT != 0 {
+            self.views.forget(ino);
         }
+        Some(sink)
     }
 
     /// Starts checking `ino`'s content as it is written from offset 0, if its name has a
@@ -235,8 +244,10 @@ impl Vfs {
     /// owner"), which is noted among the handle's writers for `flush`.
     pub fn write_by(&self, fh: u64, off: u64, data: &[u8], owner: Option<u64>) -> Result<usize> {
         if let Some(sink) = self.sink_of(fh, owner) {
+            let _t = self.metrics.time(Op::Append);
             return lock(&sink).write(&self.cx(), data);
         }
+        let _t = self.metrics.time(Op::Write);
         let ino = match lock(&self.handles).get_mut(&fh) {
             Some(Handle::File {
                 ino,
@@ -274,11 +285,12 @@ impl Vfs {
             if let Error::InvalidRecord(why) = &e {
                 self.engine.refuse_draft(ino, why.clone());
             }
+            let path = namespace::join(&self.engine.path_of(ino));
             log::warn!(
-                "refusing a write of {} bytes at offset {off} to {}: {e}",
-                data.len(),
-                namespace::join(&self.engine.path_of(ino))
+                "refusing a write of {} bytes at offset {off} to {path}: {e}",
+                data.len()
             );
+            self.metrics.refused(format!("{path}: {e}"));
             return Err(e);
         }
         match self.engine.write(ino, off, data) {
@@ -311,10 +323,14 @@ impl Vfs {
                 let res = self.commit(ino, CommitAt::Release);
                 self.engine.drop_unheld_draft(ino);
                 res?;
-            } else if size == 0 {
-                self.start_ahead(ino);
             } else {
-                self.stop_ahead(ino, None);
+                // ftruncate(2) by a writer: its close commits it, like a write.
+                self.engine.mark_written(ino);
+                if size == 0 {
+                    self.start_ahead(ino);
+                } else {
+                    self.stop_ahead(ino, None);
+                }
             }
         }
         let set = crate::engine::SetAttr {
@@ -407,6 +423,7 @@ impl Vfs {
     /// descriptor table, is not among the writers'), commits nothing, or it would publish
     /// a half-written file; the writer's own close, or the last release, does.
     pub fn flush(&self, fh: u64, closer: Option<u64>) -> Result<()> {
+        let _t = self.metrics.time(Op::Commit);
         let ino = match lock(&self.handles).get(&fh) {
             Some(Handle::Sink { sink, owners, .. }) => {
                 if closer.is_some_and(|c| !owners.is_empty() && !owners.contains(&c)) {
@@ -434,6 +451,7 @@ impl Vfs {
     }
 
     pub fn fsync(&self, fh: u64) -> Result<()> {
+        let _t = self.metrics.time(Op::Fsync);
         if let Some(sink) = self.sink_of(fh, None) {
             return lock(&sink).sync(&self.cx());
         }

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use crate::engine::tree::{ROOT, Ts};
 use crate::engine::{Attr, Engine};
 use crate::error::{Error, Result};
+use crate::metrics::{Metrics, Op};
 use crate::namespace::SeedDir;
 use crate::regions::{Cx, Dir, Region, Regions};
 
@@ -73,6 +74,8 @@ pub struct Vfs {
     detached: Mutex<HashMap<Entry, u64>>,
     /// Tells the kernel a file changed behind its back (set by the FUSE layer).
     notify: OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+    /// What the daemon measures of its own requests.
+    metrics: Metrics,
 }
 
 /// Where changes go when nobody listens (no kernel: tests).
@@ -100,6 +103,7 @@ impl Vfs {
             views: views::Views::new(),
             detached: Mutex::new(HashMap::new()),
             notify: OnceLock::new(),
+            metrics: Metrics::new(),
         };
         let cx = vfs.cx();
         for region in vfs.regions.all() {
@@ -117,6 +121,7 @@ impl Vfs {
             store: self.engine.as_ref(),
             regions: &self.regions,
             seeds: &self.seeds,
+            metrics: &self.metrics,
             changed: match self.notify.get() {
                 Some(f) => f.as_ref(),
                 None => &unheard,
@@ -166,6 +171,7 @@ impl Vfs {
     }
 
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        let _t = self.metrics.time(Op::Lookup);
         if parent & VIRT != 0 {
             return Err(Error::NotDir);
         }
@@ -186,6 +192,7 @@ impl Vfs {
     }
 
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        let _t = self.metrics.time(Op::Getattr);
         if ino & VIRT != 0 {
             return self.view_attr(ino);
         }

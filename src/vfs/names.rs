@@ -4,6 +4,7 @@
 use crate::engine::tree::{Kind, ROOT};
 use crate::engine::{Attr, DirEntry, NewNode, SetAttr};
 use crate::error::{Error, Result};
+use crate::metrics::Op;
 use crate::regions::{Dir, Removal};
 use crate::vfs::{Caller, VIRT, Vfs, lock};
 
@@ -157,6 +158,7 @@ impl Vfs {
     }
 
     pub fn unlink(&self, parent: u64, name: &[u8], dir: bool) -> Result<()> {
+        let _t = self.metrics.time(Op::Remove);
         if parent & VIRT != 0 {
             return Err(Error::NotDir);
         }
@@ -184,6 +186,7 @@ impl Vfs {
         newname: &[u8],
         flags: u32,
     ) -> Result<()> {
+        let _t = self.metrics.time(Op::Rename);
         if parent & VIRT != 0 || newparent & VIRT != 0 {
             return Err(Error::NotDir);
         }
@@ -304,6 +307,7 @@ impl Vfs {
     /// (listed only outside data directories), then real entries at their stable cookie +
     /// `REAL_BASE`.
     pub fn readdir(&self, ino: u64, offset: u64, max: usize) -> Result<Vec<DirEntry>> {
+        let _t = self.metrics.time(Op::Readdir);
         const REAL_BASE: u64 = 64;
         if ino & VIRT != 0 {
             return Err(Error::NotDir);

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::engine::codec::Tier;
 use crate::engine::tree::{Kind, Ts};
@@ -30,8 +31,27 @@ struct Table {
     by_name: HashMap<(u64, Box<str>), u64>,
     by_ino: HashMap<u64, (u64, Box<str>)>,
     next: u64,
-    /// Rendered documents and the engine generation they were rendered at.
-    rendered: HashMap<u64, (u64, Arc<Vec<u8>>)>,
+    rendered: HashMap<u64, Rendered>,
+}
+
+/// A rendered document, and how long it stays what the file holds: while the engine's
+/// state does not move, or (a fresh one, showing what moves without the engine) for
+/// `FRESH_FOR`, so that a `stat` and the read after it agree.
+struct Rendered {
+    generation: Option<u64>,
+    at: Instant,
+    data: Arc<Vec<u8>>,
+}
+
+const FRESH_FOR: Duration = Duration::from_secs(1);
+
+impl Rendered {
+    fn valid(&self, generation: u64) -> bool {
+        match self.generation {
+            Some(g) => g == generation,
+            None => self.at.elapsed() < FRESH_FOR,
+        }
+    }
 }
 
 pub struct Views {
@@ -79,6 +99,11 @@ impl Views {
             }
             t.rendered.remove(&ino);
         }
+    }
+
+    /// Drops what was rendered of `ino` (written to: what it shows changed).
+    pub fn forget(&self, ino: u64) {
+        lock(&self.table).rendered.remove(&ino);
     }
 
     fn attr(&self, ino: u64, size: u64) -> Attr {
@@ -151,29 +176,32 @@ impl Vfs {
     pub(super) fn view_content(&self, ino: u64) -> Result<(Content, u64)> {
         let (dir, name) = self.views.key(ino).ok_or(Error::NotFound)?;
         let generation = self.engine.generation();
-        if let Some((g, data)) = lock(&self.views.table).rendered.get(&ino)
-            && *g == generation
+        if let Some(r) = lock(&self.views.table).rendered.get(&ino)
+            && r.valid(generation)
         {
-            return Ok((Content::Document(data.clone()), data.len() as u64));
+            return Ok((Content::Document(r.data.clone()), r.data.len() as u64));
         }
         let d = self.dir(dir).map_err(|_| Error::NotFound)?;
-        match self.regions.generate(&self.cx(), &d, &name) {
-            Some(Generated::Document(bytes)) => {
-                let data = Arc::new(bytes);
-                let len = data.len() as u64;
-                let mut t = lock(&self.views.table);
-                t.rendered.retain(|_, (g, _)| *g == generation);
-                t.rendered.insert(ino, (generation, data.clone()));
-                Ok((Content::Document(data), len))
-            }
-            Some(Generated::Fresh(bytes)) => {
-                let len = bytes.len() as u64;
-                Ok((Content::Document(Arc::new(bytes)), len))
-            }
-            Some(Generated::Ranged { len, source }) => Ok((Content::Ranged(source), len)),
-            Some(Generated::Failed(e)) => Err(e),
-            None => Err(Error::NotFound),
-        }
+        let (bytes, fresh) = match self.regions.generate(&self.cx(), &d, &name) {
+            Some(Generated::Document(bytes)) => (bytes, false),
+            Some(Generated::Fresh(bytes)) => (bytes, true),
+            Some(Generated::Ranged { len, source }) => return Ok((Content::Ranged(source), len)),
+            Some(Generated::Failed(e)) => return Err(e),
+            None => return Err(Error::NotFound),
+        };
+        let data = Arc::new(bytes);
+        let len = data.len() as u64;
+        let mut t = lock(&self.views.table);
+        t.rendered.retain(|_, r| r.valid(generation));
+        t.rendered.insert(
+            ino,
+            Rendered {
+                generation: (!fresh).then_some(generation),
+                at: Instant::now(),
+                data: data.clone(),
+            },
+        );
+        Ok((Content::Document(data), len))
     }
 
     pub(super) fn view_attr(&self, ino: u64) -> Result<Attr> {

@@ -257,7 +257,7 @@ impl Index {
             out.extend_from_slice(&b.lines.to_le_bytes());
             out.extend_from_slice(&b.crc.to_le_bytes());
         }
-        seal(&mut out);
+        frame::seal(&mut out);
         out
     }
 
@@ -265,7 +265,7 @@ impl Index {
     /// order or describe no possible block.
     pub fn decode(bytes: &[u8]) -> Result<Index> {
         const WHAT: &str = "temporal index";
-        let body = unseal(bytes, INDEX_MAGIC, INDEX_VERSION, WHAT)?;
+        let body = frame::unseal(bytes, INDEX_MAGIC, INDEX_VERSION, WHAT)?;
         let bad = |why: String| Error::Corrupt(format!("{WHAT}: {why}"));
         let (count, entries) = body
             .split_first_chunk::<8>()
@@ -326,33 +326,6 @@ impl Index {
         let end = self.blocks.partition_point(|b| b.first < to);
         self.blocks.get(start..end).unwrap_or_default()
     }
-}
-
-/// Appends the trailing CRC32 of everything in `out` (the temporal region's binary files
-/// end with one).
-pub(super) fn seal(out: &mut Vec<u8>) {
-    let crc = crc32fast::hash(out);
-    out.extend_from_slice(&crc.to_le_bytes());
-}
-
-/// The bytes between the header and the trailing CRC32 of a file [`seal`]ed behind a
-/// [`frame::file_header`], once the header (magic, version up to `version`) and the CRC
-/// check out. `what` names the file in errors.
-pub(super) fn unseal<'a>(
-    bytes: &'a [u8],
-    magic: &[u8; 8],
-    version: u16,
-    what: &str,
-) -> Result<&'a [u8]> {
-    frame::check_file_header(bytes, magic, version, what)?;
-    let (sealed, crc) = bytes
-        .split_last_chunk::<4>()
-        .filter(|(sealed, _)| sealed.len() >= frame::FILE_HEADER)
-        .ok_or_else(|| Error::Corrupt(format!("{what}: too short for its checksum")))?;
-    if crc32fast::hash(sealed) != u32::from_le_bytes(*crc) {
-        return Err(Error::Corrupt(format!("{what}: checksum mismatch")));
-    }
-    Ok(&sealed[frame::FILE_HEADER..])
 }
 
 #[cfg(test)]
@@ -783,7 +756,7 @@ mod tests {
         let mut bytes = index.encode();
         bytes.truncate(bytes.len() - 4);
         edit(&mut bytes);
-        seal(&mut bytes);
+        frame::seal(&mut bytes);
         bytes
     }
 

@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use super::blocks::{seal, unseal};
 use super::time::Micros;
 use crate::engine::frame;
+use crate::engine::frame::{seal, unseal};
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"ISLTMET1";

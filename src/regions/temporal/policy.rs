@@ -84,8 +84,7 @@ impl Policies {
 
     /// Parses and checks the file's content.
     pub fn parse(bytes: &[u8]) -> Result<Policies> {
-        let p: Policies = serde_json::from_slice(bytes)
-            .map_err(|e| invalid(&format!("line {}, column {}: {e}", e.line(), e.column())))?;
+        let p: Policies = crate::regions::config::parse(FILE, bytes)?;
         p.check()?;
         Ok(p)
     }

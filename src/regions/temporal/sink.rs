@@ -68,6 +68,8 @@ impl Stream {
                 r.column,
                 r.why
             );
+            let why = format!("{}: line {n}, column {}: {}", self.path, r.column, r.why);
+            cx.metrics.refused(why);
             if parsed.is_empty() {
                 return Err(Error::InvalidRecord(format!(
                     "{}: line {n}, column {}: {}",

@@ -14,6 +14,7 @@ use crate::engine::codec::Tier;
 use crate::engine::{Attr, Change};
 use crate::error::{Error, Result};
 use crate::regions::Cx;
+use crate::regions::config::Watched;
 
 pub const TOP: &str = "temporal";
 pub const LIVE: &str = "temporal/live";
@@ -82,7 +83,7 @@ pub struct State {
 
 pub struct Shared {
     state: Mutex<State>,
-    policies: Mutex<Option<((i64, u64), Policies)>>,
+    policies: Watched<Policies>,
     pub writers: AtomicU64,
     pub appended: AtomicU64,
     pub range_reads: AtomicU64,
@@ -172,7 +173,7 @@ impl Shared {
     pub fn new() -> Shared {
         Shared {
             state: Mutex::default(),
-            policies: Mutex::new(None),
+            policies: Watched::new(policy::FILE, Policies::parse),
             writers: AtomicU64::new(0),
             appended: AtomicU64::new(0),
             range_reads: AtomicU64::new(0),
@@ -186,35 +187,9 @@ impl Shared {
         lock(&self.state)
     }
 
-    /// The policies in force: `configuration/temporal_policies.json` as it stands (read
-    /// again only when it changed). A file that does not parse (left by hand on disk) keeps
-    /// the defaults, loudly.
+    /// The policies in force: `configuration/temporal_policies.json` as it stands.
     pub fn policies(&self, cx: &Cx<'_>) -> Policies {
-        let file = seed(cx, "configuration")
-            .and_then(|c| child(cx, c, policy::FILE))
-            .ok()
-            .flatten();
-        let Some(attr) = file else {
-            return Policies::default();
-        };
-        let key = (
-            attr.mtime.secs * 1_000_000_000 + attr.mtime.nanos as i64,
-            attr.size,
-        );
-        let mut cached = lock(&self.policies);
-        if let Some((k, p)) = cached.as_ref()
-            && *k == key
-        {
-            return p.clone();
-        }
-        let p = read_all(cx, &attr)
-            .and_then(|b| Policies::parse(&b))
-            .unwrap_or_else(|e| {
-                log::error!("{e}; the temporal defaults apply until it is fixed");
-                Policies::default()
-            });
-        *cached = Some((key, p.clone()));
-        p
+        self.policies.get(cx)
     }
 
     /// The partition where an event of time `ts` lives now: a live hour that still exists

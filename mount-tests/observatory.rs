@@ -1,0 +1,194 @@
+//! `observatory/`: the daemon's own figures as files, measured from what it serves.
+
+use crate::common::*;
+use serde_json::Value;
+use std::fs;
+use std::time::{Duration, Instant};
+
+const REAL_TIME: &str = "observatory/metrics/real_time.json";
+const SETTINGS: &str = "configuration/observatory.json";
+
+fn settings(m: &Mount, changes: Value) {
+    let mut s = read_json(&m.path(SETTINGS));
+    for (k, v) in changes.as_object().unwrap() {
+        if let (Some(inner), Some(obj)) = (s.get_mut(k), v.as_object()) {
+            for (ik, iv) in obj {
+                inner[ik] = iv.clone();
+            }
+        } else {
+            s[k] = v.clone();
+        }
+    }
+    write_file(&m.path(SETTINGS), s.to_string().as_bytes()).expect("a valid edit");
+}
+
+/// Waits until `pred` holds of the JSON at `rel` (up to 10 s); returns it.
+fn wait_for(m: &Mount, rel: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = read_json(&m.path(rel));
+        if pred(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn real_time_counts_what_was_done_and_stat_agrees_with_cat() {
+    let m = Mount::new();
+    let users = m.path("spacetime/hot_data/particles/users");
+    for i in 0..50 {
+        put(
+            &users.join(format!("u{i}.json")),
+            format!("{{\"i\":{i}}}").as_bytes(),
+        );
+    }
+    let before = read_json(&m.path(REAL_TIME));
+    for _ in 0..3 {
+        for i in 0..50 {
+            get(&users.join(format!("u{i}.json")));
+        }
+    }
+    // A rendering stays for a second (so that stat and read agree): read a new one.
+    std::thread::sleep(Duration::from_millis(1100));
+    let after = read_json(&m.path(REAL_TIME));
+    let count = |v: &Value, op: &str| v["operations"][op]["count"].as_u64().unwrap();
+    assert!(
+        count(&after, "read") >= count(&before, "read") + 150,
+        "{after}"
+    );
+    assert!(count(&before, "commit") >= 50, "{before}");
+    assert!(after["operations"]["read"]["p99_us"].as_f64().unwrap() > 0.0);
+    assert!(after["cache"]["hits"].as_u64().unwrap() > 0, "{after}");
+    assert!(after["process"]["rss_bytes"].as_u64().unwrap() > 1 << 20);
+    assert!(
+        after["log"]["fsyncs"].as_u64().unwrap() > 0,
+        "hot commits fsync"
+    );
+    assert!(after["tiers"]["hot_data"]["records"].as_u64().unwrap() >= 50);
+    // A refused commit shows with why.
+    let _ = write_file(&users.join("bad.json"), b"{oops");
+    std::thread::sleep(Duration::from_millis(1100));
+    let refused = read_json(&m.path(REAL_TIME));
+    let why = refused["commits"]["last_refused"][0]["why"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(why.contains("bad.json"), "{refused}");
+    // What stat says is what cat reads, while the figures move.
+    for _ in 0..20 {
+        let size = fs::metadata(m.path(REAL_TIME)).unwrap().len();
+        let got = get(&m.path(REAL_TIME));
+        get(&users.join("u1.json"));
+        assert_eq!(got.len() as u64, size, "stat and read of real_time.json");
+        serde_json::from_slice::<Value>(&got).expect("JSON");
+    }
+    for rel in [
+        "observatory/metrics/alerts.json",
+        "observatory/diagnostics/health_check.json",
+    ] {
+        read_json(&m.path(rel));
+    }
+    let health = read_json(&m.path("observatory/diagnostics/health_check.json"));
+    assert_eq!(health["status"], "ok", "{health}");
+    let profile = get(&m.path("observatory/diagnostics/performance_profile.erl"));
+    assert_eq!(&profile[..8], b"ISLPROF1");
+}
+
+#[test]
+fn history_is_sampled_on_its_period_and_survives_a_restart() {
+    let mut m = Mount::new();
+    settings(&m, serde_json::json!({ "sample_interval_secs": 1 }));
+    let csv = m.path("observatory/metrics/historical.csv");
+    let rows = |m: &Mount| -> Vec<String> {
+        fs::read_to_string(m.path("observatory/metrics/historical.csv"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rows(&m).len() < 4 {
+        assert!(Instant::now() < deadline, "rows: {:?}", rows(&m));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = rows(&m);
+    assert!(r[0].starts_with("timestamp,ops_per_sec,"), "{}", r[0]);
+    let width = r[0].split(',').count();
+    for row in &r[1..] {
+        assert_eq!(row.split(',').count(), width, "{row}");
+    }
+    // Python's csv module reads it as a table.
+    let o = run(
+        "python3",
+        &[
+            "-c",
+            "import csv,sys; rows=list(csv.DictReader(open(sys.argv[1]))); assert rows and float(rows[-1]['ops_per_sec']) >= 0; print(len(rows))",
+            &csv.to_string_lossy(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let n = r.len();
+    m.remount();
+    std::thread::sleep(Duration::from_millis(2500));
+    let again = rows(&m);
+    assert!(
+        again.len() > n,
+        "kept and appended after a restart: {} then {}",
+        n,
+        again.len()
+    );
+    assert_eq!(again[..n], r[..], "the rows before the restart stay");
+    // Bounded: with room for 10 rows it keeps at most 11 (a tenth past, then trimmed).
+    settings(&m, serde_json::json!({ "history_rows": 10 }));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(rows(&m).len() <= 1 + 11, "{}", rows(&m).len());
+}
+
+#[test]
+fn an_alert_is_raised_past_its_threshold_and_cleared_after() {
+    let m = Mount::new();
+    settings(
+        &m,
+        serde_json::json!({ "sample_interval_secs": 1, "alerts": { "commit_p99_ms_above": 0.000001 } }),
+    );
+    let users = m.path("spacetime/hot_data/particles/users");
+    let raised = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            put(&users.join("a.json"), b"{}");
+            let v = read_json(&m.path("observatory/metrics/alerts.json"));
+            if v["active"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["alert"] == "commit_p99_high")
+            {
+                break v;
+            }
+            assert!(Instant::now() < deadline, "not raised: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert!(raised["active"][0]["since"].is_string(), "{raised}");
+    assert!(m.log().contains("alert commit_p99_high"), "logged");
+    settings(
+        &m,
+        serde_json::json!({ "alerts": { "commit_p99_ms_above": 100000.0 } }),
+    );
+    wait_for(&m, "observatory/metrics/alerts.json", "cleared", |v| {
+        v["active"].as_array().unwrap().is_empty()
+            && v["recently_cleared"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["alert"] == "commit_p99_high")
+    });
+    expect_errno(
+        write_file(&m.path(SETTINGS), b"{\"sample_interval_secs\": 0}"),
+        &[libc::EINVAL],
+        "an invalid edit",
+    );
+}
