@@ -192,3 +192,45 @@ fn an_alert_is_raised_past_its_threshold_and_cleared_after() {
         "an invalid edit",
     );
 }
+
+#[test]
+fn the_daemons_log_is_served_as_files_and_tail_f_follows_it() {
+    let m = Mount::new();
+    let main = m.path("observatory/logs/quantum_db.log");
+    let text = String::from_utf8(get(&main)).unwrap();
+    assert!(text.contains("mounted on"), "{text}");
+    assert_eq!(fs::metadata(&main).unwrap().len(), get(&main).len() as u64);
+    let mut tail = std::process::Command::new("tail")
+        .args(["-n", "0", "-f", "-s", "0.2"])
+        .arg(&main)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let users = m.path("spacetime/hot_data/particles/users");
+    let _ = write_file(&users.join("broken.json"), b"{nope");
+    let problems = String::from_utf8(get(
+        &m.path("observatory/logs/error_gravitational_waves.log")
+    ))
+    .unwrap();
+    assert!(problems.contains("broken.json"), "{problems}");
+    assert!(
+        !problems.contains(" INFO "),
+        "warnings and errors only: {problems}"
+    );
+    // Maintenance lines go to the physics log.
+    let later = chrono::Utc::now() - chrono::Duration::days(3);
+    let line = format!(
+        "{{\"timestamp\":\"{}\"}}\n",
+        later.format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    write_file(&m.path("temporal/live/events.jsonl"), line.as_bytes()).unwrap();
+    fs::write(m.path("temporal/maintain"), b"run\n").unwrap();
+    let physics = String::from_utf8(get(&m.path("observatory/logs/physics_engine.log"))).unwrap();
+    assert!(physics.contains("merged 1 late events"), "{physics}");
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = tail.kill();
+    let out = tail.wait_with_output().unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(seen.contains("broken.json"), "tail -f saw: {seen}");
+}

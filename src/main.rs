@@ -4,6 +4,7 @@
 mod engine;
 mod error;
 mod fuse;
+mod logbook;
 mod metrics;
 mod namespace;
 mod placement;
@@ -79,7 +80,7 @@ struct MountArgs {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    logbook::install();
     let cli = Cli::parse();
     match cli.command {
         Command::Mount(args) => match mount(&args) {

@@ -6,6 +6,7 @@
 //! component and the latency histograms in binary.
 
 mod docs;
+mod logs;
 mod sampler;
 pub mod settings;
 
@@ -23,6 +24,7 @@ use self::settings::Settings;
 
 pub const TAG: Tag = 6;
 pub const METRICS: &str = "observatory/metrics";
+pub const LOGS: &str = "observatory/logs";
 pub const DIAGNOSTICS: &str = "observatory/diagnostics";
 pub const REAL_TIME: &str = "real_time.json";
 pub const HISTORICAL: &str = "historical.csv";
@@ -244,6 +246,9 @@ impl Region for Observatory {
     }
 
     fn views(&self, _cx: &Cx<'_>, dir: &Dir) -> Vec<String> {
+        if dir.is_seed(LOGS) {
+            return logs::names();
+        }
         let names: &[&str] = if dir.is_seed(METRICS) {
             &[REAL_TIME, ALERTS]
         } else if dir.is_seed(DIAGNOSTICS) {
@@ -255,6 +260,9 @@ impl Region for Observatory {
     }
 
     fn generate(&self, cx: &Cx<'_>, dir: &Dir, name: &str) -> Option<Generated> {
+        if dir.is_seed(LOGS) {
+            return logs::generate(name);
+        }
         let s = self.settings.get(cx);
         let doc = if dir.is_seed(METRICS) {
             match name {
