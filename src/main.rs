@@ -9,6 +9,7 @@ mod metrics;
 mod namespace;
 mod placement;
 mod regions;
+mod status;
 mod vfs;
 
 use std::ffi::CString;
@@ -45,6 +46,13 @@ enum Command {
     /// apply the retention) and print its report. The same as `echo run >
     /// MOUNTPOINT/temporal/maintain`.
     Maintain {
+        /// Where the universe is mounted.
+        mountpoint: PathBuf,
+    },
+    /// Print a short summary of the universe mounted at MOUNTPOINT: health, alerts,
+    /// request rates and latencies, cache, log, tiers, the daemon's memory and CPU (read
+    /// from its `observatory/` files).
+    Status {
         /// Where the universe is mounted.
         mountpoint: PathBuf,
     },
@@ -87,6 +95,16 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 log::error!("{e}");
+                eprintln!("islabdb: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Status { mountpoint } => match status::summary(&mountpoint) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
                 eprintln!("islabdb: {e}");
                 ExitCode::FAILURE
             }
