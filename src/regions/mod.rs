@@ -12,6 +12,7 @@ pub mod config;
 pub mod cosmic_logs;
 pub mod json;
 pub mod manifest;
+pub mod observatory;
 pub mod records;
 pub mod spacetime;
 pub mod temporal;

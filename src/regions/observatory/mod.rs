@@ -1,0 +1,3 @@
+//! `observatory/`: what the daemon shows of its own health and load.
+
+pub mod dashboard;
