@@ -234,3 +234,69 @@ fn the_daemons_log_is_served_as_files_and_tail_f_follows_it() {
     let seen = String::from_utf8_lossy(&out.stdout);
     assert!(seen.contains("broken.json"), "tail -f saw: {seen}");
 }
+
+/// The dashboard as a person sees it: drawn by `rsvg-convert` (what a browser would),
+/// it is a picture, not a blank page, and the picture changes under load.
+#[test]
+fn the_dashboard_draws_the_last_hour_and_changes_under_load() {
+    let m = Mount::new();
+    settings(&m, serde_json::json!({ "sample_interval_secs": 1 }));
+    let svg = m.path("observatory/dashboard.svg");
+    let draw = |name: &str| -> Vec<u8> {
+        let png = m.scratch().join(name);
+        let o = run(
+            "rsvg-convert",
+            &[
+                "-w",
+                "800",
+                "-o",
+                &png.to_string_lossy(),
+                &svg.to_string_lossy(),
+            ],
+        );
+        assert!(o.status.success(), "rsvg-convert: {}", stderr(&o));
+        let decoder = png::Decoder::new(std::io::BufReader::new(fs::File::open(&png).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        buf.truncate(info.buffer_size());
+        buf
+    };
+    let quiet = draw("quiet.png");
+    let users = m.path("spacetime/hot_data/particles/users");
+    let until = Instant::now() + Duration::from_secs(4);
+    let mut i = 0;
+    while Instant::now() < until {
+        put(
+            &users.join(format!("l{}.json", i % 200)),
+            format!("{{\"i\":{i}}}").as_bytes(),
+        );
+        get(&users.join(format!("l{}.json", i % 200)));
+        i += 1;
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let busy = draw("busy.png");
+    let text = String::from_utf8(get(&svg)).unwrap();
+    assert!(
+        text.contains("<svg") && text.contains("viewBox"),
+        "{}",
+        &text[..200.min(text.len())]
+    );
+    let colors: std::collections::BTreeSet<&[u8]> = busy.chunks(4).collect();
+    assert!(
+        colors.len() > 50,
+        "{} colors: a blank picture?",
+        colors.len()
+    );
+    assert_eq!(quiet.len(), busy.len());
+    let differ = quiet
+        .chunks(4)
+        .zip(busy.chunks(4))
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(
+        differ * 100 > busy.len() / 4,
+        "{differ} pixels of {} changed under load",
+        busy.len() / 4
+    );
+}

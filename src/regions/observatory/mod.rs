@@ -5,6 +5,7 @@
 //! threshold of `configuration/observatory.json`, `diagnostics/` the health of each
 //! component and the latency histograms in binary.
 
+pub mod dashboard;
 mod docs;
 mod logs;
 mod sampler;
@@ -23,6 +24,8 @@ use self::sampler::{Period, Point, Points, Row};
 use self::settings::Settings;
 
 pub const TAG: Tag = 6;
+pub const TOP: &str = "observatory";
+pub const DASHBOARD: &str = "dashboard.svg";
 pub const METRICS: &str = "observatory/metrics";
 pub const LOGS: &str = "observatory/logs";
 pub const DIAGNOSTICS: &str = "observatory/diagnostics";
@@ -249,7 +252,9 @@ impl Region for Observatory {
         if dir.is_seed(LOGS) {
             return logs::names();
         }
-        let names: &[&str] = if dir.is_seed(METRICS) {
+        let names: &[&str] = if dir.is_seed(TOP) {
+            &[DASHBOARD]
+        } else if dir.is_seed(METRICS) {
             &[REAL_TIME, ALERTS]
         } else if dir.is_seed(DIAGNOSTICS) {
             &[HEALTH, PROFILE]
@@ -264,7 +269,21 @@ impl Region for Observatory {
             return logs::generate(name);
         }
         let s = self.settings.get(cx);
-        let doc = if dir.is_seed(METRICS) {
+        let doc = if dir.is_seed(TOP) && name == DASHBOARD {
+            let st = self.lock();
+            let samples: Vec<dashboard::Sample> = st
+                .hour
+                .iter()
+                .map(|r| dashboard::Sample {
+                    at: r.at,
+                    ops_per_sec: r.ops_per_sec,
+                    p99_us: r.p99_us,
+                    hit_ratio: r.hit_ratio,
+                    tier_bytes: r.tier_bytes,
+                })
+                .collect();
+            dashboard::render(&samples, time::now())
+        } else if dir.is_seed(METRICS) {
             match name {
                 REAL_TIME => {
                     let st = self.lock();
