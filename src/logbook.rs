@@ -148,9 +148,10 @@ mod tests {
             b.add(&line);
         }
         assert_eq!(b.rotations(), 0);
-        b.add(b"next\n");
+        let next = vec![b'y'; 1000];
+        b.add(&next);
         assert_eq!(b.rotations(), 1);
-        assert_eq!(b.read(false, 0, 100), (5, b"next\n".to_vec()));
+        assert_eq!(b.read(false, 0, 2000), (1000, next));
         assert_eq!(b.len(true), (BOUND / 1000 * 1000) as u64);
         assert!(is_maintenance("islabdb::engine::checkpointer"));
         assert!(!is_maintenance("islabdb::vfs::handles"));
