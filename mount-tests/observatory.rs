@@ -300,3 +300,37 @@ fn the_dashboard_draws_the_last_hour_and_changes_under_load() {
         busy.len() / 4
     );
 }
+
+/// A smaller cache budget, written into the configuration, shows in `real_time.json` at
+/// once, and the cache holds no more than it.
+#[test]
+fn a_smaller_cache_budget_shows_and_the_cache_stays_within_it() {
+    let m = Mount::new();
+    let users = m.path("spacetime/hot_data/particles/users");
+    let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(64 << 10));
+    for i in 0..64 {
+        put(&users.join(format!("big{i}.json")), body.as_bytes());
+        get(&users.join(format!("big{i}.json")));
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let before = read_json(&m.path(REAL_TIME));
+    assert!(
+        before["cache"]["bytes"].as_u64().unwrap() > 2 << 20,
+        "{before}"
+    );
+    let params = m.path("configuration/universe_parameters.json");
+    let mut p = read_json(&params);
+    p["cache_budget_mb"] = 1.into();
+    write_file(&params, p.to_string().as_bytes()).expect("a valid edit");
+    for i in 0..64 {
+        get(&users.join(format!("big{i}.json")));
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let after = read_json(&m.path(REAL_TIME));
+    assert_eq!(after["cache"]["budget"], 1 << 20, "{after}");
+    assert!(
+        after["cache"]["bytes"].as_u64().unwrap() <= 1 << 20,
+        "{after}"
+    );
+    assert!(after["cache"]["evictions"].as_u64().unwrap() > 0, "{after}");
+}
