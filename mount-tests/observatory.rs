@@ -334,3 +334,48 @@ fn a_smaller_cache_budget_shows_and_the_cache_stays_within_it() {
     );
     assert!(after["cache"]["evictions"].as_u64().unwrap() > 0, "{after}");
 }
+
+/// A working set read before a clean restart is in the cache again after it: read back in
+/// the background from `cache_state.erl`, so re-reading it hits the cache.
+#[test]
+fn the_cache_is_warm_again_after_a_restart() {
+    let mut m = Mount::new();
+    let dir = m.path("spacetime/warm_data/particles/warmset");
+    fs::create_dir(&dir).unwrap();
+    let body = format!("{{\"pad\":\"{}\"}}", "w".repeat(4000));
+    for i in 0..200 {
+        put(&dir.join(format!("r{i}.json")), body.as_bytes());
+    }
+    m.remount();
+    for i in 0..200 {
+        get(&dir.join(format!("r{i}.json")));
+    }
+    m.remount();
+    let analytics = "spacetime/warm_data/event_horizon/cache_analytics.json";
+    let warmed = wait_for(&m, analytics, "warmed", |v| {
+        v["warm_restart"]["done"] == true
+            && v["warm_restart"]["files_read_back"].as_u64() >= Some(200)
+    });
+    assert!(
+        m.path("spacetime/warm_data/event_horizon/cache_state.erl")
+            .exists(),
+        "{warmed}"
+    );
+    let before = read_json(&m.path(analytics));
+    for i in 0..200 {
+        assert_eq!(get(&dir.join(format!("r{i}.json"))), body.as_bytes());
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let after = read_json(&m.path(analytics));
+    let n = |v: &Value, k: &str| v["cache"][k].as_u64().unwrap();
+    let (hits, misses) = (
+        n(&after, "hits") - n(&before, "hits"),
+        n(&after, "misses") - n(&before, "misses"),
+    );
+    let ratio = hits as f64 / (hits + misses).max(1) as f64;
+    assert!(
+        ratio > 0.9,
+        "hit ratio {ratio} ({hits} hits, {misses} misses) after a restart"
+    );
+    assert!(after["cached_files"].as_u64().unwrap() >= 200, "{after}");
+}

@@ -256,6 +256,7 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     if ticker.join().is_err() {
         log::error!("the regions' periodic work panicked");
     }
+    vfs.stop();
     let flushed = engine.shutdown();
     if let Err(e) = &served {
         log::error!("session ended with an error: {e}");

@@ -37,6 +37,8 @@ pub trait Storage: Send + Sync {
     /// Moves with every change (and counted read): what was computed from the universe
     /// at one value is still right while it stays.
     fn generation(&self) -> u64;
+    /// The files with cached content, most recently used first, with their bytes cached.
+    fn cached_files(&self) -> Vec<(u64, u64)>;
     /// (bytes free, bytes in all) of the disk holding the data.
     fn disk_space(&self) -> Result<(u64, u64)>;
     fn settings(&self) -> Settings;
@@ -146,6 +148,10 @@ impl Storage for Engine {
 
     fn generation(&self) -> u64 {
         Engine::generation(self)
+    }
+
+    fn cached_files(&self) -> Vec<(u64, u64)> {
+        Engine::cached_files(self)
     }
 
     fn disk_space(&self) -> Result<(u64, u64)> {

@@ -117,6 +117,28 @@ impl Cache {
         self.budget
     }
 
+    /// The files with cached content, most recently used first, with the bytes cached of
+    /// each (pieces shared between versions are kept by where they live, not by file, and
+    /// are left out).
+    pub fn files(&self) -> Vec<(u64, u64)> {
+        let mut seen = std::collections::HashMap::new();
+        let mut order = Vec::new();
+        for (key, data) in self.lru.iter() {
+            if key.ino >> 63 == 1 {
+                continue;
+            }
+            let bytes = seen.entry(key.ino).or_insert_with(|| {
+                order.push(key.ino);
+                0u64
+            });
+            *bytes += data.len() as u64;
+        }
+        order
+            .into_iter()
+            .map(|ino| (ino, seen.get(&ino).copied().unwrap_or(0)))
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.lru.len()
     }

@@ -96,6 +96,8 @@ pub struct Engine {
     stopped: AtomicBool,
     /// What recovery at open did: log records replayed, and how long it took.
     recovery: (u64, std::time::Duration),
+    /// Held by `apply` (see `batch`).
+    batches: Mutex<()>,
     _lock: Box<dyn Send + Sync>,
 }
 
@@ -197,6 +199,7 @@ impl Engine {
             stop: (Mutex::new(false), Condvar::new()),
             stopped: AtomicBool::new(false),
             recovery,
+            batches: Mutex::new(()),
             _lock: lock_file,
         })
     }

@@ -132,6 +132,11 @@ impl Engine {
         }
     }
 
+    /// The files with cached content, most recently used first, with their bytes cached.
+    pub fn cached_files(&self) -> Vec<(u64, u64)> {
+        lock(&self.cache).files()
+    }
+
     pub fn inode_count(&self) -> usize {
         lock(&self.tree).len()
     }

@@ -8,6 +8,7 @@
 //! Adding a region: a module implementing [`Region`], one line in [`Regions::builtin`],
 //! and its directories in the seed table.
 
+pub mod cache_state;
 pub mod config;
 pub mod cosmic_logs;
 pub mod json;
@@ -211,6 +212,10 @@ pub trait Region: Send + Sync {
         Err(Error::ReadOnlyView)
     }
 
+    /// Once at a clean unmount, before the engine's last checkpoint: what the region keeps
+    /// for the next mount.
+    fn stop(&self, _cx: &Cx<'_>) {}
+
     /// Called about once a second from a thread of its own: a region's periodic work
     /// (it decides itself when its work is due).
     fn tick(&self, _cx: &Cx<'_>) {}
@@ -250,7 +255,7 @@ impl Regions {
         let mut r = Regions {
             list: vec![Box::new(universe::Universe)],
         };
-        r.register(Box::new(spacetime::Spacetime))?;
+        r.register(Box::new(spacetime::Spacetime::default()))?;
         r.register(Box::new(records::Records))?;
         r.register(Box::new(config::Configuration::new(cache_mb)))?;
         r.register(Box::new(cosmic_logs::CosmicLogs))?;

@@ -136,6 +136,14 @@ impl Vfs {
         }
     }
 
+    /// At a clean unmount, before the engine shuts down: each region keeps what it keeps.
+    pub fn stop(&self) {
+        let cx = self.cx();
+        for region in self.regions.all() {
+            region.stop(&cx);
+        }
+    }
+
     /// Each region's periodic work; the daemon calls it about once a second.
     pub fn tick(&self) {
         let cx = self.cx();
