@@ -225,6 +225,16 @@ fn an_appended_line_is_stamped_and_routed_to_its_hour() {
     assert_eq!(summary["by_type"]["click"], 2);
     let metrics = get(&m.path(&format!("temporal/live/{}/metrics.erl", hour_key(later))));
     assert!(!metrics.is_empty());
+    // The binary form says what the summary says (`islabdb metrics` decodes it).
+    let o = run_cmd(
+        Command::new(bin())
+            .arg("metrics")
+            .arg(m.path(&format!("temporal/live/{}/metrics.erl", hour_key(later)))),
+    );
+    let decoded: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(decoded["count"], summary["count"], "{decoded}");
+    assert_eq!(decoded["by_type"], summary["by_type"], "{decoded}");
+    assert_eq!(decoded["last"], summary["last"], "{decoded}");
     let state = read_json(&m.path("temporal/live/current_streams.state"));
     assert!(
         state["open_partitions"].as_array().unwrap().len() >= 2,

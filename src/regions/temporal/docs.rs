@@ -12,7 +12,7 @@ use super::maintenance::{self, DAY_FILES, MONTH_FILES, Packed};
 use super::metrics::Counters;
 use super::store::{
     self, BACKFILL, Dest, EVENTS, HISTORICAL, LIVE, RECENT, Shared, child, events_of, merge,
-    read_all, seed,
+    partitions, read_all,
 };
 use super::time::{self, Micros};
 use crate::error::Result;
@@ -160,29 +160,9 @@ pub fn month_summary(cx: &Cx<'_>, dir: u64, d: Dest) -> Result<Vec<u8>> {
     Ok(pretty(&Value::Object(m)))
 }
 
-/// Partition directories of a seed directory, by name.
-fn dirs(
-    cx: &Cx<'_>,
-    path: &str,
-    key: fn(&str) -> Option<Micros>,
-) -> Result<Vec<(String, Micros, u64)>> {
-    let mut out: Vec<_> = cx
-        .store
-        .readdir_names(seed(cx, path)?)?
-        .into_iter()
-        .filter_map(|(n, a)| {
-            let n = String::from_utf8(n).ok()?;
-            let t = key(&n)?;
-            Some((n, t, a.ino))
-        })
-        .collect();
-    out.sort();
-    Ok(out)
-}
-
 pub fn current_streams(shared: &Shared, cx: &Cx<'_>) -> Result<Vec<u8>> {
     let mut open = Vec::new();
-    for (name, _, ino) in dirs(cx, LIVE, time::parse_hour_key)? {
+    for (_, name, ino) in partitions(cx, LIVE, time::parse_hour_key)? {
         let (events, bytes) = hour_events(cx, ino)?;
         open.push(json!({
             "partition": name,
@@ -205,9 +185,9 @@ pub fn current_streams(shared: &Shared, cx: &Cx<'_>) -> Result<Vec<u8>> {
 pub fn retention_policy(shared: &Shared, cx: &Cx<'_>) -> Result<Vec<u8>> {
     let p = shared.policies(cx);
     let window = p.recent_window_hours as Micros * store::HOUR;
-    let days: Vec<Value> = dirs(cx, RECENT, time::parse_day_key)?
+    let days: Vec<Value> = partitions(cx, RECENT, time::parse_day_key)?
         .into_iter()
-        .map(|(name, t, _)| json!({ "day": name, "moves_to_historical_after": ts(Some(Dest::Day(t).end() + window)) }))
+        .map(|(t, name, _)| json!({ "day": name, "moves_to_historical_after": ts(Some(Dest::Day(t).end() + window)) }))
         .collect();
     Ok(pretty(&json!({
         "live_window_hours": p.live_window_hours,
@@ -222,9 +202,9 @@ pub fn retention_policy(shared: &Shared, cx: &Cx<'_>) -> Result<Vec<u8>> {
 
 pub fn archive_policy(shared: &Shared, cx: &Cx<'_>) -> Result<Vec<u8>> {
     let p = shared.policies(cx);
-    let months: Vec<Value> = dirs(cx, HISTORICAL, time::parse_month_key)?
+    let months: Vec<Value> = partitions(cx, HISTORICAL, time::parse_month_key)?
         .into_iter()
-        .map(|(name, t, _)| {
+        .map(|(t, name, _)| {
             let mut end = Dest::Month(t).end();
             for _ in 0..p.historical_retention_months {
                 end = time::next_month_start(end);

@@ -15,7 +15,7 @@ use super::blocks::{self, Codec, Index};
 use super::line::Event;
 use super::store::{
     self, BACKFILL, Dest, EVENTS, GZ, HISTORICAL, INDEX, LIVE, LZ4, RECENT, Shared, State, child,
-    events_of, merge, read_all, seed,
+    events_of, merge, partitions, read_all, seed,
 };
 use super::time::{self, Micros};
 use crate::engine::codec::Tier;
@@ -136,26 +136,6 @@ fn add_events(
             bytes: Index { blocks: index }.encode(),
         },
     ])
-}
-
-/// The partition directories of one seed directory, by start, with their inodes.
-fn partitions(
-    cx: &Cx<'_>,
-    path: &str,
-    key: fn(&str) -> Option<Micros>,
-) -> Result<Vec<(Micros, String, u64)>> {
-    let dir = seed(cx, path)?;
-    let mut out: Vec<_> = cx
-        .store
-        .readdir_names(dir)?
-        .into_iter()
-        .filter_map(|(name, attr)| {
-            let name = String::from_utf8(name).ok()?;
-            Some((key(&name)?, name, attr.ino))
-        })
-        .collect();
-    out.sort();
-    Ok(out)
 }
 
 /// The events waiting in a partition's `backfill.jsonl`, and the change that removes it.

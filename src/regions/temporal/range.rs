@@ -14,7 +14,7 @@ use super::line::Event;
 use super::maintenance::{self, DAY_FILES, MONTH_FILES, Packed};
 use super::store::{
     BACKFILL, Dest, EVENTS, HISTORICAL, LIVE, RECENT, Shared, child, events_of, lines_of, merge,
-    read_all, seed,
+    partitions, read_all, read_span,
 };
 use super::time::{self, Micros};
 use crate::engine::Pinned;
@@ -127,19 +127,11 @@ fn overlapping(
     dest: fn(Micros) -> Dest,
     (from, to): (Micros, Micros),
 ) -> Result<Vec<(String, u64)>> {
-    let dir = seed(cx, path)?;
-    let mut out: Vec<(Micros, String, u64)> = cx
-        .store
-        .readdir_names(dir)?
+    Ok(partitions(cx, path, key)?
         .into_iter()
-        .filter_map(|(name, a)| {
-            let name = String::from_utf8(name).ok()?;
-            let d = dest(key(&name)?);
-            (d.start() < to && d.end() > from).then_some((d.start(), name, a.ino))
-        })
-        .collect();
-    out.sort();
-    Ok(out.into_iter().map(|(_, n, i)| (n, i)).collect())
+        .filter(|(t, _, _)| dest(*t).start() < to && dest(*t).end() > from)
+        .map(|(_, n, i)| (n, i))
+        .collect())
 }
 
 struct Planner<'a, 'c> {
@@ -236,16 +228,7 @@ impl Planner<'_, '_> {
 }
 
 fn read_pinned_all(store: &dyn Storage, pin: &Pinned) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(pin.size() as usize);
-    while (out.len() as u64) < pin.size() {
-        let want = (pin.size() - out.len() as u64).min(4 << 20) as usize;
-        let d = store.read_pinned(pin, out.len() as u64, want)?;
-        if d.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&d);
-    }
-    Ok(out)
+    read_span(0, pin.size(), |off, n| store.read_pinned(pin, off, n))
 }
 
 fn decode(
@@ -263,18 +246,7 @@ fn decode(
 /// A whole segment's bytes.
 fn segment_bytes(store: &dyn Storage, shared: &Shared, seg: &Segment, len: u64) -> Result<Vec<u8>> {
     match seg {
-        Segment::File { pin, off } => {
-            let mut out = Vec::with_capacity(len as usize);
-            while (out.len() as u64) < len {
-                let want = (len - out.len() as u64).min(4 << 20) as usize;
-                let d = store.read_pinned(pin, off + out.len() as u64, want)?;
-                if d.is_empty() {
-                    break;
-                }
-                out.extend_from_slice(&d);
-            }
-            Ok(out)
-        }
+        Segment::File { pin, off } => read_span(*off, len, |at, n| store.read_pinned(pin, at, n)),
         Segment::Block { pin, codec, meta } => decode(store, shared, pin, *codec, meta),
         Segment::Bytes(b) => Ok(b.to_vec()),
     }

@@ -112,12 +112,41 @@ pub fn child(cx: &Cx<'_>, dir: u64, name: &str) -> Result<Option<Attr>> {
     }
 }
 
+/// The partition directories of a seed directory (those whose names `key` reads as a
+/// start), oldest first: (start, name, inode).
+pub fn partitions(
+    cx: &Cx<'_>,
+    path: &str,
+    key: fn(&str) -> Option<Micros>,
+) -> Result<Vec<(Micros, String, u64)>> {
+    let mut out: Vec<_> = cx
+        .store
+        .readdir_names(seed(cx, path)?)?
+        .into_iter()
+        .filter_map(|(name, attr)| {
+            let name = String::from_utf8(name).ok()?;
+            Some((key(&name)?, name, attr.ino))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// A file's whole committed content.
 pub fn read_all(cx: &Cx<'_>, attr: &Attr) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(attr.size as usize);
-    while (out.len() as u64) < attr.size {
-        let want = (attr.size - out.len() as u64).min(4 << 20) as usize;
-        let data = cx.store.read(attr.ino, out.len() as u64, want)?;
+    read_span(0, attr.size, |off, n| cx.store.read(attr.ino, off, n))
+}
+
+/// `len` bytes from `from` through `read` (offset, size), a bounded piece at a time.
+pub fn read_span(
+    from: u64,
+    len: u64,
+    read: impl Fn(u64, usize) -> Result<crate::engine::Data>,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(len as usize);
+    while (out.len() as u64) < len {
+        let want = (len - out.len() as u64).min(4 << 20) as usize;
+        let data = read(from + out.len() as u64, want)?;
         if data.is_empty() {
             break;
         }
