@@ -22,14 +22,14 @@ pub(super) enum Handle {
         snap: Option<Snapshot>,
         /// Who wrote through it: the kernel's ids of the writers' descriptor tables (its
         /// "lock owners"; one per process), when the kernel said (see `flush`).
-        owners: Vec<u64>,
+        owners: Owners,
     },
     View(Content),
     /// Writes its region takes itself (`regions::Sink`); reads are of the file as it is.
     Sink {
         ino: u64,
         sink: Arc<Mutex<Box<dyn Sink>>>,
-        owners: Vec<u64>,
+        owners: Owners,
     },
 }
 
@@ -42,6 +42,26 @@ pub(super) struct Ahead {
     /// Where the next write must land to continue the stream.
     pub next: u64,
     pub rule: Rule,
+}
+
+/// The processes (the kernel's lock owners) that wrote through a handle.
+#[derive(Default)]
+pub(super) struct Owners(Vec<u64>);
+
+impl Owners {
+    fn note(&mut self, owner: Option<u64>) {
+        if let Some(o) = owner
+            && !self.0.contains(&o)
+        {
+            self.0.push(o);
+        }
+    }
+
+    /// Whether `closer` wrote nothing through the handle while others did (a child's
+    /// close-on-exec copy).
+    fn stranger(&self, closer: Option<u64>) -> bool {
+        closer.is_some_and(|c| !self.0.is_empty() && !self.0.contains(&c))
+    }
 }
 
 fn is_write(flags: i32) -> bool {
@@ -83,7 +103,7 @@ impl Vfs {
             return Ok(self.add_handle(Handle::Sink {
                 ino,
                 sink: Arc::new(Mutex::new(sink)),
-                owners: Vec::new(),
+                owners: Owners::default(),
             }));
         }
         if ino & VIRT != 0 {
@@ -132,7 +152,7 @@ impl Vfs {
             ino,
             writer,
             snap,
-            owners: Vec::new(),
+            owners: Owners::default(),
         }))
     }
 
@@ -194,11 +214,7 @@ impl Vfs {
     fn sink_of(&self, fh: u64, owner: Option<u64>) -> Option<Arc<Mutex<Box<dyn Sink>>>> {
         let (ino, sink) = match lock(&self.handles).get_mut(&fh) {
             Some(Handle::Sink { ino, sink, owners }) => {
-                if let Some(o) = owner
-                    && !owners.contains(&o)
-                {
-                    owners.push(o);
-                }
+                owners.note(owner);
                 (*ino, sink.clone())
             }
             _ => return None,
@@ -255,11 +271,7 @@ impl Vfs {
                 owners,
                 ..
             }) => {
-                if let Some(o) = owner
-                    && !owners.contains(&o)
-                {
-                    owners.push(o);
-                }
+                owners.note(owner);
                 *ino
             }
             Some(Handle::View(_)) => return Err(Error::ReadOnlyView),
@@ -426,7 +438,7 @@ impl Vfs {
         let _t = self.metrics.time(Op::Commit);
         let ino = match lock(&self.handles).get(&fh) {
             Some(Handle::Sink { sink, owners, .. }) => {
-                if closer.is_some_and(|c| !owners.is_empty() && !owners.contains(&c)) {
+                if owners.stranger(closer) {
                     return Ok(());
                 }
                 let sink = sink.clone();
@@ -437,13 +449,13 @@ impl Vfs {
                 writer: true,
                 owners,
                 ..
-            }) => match closer {
-                Some(c) if !owners.is_empty() && !owners.contains(&c) => {
+            }) => {
+                if owners.stranger(closer) {
                     log::debug!("close of inode {ino} by a process that wrote nothing: no commit");
                     return Ok(());
                 }
-                _ => *ino,
-            },
+                *ino
+            }
             Some(Handle::File { .. } | Handle::View(_)) => return Ok(()),
             None => return Err(Error::BadHandle),
         };
