@@ -26,6 +26,12 @@ pub trait Storage: Send + Sync {
     fn apply(&self, changes: Vec<Change>, sync: bool) -> Result<()>;
     /// Makes everything changed so far durable.
     fn sync(&self) -> Result<()>;
+    /// Moves `parent/name` to `newparent/newname` (a free name): into another tier when
+    /// `newparent` is in one. Unchecked: for a region's own moves of content it knows.
+    fn rename(&self, parent: u64, name: &[u8], newparent: u64, newname: &[u8]) -> Result<()>;
+    /// Brings a small file's content into the cache in the background, before anyone
+    /// reads it.
+    fn prefetch(&self, ino: u64);
     /// The directory `parent/name`, made (owned by root, mode 0755, in `tier` or its
     /// parent's) and durable if there is none yet.
     fn mkdir(&self, parent: u64, name: &[u8], tier: Option<Tier>) -> Result<Attr>;
@@ -101,6 +107,14 @@ impl Storage for Engine {
 
     fn sync(&self) -> Result<()> {
         self.sync_all()
+    }
+
+    fn rename(&self, parent: u64, name: &[u8], newparent: u64, newname: &[u8]) -> Result<()> {
+        Engine::rename(self, parent, name, newparent, newname, true)
+    }
+
+    fn prefetch(&self, ino: u64) {
+        Engine::prefetch(self, ino)
     }
 
     fn mkdir(&self, parent: u64, name: &[u8], tier: Option<Tier>) -> Result<Attr> {

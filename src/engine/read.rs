@@ -328,17 +328,64 @@ impl Engine {
                     return;
                 }
             };
-            // A failure here (the blob retired after its last reader left, a bad chunk) is
-            // left for a reader to meet and report, if one still wants the chunk.
-            if let Ok(chunk) = self
-                .store
-                .blob(job.tier, job.id)
-                .and_then(|b| b.chunk(job.key.chunk as usize))
-            {
-                lock(&self.cache).put(job.key, Arc::new(chunk));
+            match job {
+                readahead::Job::Chunk { key, tier, id } => {
+                    // A failure here (the blob retired after its last reader left, a bad
+                    // chunk) is left for a reader to meet and report, if one still wants
+                    // the chunk.
+                    if let Ok(chunk) = self
+                        .store
+                        .blob(tier, id)
+                        .and_then(|b| b.chunk(key.chunk as usize))
+                    {
+                        lock(&self.cache).put(key, Arc::new(chunk));
+                    }
+                    self.readahead.done(&key);
+                }
+                // Likewise: a file gone or moved meanwhile is simply not fetched.
+                readahead::Job::File(ino) => {
+                    if let Ok(true) = self.fetch_whole(ino) {
+                        self.counters.prefetched.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
-            self.readahead.done(&job.key);
         }
+    }
+
+    /// Puts the committed content of a small file into the cache unless it is there,
+    /// without counting a hit or a miss (nobody asked for it yet). True when it read it.
+    /// Blobs and files in pieces are read by chunk when asked for, and left alone here.
+    fn fetch_whole(&self, ino: u64) -> Result<bool> {
+        let snap = {
+            let tree = lock(&self.tree);
+            let n = tree.get(ino)?;
+            if n.meta.kind != Kind::File {
+                return Ok(false);
+            }
+            Snapshot::of(n)
+        };
+        if matches!(
+            snap.loc,
+            Location::Blob { .. } | Location::Extents(_) | Location::Empty
+        ) {
+            return Ok(false);
+        }
+        let key = Key {
+            ino,
+            version: snap.version,
+            chunk: WHOLE,
+        };
+        if lock(&self.cache).contains(&key) {
+            return Ok(false);
+        }
+        let data = Arc::new(self.load(&snap.loc, snap.size)?);
+        lock(&self.cache).put(key, data);
+        Ok(true)
+    }
+
+    /// Asks the read-ahead worker to bring `ino`'s content into the cache.
+    pub fn prefetch(&self, ino: u64) {
+        self.readahead.prefetch(ino);
     }
 }
 

@@ -19,11 +19,13 @@ const DEPTH: u32 = 2;
 /// Readers remembered; past this the memory is cleared (it only decides read-ahead).
 const TRACKED: usize = 1024;
 
-/// One chunk to fetch into the cache.
-pub struct Job {
-    pub key: Key,
-    pub tier: Tier,
-    pub id: u64,
+/// What to fetch into the cache.
+pub enum Job {
+    /// One chunk of a blob.
+    Chunk { key: Key, tier: Tier, id: u64 },
+    /// A small file's whole content, asked for before anyone reads it (a partner of a
+    /// file just opened).
+    File(u64),
 }
 
 #[derive(Default)]
@@ -99,7 +101,7 @@ impl Readahead {
                 continue;
             }
             if jobs
-                .send(Job {
+                .send(Job::Chunk {
                     key: ahead,
                     tier,
                     id,
@@ -109,6 +111,13 @@ impl Readahead {
                 st.in_flight.insert(ahead);
             }
         }
+    }
+
+    /// Queues `ino`'s content to be fetched into the cache. False when no worker runs.
+    pub fn prefetch(&self, ino: u64) -> bool {
+        self.jobs()
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(Job::File(ino)).is_ok())
     }
 
     /// Waits while `key` is being fetched ahead. True when it was (look in the cache again).
@@ -133,6 +142,13 @@ impl Readahead {
 mod tests {
     use super::*;
 
+    fn chunk(j: Job) -> Option<u32> {
+        match j {
+            Job::Chunk { key, .. } => Some(key.chunk),
+            Job::File(_) => None,
+        }
+    }
+
     fn key(chunk: u32) -> Key {
         Key {
             ino: 9,
@@ -149,7 +165,7 @@ mod tests {
         let jobs = ra.start();
         let blob = (Tier::Warm, 4);
         ra.after_read(key(0), 10, blob, |_| false);
-        let queued: Vec<u32> = jobs.try_iter().map(|j| j.key.chunk).collect();
+        let queued: Vec<u32> = jobs.try_iter().filter_map(chunk).collect();
         assert_eq!(queued, [1, 2], "a read from the start fetches ahead");
         ra.after_read(key(0), 10, blob, |_| false);
         assert_eq!(
@@ -159,7 +175,7 @@ mod tests {
         );
 
         ra.after_read(key(1), 10, blob, |_| false);
-        let queued: Vec<u32> = jobs.try_iter().map(|j| j.key.chunk).collect();
+        let queued: Vec<u32> = jobs.try_iter().filter_map(chunk).collect();
         assert_eq!(queued, [3], "chunks already in flight are not queued twice");
 
         ra.after_read(key(7), 10, blob, |_| false);

@@ -33,6 +33,8 @@ pub struct Counters {
     pub cache_bytes: u64,
     pub cache_budget: u64,
     pub cache_entries: u64,
+    /// Files read into the cache before anyone asked (`Engine::prefetch`).
+    pub prefetched: u64,
     pub log_bytes_since_checkpoint: u64,
     /// Since the mount: bytes and records appended to the log, its fsyncs, and how many
     /// records those covered.
@@ -57,6 +59,7 @@ pub(super) struct AtomicCounters {
     pub(super) writes: AtomicU64,
     pub(super) checkpoints: AtomicU64,
     pub(super) last_checkpoint_us: AtomicU64,
+    pub(super) prefetched: AtomicU64,
 }
 
 impl Engine {
@@ -127,6 +130,7 @@ impl Engine {
             cache_bytes: c.bytes() as u64,
             cache_budget: c.budget() as u64,
             cache_entries: c.len() as u64,
+            prefetched: self.counters.prefetched.load(Ordering::Relaxed),
             log_bytes_since_checkpoint: self.wal.written()
                 - self.checkpointed_at.load(Ordering::Relaxed),
         }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use crate::engine::Attr;
 use crate::engine::api::Storage;
+use crate::engine::codec::Tier;
 use crate::error::{Error, Result};
 use crate::namespace::SeedDir;
 
@@ -74,6 +75,44 @@ pub struct Cx<'a> {
     /// Tells the kernel that a file changed behind its back (a region appended to it
     /// itself): whatever it cached of the file goes, so `tail -f` sees the new size.
     pub changed: &'a dyn Fn(u64),
+    /// The files open now.
+    pub open: &'a dyn OpenFiles,
+}
+
+/// What the filesystem holds open.
+pub trait OpenFiles {
+    fn open_files(&self) -> Vec<Open>;
+}
+
+/// One open file description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Open {
+    /// The stored file's inode; for a generated file, its directory's.
+    pub ino: u64,
+    pub kind: OpenKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenKind {
+    /// A stored file opened for reading only (it holds the version it opened).
+    Reader,
+    /// A stored file opened for writing (it holds a draft).
+    Writer,
+    /// Writes a region takes itself (a stream's entry point, see [`Sink`]).
+    Stream,
+    /// A generated file.
+    View,
+}
+
+/// What happened to a stored file, told to every region (whichever owns the file): how a
+/// region learns from traffic it does not serve itself.
+#[derive(Clone, Copy, Debug)]
+pub enum Event {
+    /// `ino`, in directory `parent`, was opened for reading.
+    Read { ino: u64, parent: u64 },
+    /// A rename moved `ino` (a file, or a directory with everything below it) from one
+    /// tier to another.
+    Moved { ino: u64, from: Tier, to: Tier },
 }
 
 impl Cx<'_> {
@@ -220,6 +259,10 @@ pub trait Region: Send + Sync {
     /// (it decides itself when its work is due).
     fn tick(&self, _cx: &Cx<'_>) {}
 
+    /// Something happened to a stored file (of any region). Called on the request's path:
+    /// a region notes it and does its work later, or elsewhere.
+    fn observe(&self, _cx: &Cx<'_>, _event: &Event) {}
+
     /// Content was committed to `name` in `dir`, by any way (close, fsync, rename onto
     /// it, truncate). Runs after the commit is logged.
     fn committed(&self, _cx: &Cx<'_>, _dir: &Dir, _name: &[u8]) {}
@@ -294,6 +337,13 @@ impl Regions {
 
     pub fn all(&self) -> impl Iterator<Item = &dyn Region> {
         self.list.iter().map(|r| r.as_ref())
+    }
+
+    /// Tells every region what happened.
+    pub fn observe(&self, cx: &Cx<'_>, event: &Event) {
+        for r in &self.list {
+            r.observe(cx, event);
+        }
     }
 
     /// Every generated file of `dir`: its manifest, then its region's own.

@@ -10,7 +10,7 @@ use crate::engine::{Attr, CommitAt, Data, Snapshot};
 use crate::error::{Error, Result};
 use crate::metrics::Op;
 use crate::namespace;
-use crate::regions::{Rule, Sink};
+use crate::regions::{Event, Open, OpenKind, Rule, Sink};
 use crate::vfs::views::Content;
 use crate::vfs::{Changes, VIRT, Vfs, lock};
 
@@ -24,7 +24,8 @@ pub(super) enum Handle {
         /// "lock owners"; one per process), when the kernel said (see `flush`).
         owners: Owners,
     },
-    View(Content),
+    /// A generated file of the directory `dir`.
+    View { dir: u64, content: Content },
     /// Writes its region takes itself (`regions::Sink`); reads are of the file as it is.
     Sink {
         ino: u64,
@@ -66,6 +67,33 @@ impl Owners {
 
 fn is_write(flags: i32) -> bool {
     flags & libc::O_ACCMODE != libc::O_RDONLY
+}
+
+impl crate::regions::OpenFiles for Vfs {
+    fn open_files(&self) -> Vec<Open> {
+        let handles = lock(&self.handles);
+        handles
+            .values()
+            .map(|h| match *h {
+                Handle::File { ino, writer, .. } => Open {
+                    ino,
+                    kind: if writer {
+                        OpenKind::Writer
+                    } else {
+                        OpenKind::Reader
+                    },
+                },
+                Handle::Sink { ino, .. } => Open {
+                    ino,
+                    kind: OpenKind::Stream,
+                },
+                Handle::View { dir, .. } => Open {
+                    ino: dir,
+                    kind: OpenKind::View,
+                },
+            })
+            .collect()
+    }
 }
 
 impl Vfs {
@@ -111,7 +139,8 @@ impl Vfs {
                 return Err(Error::ReadOnlyView);
             }
             let (content, _) = self.view_content(ino)?;
-            return Ok(self.add_handle(Handle::View(content)));
+            let dir = self.views.key(ino).ok_or(Error::NotFound)?.0;
+            return Ok(self.add_handle(Handle::View { dir, content }));
         }
         let writer = is_write(flags);
         let attr = self.engine.getattr(ino)?;
@@ -137,8 +166,10 @@ impl Vfs {
             // Append-only: a reader (`tail -f`) sees appends as they come.
             None
         } else {
-            if let Ok(p) = self.engine.parent_of(ino) {
-                self.engine.note_read(p);
+            if let Ok(parent) = self.engine.parent_of(ino) {
+                self.engine.note_read(parent);
+                self.regions
+                    .observe(&self.cx(), &Event::Read { ino, parent });
             }
             match self.engine.snapshot(ino) {
                 Ok(s) => Some(s),
@@ -186,7 +217,7 @@ impl Vfs {
         let src = match lock(&self.handles).get(&fh) {
             Some(Handle::File { snap: Some(s), .. }) => Src::Version(s.clone()),
             Some(Handle::File { ino, writer, .. }) => Src::File(*ino, *writer),
-            Some(Handle::View(c)) => Src::View(c.clone()),
+            Some(Handle::View { content, .. }) => Src::View(content.clone()),
             Some(Handle::Sink { ino, .. }) if *ino & VIRT != 0 => {
                 Src::View(self.view_content(*ino)?.0)
             }
@@ -203,7 +234,7 @@ impl Vfs {
     pub(super) fn file_handle(&self, fh: u64) -> Result<(u64, bool)> {
         match lock(&self.handles).get(&fh) {
             Some(Handle::File { ino, writer, .. }) => Ok((*ino, *writer)),
-            Some(Handle::View(_)) => Err(Error::ReadOnlyView),
+            Some(Handle::View { .. }) => Err(Error::ReadOnlyView),
             Some(Handle::Sink { .. }) => Err(Error::NotSupported("this on an append-only stream")),
             None => Err(Error::BadHandle),
         }
@@ -274,7 +305,7 @@ impl Vfs {
                 owners.note(owner);
                 *ino
             }
-            Some(Handle::View(_)) => return Err(Error::ReadOnlyView),
+            Some(Handle::View { .. }) => return Err(Error::ReadOnlyView),
             Some(Handle::File { .. } | Handle::Sink { .. }) | None => {
                 return Err(Error::BadHandle);
             }
@@ -456,7 +487,7 @@ impl Vfs {
                 }
                 *ino
             }
-            Some(Handle::File { .. } | Handle::View(_)) => return Ok(()),
+            Some(Handle::File { .. } | Handle::View { .. }) => return Ok(()),
             None => return Err(Error::BadHandle),
         };
         self.commit(ino, CommitAt::Close)

@@ -126,6 +126,7 @@ impl Vfs {
                 Some(f) => f.as_ref(),
                 None => &unheard,
             },
+            open: self,
         }
     }
 

@@ -5,7 +5,7 @@ use crate::engine::tree::{Kind, ROOT};
 use crate::engine::{Attr, DirEntry, NewNode, SetAttr};
 use crate::error::{Error, Result};
 use crate::metrics::Op;
-use crate::regions::{Dir, Removal};
+use crate::regions::{Dir, Event, Removal};
 use crate::vfs::{Caller, VIRT, Vfs, lock};
 
 impl Vfs {
@@ -222,10 +222,25 @@ impl Vfs {
         )?;
         // A kept file's detached name is taken by what replaced it.
         lock(&self.detached).remove(&(newparent, newname.into()));
+        self.tell_if_moved(&src);
         if src.kind == Kind::File {
             self.region(&to).committed(&self.cx(), &to, newname);
         }
         Ok(())
+    }
+
+    /// Tells every region when a rename moved `before` into another tier.
+    fn tell_if_moved(&self, before: &Attr) {
+        if let Ok(now) = self.engine.getattr(before.ino)
+            && now.tier != before.tier
+        {
+            let event = Event::Moved {
+                ino: before.ino,
+                from: before.tier,
+                to: now.tier,
+            };
+            self.regions.observe(&self.cx(), &event);
+        }
     }
 
     /// What a move of `src` from `from/name` to `to/newname` must pass: a directory stays
@@ -267,6 +282,8 @@ impl Vfs {
         self.admit_move(a, (from, name), (to, newname))?;
         self.admit_move(&b, (to, newname), (from, name))?;
         self.engine.exchange(from.ino, name, to.ino, newname)?;
+        self.tell_if_moved(a);
+        self.tell_if_moved(&b);
         for (kind, dir, arrived) in [(a.kind, to, newname), (b.kind, from, name)] {
             if kind == Kind::File {
                 self.region(dir).committed(&self.cx(), dir, arrived);
