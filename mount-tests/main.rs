@@ -23,6 +23,7 @@
 //!   refused with EINVAL, changing nothing
 //! - `temporal`: streams appended, checked, routed, rolled up, read by range, across
 //!   concurrent writers, maintenance and `kill -9`
+//! - `entanglement`: records read together are prefetched together, kept across restarts
 //! - `large`: 1 GiB file with bounded daemon memory (also renamed onto a record
 //!   name), 100,000-entry directory
 
@@ -31,6 +32,7 @@ mod common;
 mod config;
 mod disk_full;
 mod durability;
+mod entanglement;
 mod failing_disk;
 mod large;
 mod layout;

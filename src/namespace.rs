@@ -71,7 +71,7 @@ pub const SEED: &[SeedDir] = &[
     ),
     fixed(
         "spacetime/hot_data/quantum_indices",
-        "spacetime",
+        "entanglement",
         "Entangled key relationships of the hot tier",
     ),
     fixed(
@@ -91,7 +91,7 @@ pub const SEED: &[SeedDir] = &[
     ),
     fixed(
         "spacetime/warm_data/quantum_indices",
-        "spacetime",
+        "entanglement",
         "Entangled key relationships of the warm tier",
     ),
     fixed(
@@ -111,7 +111,7 @@ pub const SEED: &[SeedDir] = &[
     ),
     fixed(
         "spacetime/cold_data/quantum_indices",
-        "spacetime",
+        "entanglement",
         "Entangled key relationships of the cold tier",
     ),
     fixed(

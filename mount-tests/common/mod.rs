@@ -1129,3 +1129,37 @@ pub fn removexattr(p: &Path, name: &str) -> io::Result<()> {
     let (c, n) = (cstr(p), CString::new(name).unwrap());
     cvt(unsafe { libc::removexattr(c.as_ptr(), n.as_ptr()) }).map(|_| ())
 }
+
+/// Rewrites the JSON object at `path` with `changes` merged in (one level of nesting): how
+/// a user edits a configuration file. The edit must be accepted.
+pub fn edit_json(path: &Path, changes: serde_json::Value) {
+    let mut s = read_json(path);
+    for (k, v) in changes.as_object().expect("an object of changes") {
+        if let (Some(inner), Some(obj)) = (s.get_mut(k), v.as_object()) {
+            for (ik, iv) in obj {
+                inner[ik] = iv.clone();
+            }
+        } else {
+            s[k] = v.clone();
+        }
+    }
+    write_file(path, s.to_string().as_bytes()).expect("a valid edit");
+}
+
+/// Waits until `pred` holds of the JSON at `rel` (up to 10 s); returns it.
+pub fn wait_for(
+    m: &Mount,
+    rel: &str,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = read_json(&m.path(rel));
+        if pred(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::Settings;
 use crate::engine::codec::Tier;
 use crate::error::{Error, Result};
+use crate::regions::entanglement::{self, settings::Settings as EntanglementRules};
 use crate::regions::json::JsonCheck;
 use crate::regions::observatory;
 use crate::regions::records::json_rule;
@@ -24,11 +25,13 @@ const WINDOW_MAX_MS: u64 = 60_000;
 /// Configuration files are small; anything larger is refused before it is held.
 const FILE_MAX: usize = 64 << 10;
 /// Files older builds wrote at bootstrap and never read. Removed at start if unchanged.
-const RETIRED: [&str; 2] = ["physics_constants.json", "entanglement_rules.json"];
+const RETIRED: [&str; 1] = ["physics_constants.json"];
 /// The temporal region's policies (`regions::temporal::policy`).
 pub const TEMPORAL_POLICIES: &str = policy::FILE;
 /// The observatory's sampling and alerts (`regions::observatory::settings`).
 pub const OBSERVATORY: &str = observatory::settings::FILE;
+/// Which records are read together, and what is prefetched (`regions::entanglement`).
+pub const ENTANGLEMENT: &str = entanglement::settings::FILE;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -219,6 +222,7 @@ fn validate(name: &str, bytes: &[u8]) -> Result<()> {
         UNIVERSE_PARAMETERS => parse::<UniverseParameters>(name, bytes)?.check(),
         TEMPORAL_POLICIES => Policies::parse(bytes).map(|_| ()),
         OBSERVATORY => observatory::settings::Settings::parse(bytes).map(|_| ()),
+        ENTANGLEMENT => EntanglementRules::parse(bytes).map(|_| ()),
         _ => Err(invalid(name, "not a configuration file this daemon knows")),
     }
 }
@@ -266,6 +270,7 @@ impl Configuration {
             UNIVERSE_PARAMETERS,
             TEMPORAL_POLICIES,
             OBSERVATORY,
+            ENTANGLEMENT,
         ]
         .into_iter()
         .find(|k| k.as_bytes() == name)
@@ -338,6 +343,14 @@ impl Configuration {
             cx.store
                 .put(dir, TEMPORAL_POLICIES.as_bytes(), &p.to_file())?;
             log::info!("{TEMPORAL_POLICIES}: migrated to this build's layout");
+        }
+        if let Some(old) = Self::read(cx, dir, ENTANGLEMENT)
+            && EntanglementRules::parse(&old).is_err()
+            && let Some(rules) = EntanglementRules::from_retired(&old)
+        {
+            cx.store
+                .put(dir, ENTANGLEMENT.as_bytes(), &pretty(&rules))?;
+            log::info!("{ENTANGLEMENT}: migrated to this build's layout");
         }
         for name in RETIRED {
             match Self::read(cx, dir, name) {
@@ -415,7 +428,7 @@ impl Region for Configuration {
         if dir.is_seed(DIR) && name.ends_with(b".json") && Self::known(name).is_none() {
             return Err(Error::InvalidRecord(format!(
                 "{}: not a configuration file this daemon knows (it reads {SHARD_TOPOLOGY}, \
-                 {UNIVERSE_PARAMETERS}, {TEMPORAL_POLICIES} and {OBSERVATORY})",
+                 {UNIVERSE_PARAMETERS}, {TEMPORAL_POLICIES}, {OBSERVATORY} and {ENTANGLEMENT})",
                 String::from_utf8_lossy(name)
             )));
         }
@@ -452,6 +465,11 @@ impl Region for Configuration {
             let defaults = observatory::settings::Settings::default();
             cx.store
                 .put(dir, OBSERVATORY.as_bytes(), &pretty(&defaults))?;
+        }
+        if cx.store.lookup(dir, ENTANGLEMENT.as_bytes()).is_err() {
+            let defaults = EntanglementRules::default();
+            cx.store
+                .put(dir, ENTANGLEMENT.as_bytes(), &pretty(&defaults))?;
         }
         let stored = Self::read(cx, dir, UNIVERSE_PARAMETERS)
             .and_then(|b| parse::<UniverseParameters>(UNIVERSE_PARAMETERS, &b).ok());

@@ -11,6 +11,7 @@
 pub mod cache_state;
 pub mod config;
 pub mod cosmic_logs;
+pub mod entanglement;
 pub mod json;
 pub mod manifest;
 pub mod observatory;
@@ -304,6 +305,7 @@ impl Regions {
         r.register(Box::new(cosmic_logs::CosmicLogs))?;
         r.register(Box::new(temporal::Temporal::new()))?;
         r.register(Box::new(observatory::Observatory::new()))?;
+        r.register(Box::new(entanglement::Entanglement::default()))?;
         Ok(r)
     }
 
@@ -376,6 +378,30 @@ pub fn check_stream(rule: &mut Rule, read: &mut dyn std::io::Read, len: u64) -> 
         rule.check.feed(&buf[..n])?;
     }
     rule.check.finish()
+}
+
+/// A region's own stored file in `dir`: whole, if there is one.
+pub fn read_own(cx: &Cx<'_>, dir: u64, name: &str) -> Result<Option<Vec<u8>>> {
+    let attr = match cx.store.lookup(dir, name.as_bytes()) {
+        Ok(a) => a,
+        Err(Error::NotFound) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(Some(
+        cx.store.read(attr.ino, 0, attr.size as usize)?.to_vec(),
+    ))
+}
+
+/// Writes a region's own stored file in `dir` durably, or removes it for `None` (a file
+/// with nothing to keep is not left holding an older content).
+pub fn keep_file(cx: &Cx<'_>, dir: u64, name: &str, bytes: Option<&[u8]>) -> Result<()> {
+    match bytes {
+        Some(b) => cx.store.put(dir, name.as_bytes(), b),
+        None => match cx.store.remove(dir, name.as_bytes()) {
+            Err(Error::NotFound) => Ok(()),
+            other => other,
+        },
+    }
 }
 
 /// Pretty JSON with a final newline, fields in their declared order: how every generated

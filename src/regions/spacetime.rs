@@ -112,15 +112,10 @@ impl Region for Spacetime {
             let Some(dir) = horizon(cx, tier) else {
                 continue;
             };
-            let Ok(a) = cx.store.lookup(dir.ino, cache_state::FILE.as_bytes()) else {
-                continue;
-            };
-            let read = cx
-                .store
-                .read(a.ino, 0, a.size as usize)
-                .and_then(|b| cache_state::decode(&b));
-            match read {
-                Ok(e) => entries.extend(e),
+            match super::read_own(cx, dir.ino, cache_state::FILE)
+                .and_then(|b| b.map(|b| cache_state::decode(&b)).transpose())
+            {
+                Ok(e) => entries.extend(e.into_iter().flatten()),
                 Err(e) => log::warn!("{}: {e}; the cache starts cold", tier.dir_name()),
             }
         }
@@ -162,16 +157,9 @@ impl Region for Spacetime {
                 continue;
             };
             let entries = &per_tier[tier as usize];
-            let name = cache_state::FILE.as_bytes();
+            let bytes = (!entries.is_empty()).then(|| cache_state::encode(entries));
             // A tier with nothing cached keeps no file (nor an older one's list).
-            let res = if entries.is_empty() {
-                match cx.store.remove(dir.ino, name) {
-                    Err(crate::error::Error::NotFound) => Ok(()),
-                    other => other,
-                }
-            } else {
-                cx.store.put(dir.ino, name, &cache_state::encode(entries))
-            };
+            let res = super::keep_file(cx, dir.ino, cache_state::FILE, bytes.as_deref());
             if let Err(e) = res {
                 log::warn!("{}/{}: {e}", tier.dir_name(), cache_state::FILE);
             }

@@ -1,0 +1,125 @@
+//! `configuration/entanglement_rules.json`: what counts as records read together, how
+//! fast the memory of it fades, how much of it is kept, and how much is prefetched.
+//! Checked by the configuration region (an invalid edit is EINVAL); read by the
+//! entanglement region as it stands.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub const FILE: &str = "entanglement_rules.json";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Two records opened for reading at most this far apart were read together.
+    pub window_ms: u64,
+    /// A pair's strength (one per time read together) halves in this time.
+    pub half_life_secs: u64,
+    /// Partners at least this strong are entangled: shown so and prefetched.
+    pub min_strength: f64,
+    /// Entangled partners brought into the cache when a record is opened (0: none).
+    pub prefetch_partners: usize,
+    /// Partners kept per record (the weakest goes first).
+    pub partners_per_key: usize,
+    /// Pairs kept in all: bounds memory and `entangled_keys.erl` (28 bytes a pair).
+    pub max_pairs: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            window_ms: 1000,
+            half_life_secs: 86_400,
+            // Read together twice, not long ago (each time adds one; it fades since).
+            min_strength: 1.5,
+            prefetch_partners: 4,
+            partners_per_key: 16,
+            max_pairs: 100_000,
+        }
+    }
+}
+
+fn invalid(why: &str) -> Error {
+    Error::InvalidRecord(format!("{FILE}: {why}"))
+}
+
+impl Settings {
+    pub fn check(&self) -> Result<()> {
+        if !(1..=60_000).contains(&self.window_ms) {
+            return Err(invalid("window_ms must be between 1 and 60000"));
+        }
+        if !(1..=365 * 86_400).contains(&self.half_life_secs) {
+            return Err(invalid("half_life_secs must be between 1 and 31536000"));
+        }
+        if !(self.min_strength.is_finite() && self.min_strength > 0.0) {
+            return Err(invalid("min_strength must be a positive number"));
+        }
+        if self.prefetch_partners > 64 {
+            return Err(invalid("prefetch_partners must be at most 64"));
+        }
+        if !(1..=256).contains(&self.partners_per_key) {
+            return Err(invalid("partners_per_key must be between 1 and 256"));
+        }
+        if !(16..=10_000_000).contains(&self.max_pairs) {
+            return Err(invalid("max_pairs must be between 16 and 10000000"));
+        }
+        Ok(())
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Settings> {
+        let s: Settings = crate::regions::config::parse(FILE, bytes)?;
+        s.check()?;
+        Ok(s)
+    }
+
+    /// The file older builds wrote at bootstrap and never read
+    /// (`{"co_access_window_ms", "min_correlation"}`): its window is kept.
+    pub fn from_retired(bytes: &[u8]) -> Option<Settings> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Old {
+            co_access_window_ms: u64,
+            #[serde(rename = "min_correlation")]
+            _min_correlation: f64,
+        }
+        let old: Old = serde_json::from_slice(bytes).ok()?;
+        let s = Settings {
+            window_ms: old.co_access_window_ms,
+            ..Settings::default()
+        };
+        s.check().ok().map(|()| s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_pass_and_bad_values_are_refused() {
+        let d = Settings::default();
+        assert!(d.check().is_ok());
+        let text = serde_json::to_vec(&d).expect("json");
+        assert_eq!(Settings::parse(&text).ok(), Some(d.clone()));
+        for bad in [
+            Settings {
+                window_ms: 0,
+                ..d.clone()
+            },
+            Settings {
+                min_strength: -1.0,
+                ..d.clone()
+            },
+            Settings {
+                max_pairs: 1,
+                ..d.clone()
+            },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
+        assert!(Settings::parse(br#"{"window_ms": 5}"#).is_err());
+        let old = br#"{"co_access_window_ms": 250, "min_correlation": 0.5}"#;
+        assert_eq!(Settings::from_retired(old).map(|s| s.window_ms), Some(250));
+    }
+}
