@@ -85,6 +85,11 @@ struct MountArgs {
     /// on small VMs; `taskset` still bounds the CPUs used).
     #[arg(long)]
     no_follow: bool,
+    /// Keep no statistics of requests: no latency histograms, no learning which records
+    /// are read together. For measuring what they cost (`scripts/bench
+    /// --statistics-cost`); the observatory's files then show zeros for them.
+    #[arg(long)]
+    no_statistics: bool,
 }
 
 fn main() -> ExitCode {
@@ -188,8 +193,11 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     );
     let regions = regions::Regions::builtin(args.cache_mb)
         .map_err(|e| format!("cannot register the regions: {e}"))?;
-    let vfs = vfs::Vfs::new(engine.clone(), regions, namespace::SEED)
+    let mut vfs = vfs::Vfs::new(engine.clone(), regions, namespace::SEED)
         .map_err(|e| format!("cannot bootstrap universe: {e}"))?;
+    if args.no_statistics {
+        vfs = vfs.without_statistics();
+    }
     let vfs = std::sync::Arc::new(vfs);
     engine
         .start()

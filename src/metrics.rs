@@ -152,6 +152,9 @@ pub struct Refusal {
 const REFUSALS: usize = 20;
 
 pub struct Metrics {
+    /// Off: nothing is timed or counted (`islabdb mount --no-statistics`, to measure
+    /// what keeping statistics costs).
+    on: bool,
     started: Instant,
     ops: Vec<(AtomicU64, Histogram)>,
     refusals: Mutex<VecDeque<Refusal>>,
@@ -167,19 +170,22 @@ impl Default for Metrics {
 pub struct Timer<'a> {
     metrics: &'a Metrics,
     op: Op,
-    start: Instant,
+    start: Option<Instant>,
 }
 
 impl Drop for Timer<'_> {
     fn drop(&mut self) {
-        self.metrics
-            .record(self.op, self.start.elapsed().as_nanos() as u64);
+        if let Some(start) = self.start {
+            self.metrics
+                .record(self.op, start.elapsed().as_nanos() as u64);
+        }
     }
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
         Metrics {
+            on: true,
             started: Instant::now(),
             ops: Op::ALL
                 .iter()
@@ -189,11 +195,23 @@ impl Metrics {
         }
     }
 
+    /// Statistics that keep nothing.
+    pub fn off() -> Metrics {
+        Metrics {
+            on: false,
+            ..Metrics::new()
+        }
+    }
+
+    pub fn on(&self) -> bool {
+        self.on
+    }
+
     pub fn time(&self, op: Op) -> Timer<'_> {
         Timer {
             metrics: self,
             op,
-            start: Instant::now(),
+            start: self.on.then(Instant::now),
         }
     }
 

@@ -11,6 +11,8 @@
 //! Standalone on purpose: it drives the daemon only through the kernel mount,
 //! as a user would, and depends on nothing of the daemon's code.
 
+#[path = "islabdb-bench/cost.rs"]
+mod cost;
 #[path = "islabdb-bench/daemon.rs"]
 mod daemon;
 #[path = "islabdb-bench/error.rs"]
@@ -90,6 +92,10 @@ struct Args {
     /// callers' CPU).
     #[arg(long)]
     no_follow: bool,
+    /// Also run every workload on a second daemon started with `--no-statistics`, in the
+    /// same rounds, and print what keeping statistics costs.
+    #[arg(long, conflicts_with_all = ["records", "native_only"])]
+    statistics_cost: bool,
     /// Run only the native half (to test the harness without a daemon).
     #[arg(long, conflicts_with = "records")]
     native_only: bool,
@@ -278,6 +284,7 @@ fn run(args: &Args) -> Result<()> {
             threads: args.threads,
             cpu: args.daemon_cpu,
             no_follow: args.no_follow,
+            no_statistics: false,
         })
     };
     let work = WorkDir::create(args.workdir.as_deref(), args.keep)?;
@@ -405,6 +412,23 @@ impl Wl {
         }
     }
 
+    /// Many small files, where a cost per request shows most.
+    fn small_files(self) -> bool {
+        matches!(
+            self,
+            Wl::Create
+                | Wl::Stat
+                | Wl::List
+                | Wl::Read
+                | Wl::Overwrite
+                | Wl::Editor
+                | Wl::HotCreate
+                | Wl::AppendReopen
+                | Wl::Unlink
+                | Wl::Parallel
+        )
+    }
+
     /// The target for median(mount)/median(native).
     fn target(self) -> Option<f64> {
         match self {
@@ -483,6 +507,8 @@ impl Wl {
 enum Side {
     Native,
     Mount,
+    /// The mount of a daemon keeping no statistics (`--statistics-cost`).
+    Bare,
 }
 
 /// The directories one round uses on one side.
@@ -517,6 +543,7 @@ impl Target {
         match self.side {
             Side::Native => "native",
             Side::Mount => "mount",
+            Side::Bare => "mount without statistics",
         }
     }
 
@@ -532,7 +559,7 @@ impl Target {
                     streams: streams::Place::Native(d("main")),
                 }
             }
-            Side::Mount => {
+            Side::Mount | Side::Bare => {
                 let warm = self.root.join("spacetime/warm_data/particles");
                 Dirs {
                     main: warm.join("bench"),
@@ -683,6 +710,27 @@ fn bench(
         daemon = Some(d);
     }
 
+    // The same daemon keeping no statistics, for `--statistics-cost`.
+    let mut bare = None;
+    if let (true, Some(opts)) = (args.statistics_cost, daemon_opts) {
+        let (data, mnt) = (work.root.join("data-bare"), work.root.join("mnt-bare"));
+        for d in [&data, &mnt] {
+            std::fs::create_dir_all(d).ctx(|| format!("mkdir {}", d.display()))?;
+        }
+        let opts = DaemonOpts {
+            no_statistics: true,
+            ..opts.clone()
+        };
+        let log = work.root.join("daemon-bare.log");
+        let (d, _) = Daemon::start(&opts, &data, &mnt, &log, Duration::from_secs(15))?;
+        println!(
+            "daemon without statistics (pid {}, --no-statistics) on {}",
+            d.pid(),
+            mnt.display()
+        );
+        bare = Some((d, mnt));
+    }
+
     let topdir = sys::set_topdir(&work.native);
     let mut targets = vec![Target {
         side: Side::Native,
@@ -699,6 +747,12 @@ fn bench(
         targets.push(Target {
             side: Side::Mount,
             root: work.mnt.clone(),
+        });
+    }
+    if let Some((_, mnt)) = &bare {
+        targets.push(Target {
+            side: Side::Bare,
+            root: mnt.clone(),
         });
     }
     println!(
@@ -785,6 +839,9 @@ fn bench(
                 if let Some(d) = daemon.as_mut() {
                     d.check_alive()?;
                 }
+                if let Some((d, _)) = bare.as_mut() {
+                    d.check_alive()?;
+                }
             }
         }
         for t in &targets {
@@ -822,6 +879,33 @@ fn bench(
             mount,
         ));
     }
+
+    let statistics_cost = bare.map(|(mut d, _)| {
+        if let Err(e) = d.stop(Duration::from_secs(60)) {
+            eprintln!("islabdb-bench: stopping the daemon without statistics: {e}");
+        }
+        let bare_k = targets.iter().position(|t| t.side == Side::Bare);
+        let rows = ALL
+            .iter()
+            .enumerate()
+            .filter(|(_, wl)| !skipped(**wl))
+            .map(|(k, &wl)| {
+                let of = |ti: Option<usize>| ti.and_then(|ti| report::Stats::of(&results[k][ti]));
+                let (with, without) = (of(Some(1)), of(bare_k));
+                cost::CostRow {
+                    name: wl.name(),
+                    small_files: wl.small_files(),
+                    ratio: match (&with, &without) {
+                        (Some(w), Some(o)) if o.median > 0.0 => Some(w.median / o.median),
+                        _ => None,
+                    },
+                    with_statistics: with,
+                    without,
+                }
+            })
+            .collect();
+        cost::StatisticsCost::new(rows)
+    });
 
     let mut daemon_info = None;
     let mut stop_error = None;
@@ -886,8 +970,12 @@ fn bench(
         geomean_met: geomean.map(|g| g >= report::GEOMEAN_TARGET),
         targets_met,
         targets_total,
+        statistics_cost,
     };
     report::print_table(&report);
+    if let Some(c) = &report.statistics_cost {
+        c.print();
+    }
     println!(
         "ran: client on CPU {} ({}), daemon on CPUs {} with {} threads{}; {}",
         report.placement.client_cpus,

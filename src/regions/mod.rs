@@ -109,8 +109,8 @@ pub enum OpenKind {
 /// region learns from traffic it does not serve itself.
 #[derive(Clone, Copy, Debug)]
 pub enum Event {
-    /// `ino`, in directory `parent`, was opened for reading.
-    Read { ino: u64, parent: u64 },
+    /// `ino` (of region `tag`), in directory `parent`, was opened for reading.
+    Read { ino: u64, parent: u64, tag: Tag },
     /// A rename moved `ino` (a file, or a directory with everything below it) from one
     /// tier to another.
     Moved { ino: u64, from: Tier, to: Tier },

@@ -168,8 +168,14 @@ impl Vfs {
         } else {
             if let Ok(parent) = self.engine.parent_of(ino) {
                 self.engine.note_read(parent);
-                self.regions
-                    .observe(&self.cx(), &Event::Read { ino, parent });
+                if self.metrics.on() {
+                    let event = Event::Read {
+                        ino,
+                        parent,
+                        tag: attr.tag,
+                    };
+                    self.regions.observe(&self.cx(), &event);
+                }
             }
             match self.engine.snapshot(ino) {
                 Ok(s) => Some(s),

@@ -130,6 +130,13 @@ impl Vfs {
         }
     }
 
+    /// Keeps no statistics of requests (their cost measured by the benchmark): no
+    /// latencies, and regions do not learn from reads.
+    pub fn without_statistics(mut self) -> Vfs {
+        self.metrics = Metrics::off();
+        self
+    }
+
     /// Where to say that a file changed behind the kernel's back (once, at mount).
     pub fn notify_with(&self, f: Box<dyn Fn(u64) + Send + Sync>) {
         if self.notify.set(f).is_err() {

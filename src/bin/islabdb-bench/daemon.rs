@@ -22,6 +22,8 @@ pub struct DaemonOpts {
     pub cpu: Option<usize>,
     /// Pass `--no-follow`: the daemon's request threads stay where the scheduler puts them.
     pub no_follow: bool,
+    /// Pass `--no-statistics`: the daemon keeps no statistics of requests.
+    pub no_statistics: bool,
 }
 
 pub struct Daemon {
@@ -72,6 +74,9 @@ impl Daemon {
         }
         if opts.no_follow {
             cmd.arg("--no-follow");
+        }
+        if opts.no_statistics {
+            cmd.arg("--no-statistics");
         }
         cmd.arg(data)
             .arg(mnt)

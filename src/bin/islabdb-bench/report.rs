@@ -152,6 +152,8 @@ pub struct Report {
     pub geomean_met: Option<bool>,
     pub targets_met: usize,
     pub targets_total: usize,
+    /// `--statistics-cost`: the mount against one keeping no statistics.
+    pub statistics_cost: Option<crate::cost::StatisticsCost>,
 }
 
 pub fn geomean(rows: &[Row]) -> Option<f64> {

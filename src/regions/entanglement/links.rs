@@ -12,7 +12,7 @@ use super::settings::Settings;
 pub type Millis = i64;
 
 /// Opens remembered to pair with the next ones (within the window, at most this many).
-const RECENT: usize = 32;
+const RECENT: usize = 16;
 
 /// One side of a pair: the strength it had at `at`.
 #[derive(Clone, Copy, Debug, PartialEq)]

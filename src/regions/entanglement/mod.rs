@@ -1,8 +1,9 @@
 //! `spacetime/<tier>/quantum_indices/`: records read together, remembered. Every open of a
-//! record for reading is told to this region (`Region::observe`); records opened within
-//! a short window of each other become partners (`links`), and opening one brings its
-//! entangled partners into the cache on the read-ahead worker, so that the reads that
-//! usually follow hit it. `relationships.json` shows the pairs of the tier's records;
+//! record for reading is told to this region (`Region::observe`), which only notes it
+//! and asks for the record's entangled partners: they are brought into the cache on the
+//! read-ahead worker, so that the reads that usually follow hit it. What was noted is
+//! learnt off the request's path, each tick (and before the pairs are shown): records
+//! opened within a short window of each other become partners (`links`). `relationships.json` shows the pairs of the tier's records;
 //! `entangled_keys.erl` keeps them across restarts. The rules are
 //! `configuration/entanglement_rules.json` (`settings`).
 
@@ -11,7 +12,7 @@ mod links;
 pub mod settings;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -33,17 +34,26 @@ const SAVE_EVERY: Duration = Duration::from_secs(30);
 const LISTED: usize = 1000;
 
 pub struct Entanglement {
-    state: Mutex<State>,
+    links: RwLock<Links>,
+    /// Opens noted and not learnt from yet, oldest first.
+    pending: Mutex<Vec<(u64, Millis)>>,
+    persisted: Mutex<Persisted>,
     file: Watched<Settings>,
     /// The rules as last read (each tick): opens use them without reading the file.
-    rules: Mutex<Settings>,
+    rules: RwLock<Settings>,
     prefetches_asked: AtomicU64,
+    /// Opens not noted because too many waited to be learnt from.
+    dropped: AtomicU64,
 }
 
+/// Opens that may wait to be learnt from (16 bytes each); more are not noted.
+const PENDING_MAX: usize = 1 << 16;
+/// Opens learnt from per hold of the lock (opens asking for partners wait on it).
+const LEARN_STEP: usize = 1024;
+
 #[derive(Default)]
-struct State {
-    links: Links,
-    /// Changed since written out, and when that was.
+struct Persisted {
+    /// Pairs changed since they were written out, and when that was.
     dirty: bool,
     saved: Option<Instant>,
 }
@@ -62,33 +72,60 @@ fn indices(cx: &Cx<'_>, tier: Tier) -> Option<Dir> {
     cx.seed_dir(&format!("spacetime/{}/quantum_indices", tier.dir_name()))
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Default for Entanglement {
     fn default() -> Self {
         Entanglement {
-            state: Mutex::default(),
+            links: RwLock::default(),
+            pending: Mutex::default(),
+            persisted: Mutex::default(),
             file: Watched::new(settings::FILE, Settings::parse),
-            rules: Mutex::default(),
+            rules: RwLock::default(),
             prefetches_asked: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         }
     }
 }
 
 impl Entanglement {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn links(&self) -> RwLockReadGuard<'_, Links> {
+        self.links.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn links_mut(&self) -> RwLockWriteGuard<'_, Links> {
+        self.links.write().unwrap_or_else(|e| e.into_inner())
     }
 
     fn rules(&self) -> Settings {
-        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        *self.rules.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Learns from the opens noted so far.
+    fn learn(&self) {
+        let noted = std::mem::take(&mut *lock(&self.pending));
+        let rules = self.rules();
+        let mut changed = 0;
+        for step in noted.chunks(LEARN_STEP) {
+            let mut links = self.links_mut();
+            for &(ino, at) in step {
+                changed += links.read(ino, at, &rules);
+            }
+        }
+        if changed > 0 {
+            lock(&self.persisted).dirty = true;
+        }
     }
 
     /// Writes each tier's pairs to its `entangled_keys.erl`.
     fn save(&self, cx: &Cx<'_>) {
         let pairs = {
-            let mut st = self.lock();
-            st.dirty = false;
-            st.saved = Some(Instant::now());
-            st.links.all_pairs()
+            let mut p = lock(&self.persisted);
+            p.dirty = false;
+            p.saved = Some(Instant::now());
+            self.links().all_pairs()
         };
         let mut per_tier: [Vec<Pair>; 3] = Default::default();
         let mut gone = Vec::new();
@@ -103,9 +140,9 @@ impl Entanglement {
         }
         // A record removed since takes its pairs with it.
         if !gone.is_empty() {
-            let mut st = self.lock();
+            let mut links = self.links_mut();
             for ino in gone {
-                st.links.forget(ino);
+                links.forget(ino);
             }
         }
         for tier in Tier::ALL {
@@ -121,6 +158,7 @@ impl Entanglement {
     }
 
     fn relationships(&self, cx: &Cx<'_>, tier: Tier) -> Vec<u8> {
+        self.learn();
         let rules = self.rules();
         let now = now_ms();
         let strongest = |links: &[Link]| {
@@ -129,20 +167,19 @@ impl Entanglement {
                 .map(|l| l.effective(now, &rules))
                 .fold(0.0, f64::max)
         };
-        // The lock is held only to copy what is needed: opens wait on it.
+        // The lock is held only to copy what is needed: learning waits on it.
         let (mut ranked, pairs, records, reads, co) = {
-            let st = self.lock();
-            let ranked: Vec<(u64, f64)> = st
-                .links
+            let links = self.links();
+            let ranked: Vec<(u64, f64)> = links
                 .records()
-                .map(|k| (k, strongest(st.links.links_of(k))))
+                .map(|k| (k, strongest(links.links_of(k))))
                 .collect();
             (
                 ranked,
-                st.links.pairs(),
-                st.links.keys(),
-                st.links.reads,
-                st.links.co_accesses,
+                links.pairs(),
+                links.keys(),
+                links.reads,
+                links.co_accesses,
             )
         };
         ranked.retain(|&(k, _)| cx.store.getattr(k).is_ok_and(|a| a.tier == tier));
@@ -153,7 +190,7 @@ impl Entanglement {
         let listed: Vec<serde_json::Value> = ranked
             .iter()
             .map(|&(k, _)| {
-                let mut links = self.lock().links.links_of(k).to_vec();
+                let mut links = self.links().links_of(k).to_vec();
                 links.sort_by(|x, y| {
                     y.effective(now, &rules)
                         .total_cmp(&x.effective(now, &rules))
@@ -184,6 +221,7 @@ impl Entanglement {
             "since_mount": {
                 "reads_observed": reads,
                 "read_together": co,
+                "reads_not_noted": self.dropped.load(Ordering::Relaxed),
                 "prefetches_asked": self.prefetches_asked.load(Ordering::Relaxed),
                 "prefetched_into_cache": cx.store.counters().prefetched,
             },
@@ -223,27 +261,27 @@ impl Region for Entanglement {
     }
 
     fn observe(&self, cx: &Cx<'_>, event: &Event) {
-        let Event::Read { ino, parent } = *event else {
+        let Event::Read { ino, tag, .. } = *event else {
             return;
         };
-        if !cx
-            .store
-            .getattr(parent)
-            .is_ok_and(|p| p.tag == records::TAG)
-        {
+        if tag != records::TAG {
             return;
         }
-        let rules = self.rules();
         let now = now_ms();
-        let partners = {
-            let mut st = self.lock();
-            if st.links.read(ino, now, &rules) > 0 {
-                st.dirty = true;
+        {
+            let mut pending = lock(&self.pending);
+            if pending.len() < PENDING_MAX {
+                pending.push((ino, now));
+            } else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            let mut e = st.links.entangled(ino, now, &rules);
-            e.truncate(rules.prefetch_partners);
-            e
-        };
+        }
+        let rules = self.rules();
+        if rules.prefetch_partners == 0 {
+            return;
+        }
+        let mut partners = self.links().entangled(ino, now, &rules);
+        partners.truncate(rules.prefetch_partners);
         for &(p, _) in &partners {
             cx.store.prefetch(p);
         }
@@ -270,19 +308,18 @@ impl Region for Entanglement {
             }
         }
         kept.retain(|p| cx.store.getattr(p.a).is_ok() && cx.store.getattr(p.b).is_ok());
-        let mut st = self.lock();
-        st.links.restore(kept, now_ms(), &rules);
-        st.saved = Some(Instant::now());
-        *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = rules;
+        self.links_mut().restore(kept, now_ms(), &rules);
+        lock(&self.persisted).saved = Some(Instant::now());
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = rules;
         Ok(())
     }
 
     fn tick(&self, cx: &Cx<'_>) {
-        let rules = self.file.get(cx);
-        *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = rules;
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = self.file.get(cx);
+        self.learn();
         let due = {
-            let st = self.lock();
-            st.dirty && st.saved.is_none_or(|t| t.elapsed() >= SAVE_EVERY)
+            let p = lock(&self.persisted);
+            p.dirty && p.saved.is_none_or(|t| t.elapsed() >= SAVE_EVERY)
         };
         if due {
             self.save(cx);
@@ -290,7 +327,8 @@ impl Region for Entanglement {
     }
 
     fn stop(&self, cx: &Cx<'_>) {
-        if self.lock().dirty {
+        self.learn();
+        if lock(&self.persisted).dirty {
             self.save(cx);
         }
     }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 
 pub const FILE: &str = "entanglement_rules.json";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Two records opened for reading at most this far apart were read together.
