@@ -9,11 +9,11 @@ use std::time::Duration;
 const RELATIONSHIPS: &str = "spacetime/hot_data/quantum_indices/relationships.json";
 const ANALYTICS: &str = "spacetime/hot_data/event_horizon/cache_analytics.json";
 
-/// The cache's (hits, misses) now (the file is rendered at most once a second).
+/// The hot tier's reads: (hits, misses) of the cache now (the file is rendered at most once a second).
 fn cache(m: &Mount) -> (u64, u64) {
     std::thread::sleep(Duration::from_millis(1100));
     let v = read_json(&m.path(ANALYTICS));
-    let n = |k: &str| v["cache"][k].as_u64().unwrap();
+    let n = |k: &str| v["reads_of_this_tier"][k].as_u64().unwrap();
     (n("hits"), n("misses"))
 }
 

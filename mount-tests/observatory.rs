@@ -344,7 +344,7 @@ fn the_cache_is_warm_again_after_a_restart() {
     }
     std::thread::sleep(Duration::from_millis(1100));
     let after = read_json(&m.path(analytics));
-    let n = |v: &Value, k: &str| v["cache"][k].as_u64().unwrap();
+    let n = |v: &Value, k: &str| v["reads_of_this_tier"][k].as_u64().unwrap();
     let (hits, misses) = (
         n(&after, "hits") - n(&before, "hits"),
         n(&after, "misses") - n(&before, "misses"),

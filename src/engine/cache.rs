@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use lru::LruCache;
 
+use super::codec::Tier;
 use super::extents::Part;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,6 +45,8 @@ pub struct Cache {
     budget: usize,
     pub hits: u64,
     pub misses: u64,
+    /// (hits, misses) of the reads of each tier's files.
+    pub by_tier: [(u64, u64); 3],
     pub evictions: u64,
 }
 
@@ -59,6 +62,7 @@ impl Cache {
             budget,
             hits: 0,
             misses: 0,
+            by_tier: [(0, 0); 3],
             evictions: 0,
         }
     }
@@ -68,12 +72,16 @@ impl Cache {
         self.lru.contains(key)
     }
 
-    pub fn get(&mut self, key: &Key) -> Option<Arc<Vec<u8>>> {
+    /// A read of a file of `tier`: counted as a hit or a miss, overall and for the tier.
+    pub fn get(&mut self, key: &Key, tier: Tier) -> Option<Arc<Vec<u8>>> {
         let hit = self.lru.get(key).cloned();
+        let t = &mut self.by_tier[tier as usize];
         if hit.is_some() {
             self.hits += 1;
+            t.0 += 1;
         } else {
             self.misses += 1;
+            t.1 += 1;
         }
         hit
     }
@@ -161,6 +169,12 @@ mod tests {
         }
     }
 
+    impl Cache {
+        fn get_hot(&mut self, key: &Key) -> Option<Arc<Vec<u8>>> {
+            self.get(key, Tier::Hot)
+        }
+    }
+
     #[test]
     fn stays_under_budget_and_evicts_least_recent() {
         let mut c = Cache::new(10_000);
@@ -171,21 +185,21 @@ mod tests {
         // 8 entries of 1000 + 192 bytes fit: 92..=99.
         assert_eq!((c.len(), c.evictions), (8, 92));
         // The newest survive, the oldest are gone.
-        assert!(c.get(&key(99)).is_some());
-        assert!(c.get(&key(0)).is_none());
+        assert!(c.get_hot(&key(99)).is_some());
+        assert!(c.get_hot(&key(0)).is_none());
         // Touching an entry protects it from the next eviction.
-        c.get(&key(92));
+        c.get_hot(&key(92));
         c.put(key(200), Arc::new(vec![0; 1000]));
         c.put(key(201), Arc::new(vec![0; 1000]));
-        assert!(c.get(&key(92)).is_some());
-        assert!(c.get(&key(93)).is_none() && c.get(&key(94)).is_none());
+        assert!(c.get_hot(&key(92)).is_some());
+        assert!(c.get_hot(&key(93)).is_none() && c.get_hot(&key(94)).is_none());
     }
 
     #[test]
     fn oversized_entries_are_not_cached_and_budget_changes_apply() {
         let mut c = Cache::new(10_000);
         c.put(key(1), Arc::new(vec![0; 5000]));
-        assert!(c.get(&key(1)).is_none());
+        assert!(c.get_hot(&key(1)).is_none());
         c.put(key(3), Arc::new(vec![0; 2000]));
         c.set_budget(1000);
         assert_eq!(c.len(), 0);

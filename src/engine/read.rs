@@ -105,12 +105,12 @@ impl Engine {
                     .iter()
                     .map(|p| match p.part {
                         Part::Blob { .. } => Ok(None),
-                        _ => self.part_whole(p).map(Some),
+                        _ => self.part_whole(p, snap.tier).map(Some),
                     })
                     .collect::<Result<Vec<_>>>()
                     .map(|h| snap.held = Some(h.into())),
                 loc => self
-                    .whole(ino, snap.version, loc, snap.size)
+                    .whole(ino, snap.tier, snap.version, loc, snap.size)
                     .map(|w| snap.whole = Some(w)),
             };
             match held {
@@ -184,7 +184,7 @@ impl Engine {
                             let held = snap.held.as_ref().and_then(|h| h.get(i).cloned());
                             let whole = match held.flatten() {
                                 Some(w) => w,
-                                None => self.part_whole(p)?,
+                                None => self.part_whole(p, snap.tier)?,
                             };
                             let bytes = whole
                                 .get(range.start as usize..range.end as usize)
@@ -198,7 +198,7 @@ impl Engine {
             _ => {
                 let whole = match &snap.whole {
                     Some(w) => w.clone(),
-                    None => self.whole(ino, version, loc, len)?,
+                    None => self.whole(ino, snap.tier, version, loc, len)?,
                 };
                 Ok(Data::Shared(whole, off as usize..end as usize))
             }
@@ -222,9 +222,9 @@ impl Engine {
         while pos < end {
             let idx = (pos / store::CHUNK as u64) as u32;
             let key = key(idx);
-            let mut cached = lock(&self.cache).get(&key);
+            let mut cached = lock(&self.cache).get(&key, tier);
             if cached.is_none() && self.readahead.wait(&key) {
-                cached = lock(&self.cache).get(&key);
+                cached = lock(&self.cache).get(&key, tier);
             }
             let chunk = match cached {
                 Some(c) => c,
@@ -257,13 +257,20 @@ impl Engine {
     }
 
     /// Whole small content (log or pack), through the cache.
-    fn whole(&self, ino: u64, version: u64, loc: &Location, len: u64) -> Result<Arc<Vec<u8>>> {
+    fn whole(
+        &self,
+        ino: u64,
+        tier: Tier,
+        version: u64,
+        loc: &Location,
+        len: u64,
+    ) -> Result<Arc<Vec<u8>>> {
         let key = Key {
             ino,
             version,
             chunk: WHOLE,
         };
-        if let Some(c) = lock(&self.cache).get(&key) {
+        if let Some(c) = lock(&self.cache).get(&key, tier) {
             return Ok(c);
         }
         let data = Arc::new(self.load(loc, len)?);
@@ -273,9 +280,9 @@ impl Engine {
 
     /// A small piece's whole part (log or pack), through the cache: pieces never change,
     /// so every version sharing one shares its entry.
-    fn part_whole(&self, p: &Piece) -> Result<Arc<Vec<u8>>> {
+    fn part_whole(&self, p: &Piece, tier: Tier) -> Result<Arc<Vec<u8>>> {
         let key = Key::part(p.part, WHOLE);
-        if let Some(c) = lock(&self.cache).get(&key) {
+        if let Some(c) = lock(&self.cache).get(&key, tier) {
             return Ok(c);
         }
         let data = Arc::new(self.load(&p.part.location(), p.size)?);

@@ -29,6 +29,8 @@ pub struct Counters {
     pub checkpoints: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// (hits, misses) of the reads of each tier's files.
+    pub cache_by_tier: [(u64, u64); 3],
     pub cache_evictions: u64,
     pub cache_bytes: u64,
     pub cache_budget: u64,
@@ -126,6 +128,7 @@ impl Engine {
             checkpoints: self.counters.checkpoints.load(Ordering::Relaxed),
             cache_hits: c.hits,
             cache_misses: c.misses,
+            cache_by_tier: c.by_tier,
             cache_evictions: c.evictions,
             cache_bytes: c.bytes() as u64,
             cache_budget: c.budget() as u64,

@@ -95,6 +95,8 @@ pub(super) type Held = Option<Arc<Vec<u8>>>;
 #[derive(Clone)]
 pub struct Snapshot {
     pub(super) ino: u64,
+    /// The tier the file was in (whose cache figures its reads count in).
+    pub(super) tier: Tier,
     pub(super) version: u64,
     pub(super) loc: Location,
     pub(super) size: u64,
@@ -108,6 +110,7 @@ impl Snapshot {
     pub(super) fn of(n: &tree::Node) -> Snapshot {
         Snapshot {
             ino: n.meta.ino,
+            tier: n.meta.tier,
             version: n.version,
             loc: n.loc.clone(),
             size: n.meta.size,

@@ -52,16 +52,25 @@ impl Spacetime {
                 bytes += b;
             }
         }
-        let lookups = c.cache_hits + c.cache_misses;
+        let ratio = |hits: u64, misses: u64| match hits + misses {
+            0 => serde_json::Value::Null,
+            n => json!(hits as f64 / n as f64),
+        };
+        let (hits, misses) = c.cache_by_tier[tier as usize];
         let w = self.lock();
         pretty(&json!({
             "tier": tier.dir_name(),
             "cached_files": files,
             "cached_bytes": bytes,
+            "reads_of_this_tier": {
+                "hits": hits,
+                "misses": misses,
+                "hit_ratio": ratio(hits, misses),
+            },
             "cache": {
                 "hits": c.cache_hits,
                 "misses": c.cache_misses,
-                "hit_ratio": if lookups == 0 { serde_json::Value::Null } else { json!(c.cache_hits as f64 / lookups as f64) },
+                "hit_ratio": ratio(c.cache_hits, c.cache_misses),
                 "bytes": c.cache_bytes,
                 "budget": c.cache_budget,
                 "entries": c.cache_entries,
