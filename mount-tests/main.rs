@@ -24,6 +24,8 @@
 //! - `temporal`: streams appended, checked, routed, rolled up, read by range, across
 //!   concurrent writers, maintenance and `kill -9`
 //! - `entanglement`: records read together are prefetched together, kept across restarts
+//! - `graph`: nodes and edges kept whole (no dangling edge, also after `kill -9`), views,
+//!   tar/rsync round trips
 //! - `large`: 1 GiB file with bounded daemon memory (also renamed onto a record
 //!   name), 100,000-entry directory
 
@@ -34,6 +36,7 @@ mod disk_full;
 mod durability;
 mod entanglement;
 mod failing_disk;
+mod graph;
 mod large;
 mod layout;
 mod lifecycle;

@@ -29,6 +29,8 @@ pub enum Error {
     /// another region (its files would arrive unchecked; `mv` then copies them file by
     /// file, each through the commit path), a hard link into another tier or region.
     CrossDevice(&'static str),
+    /// What others still refer to cannot go (a graph node its edges name): says who.
+    InUse(String),
     /// Attribute namespace or flag we do not implement.
     NotSupported(&'static str),
     NoXattr,
@@ -69,6 +71,7 @@ impl Error {
             Error::ReadOnlyView => libc::EACCES,
             Error::Protected => libc::EPERM,
             Error::NotPermitted(_) => libc::EPERM,
+            Error::InUse(_) => libc::EBUSY,
             Error::CrossDevice(_) => libc::EXDEV,
             Error::NotSupported(_) => libc::EOPNOTSUPP,
             Error::NoXattr => libc::ENODATA,
@@ -104,6 +107,7 @@ impl fmt::Display for Error {
             Error::ReadOnlyView => write!(f, "generated view is read-only"),
             Error::Protected => write!(f, "part of the fixed universe hierarchy"),
             Error::NotPermitted(what) => write!(f, "not permitted: {what}"),
+            Error::InUse(why) => write!(f, "in use: {why}"),
             Error::CrossDevice(what) => write!(f, "cross-device: {what}"),
             Error::NotSupported(what) => write!(f, "not supported: {what}"),
             Error::NoXattr => write!(f, "no such attribute"),

@@ -578,6 +578,12 @@ impl JsonCheck {
         Ok(())
     }
 
+    /// Whether a whole top-level object, array or string was fed (only whitespace may
+    /// follow): its content can be judged before the stream ends.
+    pub fn complete(&self) -> bool {
+        self.error.is_none() && self.depth == 0 && matches!(self.state, State::After)
+    }
+
     /// The stream ended: Ok if what was fed is exactly one complete document,
     /// or nothing at all.
     pub fn finish(&self) -> Result<(), Invalid> {

@@ -12,6 +12,7 @@ pub mod cache_state;
 pub mod config;
 pub mod cosmic_logs;
 pub mod entanglement;
+pub mod graph;
 pub mod json;
 pub mod manifest;
 pub mod observatory;
@@ -21,7 +22,7 @@ pub mod temporal;
 pub mod universe;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use crate::engine::Attr;
 use crate::engine::api::Storage;
@@ -170,6 +171,21 @@ pub trait Sink: Send {
     fn close(&mut self, cx: &Cx<'_>) -> Result<()>;
 }
 
+/// A change to a directory's names, as [`Region::admit`] is asked about it.
+#[derive(Clone, Copy)]
+pub enum Naming<'a> {
+    /// A new entry (create, mkdir, mknod, symlink, link).
+    Add,
+    /// A rename onto a free name brings the entry `name` of the directory `from` here
+    /// (the target directory's region is asked).
+    RenameFrom(&'a Dir, &'a [u8]),
+    /// The entry goes (unlink, rmdir, or replaced by a rename onto it).
+    Remove,
+    /// The entry is renamed to `newname` in the directory `to` (its region is asked
+    /// `RenameFrom` too, when the name there is free).
+    RenameTo(&'a Dir, &'a [u8]),
+}
+
 /// What unlinking a name does.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Removal {
@@ -274,6 +290,23 @@ pub trait Region: Send + Sync {
         Ok(())
     }
 
+    /// Serializes the region's checks of names ([`Region::admit`]) with the changes they
+    /// admit: the filesystem holds this from the check until the change is made (a check
+    /// that another entry exists stays true until then).
+    fn hold(&self) -> Option<MutexGuard<'_, ()>> {
+        None
+    }
+
+    /// Whether a change to the names of `dir` may be made (checked under
+    /// [`Region::hold`], after `may_create`). The errno of a refusal reaches the caller.
+    fn admit(&self, _cx: &Cx<'_>, _dir: &Dir, _name: &[u8], _change: Naming<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    /// `name` in `dir` was made, removed or renamed (to or from), by any way: the region
+    /// looks at what is there now. Runs after the change, still under [`Region::hold`].
+    fn entry_changed(&self, _cx: &Cx<'_>, _dir: &Dir, _name: &[u8]) {}
+
     /// What unlinking `name` from `dir` does. A region that must keep the file answers
     /// [`Removal::UntilReplaced`]; renaming such a file away is refused.
     fn removal(&self, _dir: &Dir, _name: &[u8]) -> Removal {
@@ -306,6 +339,7 @@ impl Regions {
         r.register(Box::new(temporal::Temporal::new()))?;
         r.register(Box::new(observatory::Observatory::new()))?;
         r.register(Box::new(entanglement::Entanglement::default()))?;
+        r.register(Box::new(graph::QuantumGraph::default()))?;
         Ok(r)
     }
 

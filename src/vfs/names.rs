@@ -5,8 +5,9 @@ use crate::engine::tree::{Kind, ROOT};
 use crate::engine::{Attr, DirEntry, NewNode, SetAttr};
 use crate::error::{Error, Result};
 use crate::metrics::Op;
-use crate::regions::{Dir, Event, Removal};
+use crate::regions::{Dir, Event, Naming, Removal, Tag};
 use crate::vfs::{Caller, VIRT, Vfs, lock};
+use std::sync::MutexGuard;
 
 impl Vfs {
     /// Refuses names of generated files, new entries at the root, and what the
@@ -19,6 +20,27 @@ impl Vfs {
             return Err(Error::ReadOnlyView);
         }
         self.region(dir).may_create(dir, name)
+    }
+
+    /// Holds the regions of `dirs` (each once, in tag order) while their names change:
+    /// what their checks admitted stays true until the change is made.
+    fn hold(&self, dirs: &[&Dir]) -> Vec<MutexGuard<'_, ()>> {
+        let mut tags: Vec<Tag> = dirs.iter().map(|d| d.tag).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        tags.into_iter()
+            .filter_map(|t| self.regions.by_tag(t).hold())
+            .collect()
+    }
+
+    /// Asks `dir`'s region whether `name` may change so.
+    fn admit(&self, dir: &Dir, name: &[u8], change: Naming<'_>) -> Result<()> {
+        self.region(dir).admit(&self.cx(), dir, name, change)
+    }
+
+    /// Tells `dir`'s region that its entry `name` changed.
+    fn entry_changed(&self, dir: &Dir, name: &[u8]) {
+        self.region(dir).entry_changed(&self.cx(), dir, name);
     }
 
     /// The stored entry `name` of `parent`; a generated file there is read-only.
@@ -74,7 +96,10 @@ impl Vfs {
             return Ok(attr);
         }
         let p = self.engine.getattr(parent)?;
-        self.check_new_name(&self.dir_of(&p)?, name)?;
+        let dir = self.dir_of(&p)?;
+        let _held = self.hold(&[&dir]);
+        self.check_new_name(&dir, name)?;
+        self.admit(&dir, name, Naming::Add)?;
         let mut gid = who.gid;
         // A setgid directory passes its group on, and its setgid bit to subdirectories.
         if p.perm & libc::S_ISGID as u16 != 0 {
@@ -83,7 +108,7 @@ impl Vfs {
                 perm |= libc::S_ISGID as u16;
             }
         }
-        self.engine.create(
+        let made = self.engine.create(
             parent,
             name,
             NewNode {
@@ -95,7 +120,9 @@ impl Vfs {
                 tier: None,
                 tag: None,
             },
-        )
+        )?;
+        self.entry_changed(&dir, name);
+        Ok(made)
     }
 
     pub fn mkdir(
@@ -171,7 +198,10 @@ impl Vfs {
             lock(&self.detached).insert((parent, name.into()), ino);
             return Ok(());
         }
+        let _held = self.hold(&[&from]);
+        self.admit(&from, name, Naming::Remove)?;
         self.engine.remove(parent, name, dir)?;
+        self.entry_changed(&from, name);
         if dir {
             self.views.forget_dir(ino);
         }
@@ -198,15 +228,18 @@ impl Vfs {
             return Err(Error::Protected);
         }
         let (from, to) = (self.dir(parent)?, self.dir(newparent)?);
+        let _held = self.hold(&[&from, &to]);
         if flags & libc::RENAME_EXCHANGE != 0 {
             return self.exchange((&from, name, &src), (&to, newname));
         }
         self.check_new_name(&to, newname)?;
-        if let Ok(dst) = self.engine.lookup(newparent, newname)
-            && self.is_seed(dst.ino)
-        {
-            return Err(Error::Protected);
+        match self.engine.lookup(newparent, newname) {
+            Ok(dst) if self.is_seed(dst.ino) => return Err(Error::Protected),
+            // The name stays, with new content (an editor's save): nothing to admit.
+            Ok(_) => {}
+            Err(_) => self.admit(&to, newname, Naming::RenameFrom(&from, name))?,
         }
+        self.admit(&from, name, Naming::RenameTo(&to, newname))?;
         if self.region(&from).removal(&from, name) == Removal::UntilReplaced {
             return Err(Error::NotPermitted(
                 "renaming away a file its region keeps (edit or replace it)",
@@ -222,6 +255,8 @@ impl Vfs {
         )?;
         // A kept file's detached name is taken by what replaced it.
         lock(&self.detached).remove(&(newparent, newname.into()));
+        self.entry_changed(&from, name);
+        self.entry_changed(&to, newname);
         self.tell_if_moved(&src);
         if src.kind == Kind::File {
             self.region(&to).committed(&self.cx(), &to, newname);
@@ -282,6 +317,8 @@ impl Vfs {
         self.admit_move(a, (from, name), (to, newname))?;
         self.admit_move(&b, (to, newname), (from, name))?;
         self.engine.exchange(from.ino, name, to.ino, newname)?;
+        self.entry_changed(from, name);
+        self.entry_changed(to, newname);
         self.tell_if_moved(a);
         self.tell_if_moved(&b);
         for (kind, dir, arrived) in [(a.kind, to, newname), (b.kind, from, name)] {
@@ -304,9 +341,13 @@ impl Vfs {
         }
         let (parent, name) = self.engine.entry_of(ino)?;
         let (from, to) = (self.dir(parent)?, self.dir(newparent)?);
+        let _held = self.hold(&[&to]);
         self.check_new_name(&to, newname)?;
+        self.admit(&to, newname, Naming::Add)?;
         self.same_rule((&from, &name), (&to, newname))?;
-        self.engine.link(ino, newparent, newname)
+        let linked = self.engine.link(ino, newparent, newname)?;
+        self.entry_changed(&to, newname);
+        Ok(linked)
     }
 
     /// The names of one file are checked by one rule (or none).

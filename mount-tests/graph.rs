@@ -1,0 +1,338 @@
+//! `quantum_graph/`: nodes and edges written with the shell's tools, kept whole: edges
+//! only between existing nodes, nodes with edges kept until removed with them, also
+//! across `kill -9`.
+
+use crate::common::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+const G: &str = "quantum_graph";
+
+/// Runs `script` with bash (which names the errno of a failed write) in the mount's
+/// `quantum_graph/`; (exit ok, stderr).
+fn in_graph(m: &Mount, script: &str) -> (bool, String) {
+    let o = bash_output(&format!("cd {} && {script}", shq(m.path(G))));
+    (o.status.success(), stderr(&o))
+}
+
+#[track_caller]
+fn ok(m: &Mount, script: &str) {
+    let (ok, err) = in_graph(m, script);
+    assert!(ok, "{script}: {err}");
+}
+
+#[track_caller]
+fn refused(m: &Mount, script: &str, errno_text: &str) {
+    let (ok, err) = in_graph(m, script);
+    assert!(!ok, "{script} was accepted");
+    assert!(err.contains(errno_text), "{script}: {err}");
+}
+
+/// Every edge file below `edges/` names two nodes that exist below `nodes/`.
+#[track_caller]
+fn assert_no_dangling_edge(g: &Path) {
+    let dirs = |p: std::path::PathBuf| {
+        names(&p)
+            .into_iter()
+            .filter(|n| p.join(n).is_dir())
+            .collect::<Vec<_>>()
+    };
+    let mut ids = BTreeSet::new();
+    for t in dirs(g.join("nodes")) {
+        for n in names(&g.join("nodes").join(&t)) {
+            if let Some(id) = n.strip_suffix(".json") {
+                ids.insert(id.to_string());
+            }
+        }
+    }
+    for r in dirs(g.join("edges")) {
+        for e in names(&g.join("edges").join(&r)) {
+            let Some((a, b)) = e.strip_suffix(".json").and_then(|s| s.split_once("_to_")) else {
+                continue;
+            };
+            assert!(
+                ids.contains(a) && ids.contains(b),
+                "dangling edge {r}/{e} (nodes: {} in all)",
+                ids.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn edges_join_existing_nodes_and_nodes_with_edges_stay() {
+    let m = Mount::new();
+    ok(
+        &m,
+        r#"echo '{"name": "Alice", "likes": "physics"}' > nodes/persons/alice.json &&
+           echo '{"name": "Bob"}' > nodes/persons/bob.json &&
+           echo '{"name": "Acme"}' > nodes/organizations/acme.json &&
+           cp nodes/persons/bob.json nodes/persons/carol.json &&
+           echo '{"strength": 0.8, "since": "2020-01-01T00:00:00Z", "decay": "365d"}' > edges/works_for/alice_to_acme.json &&
+           echo '{"strength": 0.5}' > edges/collaborates_with/alice_to_bob.json &&
+           echo '{}' > edges/leads/carol_to_alice.json"#,
+    );
+    // An edge to a node that does not exist: refused, and the log names the node.
+    refused(
+        &m,
+        "echo '{}' > edges/works_for/alice_to_ghost.json",
+        "Invalid argument",
+    );
+    assert!(
+        !m.path("quantum_graph/edges/works_for/alice_to_ghost.json")
+            .exists()
+    );
+    assert!(m.log().contains("there is no node 'ghost'"), "{}", m.log());
+    // Badly named edges and node ids that would read as edges are refused.
+    refused(
+        &m,
+        "echo '{}' > edges/works_for/alice.json",
+        "Invalid argument",
+    );
+    refused(
+        &m,
+        "echo '{}' > nodes/persons/x_to_y.json",
+        "Invalid argument",
+    );
+    refused(
+        &m,
+        "echo '{\"strength\": 3}' > edges/leads/bob_to_acme.json",
+        "Invalid argument",
+    );
+    // Ids are unique across types.
+    refused(
+        &m,
+        "echo '{}' > nodes/concepts/bob.json",
+        "Invalid argument",
+    );
+    // A node with edges stays: rm, and a rename to another id, are refused.
+    refused(&m, "rm nodes/organizations/acme.json", "busy");
+    refused(
+        &m,
+        "mv nodes/persons/alice.json nodes/persons/alicia.json",
+        "busy",
+    );
+    assert!(
+        m.path("quantum_graph/nodes/organizations/acme.json")
+            .exists()
+    );
+    // Another type keeps the id, and the edges with it; so does an editor's save.
+    ok(&m, "mv nodes/persons/alice.json nodes/concepts/alice.json");
+    ok(&m, "mv nodes/concepts/alice.json nodes/persons/alice.json");
+    ok(
+        &m,
+        r#"sed -i 's/Alice/Alice A./' nodes/persons/alice.json && grep -q 'Alice A.' nodes/persons/alice.json"#,
+    );
+    // A node without edges goes as any file.
+    ok(
+        &m,
+        "echo '{}' > nodes/concepts/physics.json && rm nodes/concepts/physics.json",
+    );
+    assert_eq!(
+        names(&m.path("quantum_graph/edges/works_for")),
+        ["alice_to_acme.json"]
+    );
+
+    // The neighbourhood, with the effective strength now: 0.8 halved per 365 days.
+    let v = read_json(&m.path("quantum_graph/neighbourhoods/alice.json"));
+    assert_eq!(v["type"], "persons", "{v}");
+    assert_eq!(
+        (v["out_degree"].clone(), v["in_degree"].clone()),
+        (2.into(), 1.into()),
+        "{v}"
+    );
+    let works = v["out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["relation"] == "works_for")
+        .unwrap();
+    assert_eq!(works["node"], "acme");
+    let years = (chrono_now_secs() - 1_577_836_800) as f64 / (365.0 * 86400.0);
+    let expect = 0.8 * 0.5f64.powf(years);
+    let got = works["effective_strength"].as_f64().unwrap();
+    assert!((got - expect).abs() < 0.001, "{got} vs {expect}");
+    assert_eq!(v["in"][0]["node"], "carol", "{v}");
+    assert_eq!(v["in"][0]["effective_strength"], 1.0, "{v}");
+    let listed = names(&m.path("quantum_graph/neighbourhoods"));
+    for id in ["acme.json", "alice.json", "bob.json", "carol.json"] {
+        assert!(listed.iter().any(|n| n == id), "{listed:?}");
+    }
+
+    // Removing with the edges: one line to the control file.
+    ok(&m, "echo organizations/acme > remove_with_edges");
+    assert!(
+        !m.path("quantum_graph/nodes/organizations/acme.json")
+            .exists()
+    );
+    assert!(names(&m.path("quantum_graph/edges/works_for")).is_empty());
+    refused(&m, "echo nobody > remove_with_edges", "No such file");
+    assert_no_dangling_edge(&m.path(G));
+}
+
+fn chrono_now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Writes `path` with `body` and fsyncs it: acknowledged once this returns Ok.
+fn commit(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    f.write_all(body)?;
+    fsync_file(&f)?;
+    close_file(f)
+}
+
+/// A writer building a chain of nodes and edges, and removing every fifth node with its
+/// edges, while the daemon is killed: after the remount, no edge dangles, and every
+/// acknowledged node and edge that no removal touched is there.
+#[test]
+fn kill9_in_the_middle_of_graph_commits_leaves_no_dangling_edge() {
+    let mut m = Mount::new();
+    let g = m.path(G);
+    fs::create_dir(g.join("edges/links")).unwrap();
+    for round in 0..2 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (g, stop) = (g.clone(), stop.clone());
+            thread::spawn(move || {
+                let (mut nodes, mut edges, mut targeted) =
+                    (Vec::new(), Vec::new(), BTreeSet::new());
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let id = format!("r{round}n{i}");
+                    let node = g.join(format!("nodes/concepts/{id}.json"));
+                    if commit(&node, format!("{{\"i\": {i}}}").as_bytes()).is_err() {
+                        break;
+                    }
+                    nodes.push(id.clone());
+                    if i > 0 {
+                        let e = format!("r{round}n{i}_to_r{round}n{}", i - 1);
+                        if commit(
+                            &g.join(format!("edges/links/{e}.json")),
+                            b"{\"strength\": 0.5}",
+                        )
+                        .is_err()
+                        {
+                            break;
+                        }
+                        edges.push(e);
+                    }
+                    if i >= 3 && i % 5 == 0 {
+                        let victim = format!("r{round}n{}", i - 3);
+                        targeted.insert(victim.clone());
+                        if fs::write(g.join("remove_with_edges"), format!("concepts/{victim}\n"))
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    i += 1;
+                }
+                (nodes, edges, targeted)
+            })
+        };
+        thread::sleep(Duration::from_millis(1500));
+        m.kill9();
+        stop.store(true, Ordering::SeqCst);
+        let (nodes, edges, targeted) = writer.join().unwrap();
+        assert!(
+            nodes.len() > 10,
+            "round {round}: only {} nodes acknowledged",
+            nodes.len()
+        );
+        m.remount();
+        assert_no_dangling_edge(&g);
+        for id in nodes.iter().filter(|id| !targeted.contains(*id)) {
+            assert!(
+                g.join(format!("nodes/concepts/{id}.json")).exists(),
+                "round {round}: acknowledged node {id} lost"
+            );
+        }
+        for e in &edges {
+            let (a, b) = e.split_once("_to_").unwrap();
+            if !targeted.contains(a) && !targeted.contains(b) {
+                assert!(
+                    g.join(format!("edges/links/{e}.json")).exists(),
+                    "round {round}: acknowledged edge {e} lost"
+                );
+            }
+        }
+        eprintln!(
+            "round {round}: {} nodes, {} edges acknowledged, {} removals asked",
+            nodes.len(),
+            edges.len(),
+            targeted.len()
+        );
+    }
+}
+
+/// `tar` and `rsync` copy the graph out exactly, and back into an empty graph (nodes
+/// first, then edges: an edge can only join existing nodes).
+#[test]
+fn tar_and_rsync_round_trip_nodes_and_edges() {
+    let m = Mount::new();
+    ok(
+        &m,
+        r#"for i in 1 2 3 4 5; do echo "{\"name\": \"p$i\"}" > nodes/persons/p$i.json; done &&
+           echo '{"name": "Acme"}' > nodes/organizations/acme.json &&
+           for i in 1 2 3 4 5; do echo "{\"strength\": 0.$i}" > edges/works_for/p${i}_to_acme.json; done &&
+           echo '{}' > edges/collaborates_with/p1_to_p2.json"#,
+    );
+    let out = m.scratch().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let g = m.path(G);
+    let tar = format!(
+        "tar -C {} -cf - nodes edges | tar -C {} -xf -",
+        shq(&g),
+        shq(&out)
+    );
+    assert!(sh_output(&tar).status.success());
+    let diff = sh_output(&format!(
+        "diff -r {} {} && diff -r {} {}",
+        shq(g.join("nodes")),
+        shq(out.join("nodes")),
+        shq(g.join("edges")),
+        shq(out.join("edges"))
+    ));
+    assert!(diff.status.success(), "{}", stdout(&diff));
+
+    // Back into an empty graph: remove everything, then restore.
+    ok(
+        &m,
+        "for n in nodes/*/*.json; do t=${n#nodes/}; echo ${t%.json} > remove_with_edges; done",
+    );
+    assert!(names(&g.join("edges/works_for")).is_empty());
+    let back = sh_output(&format!(
+        "rsync -a {}/nodes/ {}/nodes/ && rsync -a {}/edges/ {}/edges/",
+        shq(&out),
+        shq(&g),
+        shq(&out),
+        shq(&g)
+    ));
+    assert!(back.status.success(), "{}", stderr(&back));
+    let diff = sh_output(&format!(
+        "diff -r {} {}/nodes && diff -r {}/edges {}/edges",
+        shq(out.join("nodes")),
+        shq(&g),
+        shq(&out),
+        shq(&g)
+    ));
+    assert!(diff.status.success(), "{}", stdout(&diff));
+    let v: Value = read_json(&g.join("neighbourhoods/acme.json"));
+    assert_eq!(v["in_degree"], 5, "{v}");
+    assert_no_dangling_edge(&g);
+}

@@ -1,0 +1,161 @@
+//! The graph as the region holds it in memory: nodes by id, edges by their ends. Built
+//! from the stored files at start, and kept in step with them by every change of a
+//! name in the graph's directories (under the region's hold, so that what a check saw
+//! is what the next change meets).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// The type directory it is in.
+    pub kind: String,
+    pub ino: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EdgeKey {
+    pub relation: String,
+    pub a: String,
+    pub b: String,
+}
+
+#[derive(Default)]
+pub struct Graph {
+    nodes: HashMap<String, Node>,
+    edges: BTreeMap<EdgeKey, u64>,
+    /// Each node's edges, either way.
+    touching: HashMap<String, BTreeSet<EdgeKey>>,
+}
+
+impl Graph {
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.get(id)
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.nodes.iter()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.edges.len()
+    }
+
+    pub fn set_node(&mut self, id: &str, kind: &str, ino: u64) {
+        self.nodes.insert(
+            id.to_string(),
+            Node {
+                kind: kind.to_string(),
+                ino,
+            },
+        );
+    }
+
+    /// Forgets node `id` if it is the one of type `kind`.
+    pub fn remove_node(&mut self, id: &str, kind: &str) {
+        if self.nodes.get(id).is_some_and(|n| n.kind == kind) {
+            self.nodes.remove(id);
+        }
+    }
+
+    /// Forgets every node of type `kind` (its directory went or was renamed).
+    pub fn remove_type(&mut self, kind: &str) {
+        self.nodes.retain(|_, n| n.kind != kind);
+    }
+
+    pub fn set_edge(&mut self, key: EdgeKey, ino: u64) {
+        for end in [&key.a, &key.b] {
+            self.touching
+                .entry(end.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        self.edges.insert(key, ino);
+    }
+
+    pub fn remove_edge(&mut self, key: &EdgeKey) {
+        if self.edges.remove(key).is_none() {
+            return;
+        }
+        for end in [&key.a, &key.b] {
+            if let Some(set) = self.touching.get_mut(end) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.touching.remove(end);
+                }
+            }
+        }
+    }
+
+    /// Forgets every edge of `relation` (its directory went or was renamed).
+    pub fn remove_relation(&mut self, relation: &str) {
+        let gone: Vec<EdgeKey> = self
+            .edges
+            .keys()
+            .filter(|k| k.relation == relation)
+            .cloned()
+            .collect();
+        for k in &gone {
+            self.remove_edge(k);
+        }
+    }
+
+    pub fn edge(&self, key: &EdgeKey) -> Option<u64> {
+        self.edges.get(key).copied()
+    }
+
+    /// The edges from or to `id`, in order.
+    pub fn edges_of(&self, id: &str) -> Vec<EdgeKey> {
+        self.touching
+            .get(id)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every edge whose end is not a node: empty whenever the region's rules held.
+    pub fn dangling(&self) -> Vec<&EdgeKey> {
+        self.edges
+            .keys()
+            .filter(|k| !self.nodes.contains_key(&k.a) || !self.nodes.contains_key(&k.b))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(r: &str, a: &str, b: &str) -> EdgeKey {
+        EdgeKey {
+            relation: r.into(),
+            a: a.into(),
+            b: b.into(),
+        }
+    }
+
+    #[test]
+    fn edges_are_found_from_both_ends_and_go_with_their_relation() {
+        let mut g = Graph::default();
+        g.set_node("alice", "persons", 1);
+        g.set_node("acme", "organizations", 2);
+        g.set_node("bob", "persons", 3);
+        g.set_edge(key("works_for", "alice", "acme"), 10);
+        g.set_edge(key("knows", "alice", "bob"), 11);
+        assert_eq!(g.edges_of("alice").len(), 2);
+        assert_eq!(g.edges_of("acme"), [key("works_for", "alice", "acme")]);
+        assert!(g.dangling().is_empty());
+        g.remove_relation("knows");
+        assert_eq!(g.edges_of("bob"), []);
+        assert_eq!(g.edge_count(), 1);
+        g.remove_node("acme", "persons");
+        assert!(g.node("acme").is_some(), "only the node of that type goes");
+        g.remove_type("organizations");
+        assert_eq!(g.dangling(), [&key("works_for", "alice", "acme")]);
+        g.remove_edge(&key("works_for", "alice", "acme"));
+        assert_eq!(g.edges_of("alice"), []);
+        assert!(g.dangling().is_empty());
+    }
+}

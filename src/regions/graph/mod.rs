@@ -1,0 +1,184 @@
+//! `quantum_graph/`: nodes and edges as records, kept consistent. A node is
+//! `nodes/<type>/<id>.json` (a JSON object), an edge `edges/<relation>/<a>_to_<b>.json`
+//! (see `body`); ids are unique across types (`names`). The region holds the graph in
+//! memory (`index`, kept in step by `track`) and admits only changes that keep every
+//! edge's ends existing: an edge whose end is missing is refused (`EINVAL`), a node with
+//! edges cannot be removed or renamed to another id (`EBUSY`) — writing its name to
+//! `quantum_graph/remove_with_edges` removes it with its edges in one atomic step
+//! (`cascade`). Each change is checked and made under the region's hold, and the log
+//! keeps changes in order, so no prefix of them — what a crash leaves — holds a dangling
+//! edge. `neighbourhoods/<id>.json` shows each node's edges (`views`).
+
+mod body;
+mod cascade;
+mod index;
+mod names;
+mod track;
+mod views;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::engine::Attr;
+use crate::error::{Error, Result};
+use crate::regions::{Cx, Dir, Generated, Naming, Region, Rule, Sink, Tag};
+
+use self::index::Graph;
+
+pub const TAG: Tag = 10;
+pub const TOP: &str = "quantum_graph";
+pub const NODES: &str = "quantum_graph/nodes";
+pub const EDGES: &str = "quantum_graph/edges";
+pub const NEIGHBOURHOODS: &str = "quantum_graph/neighbourhoods";
+/// The control file: each line written names a node to remove with its edges.
+pub const REMOVE_WITH_EDGES: &str = "remove_with_edges";
+
+/// What the region's requests share.
+#[derive(Default)]
+pub struct Shared {
+    /// Held from a check of names until the change is made (`Region::hold`).
+    hold: Mutex<()>,
+    graph: Mutex<Graph>,
+}
+
+impl Shared {
+    fn graph(&self) -> MutexGuard<'_, Graph> {
+        self.graph.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn hold(&self) -> MutexGuard<'_, ()> {
+        self.hold.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Default)]
+pub struct QuantumGraph {
+    shared: Arc<Shared>,
+}
+
+/// Where a directory is in the graph.
+#[derive(Debug, PartialEq, Eq)]
+enum Place {
+    Top,
+    /// `nodes/`, holding one directory per type.
+    Types,
+    /// `edges/`, holding one directory per relation.
+    Relations,
+    Type(String),
+    Relation(String),
+    Neighbourhoods,
+    Other,
+}
+
+fn place(cx: &Cx<'_>, dir: &Dir) -> Place {
+    if let Some(seed) = dir.seed {
+        match seed.path {
+            TOP => return Place::Top,
+            NODES => return Place::Types,
+            EDGES => return Place::Relations,
+            NEIGHBOURHOODS => return Place::Neighbourhoods,
+            _ => {}
+        }
+    }
+    let path = cx.store.path_of(dir.ino);
+    match path.as_slice() {
+        [top, mid, name] if top == TOP.as_bytes() => {
+            let name = String::from_utf8_lossy(name).into_owned();
+            match mid.as_slice() {
+                b"nodes" => Place::Type(name),
+                b"edges" => Place::Relation(name),
+                _ => Place::Other,
+            }
+        }
+        _ => Place::Other,
+    }
+}
+
+impl Region for QuantumGraph {
+    fn name(&self) -> &'static str {
+        "graph"
+    }
+
+    fn tag(&self) -> Tag {
+        TAG
+    }
+
+    fn data_format(&self) -> &'static str {
+        "Graph nodes and edges: JSON objects, edges only between existing nodes"
+    }
+
+    fn purpose_of_user_dir(&self, name: &str, _attr: &Attr) -> String {
+        format!("Graph collection '{name}'")
+    }
+
+    /// By the name alone: an id cannot hold `_to_`, so `<a>_to_<b>.json` is an edge and
+    /// any other `.json` a node (`admit` refuses each in the other's directories).
+    fn rule(&self, _dir: &Dir, name: &[u8]) -> Option<Rule> {
+        if !name.ends_with(b".json") {
+            return None;
+        }
+        Some(match names::edge_ends(name) {
+            Some(_) => body::rule("graph-edge", "edge", |v| body::parse_edge(v).map(|_| ())),
+            None => body::rule("graph-node", "node", body::check_node),
+        })
+    }
+
+    fn hold(&self) -> Option<MutexGuard<'_, ()>> {
+        Some(self.shared.hold())
+    }
+
+    fn admit(&self, cx: &Cx<'_>, dir: &Dir, name: &[u8], change: Naming<'_>) -> Result<()> {
+        let res = track::admit(&self.shared, &place(cx, dir), name, change, |d| {
+            place(cx, d)
+        });
+        if let Err(e) = &res {
+            log::warn!(
+                "{}/{}: refused: {e}",
+                crate::namespace::join(&cx.store.path_of(dir.ino)),
+                String::from_utf8_lossy(name)
+            );
+        }
+        res
+    }
+
+    fn entry_changed(&self, cx: &Cx<'_>, dir: &Dir, name: &[u8]) {
+        track::entry_changed(&self.shared, cx, dir, &place(cx, dir), name);
+    }
+
+    fn views(&self, _cx: &Cx<'_>, dir: &Dir) -> Vec<String> {
+        if dir.is_seed(TOP) {
+            return vec![REMOVE_WITH_EDGES.to_string()];
+        }
+        if dir.is_seed(NEIGHBOURHOODS) {
+            return views::names(&self.shared.graph());
+        }
+        Vec::new()
+    }
+
+    fn generate(&self, cx: &Cx<'_>, dir: &Dir, name: &str) -> Option<Generated> {
+        if dir.is_seed(TOP) && name == REMOVE_WITH_EDGES {
+            return Some(Generated::Document(Vec::new()));
+        }
+        if !dir.is_seed(NEIGHBOURHOODS) {
+            return None;
+        }
+        let id = name.strip_suffix(".json")?;
+        // Effective strengths decay with time, without the engine's state moving.
+        views::neighbourhood(cx, &self.shared.graph(), id).map(Generated::Fresh)
+    }
+
+    fn takes_writes(&self, _cx: &Cx<'_>, dir: &Dir, name: &[u8]) -> bool {
+        dir.is_seed(TOP) && name == REMOVE_WITH_EDGES.as_bytes()
+    }
+
+    fn sink(&self, cx: &Cx<'_>, dir: &Dir, name: &[u8], _truncate: bool) -> Result<Box<dyn Sink>> {
+        if !self.takes_writes(cx, dir, name) {
+            return Err(Error::ReadOnlyView);
+        }
+        Ok(Box::new(cascade::Cascade::new(self.shared.clone())))
+    }
+
+    /// Reads the graph from its files.
+    fn start(&self, cx: &Cx<'_>) -> Result<()> {
+        track::load(&self.shared, cx)
+    }
+}
