@@ -8,6 +8,7 @@
 //! Adding a region: a module implementing [`Region`], one line in [`Regions::builtin`],
 //! and its directories in the seed table.
 
+pub mod appended;
 pub mod cache_state;
 pub mod config;
 pub mod cosmic_logs;
