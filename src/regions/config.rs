@@ -15,6 +15,7 @@ use crate::regions::json::JsonCheck;
 use crate::regions::observatory;
 use crate::regions::records::json_rule;
 use crate::regions::temporal::policy::{self, Policies};
+use crate::regions::tiering;
 use crate::regions::{Check, Cx, Dir, Region, Removal, Rule, Tag, pretty};
 
 pub const SHARD_TOPOLOGY: &str = "shard_topology.json";
@@ -29,6 +30,8 @@ const RETIRED: [&str; 2] = ["physics_constants.json", "entanglement_rules.json"]
 pub const TEMPORAL_POLICIES: &str = policy::FILE;
 /// The observatory's sampling and alerts (`regions::observatory::settings`).
 pub const OBSERVATORY: &str = observatory::settings::FILE;
+/// Moves between tiers by themselves (`regions::tiering::policy`).
+pub const TIERING_POLICY: &str = tiering::policy::FILE;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -219,6 +222,7 @@ fn validate(name: &str, bytes: &[u8]) -> Result<()> {
         UNIVERSE_PARAMETERS => parse::<UniverseParameters>(name, bytes)?.check(),
         TEMPORAL_POLICIES => Policies::parse(bytes).map(|_| ()),
         OBSERVATORY => observatory::settings::Settings::parse(bytes).map(|_| ()),
+        TIERING_POLICY => tiering::policy::Policy::parse(bytes).map(|_| ()),
         _ => Err(invalid(name, "not a configuration file this daemon knows")),
     }
 }
@@ -266,6 +270,7 @@ impl Configuration {
             UNIVERSE_PARAMETERS,
             TEMPORAL_POLICIES,
             OBSERVATORY,
+            TIERING_POLICY,
         ]
         .into_iter()
         .find(|k| k.as_bytes() == name)
@@ -415,7 +420,7 @@ impl Region for Configuration {
         if dir.is_seed(DIR) && name.ends_with(b".json") && Self::known(name).is_none() {
             return Err(Error::InvalidRecord(format!(
                 "{}: not a configuration file this daemon knows (it reads {SHARD_TOPOLOGY}, \
-                 {UNIVERSE_PARAMETERS}, {TEMPORAL_POLICIES} and {OBSERVATORY})",
+                 {UNIVERSE_PARAMETERS}, {TEMPORAL_POLICIES}, {OBSERVATORY} and {TIERING_POLICY})",
                 String::from_utf8_lossy(name)
             )));
         }
@@ -452,6 +457,11 @@ impl Region for Configuration {
             let defaults = observatory::settings::Settings::default();
             cx.store
                 .put(dir, OBSERVATORY.as_bytes(), &pretty(&defaults))?;
+        }
+        if cx.store.lookup(dir, TIERING_POLICY.as_bytes()).is_err() {
+            let defaults = tiering::policy::Policy::default();
+            cx.store
+                .put(dir, TIERING_POLICY.as_bytes(), &pretty(&defaults))?;
         }
         let stored = Self::read(cx, dir, UNIVERSE_PARAMETERS)
             .and_then(|b| parse::<UniverseParameters>(UNIVERSE_PARAMETERS, &b).ok());

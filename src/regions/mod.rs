@@ -12,13 +12,16 @@ pub mod appended;
 pub mod cache_state;
 pub mod config;
 pub mod cosmic_logs;
+pub mod entropy;
 pub mod json;
 pub mod manifest;
 pub mod observatory;
 pub mod records;
 pub mod spacetime;
 pub mod temporal;
+pub mod tiering;
 pub mod universe;
+pub mod wormholes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -280,6 +283,13 @@ pub trait Region: Send + Sync {
         Removal::Gone
     }
 
+    /// Fields this region adds to the `_manifest.json` of `dir`, whichever region owns it:
+    /// what it knows of the directory that the directory's own region does not (e.g. the
+    /// moves of its records between tiers).
+    fn manifest_fields(&self, _cx: &Cx<'_>, _dir: &Dir) -> Vec<(&'static str, serde_json::Value)> {
+        Vec::new()
+    }
+
     /// Once at start, when the seed hierarchy exists: the region's own files, their
     /// migration from older builds, and whatever the daemon must obey from them.
     fn start(&self, _cx: &Cx<'_>) -> Result<()> {
@@ -305,6 +315,10 @@ impl Regions {
         r.register(Box::new(cosmic_logs::CosmicLogs))?;
         r.register(Box::new(temporal::Temporal::new()))?;
         r.register(Box::new(observatory::Observatory::new()))?;
+        // Both show the tiering: the one state they share, made here.
+        let tiering = Arc::new(tiering::Tiering::new());
+        r.register(Box::new(entropy::Entropy::new(tiering.clone())))?;
+        r.register(Box::new(wormholes::Wormholes::new(tiering)))?;
         Ok(r)
     }
 

@@ -512,6 +512,7 @@ fn an_older_data_directory_is_migrated_to_the_regions_of_this_build() {
             config::OBSERVATORY,
             config::SHARD_TOPOLOGY,
             config::TEMPORAL_POLICIES,
+            config::TIERING_POLICY,
             config::UNIVERSE_PARAMETERS
         ],
         "retired files are gone"
@@ -723,8 +724,9 @@ fn special_files_are_stored_as_metadata_and_survive_a_restart() {
             .iter()
             .map(|s| s.records)
             .sum::<u64>(),
-        4,
-        "special files are not records (the four configuration files are)"
+        7,
+        "special files are not records (the five configuration files and entropy's history \
+         and rebalancing log are)"
     );
 }
 
