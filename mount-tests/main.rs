@@ -23,6 +23,8 @@
 //!   refused with EINVAL, changing nothing
 //! - `temporal`: streams appended, checked, routed, rolled up, read by range, across
 //!   concurrent writers, maintenance and `kill -9`
+//! - `tiers`: `entropy/` and `wormholes/`: balance, moves by `mv` and by the tiering
+//!   policy, routing tables, open handles, traffic and the GraphML topology
 //! - `large`: 1 GiB file with bounded daemon memory (also renamed onto a record
 //!   name), 100,000-entry directory
 
@@ -41,4 +43,5 @@ mod posix;
 mod records;
 mod roundtrip;
 mod temporal;
+mod tiers;
 mod tools;
