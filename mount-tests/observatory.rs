@@ -9,30 +9,12 @@ const REAL_TIME: &str = "observatory/metrics/real_time.json";
 const SETTINGS: &str = "configuration/observatory.json";
 
 fn settings(m: &Mount, changes: Value) {
-    let mut s = read_json(&m.path(SETTINGS));
-    for (k, v) in changes.as_object().unwrap() {
-        if let (Some(inner), Some(obj)) = (s.get_mut(k), v.as_object()) {
-            for (ik, iv) in obj {
-                inner[ik] = iv.clone();
-            }
-        } else {
-            s[k] = v.clone();
-        }
-    }
-    write_file(&m.path(SETTINGS), s.to_string().as_bytes()).expect("a valid edit");
+    edit_json(&m.path(SETTINGS), changes);
 }
 
 /// Waits until `pred` holds of the JSON at `rel` (up to 10 s); returns it.
 fn wait_for(m: &Mount, rel: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = read_json(&m.path(rel));
-        if pred(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: {v}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_json(&m.path(rel), 10, what, pred)
 }
 
 #[test]

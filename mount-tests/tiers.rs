@@ -16,11 +16,7 @@ const HOT_USERS: &str = "spacetime/hot_data/particles/users";
 
 /// Sets fields of the tiering policy (a checked edit).
 fn policy(m: &Mount, changes: Value) {
-    let mut p = read_json(&m.path(POLICY));
-    for (k, v) in changes.as_object().unwrap() {
-        p[k] = v.clone();
-    }
-    write_file(&m.path(POLICY), p.to_string().as_bytes()).expect("a valid edit");
+    edit_json(&m.path(POLICY), changes);
 }
 
 /// A generated file that moves without the engine is kept for a second once rendered:
@@ -31,16 +27,8 @@ fn fresh_json(m: &Mount, rel: &str) -> Value {
 }
 
 /// Waits until `pred` holds (up to 15 s), reading `rel` as JSON; returns it.
-fn wait_json(m: &Mount, rel: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let v = read_json(&m.path(rel));
-        if pred(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: {v}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn wait(m: &Mount, rel: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    wait_json(&m.path(rel), 15, what, pred)
 }
 
 /// The rebalancing log's lines, each parsed (jq must accept the file too).
@@ -280,7 +268,7 @@ fn active_connections_count_a_handle_while_it_is_open() {
     put(&f, b"{}");
     let reader = |v: &Value| v["regions"]["records"]["reader"].as_u64().unwrap_or(0);
     let held = fs::File::open(&f).unwrap();
-    let v = wait_json(&m, CONNECTIONS, "the held file", |v| reader(v) == 1);
+    let v = wait(&m, CONNECTIONS, "the held file", |v| reader(v) == 1);
     assert_eq!(v["tiers"]["hot_data"]["reader"], 1, "{v}");
     assert!(
         v["files"]
@@ -292,22 +280,16 @@ fn active_connections_count_a_handle_while_it_is_open() {
     );
     assert!(v["open"]["reader"].as_u64().unwrap() >= 1, "{v}");
     drop(held);
-    wait_json(&m, CONNECTIONS, "closed", |v| reader(v) == 0);
+    wait(&m, CONNECTIONS, "closed", |v| reader(v) == 0);
 }
 
 #[test]
 fn topology_opens_in_networkx_and_every_generated_file_agrees_with_stat() {
     let m = Mount::new();
-    write_file(
+    edit_json(
         &m.path("configuration/observatory.json"),
-        {
-            let mut s = read_json(&m.path("configuration/observatory.json"));
-            s["sample_interval_secs"] = 1.into();
-            s.to_string()
-        }
-        .as_bytes(),
-    )
-    .unwrap();
+        serde_json::json!({ "sample_interval_secs": 1 }),
+    );
     let users = m.path(HOT_USERS);
     for i in 0..20 {
         put(&users.join(format!("u{i}.json")), b"{\"n\":1}");
@@ -317,7 +299,7 @@ fn topology_opens_in_networkx_and_every_generated_file_agrees_with_stat() {
             get(&users.join(format!("u{i}.json")));
         }
     }
-    let traffic = wait_json(&m, "wormholes/network_analytics.json", "traffic", |v| {
+    let traffic = wait(&m, "wormholes/network_analytics.json", "traffic", |v| {
         v["tiers"]["hot_data"]["reads"].as_u64().unwrap_or(0) >= 60
     });
     assert!(

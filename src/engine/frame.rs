@@ -140,6 +140,21 @@ impl Fields<'_> {
     }
 }
 
+/// For the tests of a [`seal`]ed file's decoder: every flipped byte and every cut of
+/// `bytes` is refused (`decodes` says whether a buffer decoded).
+#[cfg(test)]
+pub fn assert_damage_is_caught(bytes: &[u8], decodes: impl Fn(&[u8]) -> bool) {
+    assert!(decodes(bytes), "the intact file decodes");
+    for i in 0..bytes.len() {
+        let mut d = bytes.to_vec();
+        d[i] ^= 0x01;
+        assert!(!decodes(&d), "flip at {i}");
+    }
+    for cut in 0..bytes.len() {
+        assert!(!decodes(&bytes[..cut]), "cut at {cut}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,3 +101,28 @@ impl Appended {
             .collect())
     }
 }
+
+/// The fields of one line of a CSV history a region appends (no quoting: no field holds a
+/// comma).
+pub struct Columns<'a>(Vec<&'a str>);
+
+impl<'a> Columns<'a> {
+    /// `line`'s fields, if it has `n` of them.
+    pub fn of(line: &'a str, n: usize) -> Option<Columns<'a>> {
+        let f: Vec<&str> = line.trim_end().split(',').collect();
+        (f.len() == n).then_some(Columns(f))
+    }
+
+    pub fn int(&self, i: usize) -> Option<u64> {
+        self.0.get(i)?.parse().ok()
+    }
+
+    pub fn num(&self, i: usize) -> Option<f64> {
+        self.0.get(i)?.parse().ok()
+    }
+
+    /// An RFC 3339 instant, in µs since the epoch.
+    pub fn time(&self, i: usize) -> Option<crate::regions::temporal::time::Micros> {
+        crate::regions::temporal::time::parse_rfc3339(self.0.get(i)?).ok()
+    }
+}

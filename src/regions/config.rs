@@ -134,15 +134,7 @@ impl UniverseParameters {
     }
 
     fn check(&self) -> Result<()> {
-        for ((key, lo, hi), v) in RANGES.iter().zip(self.values()) {
-            if !(*lo..=*hi).contains(&v) {
-                return Err(invalid(
-                    UNIVERSE_PARAMETERS,
-                    &format!("{key} must be between {lo} and {hi}, not {v}"),
-                ));
-            }
-        }
-        Ok(())
+        check_ranges(UNIVERSE_PARAMETERS, &RANGES, &self.values())
     }
 
     fn apply(&self, s: &mut Settings) {
@@ -202,6 +194,20 @@ impl<T: Clone + Default> Watched<T> {
 
 fn invalid(name: &str, why: &str) -> Error {
     Error::InvalidRecord(format!("{name}: {why}"))
+}
+
+/// Each setting of `file` within its accepted range: `ranges` names them (with the
+/// range), `values` gives them in the same order.
+pub fn check_ranges(file: &str, ranges: &[(&str, u64, u64)], values: &[u64]) -> Result<()> {
+    for ((key, lo, hi), v) in ranges.iter().zip(values) {
+        if !(lo..=hi).contains(&v) {
+            return Err(invalid(
+                file,
+                &format!("{key} must be between {lo} and {hi}, not {v}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One of the obeyed files parsed into its schema; a refusal names the file, the line and

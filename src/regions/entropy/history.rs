@@ -2,6 +2,7 @@
 //! `configuration/observatory.json` (the observatory's, so both histories line up), kept
 //! across restarts and bounded by its `history_rows`.
 
+use crate::regions::appended::Columns;
 use crate::regions::temporal::time::{self, Micros};
 
 use super::balance::Balance;
@@ -48,22 +49,18 @@ impl Row {
 
     /// A row as `csv` wrote it (None for the header or a line of another shape).
     pub fn parse(line: &str) -> Option<Row> {
-        let f: Vec<&str> = line.trim_end().split(',').collect();
-        if f.len() != COLUMNS {
-            return None;
-        }
-        let int = |i: usize| f[i].parse::<u64>().ok();
-        let num = |i: usize| f[i].parse::<f64>().ok();
+        let c = Columns::of(line, COLUMNS)?;
+        let ints = |from: usize| Some([c.int(from)?, c.int(from + 1)?, c.int(from + 2)?]);
         Some(Row {
-            at: time::parse_rfc3339(f[0]).ok()?,
+            at: c.time(0)?,
             balance: Balance {
-                records: [int(1)?, int(2)?, int(3)?],
-                bytes: [int(4)?, int(5)?, int(6)?],
+                records: ints(1)?,
+                bytes: ints(4)?,
             },
-            records_entropy: num(7)?,
-            bytes_entropy: num(8)?,
-            temperature: [num(9)?, num(10)?, num(11)?],
-            moves: int(12)?,
+            records_entropy: c.num(7)?,
+            bytes_entropy: c.num(8)?,
+            temperature: [c.num(9)?, c.num(10)?, c.num(11)?],
+            moves: c.int(12)?,
         })
     }
 }
@@ -73,7 +70,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rows_round_trip_through_csv() {
+    fn a_row_reads_back_as_written() {
         let r = Row {
             at: 1_780_000_000_000_000,
             balance: Balance {

@@ -72,13 +72,7 @@ impl Policy {
     }
 
     pub fn check(&self) -> Result<()> {
-        for ((key, lo, hi), v) in RANGES.iter().zip(self.values()) {
-            if !(*lo..=*hi).contains(&v) {
-                return Err(invalid(&format!(
-                    "{key} must be between {lo} and {hi}, not {v}"
-                )));
-            }
-        }
+        crate::regions::config::check_ranges(FILE, &RANGES, &self.values())?;
         if self.promote_after_reads == 0 {
             return Err(invalid("promote_after_reads must be at least 1"));
         }
