@@ -81,7 +81,7 @@ fn candidate_inodes(r: &Value) -> Vec<u64> {
 
 #[test]
 fn a_users_mv_between_tiers_is_logged_and_moves_the_counts_by_one() {
-    let m = Mount::new();
+    let mut m = Mount::new();
     let alice = m.path(&format!("{HOT_USERS}/alice.json"));
     put(&alice, b"{\"name\":\"alice\"}");
     fs::create_dir(m.path("spacetime/cold_data/particles/users")).unwrap();
@@ -130,6 +130,9 @@ fn a_users_mv_between_tiers_is_logged_and_moves_the_counts_by_one() {
         .unwrap_or_default();
     assert_eq!(route["moves"], 1, "{analytics}");
     assert_eq!(route["bytes_moved"], 16, "{analytics}");
+    // The log is a file of the universe: it survives a restart.
+    m.remount();
+    assert!(log_lines(&m).iter().any(|l| l["key"] == "users/alice"));
 }
 
 #[test]
@@ -169,6 +172,7 @@ fn the_policy_demotes_an_untouched_record_and_keeps_one_being_read() {
     assert_eq!(fs::metadata(&warm_idle).unwrap().ino(), idle_ino);
     assert_eq!(get(&warm_idle), b"{\"idle\":true}");
     let hot = names(&m.path(HOT_USERS));
+    assert!(!idle.exists(), "the kernel forgot the old name");
     assert!(hot.contains(&"busy.json".to_string()), "{hot:?}");
     assert!(!hot.contains(&"idle.json".to_string()), "{hot:?}");
     let line = wait_logged(&m, |l| l["key"] == "users/idle");
@@ -405,4 +409,34 @@ print(g.number_of_nodes(), g.number_of_edges())
         &[libc::EACCES],
         "a generated file",
     );
+}
+
+#[test]
+fn the_policy_promotes_a_cold_record_read_often() {
+    let m = Mount::new();
+    let cold = m.path("spacetime/cold_data/particles/orders");
+    fs::create_dir(&cold).unwrap();
+    put(&cold.join("o1.json"), b"{\"o\":1}");
+    put(&cold.join("o2.json"), b"{\"o\":2}");
+    for _ in 0..5 {
+        get(&cold.join("o1.json"));
+    }
+    policy(
+        &m,
+        serde_json::json!({
+            "enabled": true, "promote_after_reads": 5, "promote_window_secs": 60,
+            "interval_secs": 1,
+        }),
+    );
+    let line = wait_logged(&m, |l| l["key"] == "orders/o1");
+    assert_eq!(
+        (&line["from"], &line["to"]),
+        (&"cold_data".into(), &"hot_data".into())
+    );
+    assert_eq!(line["reason"], "read 5 times in 60 s", "{line}");
+    assert_eq!(
+        get(&m.path("spacetime/hot_data/particles/orders/o1.json")),
+        b"{\"o\":1}"
+    );
+    assert_eq!(names(&cold), ["o2.json"], "the one read once stays");
 }

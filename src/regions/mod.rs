@@ -79,6 +79,9 @@ pub struct Cx<'a> {
     /// Tells the kernel that a file changed behind its back (a region appended to it
     /// itself): whatever it cached of the file goes, so `tail -f` sees the new size.
     pub changed: &'a dyn Fn(u64),
+    /// Tells the kernel that a name in a directory went behind its back (a region moved
+    /// the file itself): a lookup of it asks again rather than finding the file there.
+    pub gone: &'a dyn Fn(u64, &[u8]),
     /// The files open now.
     pub open: &'a dyn OpenFiles,
 }

@@ -205,6 +205,8 @@ fn move_one(cx: &Cx<'_>, c: &Candidate) -> crate::error::Result<Option<Move>> {
         return Ok(None);
     }
     cx.store.rename(c.parent, &c.name, target.ino, &c.name)?;
+    // The kernel may still hold the old name (and the parents' attributes).
+    (cx.gone)(c.parent, &c.name);
     (cx.changed)(c.parent);
     (cx.changed)(target.ino);
     Ok(Some(Move {
