@@ -87,8 +87,11 @@ fn unheard_name(_: u64, _: &[u8]) {}
 /// attributes, and to a directory's names.
 pub struct Listener {
     pub changed: Box<dyn Fn(u64) + Send + Sync>,
-    pub gone: Box<dyn Fn(u64, &[u8]) + Send + Sync>,
+    pub gone: Box<NameGone>,
 }
+
+/// Hears that `name` went from directory `parent`.
+pub type NameGone = dyn Fn(u64, &[u8]) + Send + Sync;
 
 /// A directory entry: the directory's inode and the name in it.
 type Entry = (u64, Box<[u8]>);

@@ -2,7 +2,8 @@
 //! counters (reads and commits of the files in a directory since the mount), so rates over
 //! a period come from differences. A tier's traffic is that of its record directories (its
 //! `particles/` type directories); a region's, that of its seed directories and the
-//! directories made right below them (a user's type directory, a stream's partition).
+//! directories made right below those that are not data directories (a user's type
+//! directory, a stream's partition).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -59,7 +60,7 @@ impl Point {
             }
         }
         let mut regions: BTreeMap<(&'static str, Tier), Ops> = BTreeMap::new();
-        for (&ino, _) in cx.seeds.iter() {
+        for (&ino, seed) in cx.seeds.iter() {
             let Ok(dir) = cx.store.getattr(ino) else {
                 continue;
             };
@@ -68,6 +69,10 @@ impl Point {
                 .entry((name, dir.tier))
                 .or_default()
                 .add(cx.store.dir_counters(ino));
+            // A data directory may hold a great many records: not listed every tick.
+            if seed.data {
+                continue;
+            }
             for (_, a) in cx.store.readdir_names(ino).unwrap_or_default() {
                 if a.kind == Kind::Dir && !cx.seeds.contains_key(&a.ino) {
                     let name = cx.regions.by_tag(a.tag).name();
