@@ -14,6 +14,7 @@ const TOPOLOGY: &str = "shard_topology.json";
 const PARAMS: &str = "universe_parameters.json";
 const POLICIES: &str = "temporal_policies.json";
 const OBSERVATORY: &str = "observatory.json";
+const TIERING: &str = "tiering_policy.json";
 const MIB: u64 = 1 << 20;
 
 /// What a fresh universe starts with (serde_json's pretty printing).
@@ -137,7 +138,14 @@ fn configuration_holds_exactly_the_files_the_daemon_obeys() {
     let m = Mount::new();
     assert_eq!(
         names(&m.path(CONF)),
-        ["_manifest.json", OBSERVATORY, TOPOLOGY, POLICIES, PARAMS],
+        [
+            "_manifest.json",
+            OBSERVATORY,
+            TOPOLOGY,
+            POLICIES,
+            TIERING,
+            PARAMS
+        ],
         "configuration/ lists its manifest and the files the daemon obeys"
     );
     for (name, want) in [

@@ -81,7 +81,7 @@ fn records_read_together_are_prefetched_together() {
     flush_cache(&m);
     let before = prefetched(&read_json(&m.path(RELATIONSHIPS)));
     get(&users.join("a0.json"));
-    wait_for(&m, RELATIONSHIPS, "partners prefetched", |v| {
+    wait_json(&m.path(RELATIONSHIPS), 10, "partners prefetched", |v| {
         prefetched(v) >= before + 8
     });
     let (h0, m0) = cache(&m);

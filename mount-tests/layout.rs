@@ -132,6 +132,8 @@ fn region_of(rel: &str) -> &'static str {
         r if r.starts_with("temporal/") => "temporal",
         "observatory" => "observatory",
         r if r.starts_with("observatory/") => "observatory",
+        "entropy" => "entropy",
+        "wormholes" | "wormholes/routing_tables" => "wormholes",
         "quantum_graph/nodes" | "quantum_graph/edges" => "records",
         r if tier(r) => "spacetime",
         r if particles(r) || is_data_dir(r) => "records",

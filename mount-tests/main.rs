@@ -26,6 +26,8 @@
 //! - `entanglement`: records read together are prefetched together, kept across restarts
 //! - `graph`: nodes and edges kept whole (no dangling edge, also after `kill -9`), views,
 //!   tar/rsync round trips
+//! - `tiers`: `entropy/` and `wormholes/`: balance, moves by `mv` and by the tiering
+//!   policy, routing tables, open handles, traffic and the GraphML topology
 //! - `large`: 1 GiB file with bounded daemon memory (also renamed onto a record
 //!   name), 100,000-entry directory
 
@@ -46,4 +48,5 @@ mod posix;
 mod records;
 mod roundtrip;
 mod temporal;
+mod tiers;
 mod tools;

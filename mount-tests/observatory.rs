@@ -12,6 +12,11 @@ fn settings(m: &Mount, changes: Value) {
     edit_json(&m.path(SETTINGS), changes);
 }
 
+/// Waits until `pred` holds of the JSON at `rel` (up to 10 s); returns it.
+fn wait_for(m: &Mount, rel: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    wait_json(&m.path(rel), 10, what, pred)
+}
+
 #[test]
 fn real_time_counts_what_was_done_and_stat_agrees_with_cat() {
     let m = Mount::new();

@@ -27,26 +27,49 @@ const TTL: Duration = Duration::from_secs(30);
 
 pub struct Fuse {
     vfs: Arc<Vfs>,
-    /// Inodes whose kernel cache went stale behind the kernel's back (see `invalidator`).
-    stale: Sender<u64>,
+    /// What of the kernel's cache went stale behind its back (see `invalidator`).
+    stale: Sender<Stale>,
+}
+
+/// What the kernel must drop: an inode's attributes and pages, or a name in a directory.
+pub enum Stale {
+    Inode(u64),
+    Entry(u64, Vec<u8>),
 }
 
 impl Fuse {
-    pub fn new(vfs: Arc<Vfs>, stale: Sender<u64>) -> Fuse {
-        let changed = stale.clone();
-        vfs.notify_with(Box::new(move |ino| {
-            let _ = changed.send(ino);
-        }));
+    pub fn new(vfs: Arc<Vfs>, stale: Sender<Stale>) -> Fuse {
+        let (changed, gone) = (stale.clone(), stale.clone());
+        vfs.notify_with(crate::vfs::Listener {
+            changed: Box::new(move |ino| {
+                let _ = changed.send(Stale::Inode(ino));
+            }),
+            gone: Box::new(move |parent, name| {
+                let _ = gone.send(Stale::Entry(parent, name.to_vec()));
+            }),
+        });
         Fuse { vfs, stale }
     }
 }
 
-/// Tells the kernel to drop cached attributes and pages of inodes sent on `stale`. Runs on
-/// its own thread: a notification must not be sent from inside the request that caused it.
-pub fn invalidator(notifier: Notifier, stale: Receiver<u64>) {
-    for ino in stale {
-        if let Err(e) = notifier.inval_inode(INodeNo(ino), 0, 0) {
-            log::debug!("invalidating inode {ino}: {e}");
+/// Tells the kernel to drop what `stale` says went stale. Runs on its own thread: a
+/// notification must not be sent from inside the request that caused it.
+pub fn invalidator(notifier: Notifier, stale: Receiver<Stale>) {
+    for s in stale {
+        let res = match &s {
+            Stale::Inode(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
+            Stale::Entry(parent, name) => {
+                notifier.inval_entry(INodeNo(*parent), OsStr::from_bytes(name))
+            }
+        };
+        if let Err(e) = res {
+            log::debug!(
+                "invalidating {}: {e}",
+                match s {
+                    Stale::Inode(ino) => format!("inode {ino}"),
+                    Stale::Entry(parent, _) => format!("a name in {parent}"),
+                }
+            );
         }
     }
 }
@@ -444,7 +467,7 @@ impl Filesystem for Fuse {
         match self.vfs.release(fh.0) {
             Ok(stale) => {
                 if stale {
-                    let _ = self.stale.send(ino.0);
+                    let _ = self.stale.send(Stale::Inode(ino.0));
                 }
                 reply.ok();
             }

@@ -61,6 +61,18 @@ enum Command {
         /// A `temporal/live/<hour>/metrics.erl`, or a copy of one.
         file: PathBuf,
     },
+    /// Print a routing table (`wormholes/routing_tables/*.routes`: what the tiering policy
+    /// would move next, see FORMAT.md) as JSON.
+    Routes {
+        /// A `.routes` file, or a copy of one.
+        file: PathBuf,
+    },
+    /// Print `entropy/vacuum_stability.metrics` (the tiers' balance in binary, see
+    /// FORMAT.md) as JSON.
+    Vacuum {
+        /// A `vacuum_stability.metrics`, or a copy of one.
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -114,16 +126,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Metrics { file } => match metrics(&file) {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("islabdb: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Metrics { file } => print_decoded(metrics(&file)),
+        Command::Routes { file } => print_decoded(decoded(&file, |b| {
+            regions::wormholes::routes::Routes::decode(b).map(|r| r.json())
+        })),
+        Command::Vacuum { file } => print_decoded(decoded(&file, |b| {
+            regions::entropy::vacuum::Vacuum::decode(b).map(|v| v.json())
+        })),
         Command::Maintain { mountpoint } => match maintain(&mountpoint) {
             Ok(report) => {
                 println!("{report}");
@@ -135,6 +144,30 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Prints what a decoding command made of its file.
+fn print_decoded(text: Result<String, String>) -> ExitCode {
+    match text {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("islabdb: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A binary file of the universe as pretty JSON, by `decode`.
+fn decoded(
+    file: &Path,
+    decode: fn(&[u8]) -> error::Result<serde_json::Value>,
+) -> Result<String, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let doc = decode(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+    serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())
 }
 
 /// An hour's counters, decoded from their binary form.

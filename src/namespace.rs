@@ -184,13 +184,13 @@ pub const SEED: &[SeedDir] = &[
         "graph",
         "Registry of strongly correlated nodes",
     ),
-    fixed("wormholes", "universe", "Routing between shards and tiers"),
+    fixed("wormholes", "wormholes", "Routing between shards and tiers"),
     fixed(
         "wormholes/routing_tables",
-        "universe",
+        "wormholes",
         "Routing lookups between tiers",
     ),
-    fixed("entropy", "universe", "Balance and load of the shards"),
+    fixed("entropy", "entropy", "Balance and load of the shards"),
     fixed(
         "qql",
         "universe",

@@ -807,6 +807,44 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     })
 }
 
+/// Waits until `pred` holds of the JSON at `path` (up to `secs` seconds), reading it
+/// again every 200 ms; returns it. Panics with `what` and the last reading.
+#[track_caller]
+pub fn wait_json(
+    path: &Path,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = read_json(path);
+        if pred(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: {v}");
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Edits the JSON file at `path` (a configuration file): each field of `changes`
+/// replaces the file's, except that an object merges into the object there, one level
+/// down. Panics unless the edit is accepted.
+#[track_caller]
+pub fn edit_json(path: &Path, changes: serde_json::Value) {
+    let mut s = read_json(path);
+    for (k, v) in changes.as_object().expect("changes are an object") {
+        if let (Some(inner), Some(obj)) = (s.get_mut(k), v.as_object()) {
+            for (ik, iv) in obj {
+                inner[ik] = iv.clone();
+            }
+        } else {
+            s[k] = v.clone();
+        }
+    }
+    write_file(path, s.to_string().as_bytes()).expect("a valid edit");
+}
+
 /// Names in a directory via read_dir (panics on error).
 #[track_caller]
 pub fn names(dir: &Path) -> Vec<String> {
@@ -1128,38 +1166,4 @@ pub fn listxattr(p: &Path) -> io::Result<Vec<String>> {
 pub fn removexattr(p: &Path, name: &str) -> io::Result<()> {
     let (c, n) = (cstr(p), CString::new(name).unwrap());
     cvt(unsafe { libc::removexattr(c.as_ptr(), n.as_ptr()) }).map(|_| ())
-}
-
-/// Rewrites the JSON object at `path` with `changes` merged in (one level of nesting): how
-/// a user edits a configuration file. The edit must be accepted.
-pub fn edit_json(path: &Path, changes: serde_json::Value) {
-    let mut s = read_json(path);
-    for (k, v) in changes.as_object().expect("an object of changes") {
-        if let (Some(inner), Some(obj)) = (s.get_mut(k), v.as_object()) {
-            for (ik, iv) in obj {
-                inner[ik] = iv.clone();
-            }
-        } else {
-            s[k] = v.clone();
-        }
-    }
-    write_file(path, s.to_string().as_bytes()).expect("a valid edit");
-}
-
-/// Waits until `pred` holds of the JSON at `rel` (up to 10 s); returns it.
-pub fn wait_for(
-    m: &Mount,
-    rel: &str,
-    what: &str,
-    pred: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = read_json(&m.path(rel));
-        if pred(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: {v}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }

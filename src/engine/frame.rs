@@ -109,6 +109,52 @@ pub fn unseal<'a>(bytes: &'a [u8], magic: &[u8; 8], version: u16, what: &str) ->
     Ok(&sealed[FILE_HEADER..])
 }
 
+/// Reads little-endian fields off the front of a slice whose length was checked first
+/// (past its end a field reads as zeros).
+pub struct Fields<'a>(pub &'a [u8]);
+
+impl Fields<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        match self.0.split_first_chunk::<N>() {
+            Some((head, rest)) => {
+                self.0 = rest;
+                *head
+            }
+            None => [0; N],
+        }
+    }
+    pub fn u16(&mut self) -> u16 {
+        u16::from_le_bytes(self.take())
+    }
+    pub fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.take())
+    }
+    pub fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.take())
+    }
+    pub fn i64(&mut self) -> i64 {
+        i64::from_le_bytes(self.take())
+    }
+    pub fn f64(&mut self) -> f64 {
+        f64::from_le_bytes(self.take())
+    }
+}
+
+/// For the tests of a [`seal`]ed file's decoder: every flipped byte and every cut of
+/// `bytes` is refused (`decodes` says whether a buffer decoded).
+#[cfg(test)]
+pub fn assert_damage_is_caught(bytes: &[u8], decodes: impl Fn(&[u8]) -> bool) {
+    assert!(decodes(bytes), "the intact file decodes");
+    for i in 0..bytes.len() {
+        let mut d = bytes.to_vec();
+        d[i] ^= 0x01;
+        assert!(!decodes(&d), "flip at {i}");
+    }
+    for cut in 0..bytes.len() {
+        assert!(!decodes(&bytes[..cut]), "cut at {cut}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ use crate::regions::json::JsonCheck;
 use crate::regions::observatory;
 use crate::regions::records::json_rule;
 use crate::regions::temporal::policy::{self, Policies};
+use crate::regions::tiering;
 use crate::regions::{Check, Cx, Dir, Region, Removal, Rule, Tag, pretty};
 
 pub const SHARD_TOPOLOGY: &str = "shard_topology.json";
@@ -32,6 +33,8 @@ pub const TEMPORAL_POLICIES: &str = policy::FILE;
 pub const OBSERVATORY: &str = observatory::settings::FILE;
 /// Which records are read together, and what is prefetched (`regions::entanglement`).
 pub const ENTANGLEMENT: &str = entanglement::settings::FILE;
+/// Moves between tiers by themselves (`regions::tiering::policy`).
+pub const TIERING_POLICY: &str = tiering::policy::FILE;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,15 +137,7 @@ impl UniverseParameters {
     }
 
     fn check(&self) -> Result<()> {
-        for ((key, lo, hi), v) in RANGES.iter().zip(self.values()) {
-            if !(*lo..=*hi).contains(&v) {
-                return Err(invalid(
-                    UNIVERSE_PARAMETERS,
-                    &format!("{key} must be between {lo} and {hi}, not {v}"),
-                ));
-            }
-        }
-        Ok(())
+        check_ranges(UNIVERSE_PARAMETERS, &RANGES, &self.values())
     }
 
     fn apply(&self, s: &mut Settings) {
@@ -204,6 +199,20 @@ fn invalid(name: &str, why: &str) -> Error {
     Error::InvalidRecord(format!("{name}: {why}"))
 }
 
+/// Each setting of `file` within its accepted range: `ranges` names them (with the
+/// range), `values` gives them in the same order.
+pub fn check_ranges(file: &str, ranges: &[(&str, u64, u64)], values: &[u64]) -> Result<()> {
+    for ((key, lo, hi), v) in ranges.iter().zip(values) {
+        if !(lo..=hi).contains(&v) {
+            return Err(invalid(
+                file,
+                &format!("{key} must be between {lo} and {hi}, not {v}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// One of the obeyed files parsed into its schema; a refusal names the file, the line and
 /// the column.
 pub fn parse<T: for<'de> Deserialize<'de>>(name: &str, bytes: &[u8]) -> Result<T> {
@@ -223,6 +232,7 @@ fn validate(name: &str, bytes: &[u8]) -> Result<()> {
         TEMPORAL_POLICIES => Policies::parse(bytes).map(|_| ()),
         OBSERVATORY => observatory::settings::Settings::parse(bytes).map(|_| ()),
         ENTANGLEMENT => EntanglementRules::parse(bytes).map(|_| ()),
+        TIERING_POLICY => tiering::policy::Policy::parse(bytes).map(|_| ()),
         _ => Err(invalid(name, "not a configuration file this daemon knows")),
     }
 }
@@ -271,6 +281,7 @@ impl Configuration {
             TEMPORAL_POLICIES,
             OBSERVATORY,
             ENTANGLEMENT,
+            TIERING_POLICY,
         ]
         .into_iter()
         .find(|k| k.as_bytes() == name)
@@ -428,7 +439,8 @@ impl Region for Configuration {
         if dir.is_seed(DIR) && name.ends_with(b".json") && Self::known(name).is_none() {
             return Err(Error::InvalidRecord(format!(
                 "{}: not a configuration file this daemon knows (it reads {SHARD_TOPOLOGY}, \
-                 {UNIVERSE_PARAMETERS}, {TEMPORAL_POLICIES}, {OBSERVATORY} and {ENTANGLEMENT})",
+                 {UNIVERSE_PARAMETERS}, {TEMPORAL_POLICIES}, {OBSERVATORY}, {ENTANGLEMENT} and \
+                 {TIERING_POLICY})",
                 String::from_utf8_lossy(name)
             )));
         }
@@ -470,6 +482,11 @@ impl Region for Configuration {
             let defaults = EntanglementRules::default();
             cx.store
                 .put(dir, ENTANGLEMENT.as_bytes(), &pretty(&defaults))?;
+        }
+        if cx.store.lookup(dir, TIERING_POLICY.as_bytes()).is_err() {
+            let defaults = tiering::policy::Policy::default();
+            cx.store
+                .put(dir, TIERING_POLICY.as_bytes(), &pretty(&defaults))?;
         }
         let stored = Self::read(cx, dir, UNIVERSE_PARAMETERS)
             .and_then(|b| parse::<UniverseParameters>(UNIVERSE_PARAMETERS, &b).ok());

@@ -24,7 +24,7 @@ pub fn render(cx: &Cx<'_>, dir: &Dir, region: &dyn Region) -> Vec<u8> {
         Some(seed) => seed.purpose.to_string(),
         None => region.purpose_of_user_dir(path.rsplit('/').next().unwrap_or(&path), &attr),
     };
-    pretty(&json!({
+    let mut doc = json!({
         "cosmic_location": location,
         "region": region.name(),
         "purpose": purpose,
@@ -40,7 +40,15 @@ pub fn render(cx: &Cx<'_>, dir: &Dir, region: &dyn Region) -> Vec<u8> {
             "record_reads": reads,
             "record_commits": writes,
         }
-    }))
+    });
+    if let Some(fields) = doc.as_object_mut() {
+        for r in cx.regions.all() {
+            for (k, v) in r.manifest_fields(cx, dir) {
+                fields.insert(k.to_string(), v);
+            }
+        }
+    }
+    pretty(&doc)
 }
 
 /// RFC 3339 (UTC, seconds) for a timestamp.

@@ -8,10 +8,12 @@
 //! Adding a region: a module implementing [`Region`], one line in [`Regions::builtin`],
 //! and its directories in the seed table.
 
+pub mod appended;
 pub mod cache_state;
 pub mod config;
 pub mod cosmic_logs;
 pub mod entanglement;
+pub mod entropy;
 pub mod graph;
 pub mod json;
 pub mod manifest;
@@ -19,7 +21,9 @@ pub mod observatory;
 pub mod records;
 pub mod spacetime;
 pub mod temporal;
+pub mod tiering;
 pub mod universe;
+pub mod wormholes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
@@ -77,6 +81,9 @@ pub struct Cx<'a> {
     /// Tells the kernel that a file changed behind its back (a region appended to it
     /// itself): whatever it cached of the file goes, so `tail -f` sees the new size.
     pub changed: &'a dyn Fn(u64),
+    /// Tells the kernel that a name in a directory went behind its back (a region moved
+    /// the file itself): a lookup of it asks again rather than finding the file there.
+    pub gone: &'a dyn Fn(u64, &[u8]),
     /// The files open now.
     pub open: &'a dyn OpenFiles,
 }
@@ -110,8 +117,8 @@ pub enum OpenKind {
 /// region learns from traffic it does not serve itself.
 #[derive(Clone, Copy, Debug)]
 pub enum Event {
-    /// `ino` (of region `tag`), in directory `parent`, was opened for reading.
-    Read { ino: u64, parent: u64, tag: Tag },
+    /// `ino` (of region `tag`) was opened for reading.
+    Read { ino: u64, tag: Tag },
     /// A rename moved `ino` (a file, or a directory with everything below it) from one
     /// tier to another.
     Moved { ino: u64, from: Tier, to: Tier },
@@ -313,6 +320,13 @@ pub trait Region: Send + Sync {
         Removal::Gone
     }
 
+    /// Fields this region adds to the `_manifest.json` of `dir`, whichever region owns it:
+    /// what it knows of the directory that the directory's own region does not (e.g. the
+    /// moves of its records between tiers).
+    fn manifest_fields(&self, _cx: &Cx<'_>, _dir: &Dir) -> Vec<(&'static str, serde_json::Value)> {
+        Vec::new()
+    }
+
     /// Once at start, when the seed hierarchy exists: the region's own files, their
     /// migration from older builds, and whatever the daemon must obey from them.
     fn start(&self, _cx: &Cx<'_>) -> Result<()> {
@@ -340,6 +354,10 @@ impl Regions {
         r.register(Box::new(observatory::Observatory::new()))?;
         r.register(Box::new(entanglement::Entanglement::default()))?;
         r.register(Box::new(graph::QuantumGraph::default()))?;
+        // Both show the tiering: the one state they share, made here.
+        let tiering = Arc::new(tiering::Tiering::new());
+        r.register(Box::new(entropy::Entropy::new(tiering.clone())))?;
+        r.register(Box::new(wormholes::Wormholes::new(tiering)))?;
         Ok(r)
     }
 

@@ -169,11 +169,7 @@ impl Vfs {
             if let Ok(parent) = self.engine.parent_of(ino) {
                 self.engine.note_read(parent);
                 if self.metrics.on() {
-                    let event = Event::Read {
-                        ino,
-                        parent,
-                        tag: attr.tag,
-                    };
+                    let event = Event::Read { ino, tag: attr.tag };
                     self.regions.observe(&self.cx(), &event);
                 }
             }

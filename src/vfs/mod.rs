@@ -72,14 +72,26 @@ pub struct Vfs {
     /// Names unlinked by users whose region keeps the file until a new file of that name
     /// replaces it (`regions::Removal::UntilReplaced`), with the kept inode.
     detached: Mutex<HashMap<Entry, u64>>,
-    /// Tells the kernel a file changed behind its back (set by the FUSE layer).
-    notify: OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+    /// Tells the kernel a file changed, or a name went, behind its back (set by the FUSE
+    /// layer).
+    notify: OnceLock<Listener>,
     /// What the daemon measures of its own requests.
     metrics: Metrics,
 }
 
 /// Where changes go when nobody listens (no kernel: tests).
 fn unheard(_: u64) {}
+fn unheard_name(_: u64, _: &[u8]) {}
+
+/// Who hears of changes made behind the kernel's back: to a file's content and
+/// attributes, and to a directory's names.
+pub struct Listener {
+    pub changed: Box<dyn Fn(u64) + Send + Sync>,
+    pub gone: Box<NameGone>,
+}
+
+/// Hears that `name` went from directory `parent`.
+pub type NameGone = dyn Fn(u64, &[u8]) + Send + Sync;
 
 /// A directory entry: the directory's inode and the name in it.
 type Entry = (u64, Box<[u8]>);
@@ -123,8 +135,12 @@ impl Vfs {
             seeds: &self.seeds,
             metrics: &self.metrics,
             changed: match self.notify.get() {
-                Some(f) => f.as_ref(),
+                Some(l) => l.changed.as_ref(),
                 None => &unheard,
+            },
+            gone: match self.notify.get() {
+                Some(l) => l.gone.as_ref(),
+                None => &unheard_name,
             },
             open: self,
         }
@@ -138,8 +154,8 @@ impl Vfs {
     }
 
     /// Where to say that a file changed behind the kernel's back (once, at mount).
-    pub fn notify_with(&self, f: Box<dyn Fn(u64) + Send + Sync>) {
-        if self.notify.set(f).is_err() {
+    pub fn notify_with(&self, l: Listener) {
+        if self.notify.set(l).is_err() {
             log::warn!("a second change listener was refused");
         }
     }

@@ -101,19 +101,19 @@ mod tests {
         let d = Settings::default();
         assert!(d.check().is_ok());
         let text = serde_json::to_vec(&d).expect("json");
-        assert_eq!(Settings::parse(&text).ok(), Some(d.clone()));
+        assert_eq!(Settings::parse(&text).ok(), Some(d));
         for bad in [
             Settings {
                 window_ms: 0,
-                ..d.clone()
+                ..d
             },
             Settings {
                 min_strength: -1.0,
-                ..d.clone()
+                ..d
             },
             Settings {
                 max_pairs: 1,
-                ..d.clone()
+                ..d
             },
         ] {
             assert!(bad.check().is_err(), "{bad:?}");

@@ -91,7 +91,7 @@ fn duration(v: &Value) -> Option<Micros> {
         }
         _ => return None,
     };
-    (secs.is_finite() && secs > 0.0 && secs < 1e12).then(|| (secs * 1e6) as Micros)
+    (secs.is_finite() && secs > 0.0 && secs < 1e12).then_some((secs * 1e6) as Micros)
 }
 
 pub fn parse_edge(v: &Value) -> Result<Edge> {

@@ -14,8 +14,7 @@ pub mod settings;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
-use crate::engine::Change;
-use crate::error::Result;
+use crate::regions::appended::Appended;
 use crate::regions::config::Watched;
 use crate::regions::temporal::time::{self, Micros};
 use crate::regions::{Cx, Dir, Generated, Region, Tag};
@@ -51,8 +50,8 @@ struct State {
     last_row: Option<Point>,
     /// The last hour of rows (the dashboard's), oldest first.
     hour: VecDeque<Row>,
-    /// Rows `historical.csv` holds (counted at the first tick).
-    rows_in_file: Option<u64>,
+    /// Whether the last hour was read back from `historical.csv` (at the first tick).
+    loaded: bool,
     alerts: BTreeMap<&'static str, Alert>,
     /// Alerts that ended, newest last (a few, to show what happened).
     cleared: VecDeque<(Micros, Alert)>,
@@ -60,6 +59,8 @@ struct State {
 
 pub struct Observatory {
     settings: Watched<Settings>,
+    /// `metrics/historical.csv`.
+    history: Appended,
     state: Mutex<State>,
 }
 
@@ -67,6 +68,7 @@ impl Observatory {
     pub fn new() -> Observatory {
         Observatory {
             settings: Watched::new(settings::FILE, Settings::parse),
+            history: Appended::new(METRICS, HISTORICAL, sampler::HEADER),
             state: Mutex::default(),
         }
     }
@@ -86,77 +88,13 @@ const HOUR: Micros = 3_600_000_000;
 const CLEARED_KEPT: usize = 20;
 
 impl Observatory {
-    /// Appends `row` to `historical.csv` (made with its header when missing), trimming it
-    /// to `history_rows` when it grew a tenth past them.
-    fn persist(&self, cx: &Cx<'_>, st: &mut State, row: &Row, s: &Settings) -> Result<()> {
-        let dir = cx
-            .seed_dir(METRICS)
-            .ok_or(crate::error::Error::NotFound)?
-            .ino;
-        let file = cx.store.lookup(dir, HISTORICAL.as_bytes()).ok();
-        let rows = match (&file, st.rows_in_file) {
-            (Some(_), Some(n)) => n,
-            (Some(a), None) => {
-                let text = cx.store.read(a.ino, 0, a.size as usize)?;
-                text.split(|&b| b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .count()
-                    .saturating_sub(1) as u64
-            }
-            (None, _) => 0,
-        };
-        let change = match &file {
-            Some(a) if rows < s.history_rows + s.history_rows / 10 => Change::Append {
-                ino: a.ino,
-                bytes: row.csv().into_bytes(),
-            },
-            _ => {
-                let mut keep = String::from(sampler::HEADER);
-                if let Some(a) = &file {
-                    let text = cx.store.read(a.ino, 0, a.size as usize)?;
-                    let text = String::from_utf8_lossy(&text);
-                    let lines: Vec<&str> = text.lines().skip(1).collect();
-                    let from = lines.len().saturating_sub(s.history_rows as usize - 1);
-                    for l in &lines[from..] {
-                        keep.push_str(l);
-                        keep.push('\n');
-                    }
-                }
-                keep.push_str(&row.csv());
-                Change::Put {
-                    parent: dir,
-                    name: HISTORICAL.as_bytes().to_vec(),
-                    bytes: keep.into_bytes(),
-                }
-            }
-        };
-        let trimmed = matches!(change, Change::Put { .. });
-        cx.store.apply(vec![change], false)?;
-        st.rows_in_file = Some(if trimmed {
-            rows.min(s.history_rows.saturating_sub(1)) + 1
-        } else {
-            rows + 1
-        });
-        if let Some(a) = &file {
-            (cx.changed)(a.ino);
-        }
-        Ok(())
-    }
-
     /// The last hour of `historical.csv`, for the dashboard after a restart.
     fn load_hour(&self, cx: &Cx<'_>, st: &mut State) {
-        let Some(dir) = cx.seed_dir(METRICS) else {
-            return;
-        };
-        let Ok(a) = cx.store.lookup(dir.ino, HISTORICAL.as_bytes()) else {
-            return;
-        };
         let from = time::now() - HOUR;
-        if let Ok(text) = cx.store.read(a.ino, 0, a.size as usize) {
-            let text = String::from_utf8_lossy(&text);
-            st.hour = text
-                .lines()
-                .filter_map(Row::parse)
+        if let Ok(lines) = self.history.body(cx) {
+            st.hour = lines
+                .iter()
+                .filter_map(|l| Row::parse(l))
                 .filter(|r| r.at >= from)
                 .collect();
         }
@@ -313,7 +251,8 @@ impl Region for Observatory {
         let point = Point::now(cx.metrics, cx.store.counters());
         let now = time::now();
         let mut st = self.lock();
-        if st.rows_in_file.is_none() && st.hour.is_empty() {
+        if !st.loaded {
+            st.loaded = true;
             self.load_hour(cx, &mut st);
         }
         let recent = st
@@ -348,7 +287,7 @@ impl Region for Observatory {
                 log_bytes: point.counters.log_bytes,
                 fsyncs_per_sec: period.fsyncs_per_sec,
             };
-            if let Err(e) = self.persist(cx, &mut st, &row, &s) {
+            if let Err(e) = self.history.append(cx, &[row.csv()], s.history_rows) {
                 log::warn!("{METRICS}/{HISTORICAL}: {e}");
             }
             st.hour.push_back(row);

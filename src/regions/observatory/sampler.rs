@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use crate::engine::Counters;
 use crate::metrics::{self, Metrics, Op};
+use crate::regions::appended::Columns;
 
 /// A moment's running figures.
 #[derive(Clone)]
@@ -192,14 +193,10 @@ impl Row {
 
     /// A row as `csv` wrote it (None for the header or a line of another shape).
     pub fn parse(line: &str) -> Option<Row> {
-        let f: Vec<&str> = line.trim_end().split(',').collect();
-        if f.len() != 13 {
-            return None;
-        }
-        let num = |i: usize| f[i].parse::<f64>().ok();
-        let int = |i: usize| f[i].parse::<u64>().ok();
+        let c = Columns::of(line, 13)?;
+        let (num, int) = (|i| c.num(i), |i| c.int(i));
         Some(Row {
-            at: crate::regions::temporal::time::parse_rfc3339(f[0]).ok()?,
+            at: c.time(0)?,
             ops_per_sec: num(1)?,
             p99_us: num(2)?,
             commit_p99_us: num(3)?,

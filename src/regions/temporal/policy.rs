@@ -66,13 +66,7 @@ impl Policies {
     }
 
     pub fn check(&self) -> Result<()> {
-        for ((key, lo, hi), v) in RANGES.iter().zip(self.values()) {
-            if !(*lo..=*hi).contains(&v) {
-                return Err(invalid(&format!(
-                    "{key} must be between {lo} and {hi}, not {v}"
-                )));
-            }
-        }
+        crate::regions::config::check_ranges(FILE, &RANGES, &self.values())?;
         if self.recent_window_hours < self.live_window_hours {
             return Err(invalid(
                 "recent_window_hours must be at least live_window_hours (a day leaves \
