@@ -103,18 +103,12 @@ mod tests {
         let text = serde_json::to_vec(&d).expect("json");
         assert_eq!(Settings::parse(&text).ok(), Some(d));
         for bad in [
-            Settings {
-                window_ms: 0,
-                ..d
-            },
+            Settings { window_ms: 0, ..d },
             Settings {
                 min_strength: -1.0,
                 ..d
             },
-            Settings {
-                max_pairs: 1,
-                ..d
-            },
+            Settings { max_pairs: 1, ..d },
         ] {
             assert!(bad.check().is_err(), "{bad:?}");
         }

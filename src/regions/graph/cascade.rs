@@ -94,18 +94,22 @@ fn remove(shared: &Shared, cx: &Cx<'_>, line: &[u8]) -> Result<()> {
         let top = cx.seed_dir(top).ok_or(Error::NotFound)?;
         Ok(cx.store.lookup(top.ino, name.as_bytes())?.ino)
     };
-    let mut changes = Vec::with_capacity(edges.len() + 1);
+    let mut gone = Vec::with_capacity(edges.len() + 1);
     for k in &edges {
-        changes.push(Change::RemoveTree {
-            parent: dir(EDGES, &k.relation)?,
-            name: edge_name(k).into_bytes(),
-        });
+        gone.push((dir(EDGES, &k.relation)?, edge_name(k).into_bytes()));
     }
-    changes.push(Change::RemoveTree {
-        parent: dir(NODES, &node.kind)?,
-        name: format!("{id}.json").into_bytes(),
-    });
+    gone.push((dir(NODES, &node.kind)?, format!("{id}.json").into_bytes()));
+    let changes = gone
+        .iter()
+        .map(|(parent, name)| Change::RemoveTree {
+            parent: *parent,
+            name: name.clone(),
+        })
+        .collect();
     cx.store.apply(changes, true)?;
+    for (parent, name) in &gone {
+        (cx.gone)(*parent, name);
+    }
     let mut graph = shared.graph();
     for k in &edges {
         graph.remove_edge(k);
