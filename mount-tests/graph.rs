@@ -130,6 +130,21 @@ fn edges_join_existing_nodes_and_nodes_with_edges_stay() {
         &m,
         r#"sed -i 's/Alice/Alice A./' nodes/persons/alice.json && grep -q 'Alice A.' nodes/persons/alice.json"#,
     );
+    let o = vim(
+        &m.path("quantum_graph/nodes/persons"),
+        &m.scratch(),
+        &["%s/Bob/Robert/", "wq"],
+        "bob.json",
+    );
+    assert!(o.status.success(), "vim: {}", stderr(&o));
+    assert_eq!(
+        get(&m.path("quantum_graph/nodes/persons/bob.json")),
+        b"{\"name\": \"Robert\"}\n"
+    );
+    assert!(
+        m.path("quantum_graph/edges/collaborates_with/alice_to_bob.json")
+            .exists()
+    );
     // A node without edges goes as any file.
     ok(
         &m,

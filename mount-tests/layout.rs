@@ -111,12 +111,12 @@ fn is_data_dir(rel: &str) -> bool {
 
 /// The `region` the manifest of `rel` names (same domain as [`is_data_dir`]).
 fn region_of(rel: &str) -> &'static str {
-    // A tier's own directories (the tier, its quantum_indices and event_horizon) are
-    // the spacetime region's; particles/ below them the records'.
+    // A tier's own directories (the tier and its event_horizon) are the spacetime
+    // region's, its quantum_indices the entanglement's; particles/ below them the records'.
     let tier = |r: &str| {
         TIERS.iter().any(|t| {
             let dir = format!("spacetime/{t}");
-            r == dir || r == format!("{dir}/quantum_indices") || r == format!("{dir}/event_horizon")
+            r == dir || r == format!("{dir}/event_horizon")
         })
     };
     let particles = |r: &str| {
@@ -134,7 +134,9 @@ fn region_of(rel: &str) -> &'static str {
         r if r.starts_with("observatory/") => "observatory",
         "entropy" => "entropy",
         "wormholes" | "wormholes/routing_tables" => "wormholes",
-        "quantum_graph/nodes" | "quantum_graph/edges" => "records",
+        "quantum_graph" => "graph",
+        r if r.starts_with("quantum_graph/") => "graph",
+        r if r.ends_with("/quantum_indices") => "entanglement",
         r if tier(r) => "spacetime",
         r if particles(r) || is_data_dir(r) => "records",
         _ => "universe",
@@ -480,13 +482,22 @@ fn data_directories_list_only_what_users_put_there() {
     for rel in USER_DIRS {
         fs::create_dir(m.path(rel)).unwrap_or_else(|e| panic!("mkdir {rel}: {e}"));
     }
+    // In a relation's directory a `.json` is an edge, named by the nodes it joins.
+    put(&m.path("quantum_graph/nodes/concepts/a.json"), b"{}");
+    let record = |rel: &str| {
+        if rel.starts_with("quantum_graph/edges/") {
+            "a_to_a.json"
+        } else {
+            "a.json"
+        }
+    };
     for rel in USER_DIRS {
-        put(&m.path(&format!("{rel}/a.json")), b"{\"a\": 1}\n");
+        put(&m.path(&format!("{rel}/{}", record(rel))), b"{\"a\": 1}\n");
         put(&m.path(&format!("{rel}/b.txt")), b"not json {\n");
-        std::os::unix::fs::symlink("a.json", m.path(&format!("{rel}/c"))).unwrap();
+        std::os::unix::fs::symlink(record(rel), m.path(&format!("{rel}/c"))).unwrap();
     }
     for rel in USER_DIRS {
-        let mut want = vec!["a.json", "b.txt", "c"];
+        let mut want = vec![record(rel), "b.txt", "c"];
         if rel.ends_with("/sub") {
             want.push("deeper");
         }
@@ -495,7 +506,9 @@ fn data_directories_list_only_what_users_put_there() {
         let ls = stdout(&run("ls", &["-A", &m.ps(rel)]));
         assert_eq!(ls.lines().collect::<Vec<_>>(), want, "`ls -A {rel}`");
         // Hidden from listings, there by name: stat, cat and jq read it.
-        let region = if rel.contains("/particles/") || rel.starts_with("quantum_graph/") {
+        let region = if rel.starts_with("quantum_graph/") {
+            Some("graph")
+        } else if rel.contains("/particles/") {
             Some("records")
         } else if rel.starts_with("spacetime/") {
             Some("spacetime")
@@ -547,7 +560,13 @@ fn user_directories_are_removed_by_rmdir_and_rm_rf() {
         assert!(!dir.exists(), "{rel} after rmdir");
         // Again with content, nested, removed with rm -rf.
         fs::create_dir_all(dir.join("x/y")).unwrap();
-        put(&dir.join("a.json"), b"{}");
+        // In a relation's directory a `.json` is an edge, named by its ends.
+        let record = if rel.starts_with("quantum_graph/edges/") {
+            "a.bin"
+        } else {
+            "a.json"
+        };
+        put(&dir.join(record), b"{}");
         put(&dir.join("x/y/b.bin"), &pattern(3, 0, 10_000));
         std::os::unix::fs::symlink("../a.json", dir.join("x/l")).unwrap();
         let o = output_of(std::process::Command::new("rm").arg("-rf").arg(&dir));

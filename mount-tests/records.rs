@@ -543,12 +543,16 @@ fn mv_between_tiers_retiers_the_record() {
     );
     m.remount();
     check(&m, "after remount");
-    // A clean unmount saved what each tier had in the cache (a file of that tier).
+    // A clean unmount saved what each tier had in the cache, and the records read
+    // together (files of that tier).
     let saved = |t: &str| {
-        u64::from(
-            m.path(&format!("spacetime/{t}/event_horizon/cache_state.erl"))
-                .exists(),
-        )
+        [
+            "event_horizon/cache_state.erl",
+            "quantum_indices/entangled_keys.erl",
+        ]
+        .iter()
+        .map(|f| u64::from(m.path(&format!("spacetime/{t}/{f}")).exists()))
+        .sum::<u64>()
     };
     assert_eq!(
         (
