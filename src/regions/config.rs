@@ -195,7 +195,7 @@ impl<T: Clone + Default> Watched<T> {
     }
 }
 
-fn invalid(name: &str, why: &str) -> Error {
+pub fn invalid(name: &str, why: &str) -> Error {
     Error::InvalidRecord(format!("{name}: {why}"))
 }
 

@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::regions::config;
 
 pub const FILE: &str = "entanglement_rules.json";
 
@@ -40,29 +41,30 @@ impl Default for Settings {
     }
 }
 
-fn invalid(why: &str) -> Error {
-    Error::InvalidRecord(format!("{FILE}: {why}"))
-}
+/// Each bounded setting with its accepted range (the README lists the same).
+const RANGES: [(&str, u64, u64); 5] = [
+    ("window_ms", 1, 60_000),
+    ("half_life_secs", 1, 365 * 86_400),
+    ("prefetch_partners", 0, 64),
+    ("partners_per_key", 1, 256),
+    ("max_pairs", 16, 10_000_000),
+];
 
 impl Settings {
     pub fn check(&self) -> Result<()> {
-        if !(1..=60_000).contains(&self.window_ms) {
-            return Err(invalid("window_ms must be between 1 and 60000"));
-        }
-        if !(1..=365 * 86_400).contains(&self.half_life_secs) {
-            return Err(invalid("half_life_secs must be between 1 and 31536000"));
-        }
+        let values = [
+            self.window_ms,
+            self.half_life_secs,
+            self.prefetch_partners as u64,
+            self.partners_per_key as u64,
+            self.max_pairs as u64,
+        ];
+        config::check_ranges(FILE, &RANGES, &values)?;
         if !(self.min_strength.is_finite() && self.min_strength > 0.0) {
-            return Err(invalid("min_strength must be a positive number"));
-        }
-        if self.prefetch_partners > 64 {
-            return Err(invalid("prefetch_partners must be at most 64"));
-        }
-        if !(1..=256).contains(&self.partners_per_key) {
-            return Err(invalid("partners_per_key must be between 1 and 256"));
-        }
-        if !(16..=10_000_000).contains(&self.max_pairs) {
-            return Err(invalid("max_pairs must be between 16 and 10000000"));
+            return Err(config::invalid(
+                FILE,
+                "min_strength must be a positive number",
+            ));
         }
         Ok(())
     }
