@@ -12,6 +12,7 @@ pub mod cache_state;
 pub mod config;
 pub mod cosmic_logs;
 pub mod entanglement;
+pub mod graph;
 pub mod json;
 pub mod manifest;
 pub mod observatory;
