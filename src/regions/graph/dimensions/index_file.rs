@@ -86,15 +86,16 @@ pub fn encode_entry(entry: &Entry, out: &mut Vec<u8>) -> Result<()> {
 /// Whether a payload of `len` bytes can hold what its first bytes (`head`, possibly
 /// fewer than a whole payload) say: op 2 is 9 bytes, op 1 is 11 + 4·dim.
 fn len_agrees(len: usize, head: &[u8]) -> bool {
+    let some_upsert = (15..=MAX_PAYLOAD).contains(&len) && (len - 11).is_multiple_of(4);
     match head.first() {
-        None => len == 9 || (len >= 15 && len <= MAX_PAYLOAD && (len - 11) % 4 == 0),
+        None => len == 9 || some_upsert,
         Some(&REMOVE) => len == 9,
         Some(&UPSERT) => match head.get(9..11) {
             Some(d) => {
                 let dim = u16::from_le_bytes([d[0], d[1]]) as usize;
                 (1..=MAX_DIM).contains(&dim) && len == 11 + 4 * dim
             }
-            None => len >= 15 && len <= MAX_PAYLOAD && (len - 11) % 4 == 0,
+            None => some_upsert,
         },
         Some(_) => false,
     }
@@ -213,9 +214,9 @@ pub fn load(bytes: &[u8], metric: Metric, params: Params) -> Result<(Index, Load
     for (key, v) in last {
         if let Some(v) = v {
             // Only the final vectors count: a dimension may change once all are gone.
-            index.upsert(key, v).map_err(|e| {
-                Error::Corrupt(format!("{FILE}: key {key}: {e}"))
-            })?;
+            index
+                .upsert(key, v)
+                .map_err(|e| Error::Corrupt(format!("{FILE}: key {key}: {e}")))?;
         }
     }
     let loaded = Loaded {
@@ -260,16 +261,22 @@ mod tests {
         assert_eq!(d.entries, entries);
         assert_eq!((d.valid_len, d.torn), (bytes.len(), false));
         let (index, loaded) = load(&bytes, Metric::Cosine, Params::default()).unwrap();
-        assert_eq!(index.len(), 2);
+        assert_eq!((index.len(), index.metric()), (2, Metric::Cosine));
         assert_eq!(index.get(1), None);
         assert_eq!(index.get(2), Some(&[1.0, 1.0, 1.0][..]));
         assert_eq!(loaded.entries, 5);
-        assert!(needs_compaction(loaded.entries, index.len()), "3 dead, 2 live");
+        assert!(
+            needs_compaction(loaded.entries, index.len()),
+            "3 dead, 2 live"
+        );
         assert!(!needs_compaction(4, 2));
         let compacted = compact(index.iter()).unwrap();
         let d = decode(&compacted).unwrap();
         assert_eq!(d.entries.len(), 2);
-        assert!(matches!(d.entries[0], Entry::Upsert { key: 2, .. }), "key order");
+        assert!(
+            matches!(d.entries[0], Entry::Upsert { key: 2, .. }),
+            "key order"
+        );
         let (again, _) = load(&compacted, Metric::Cosine, Params::default()).unwrap();
         assert_eq!(again.get(3), index.get(3));
         assert_eq!(decode(&[]).unwrap().entries, vec![]);
@@ -281,7 +288,11 @@ mod tests {
         let (entries, bytes, ends) = sample();
         for cut in 0..=bytes.len() {
             let d = decode(&bytes[..cut]).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
-            let whole = ends.iter().filter(|&&end| end <= cut).count().saturating_sub(1);
+            let whole = ends
+                .iter()
+                .filter(|&&end| end <= cut)
+                .count()
+                .saturating_sub(1);
             assert_eq!(d.entries, entries[..whole], "cut {cut}");
             let valid = if cut < FILE_HEADER { 0 } else { ends[whole] };
             assert_eq!(d.valid_len, valid, "cut {cut}");
@@ -314,7 +325,10 @@ mod tests {
         let mut tail = bytes.clone();
         tail.extend_from_slice(&[0xff; 12]);
         assert!(matches!(decode(&tail), Err(Error::Corrupt(_))));
-        assert!(matches!(decode(b"ISLOTHER\x01\0\0\0"), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            decode(b"ISLOTHER\x01\0\0\0"),
+            Err(Error::Corrupt(_))
+        ));
         assert!(matches!(decode(b"XY"), Err(Error::Corrupt(_))));
     }
 
