@@ -5,7 +5,8 @@
 //! seeded with a constant, so the same inserts build the same graph), and up to `M`
 //! neighbours on each level above 0, `2M` on level 0, chosen by the paper's heuristic
 //! (a candidate is kept only if it is nearer the new slot than to every neighbour kept
-//! before it: links spread in every direction instead of bunching). A search descends
+//! before it: links spread in every direction instead of bunching; room left is filled
+//! with the nearest candidates passed over). A search descends
 //! greedily from the top level's entry point, then explores level 0 keeping the `ef`
 //! best, and returns the `k` best of those.
 //!

@@ -213,3 +213,36 @@ fn approximate_recall_on_random_data() {
         assert!(r >= RECALL_FLOOR, "recall after changes {r}");
     }
 }
+
+/// The benchmark shape, 100,000 random 64-dimensional vectors, graph against scan
+/// in the same run, and the clusters of them. Too slow for every run:
+/// `cargo test --release --bin islabdb hundred_thousand -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn hundred_thousand_nodes() {
+    let mut rng = SplitMix64::new(100_000);
+    let mut idx = Index::new(Metric::Cosine);
+    let t = Instant::now();
+    for key in 0..100_000u64 {
+        idx.upsert(key, &random_vec(&mut rng, 64)).unwrap();
+    }
+    println!(
+        "100,000 x 64 inserted in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let queries: Vec<Vec<f32>> = (0..300).map(|_| random_vec(&mut rng, 64)).collect();
+    for ef in [64, 128, 192, 256] {
+        idx.set_ef_search(ef);
+        let (r, aq, eq) = recall(&idx, &queries, 10);
+        println!("ef_search {ef}: recall@10 {r:.3}; graph {aq:.0} q/s, scan {eq:.0} q/s");
+    }
+    let points: Vec<(u64, &[f32])> = idx.iter().collect();
+    let t = Instant::now();
+    let c = super::clusters::cluster(&points, Metric::Cosine, None).unwrap();
+    println!(
+        "clusters: k {} silhouette {:?} in {:.1} s",
+        c.clusters.len(),
+        c.silhouette,
+        t.elapsed().as_secs_f64()
+    );
+}
