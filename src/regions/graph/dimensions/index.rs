@@ -6,7 +6,12 @@
 //! would cost hundreds of distance computations on every insert and tens of links per
 //! vector in memory. When an insert makes it 10,000 the index builds an HNSW graph
 //! (`hnsw`) over all of them and answers from it from then on; when removals bring it
-//! below [`Params::exact_below`] (8,000) it drops the graph and scans again. The gap
+//! below [`Params::exact_below`] (8,000) it drops the graph and scans again. Measured on
+//! uniform random 64-dimensional vectors (the hardest case for a graph) on a shared
+//! 2-core machine: at 20,000 the scan still answers ~3,700 queries/s against the graph's
+//! ~2,800 (recall@10 0.99); at 100,000 the scan falls to ~500/s and the graph gives
+//! ~1,500/s (recall@10 0.91). The crossover on such data is nearer 30,000; 10,000 is
+//! kept so that a graph's query cost stays bounded as it grows, and is a parameter. The gap
 //! between the two is the hysteresis: a size wavering around one threshold does not
 //! build and drop the graph on every other commit.
 //!
@@ -15,6 +20,10 @@
 //! coordinates of different lengths come from different spaces (a node's own
 //! `coordinates` and derived ones) and no distance between them means anything. An
 //! index emptied of every vector takes any dimension again.
+//!
+//! **Graph settings** (HNSW): M = 24 links a slot (48 on level 0), ef_construction 200,
+//! ef_search 192 (recall@10 at 100,000 random 64-d vectors: 0.65 at 64, 0.83 at 128,
+//! 0.91 at 192, 0.95 at 256). An insert costs ~0.3-0.6 ms at 20,000-100,000 vectors.
 //!
 //! **Updates and removals** mark the vector's slot dead (an update then inserts the new
 //! vector in a new slot; an unchanged vector changes nothing). Dead slots are dropped,
@@ -48,8 +57,8 @@ impl Default for Params {
             approx_from: 10_000,
             exact_below: 8_000,
             graph: GraphParams {
-                m: 16,
-                ef_construction: 100,
+                m: 24,
+                ef_construction: 200,
             },
             ef_search: 192,
         }

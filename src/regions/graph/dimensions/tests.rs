@@ -161,7 +161,8 @@ fn recall(idx: &Index, queries: &[Vec<f32>], k: usize) -> (f64, f64, f64) {
 }
 
 /// The floor asserted for recall@10 on uniform random 64-dimensional data, the hardest
-/// case for a proximity graph (no structure to exploit); real coordinates cluster.
+/// case for a proximity graph (no structure to exploit); real coordinates cluster. Measured
+/// with the default settings: 0.99 at 20,000 (0.91 at 100,000, the ignored test below).
 const RECALL_FLOOR: f64 = 0.9;
 
 #[test]
