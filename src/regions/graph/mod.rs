@@ -11,6 +11,7 @@
 
 mod body;
 mod cascade;
+pub mod dimensions;
 mod index;
 mod names;
 mod track;

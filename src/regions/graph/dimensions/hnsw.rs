@@ -1,0 +1,275 @@
+//! A hierarchical navigable small world graph (Malkov and Yashunin, 2016) over the slots
+//! of a [`Store`]: the approximate half of the index.
+//!
+//! Each slot gets a level `floor(−ln U · 1/ln M)` (U uniform in (0, 1] from a SplitMix64
+//! seeded with a constant, so the same inserts build the same graph), and up to `M`
+//! neighbours on each level above 0, `2M` on level 0, chosen by the paper's heuristic
+//! (a candidate is kept only if it is nearer the new slot than to every neighbour kept
+//! before it: links spread in every direction instead of bunching; room left is filled
+//! with the nearest candidates passed over). A search descends
+//! greedily from the top level's entry point, then explores level 0 keeping the `ef`
+//! best, and returns the `k` best of those.
+//!
+//! Removal: a dead slot stays in the graph and is walked through like any other (so no
+//! path breaks), but is never returned. The index rebuilds the graph once dead slots
+//! pass half the live ones (see `index`).
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use super::metric::Metric;
+use super::rng::SplitMix64;
+use super::store::Store;
+
+/// A slot at a distance (the metric's raw value), ordered by distance then slot so that
+/// ties break the same way every time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Near {
+    pub d: f32,
+    pub slot: u32,
+}
+
+impl Eq for Near {}
+
+impl Ord for Near {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.d.total_cmp(&o.d).then(self.slot.cmp(&o.slot))
+    }
+}
+
+impl PartialOrd for Near {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct GraphParams {
+    /// Links per slot on levels above 0 (twice that on level 0).
+    pub m: usize,
+    /// Candidates kept while linking a new slot.
+    pub ef_construction: usize,
+}
+
+pub struct Graph {
+    p: GraphParams,
+    /// `1 / ln M`: levels thin out by a factor M each.
+    ml: f64,
+    /// `links[slot][level]`: the slot's neighbours on that level.
+    links: Vec<Vec<Vec<u32>>>,
+    entry: Option<u32>,
+    top: usize,
+    rng: SplitMix64,
+}
+
+/// A visited mark per slot, cleared by being made afresh for each search (a few KiB).
+struct Visited(Vec<u64>);
+
+impl Visited {
+    fn new(n: usize) -> Self {
+        Visited(vec![0; n.div_ceil(64)])
+    }
+
+    /// Marks `slot`; whether it was unmarked.
+    fn first(&mut self, slot: u32) -> bool {
+        let (w, b) = (slot as usize / 64, 1u64 << (slot % 64));
+        let fresh = self.0[w] & b == 0;
+        self.0[w] |= b;
+        fresh
+    }
+}
+
+impl Graph {
+    pub fn new(p: GraphParams) -> Graph {
+        let m = p.m.max(2);
+        Graph {
+            p: GraphParams { m, ..p },
+            ml: 1.0 / (m as f64).ln(),
+            links: Vec::new(),
+            entry: None,
+            top: 0,
+            rng: SplitMix64::new(0x1d1a_b0de_5eed_2024),
+        }
+    }
+
+    /// A graph of every slot of `store` (dead ones too: they are linked, and skipped).
+    pub fn build(p: GraphParams, store: &Store, metric: Metric) -> Graph {
+        let mut g = Graph::new(p);
+        for slot in 0..store.slots() as u32 {
+            g.insert(store, metric, slot);
+        }
+        g
+    }
+
+    fn dist(store: &Store, metric: Metric, q: &[f32], iq: f32, slot: u32) -> f32 {
+        metric.raw(q, iq, store.vector(slot), store.inv(slot))
+    }
+
+    /// Links `slot`, the store's newest, into the graph.
+    pub fn insert(&mut self, store: &Store, metric: Metric, slot: u32) {
+        debug_assert_eq!(slot as usize, self.links.len());
+        let u = 1.0 - self.rng.next_f64(); // (0, 1]: ln is finite
+        let level = ((-u.ln() * self.ml) as usize).min(31);
+        self.links.push(vec![Vec::new(); level + 1]);
+        let Some(entry) = self.entry else {
+            self.entry = Some(slot);
+            self.top = level;
+            return;
+        };
+        let (q, iq) = (store.vector(slot), store.inv(slot));
+        let mut eps = vec![Near {
+            d: Self::dist(store, metric, q, iq, entry),
+            slot: entry,
+        }];
+        for lc in (level + 1..=self.top).rev() {
+            eps = self.search_level(store, metric, q, iq, &eps, 1, lc, false);
+        }
+        for lc in (0..=level.min(self.top)).rev() {
+            let found = self.search_level(
+                store,
+                metric,
+                q,
+                iq,
+                &eps,
+                self.p.ef_construction,
+                lc,
+                false,
+            );
+            let max = if lc == 0 { 2 * self.p.m } else { self.p.m };
+            let chosen = self.select(store, metric, &found, self.p.m);
+            for &n in &chosen {
+                let theirs = &mut self.links[n as usize][lc];
+                theirs.push(slot);
+                if theirs.len() > max {
+                    self.shrink(store, metric, n, lc, max);
+                }
+            }
+            self.links[slot as usize][lc] = chosen;
+            eps = found;
+        }
+        if level > self.top {
+            self.top = level;
+            self.entry = Some(slot);
+        }
+    }
+
+    /// Cuts `slot`'s links on `level` back to `max`, by the same heuristic.
+    fn shrink(&mut self, store: &Store, metric: Metric, slot: u32, level: usize, max: usize) {
+        let (v, iv) = (store.vector(slot), store.inv(slot));
+        let mut cands: Vec<Near> = self.links[slot as usize][level]
+            .iter()
+            .map(|&n| Near {
+                d: Self::dist(store, metric, v, iv, n),
+                slot: n,
+            })
+            .collect();
+        cands.sort_unstable();
+        self.links[slot as usize][level] = self.select(store, metric, &cands, max);
+    }
+
+    /// The paper's neighbour heuristic over `cands` (nearest first): keep a candidate
+    /// only if it is nearer the new slot than to any kept one. Room left is filled with
+    /// the nearest of those passed over, so a slot in a tight clump keeps `m` links.
+    fn select(&self, store: &Store, metric: Metric, cands: &[Near], m: usize) -> Vec<u32> {
+        let mut kept: Vec<u32> = Vec::with_capacity(m);
+        let mut passed = Vec::new();
+        for c in cands {
+            if kept.len() >= m {
+                break;
+            }
+            let (v, iv) = (store.vector(c.slot), store.inv(c.slot));
+            if kept
+                .iter()
+                .all(|&k| Self::dist(store, metric, v, iv, k) > c.d)
+            {
+                kept.push(c.slot);
+            } else {
+                passed.push(c.slot);
+            }
+        }
+        let room = m.saturating_sub(kept.len());
+        kept.extend(passed.into_iter().take(room));
+        kept
+    }
+
+    /// Best-first search of one level from `eps`, keeping the `ef` nearest (only live
+    /// ones when `live_only`); returned nearest first.
+    #[allow(clippy::too_many_arguments)]
+    fn search_level(
+        &self,
+        store: &Store,
+        metric: Metric,
+        q: &[f32],
+        iq: f32,
+        eps: &[Near],
+        ef: usize,
+        level: usize,
+        live_only: bool,
+    ) -> Vec<Near> {
+        let mut seen = Visited::new(self.links.len());
+        let mut todo: BinaryHeap<Reverse<Near>> = BinaryHeap::new();
+        let mut best: BinaryHeap<Near> = BinaryHeap::new();
+        let keep = |s: u32| !live_only || store.is_live(s);
+        for &e in eps {
+            if seen.first(e.slot) {
+                todo.push(Reverse(e));
+                if keep(e.slot) {
+                    best.push(e);
+                }
+            }
+        }
+        while best.len() > ef {
+            best.pop();
+        }
+        while let Some(Reverse(c)) = todo.pop() {
+            if best.len() >= ef && best.peek().is_some_and(|w| c.d > w.d) {
+                break;
+            }
+            let Some(links) = self.links[c.slot as usize].get(level) else {
+                continue;
+            };
+            for &n in links {
+                if !seen.first(n) {
+                    continue;
+                }
+                let d = Self::dist(store, metric, q, iq, n);
+                let near = Near { d, slot: n };
+                if best.len() < ef || best.peek().is_some_and(|w| near < *w) {
+                    todo.push(Reverse(near));
+                    if keep(n) {
+                        best.push(near);
+                        if best.len() > ef {
+                            best.pop();
+                        }
+                    }
+                }
+            }
+        }
+        best.into_sorted_vec()
+    }
+
+    /// The `k` live slots nearest `q` found with `ef` candidates, nearest first.
+    pub fn search(
+        &self,
+        store: &Store,
+        metric: Metric,
+        q: &[f32],
+        iq: f32,
+        k: usize,
+        ef: usize,
+    ) -> Vec<Near> {
+        let Some(entry) = self.entry else {
+            return Vec::new();
+        };
+        let mut eps = vec![Near {
+            d: Self::dist(store, metric, q, iq, entry),
+            slot: entry,
+        }];
+        for lc in (1..=self.top).rev() {
+            eps = self.search_level(store, metric, q, iq, &eps, 1, lc, false);
+        }
+        let mut found = self.search_level(store, metric, q, iq, &eps, ef.max(k), 0, true);
+        found.truncate(k);
+        found
+    }
+}
