@@ -351,3 +351,73 @@ fn tar_and_rsync_round_trip_nodes_and_edges() {
     assert_eq!(v["in_degree"], 5, "{v}");
     assert_no_dangling_edge(&g);
 }
+
+/// Nodes placed by their `coordinates`: each neighbourhood lists the nearest by cosine,
+/// the clusters find the two groups, and the index file is kept across a restart.
+#[test]
+fn nearest_nodes_and_clusters_follow_the_coordinates() {
+    let mut m = Mount::new();
+    let concepts = m.path("quantum_graph/nodes/concepts");
+    let place = |id: &str, c: [f32; 3]| {
+        put(
+            &concepts.join(format!("{id}.json")),
+            format!("{{\"coordinates\": [{}, {}, {}]}}", c[0], c[1], c[2]).as_bytes(),
+        );
+    };
+    for (i, d) in [0.0f32, 0.05, 0.1, 0.15].iter().enumerate() {
+        place(&format!("a{i}"), [1.0, *d, 0.0]);
+        place(&format!("b{i}"), [0.0, *d, 1.0]);
+    }
+    let nearest = |m: &Mount, id: &str| -> Vec<String> {
+        let v = read_json(&m.path(&format!("quantum_graph/neighbourhoods/{id}.json")));
+        v["nearest"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["node"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let a0 = nearest(&m, "a0");
+    assert_eq!(
+        (a0.len(), &a0[..3]),
+        (5, &["a1", "a2", "a3"].map(String::from)[..])
+    );
+    assert_eq!(nearest(&m, "b3")[..3], ["b2", "b1", "b0"]);
+    let clusters = wait_json(
+        &m.path("quantum_graph/dimensions/similarity_clusters.json"),
+        10,
+        "clusters computed",
+        |v| v["clusters"].as_array().is_some_and(|c| c.len() == 2),
+    );
+    let mut groups: Vec<Vec<String>> = clusters["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let mut g: Vec<String> = c["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect();
+            g.sort();
+            g
+        })
+        .collect();
+    groups.sort();
+    assert_eq!(groups, [["a0", "a1", "a2", "a3"], ["b0", "b1", "b2", "b3"]]);
+    // A node moving changes its neighbours; one removed leaves them (a view showing
+    // strengths now is rendered at most once a second).
+    let settle = || thread::sleep(Duration::from_millis(1100));
+    place("a3", [0.0, 0.2, 1.0]);
+    settle();
+    assert_eq!(nearest(&m, "b3")[0], "a3");
+    fs::remove_file(concepts.join("b2.json")).unwrap();
+    settle();
+    assert!(!nearest(&m, "b3").contains(&"b2".to_string()));
+    m.remount();
+    let file = get(&m.path("quantum_graph/dimensions/coordinate_index.btree"));
+    assert_eq!(&file[..8], b"ISLDIMX1");
+    assert_eq!(nearest(&m, "b3")[0], "a3", "the index after a restart");
+    assert!(!m.log().contains("rebuilt from the nodes"), "{}", m.log());
+}

@@ -1,5 +1,5 @@
 //! What a node and an edge hold. A node is a JSON object; its optional `coordinates` are
-//! an array of 1 to 1024 finite numbers. An edge is a JSON object whose optional
+//! checked as `dimensions::coords` reads them. An edge is a JSON object whose optional
 //! `strength` is a number in 0..=1 (default 1), `since` an RFC 3339 time (default: the
 //! edge's last commit), and `decay` the half-life of its strength: seconds as a number,
 //! or a string such as `"90s"`, `"30m"`, `"12h"`, `"30d"`. The effective strength is
@@ -14,7 +14,6 @@ use crate::regions::{Check, Rule};
 
 /// A node or an edge is held whole to be checked: more than this is refused.
 pub const MAX_BYTES: usize = 1 << 20;
-pub const MAX_DIMENSIONS: usize = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Edge {
@@ -39,39 +38,11 @@ fn invalid(what: &str, why: impl std::fmt::Display) -> Error {
     Error::InvalidRecord(format!("{what}: {why}"))
 }
 
-/// A node's explicit coordinates, if it has them.
-pub fn coordinates(node: &Value) -> Result<Option<Vec<f32>>> {
-    let Some(c) = node.get("coordinates") else {
-        return Ok(None);
-    };
-    let items = c
-        .as_array()
-        .ok_or_else(|| invalid("coordinates", "must be an array of numbers"))?;
-    if items.is_empty() || items.len() > MAX_DIMENSIONS {
-        return Err(invalid(
-            "coordinates",
-            format!("must hold 1 to {MAX_DIMENSIONS} numbers"),
-        ));
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, x)| match x.as_f64() {
-            Some(f) if f.is_finite() && (f as f32).is_finite() => Ok(f as f32),
-            _ => Err(invalid(
-                &format!("coordinates[{i}]"),
-                "must be a finite number",
-            )),
-        })
-        .collect::<Result<Vec<f32>>>()
-        .map(Some)
-}
-
 pub fn check_node(v: &Value) -> Result<()> {
     if !v.is_object() {
         return Err(invalid("node", "must be a JSON object"));
     }
-    coordinates(v).map(|_| ())
+    super::dimensions::coords::of_node(v).map(|_| ())
 }
 
 /// A duration: seconds as a number, or a number with a unit (s, m, h, d).

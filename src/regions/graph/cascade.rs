@@ -115,6 +115,8 @@ fn remove(shared: &Shared, cx: &Cx<'_>, line: &[u8]) -> Result<()> {
         graph.remove_edge(k);
     }
     graph.remove_node(id, &node.kind);
+    drop(graph);
+    shared.node_gone(cx, node.ino);
     log::info!(
         "quantum_graph: removed node {}/{id} with its {} edge(s)",
         node.kind,

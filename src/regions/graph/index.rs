@@ -22,6 +22,8 @@ pub struct EdgeKey {
 #[derive(Default)]
 pub struct Graph {
     nodes: HashMap<String, Node>,
+    /// Each node's id by its inode.
+    ids: HashMap<u64, String>,
     edges: BTreeMap<EdgeKey, u64>,
     /// Each node's edges, either way.
     touching: HashMap<String, BTreeSet<EdgeKey>>,
@@ -44,26 +46,42 @@ impl Graph {
         self.edges.len()
     }
 
-    pub fn set_node(&mut self, id: &str, kind: &str, ino: u64) {
-        self.nodes.insert(
-            id.to_string(),
-            Node {
-                kind: kind.to_string(),
-                ino,
-            },
-        );
+    /// The id of the node stored at `ino`.
+    pub fn id_of(&self, ino: u64) -> Option<&str> {
+        self.ids.get(&ino).map(String::as_str)
     }
 
-    /// Forgets node `id` if it is the one of type `kind`.
-    pub fn remove_node(&mut self, id: &str, kind: &str) {
-        if self.nodes.get(id).is_some_and(|n| n.kind == kind) {
-            self.nodes.remove(id);
+    pub fn set_node(&mut self, id: &str, kind: &str, ino: u64) {
+        let node = Node {
+            kind: kind.to_string(),
+            ino,
+        };
+        if let Some(old) = self.nodes.insert(id.to_string(), node) {
+            self.ids.remove(&old.ino);
         }
+        self.ids.insert(ino, id.to_string());
+    }
+
+    /// Forgets node `id` if it is the one of type `kind`; returns its inode.
+    pub fn remove_node(&mut self, id: &str, kind: &str) -> Option<u64> {
+        if self.nodes.get(id).is_none_or(|n| n.kind != kind) {
+            return None;
+        }
+        let n = self.nodes.remove(id)?;
+        self.ids.remove(&n.ino);
+        Some(n.ino)
     }
 
     /// Forgets every node of type `kind` (its directory went or was renamed).
     pub fn remove_type(&mut self, kind: &str) {
-        self.nodes.retain(|_, n| n.kind != kind);
+        let ids = &mut self.ids;
+        self.nodes.retain(|_, n| {
+            let keep = n.kind != kind;
+            if !keep {
+                ids.remove(&n.ino);
+            }
+            keep
+        });
     }
 
     pub fn set_edge(&mut self, key: EdgeKey, ino: u64) {
@@ -150,9 +168,11 @@ mod tests {
         g.remove_relation("knows");
         assert_eq!(g.edges_of("bob"), []);
         assert_eq!(g.edge_count(), 1);
-        g.remove_node("acme", "persons");
+        assert_eq!(g.remove_node("acme", "persons"), None);
         assert!(g.node("acme").is_some(), "only the node of that type goes");
+        assert_eq!(g.id_of(2), Some("acme"));
         g.remove_type("organizations");
+        assert_eq!(g.id_of(2), None);
         assert_eq!(g.dangling(), [&key("works_for", "alice", "acme")]);
         g.remove_edge(&key("works_for", "alice", "acme"));
         assert_eq!(g.edges_of("alice"), []);

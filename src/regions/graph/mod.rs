@@ -14,6 +14,7 @@ mod cascade;
 pub mod dimensions;
 mod index;
 mod names;
+mod space;
 mod track;
 mod views;
 
@@ -24,12 +25,14 @@ use crate::error::{Error, Result};
 use crate::regions::{Cx, Dir, Generated, Naming, Region, Rule, Sink, Tag};
 
 use self::index::Graph;
+use self::space::Space;
 
 pub const TAG: Tag = 10;
 pub const TOP: &str = "quantum_graph";
 pub const NODES: &str = "quantum_graph/nodes";
 pub const EDGES: &str = "quantum_graph/edges";
 pub const NEIGHBOURHOODS: &str = "quantum_graph/neighbourhoods";
+pub const DIMENSIONS: &str = "quantum_graph/dimensions";
 /// The control file: each line written names a node to remove with its edges.
 pub const REMOVE_WITH_EDGES: &str = "remove_with_edges";
 
@@ -39,11 +42,23 @@ pub struct Shared {
     /// Held from a check of names until the change is made (`Region::hold`).
     hold: Mutex<()>,
     graph: Mutex<Graph>,
+    space: Mutex<Space>,
 }
 
 impl Shared {
     fn graph(&self) -> MutexGuard<'_, Graph> {
         self.graph.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn space(&self) -> MutexGuard<'_, Space> {
+        self.space.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A node went: out of the index too.
+    fn node_gone(&self, cx: &Cx<'_>, ino: u64) {
+        if let Some(dims) = cx.seed_dir(DIMENSIONS) {
+            self.space().removed(cx, dims.ino, ino);
+        }
     }
 
     fn hold(&self) -> MutexGuard<'_, ()> {
@@ -142,7 +157,19 @@ impl Region for QuantumGraph {
     }
 
     fn entry_changed(&self, cx: &Cx<'_>, dir: &Dir, name: &[u8]) {
-        track::entry_changed(&self.shared, cx, dir, &place(cx, dir), name);
+        if let Some(gone) = track::entry_changed(&self.shared, cx, dir, &place(cx, dir), name) {
+            self.shared.node_gone(cx, gone);
+        }
+    }
+
+    /// A node's content changed: so may have its coordinates.
+    fn committed(&self, cx: &Cx<'_>, dir: &Dir, name: &[u8]) {
+        if !matches!(place(cx, dir), Place::Type(_)) || names::node_id(name).is_none() {
+            return;
+        }
+        if let (Ok(node), Some(dims)) = (cx.store.lookup(dir.ino, name), cx.seed_dir(DIMENSIONS)) {
+            self.shared.space().committed(cx, dims.ino, node.ino);
+        }
     }
 
     fn views(&self, _cx: &Cx<'_>, dir: &Dir) -> Vec<String> {
@@ -152,6 +179,9 @@ impl Region for QuantumGraph {
         if dir.is_seed(NEIGHBOURHOODS) {
             return views::names(&self.shared.graph());
         }
+        if dir.is_seed(DIMENSIONS) {
+            return vec![space::CLUSTERS.to_string()];
+        }
         Vec::new()
     }
 
@@ -159,12 +189,26 @@ impl Region for QuantumGraph {
         if dir.is_seed(TOP) && name == REMOVE_WITH_EDGES {
             return Some(Generated::Document(Vec::new()));
         }
+        if dir.is_seed(DIMENSIONS) && name == space::CLUSTERS {
+            // Recomputed by maintenance, without the engine's state moving.
+            let graph = self.shared.graph();
+            let v = self
+                .shared
+                .space()
+                .clusters_json(|ino| graph.id_of(ino).map(str::to_string));
+            return Some(Generated::Fresh(crate::regions::pretty(&v)));
+        }
         if !dir.is_seed(NEIGHBOURHOODS) {
             return None;
         }
         let id = name.strip_suffix(".json")?;
         // Effective strengths decay with time, without the engine's state moving.
-        views::neighbourhood(cx, &self.shared.graph(), id).map(Generated::Fresh)
+        let graph = self.shared.graph();
+        let near = graph
+            .node(id)
+            .map(|n| self.shared.space().nearest(n.ino, views::NEAREST))
+            .unwrap_or_default();
+        views::neighbourhood(cx, &graph, id, &near).map(Generated::Fresh)
     }
 
     fn takes_writes(&self, _cx: &Cx<'_>, dir: &Dir, name: &[u8]) -> bool {
@@ -178,8 +222,18 @@ impl Region for QuantumGraph {
         Ok(Box::new(cascade::Cascade::new(self.shared.clone())))
     }
 
-    /// Reads the graph from its files.
+    /// Reads the graph from its files, and the nodes' coordinates.
     fn start(&self, cx: &Cx<'_>) -> Result<()> {
-        track::load(&self.shared, cx)
+        track::load(&self.shared, cx)?;
+        let nodes: Vec<u64> = self.shared.graph().nodes().map(|(_, n)| n.ino).collect();
+        if let Some(dims) = cx.seed_dir(DIMENSIONS) {
+            *self.shared.space() = Space::load(cx, dims.ino, &nodes);
+        }
+        Ok(())
+    }
+
+    /// Maintenance: the clusters, once nodes changed.
+    fn tick(&self, _cx: &Cx<'_>) {
+        self.shared.space().maintain();
     }
 }

@@ -127,22 +127,27 @@ fn in_use(edges: &[EdgeKey], kind: &str, id: &str) -> Result<()> {
     )))
 }
 
-/// `name` in `dir` (at `place`) changed: the graph takes what is there now.
-pub fn entry_changed(shared: &Shared, cx: &Cx<'_>, dir: &Dir, place: &Place, name: &[u8]) {
+/// `name` in `dir` (at `place`) changed: the graph takes what is there now. Returns the
+/// inode of a node that went.
+pub fn entry_changed(
+    shared: &Shared,
+    cx: &Cx<'_>,
+    dir: &Dir,
+    place: &Place,
+    name: &[u8],
+) -> Option<u64> {
     let now = cx.store.lookup(dir.ino, name).ok();
     let mut graph = shared.graph();
     match place {
         Place::Type(kind) => {
-            let Some(id) = node_id(name) else { return };
+            let id = node_id(name)?;
             match now {
                 Some(a) if a.kind == Kind::File => graph.set_node(id, kind, a.ino),
-                _ => graph.remove_node(id, kind),
+                _ => return graph.remove_node(id, kind),
             }
         }
         Place::Relation(relation) => {
-            let Some((a, b)) = edge_ends(name) else {
-                return;
-            };
+            let (a, b) = edge_ends(name)?;
             let key = EdgeKey {
                 relation: relation.clone(),
                 a: a.to_string(),
@@ -170,6 +175,7 @@ pub fn entry_changed(shared: &Shared, cx: &Cx<'_>, dir: &Dir, place: &Place, nam
         }
         _ => {}
     }
+    None
 }
 
 /// Adds the nodes (or edges) stored in the collection directory `ino`.

@@ -53,7 +53,11 @@ fn edge(cx: &Cx<'_>, graph: &Graph, k: &EdgeKey, other: &str, now: i64) -> Value
     })
 }
 
-pub fn neighbourhood(cx: &Cx<'_>, graph: &Graph, id: &str) -> Option<Vec<u8>> {
+/// Nearest nodes a neighbourhood lists.
+pub const NEAREST: usize = 5;
+
+/// Node `id`'s edges and its `near`est nodes (by inode, with their cosine distance).
+pub fn neighbourhood(cx: &Cx<'_>, graph: &Graph, id: &str, near: &[(u64, f32)]) -> Option<Vec<u8>> {
     let node = graph.node(id)?;
     let now = time::now();
     let (mut out, mut inn) = (Vec::new(), Vec::new());
@@ -73,5 +77,13 @@ pub fn neighbourhood(cx: &Cx<'_>, graph: &Graph, id: &str) -> Option<Vec<u8>> {
         "in_degree": inn.len(),
         "out": out,
         "in": inn,
+        "nearest": near
+            .iter()
+            .filter_map(|&(ino, d)| {
+                let other = graph.id_of(ino)?;
+                let kind = graph.node(other).map(|n| n.kind.clone());
+                Some(json!({ "node": other, "type": kind, "cosine_distance": d }))
+            })
+            .collect::<Vec<_>>(),
     })))
 }

@@ -91,10 +91,12 @@ impl Index {
     }
 
     /// Candidates a graph query keeps from now on: recall against speed.
+    #[cfg(test)]
     pub fn set_ef_search(&mut self, ef: usize) {
         self.params.ef_search = ef.max(1);
     }
 
+    #[cfg(test)]
     pub fn metric(&self) -> Metric {
         self.metric
     }

@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), expect(dead_code, reason = "wired by the graph region"))]
 //! `quantum_graph/dimensions/`: where graph nodes sit in space, and who their neighbours
 //! are. Pure functions and in-memory structures; the graph region does the file I/O.
 //!
