@@ -19,7 +19,7 @@ fn cache(m: &Mount) -> (u64, u64) {
 
 /// Evicts every small record from the cache: a 1 MiB budget filled with large records,
 /// then the budget back.
-fn flush_cache(m: &Mount) {
+pub fn flush_cache(m: &Mount) {
     let params = m.path("configuration/universe_parameters.json");
     let was = read_json(&params)["cache_budget_mb"].clone();
     edit_json(&params, json!({ "cache_budget_mb": 1 }));

@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -420,4 +421,104 @@ fn nearest_nodes_and_clusters_follow_the_coordinates() {
     assert_eq!(&file[..8], b"ISLDIMX1");
     assert_eq!(nearest(&m, "b3")[0], "a3", "the index after a restart");
     assert!(!m.log().contains("rebuilt from the nodes"), "{}", m.log());
+}
+
+/// Nodes sharing their neighbours are entangled: listed in `entanglement_map.json` with
+/// why, held in `strong_correlations.erl` (which `islabdb correlations` decodes), and
+/// opening one brings the other into the cache.
+#[test]
+fn nodes_sharing_neighbours_are_entangled_and_prefetched_together() {
+    let m = Mount::new();
+    ok(
+        &m,
+        r#"for n in a b x y lonely; do echo "{\"name\": \"$n\"}" > nodes/persons/$n.json; done &&
+           for n in a b; do for t in x y; do echo '{"strength": 0.9}' > edges/collaborates_with/${n}_to_$t.json; done; done &&
+           echo '{"strength": 0.2}' > edges/leads/lonely_to_x.json"#,
+    );
+    let map = wait_json(
+        &m.path("quantum_graph/entanglements/entanglement_map.json"),
+        10,
+        "pairs computed",
+        |v| v["pairs"].as_u64().is_some_and(|n| n >= 2),
+    );
+    let pairs: Vec<(String, String)> = map["entangled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["a"].as_str().unwrap().to_string(),
+                p["b"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let has = |x: &str, y: &str| {
+        pairs
+            .iter()
+            .any(|(a, b)| (a == x && b == y) || (a == y && b == x))
+    };
+    assert!(
+        has("persons/a", "persons/b") && has("persons/x", "persons/y"),
+        "{map}"
+    );
+    assert!(
+        !pairs
+            .iter()
+            .any(|(a, b)| a.contains("lonely") || b.contains("lonely")),
+        "{map}"
+    );
+    let ino = |id: &str| {
+        fs::metadata(m.path(&format!("quantum_graph/nodes/persons/{id}.json")))
+            .unwrap()
+            .ino()
+    };
+    let erl = m.path("quantum_graph/entanglements/strong_correlations.erl");
+    let out = output_of(
+        std::process::Command::new(bin())
+            .arg("correlations")
+            .arg(&erl),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let decoded: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (a, b) = (ino("a").min(ino("b")), ino("a").max(ino("b")));
+    assert!(
+        decoded
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["a"] == a && p["b"] == b && p["shared_neighbours"] == true),
+        "{decoded}"
+    );
+
+    // Opening a brings b into the cache.
+    crate::entanglement::flush_cache(&m);
+    let analytics = "spacetime/warm_data/event_horizon/cache_analytics.json";
+    let prefetched = |m: &Mount| {
+        read_json(&m.path("spacetime/hot_data/quantum_indices/relationships.json"))["since_mount"]
+            ["prefetched_into_cache"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = prefetched(&m);
+    get(&m.path("quantum_graph/nodes/persons/a.json"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while prefetched(&m) == before {
+        assert!(std::time::Instant::now() < deadline, "b was not prefetched");
+        thread::sleep(Duration::from_millis(100));
+    }
+    thread::sleep(Duration::from_millis(1100));
+    let reads = |m: &Mount| {
+        let v = read_json(&m.path(analytics));
+        let n = |k: &str| v["reads_of_this_tier"][k].as_u64().unwrap();
+        (n("hits"), n("misses"))
+    };
+    let (h0, m0) = reads(&m);
+    get(&m.path("quantum_graph/nodes/persons/b.json"));
+    thread::sleep(Duration::from_millis(1100));
+    let (h1, m1) = reads(&m);
+    assert_eq!(
+        (h1 - h0, m1 - m0),
+        (1, 0),
+        "reading b after a: (hits, misses)"
+    );
 }

@@ -73,6 +73,12 @@ enum Command {
         /// A `vacuum_stability.metrics`, or a copy of one.
         file: PathBuf,
     },
+    /// Print `quantum_graph/entanglements/strong_correlations.erl` (the graph's entangled
+    /// pairs in binary, see FORMAT.md) as JSON.
+    Correlations {
+        /// A `strong_correlations.erl`, or a copy of one.
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -133,6 +139,9 @@ fn main() -> ExitCode {
         Command::Vacuum { file } => print_decoded(decoded(&file, |b| {
             regions::entropy::vacuum::Vacuum::decode(b).map(|v| v.json())
         })),
+        Command::Correlations { file } => {
+            print_decoded(decoded(&file, regions::graph::correlations_json))
+        }
         Command::Maintain { mountpoint } => match maintain(&mountpoint) {
             Ok(report) => {
                 println!("{report}");

@@ -1,5 +1,6 @@
 //! `configuration/entanglement_rules.json`: what counts as records read together, how
-//! fast the memory of it fades, how much of it is kept, and how much is prefetched.
+//! fast the memory of it fades, how much of it is kept, and how much is prefetched; and,
+//! under `graph`, what makes two graph nodes entangled (`regions::graph::entangle`).
 //! Checked by the configuration region (an invalid edit is EINVAL); read by the
 //! entanglement region as it stands.
 
@@ -25,6 +26,72 @@ pub struct Settings {
     pub partners_per_key: usize,
     /// Pairs kept in all: bounds memory and `entangled_keys.erl` (28 bytes a pair).
     pub max_pairs: usize,
+    /// Graph nodes' entanglement (absent in files of older builds: the defaults).
+    #[serde(default)]
+    pub graph: GraphRules,
+}
+
+/// What makes two graph nodes entangled: enough neighbours in common (weighted by the
+/// edges' effective, decayed strengths), or coordinates nearly alike.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphRules {
+    /// Neighbours two nodes must share at least.
+    pub min_shared_neighbours: u64,
+    /// Their neighbourhoods' weighted Jaccard similarity must reach this (0..1).
+    pub min_jaccard: f64,
+    /// Or their cosine similarity must reach this (0..1).
+    pub min_similarity: f64,
+    /// Pairs kept (the strongest).
+    pub max_pairs: u64,
+    /// Entangled partners brought into the cache when a node is opened.
+    pub prefetch_partners: u64,
+    /// Maintenance recomputes the pairs at most this often, once the graph changed.
+    pub interval_secs: u64,
+}
+
+impl Default for GraphRules {
+    fn default() -> Self {
+        GraphRules {
+            min_shared_neighbours: 2,
+            min_jaccard: 0.5,
+            min_similarity: 0.95,
+            max_pairs: 10_000,
+            prefetch_partners: 4,
+            interval_secs: 60,
+        }
+    }
+}
+
+const GRAPH_RANGES: [(&str, u64, u64); 4] = [
+    ("graph.min_shared_neighbours", 1, 1_000),
+    ("graph.max_pairs", 1, 1_000_000),
+    ("graph.prefetch_partners", 0, 64),
+    ("graph.interval_secs", 1, 86_400),
+];
+
+impl GraphRules {
+    fn check(&self) -> Result<()> {
+        let values = [
+            self.min_shared_neighbours,
+            self.max_pairs,
+            self.prefetch_partners,
+            self.interval_secs,
+        ];
+        config::check_ranges(FILE, &GRAPH_RANGES, &values)?;
+        for (name, v) in [
+            ("graph.min_jaccard", self.min_jaccard),
+            ("graph.min_similarity", self.min_similarity),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(config::invalid(
+                    FILE,
+                    &format!("{name} must be between 0 and 1"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Settings {
@@ -37,6 +104,7 @@ impl Default for Settings {
             prefetch_partners: 4,
             partners_per_key: 16,
             max_pairs: 100_000,
+            graph: GraphRules::default(),
         }
     }
 }
@@ -66,7 +134,7 @@ impl Settings {
                 "min_strength must be a positive number",
             ));
         }
-        Ok(())
+        self.graph.check()
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Settings> {
@@ -115,6 +183,14 @@ mod tests {
             assert!(bad.check().is_err(), "{bad:?}");
         }
         assert!(Settings::parse(br#"{"window_ms": 5}"#).is_err());
+        let mut bad_graph = d;
+        bad_graph.graph.min_jaccard = 1.5;
+        assert!(bad_graph.check().is_err());
+        // A file without the graph's section (an older build's) takes its defaults.
+        let mut old = serde_json::to_value(d).expect("json");
+        old.as_object_mut().expect("object").remove("graph");
+        let parsed = Settings::parse(old.to_string().as_bytes()).expect("parses");
+        assert_eq!(parsed.graph, GraphRules::default());
         let old = br#"{"co_access_window_ms": 250, "min_correlation": 0.5}"#;
         assert_eq!(Settings::from_retired(old).map(|s| s.window_ms), Some(250));
     }

@@ -34,6 +34,20 @@ impl Edge {
     }
 }
 
+/// What the stored edge at `ino` says, with the time of its last commit (standing in for
+/// a missing `since`). An edge not written yet is of full strength.
+pub fn read_edge(cx: &crate::regions::Cx<'_>, ino: u64) -> Result<(Edge, Micros)> {
+    let attr = cx.store.getattr(ino)?;
+    let bytes = cx.store.read(ino, 0, attr.size as usize)?;
+    let committed = attr.mtime.secs * 1_000_000 + i64::from(attr.mtime.nanos / 1000);
+    let v: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| invalid("edge", e))?
+    };
+    Ok((parse_edge(&v)?, committed))
+}
+
 fn invalid(what: &str, why: impl std::fmt::Display) -> Error {
     Error::InvalidRecord(format!("{what}: {why}"))
 }

@@ -5,6 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::body::Edge;
+use crate::regions::temporal::time::Micros;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
     /// The type directory it is in.
@@ -19,12 +22,19 @@ pub struct EdgeKey {
     pub b: String,
 }
 
+/// A stored edge: its inode, and what it says (with its last commit's time) once read.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stored {
+    pub ino: u64,
+    pub body: Option<(Edge, Micros)>,
+}
+
 #[derive(Default)]
 pub struct Graph {
     nodes: HashMap<String, Node>,
     /// Each node's id by its inode.
     ids: HashMap<u64, String>,
-    edges: BTreeMap<EdgeKey, u64>,
+    edges: BTreeMap<EdgeKey, Stored>,
     /// Each node's edges, either way.
     touching: HashMap<String, BTreeSet<EdgeKey>>,
 }
@@ -84,14 +94,14 @@ impl Graph {
         });
     }
 
-    pub fn set_edge(&mut self, key: EdgeKey, ino: u64) {
+    pub fn set_edge(&mut self, key: EdgeKey, stored: Stored) {
         for end in [&key.a, &key.b] {
             self.touching
                 .entry(end.clone())
                 .or_default()
                 .insert(key.clone());
         }
-        self.edges.insert(key, ino);
+        self.edges.insert(key, stored);
     }
 
     pub fn remove_edge(&mut self, key: &EdgeKey) {
@@ -121,8 +131,16 @@ impl Graph {
         }
     }
 
-    pub fn edge(&self, key: &EdgeKey) -> Option<u64> {
+    pub fn edge(&self, key: &EdgeKey) -> Option<Stored> {
         self.edges.get(key).copied()
+    }
+
+    /// The effective strength of the edge `key` at `now` (0 while it is unreadable).
+    pub fn strength(&self, key: &EdgeKey, now: Micros) -> f64 {
+        self.edges
+            .get(key)
+            .and_then(|s| s.body)
+            .map_or(0.0, |(e, committed)| e.effective(now, committed))
     }
 
     /// The edges from or to `id`, in order.
@@ -160,8 +178,9 @@ mod tests {
         g.set_node("alice", "persons", 1);
         g.set_node("acme", "organizations", 2);
         g.set_node("bob", "persons", 3);
-        g.set_edge(key("works_for", "alice", "acme"), 10);
-        g.set_edge(key("knows", "alice", "bob"), 11);
+        let stored = |ino| Stored { ino, body: None };
+        g.set_edge(key("works_for", "alice", "acme"), stored(10));
+        g.set_edge(key("knows", "alice", "bob"), stored(11));
         assert_eq!(g.edges_of("alice").len(), 2);
         assert_eq!(g.edges_of("acme"), [key("works_for", "alice", "acme")]);
         assert!(g.dangling().is_empty());

@@ -12,20 +12,26 @@
 mod body;
 mod cascade;
 pub mod dimensions;
+mod entangle;
 mod index;
 mod names;
 mod space;
 mod track;
 mod views;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::engine::Attr;
 use crate::error::{Error, Result};
 use crate::regions::{Cx, Dir, Generated, Naming, Region, Rule, Sink, Tag};
 
+use self::entangle::Entangled;
 use self::index::Graph;
 use self::space::Space;
+use crate::regions::config::Watched;
+use crate::regions::entanglement::settings::{self as rules, Settings as Rules};
+use crate::regions::temporal::time;
 
 pub const TAG: Tag = 10;
 pub const TOP: &str = "quantum_graph";
@@ -33,8 +39,26 @@ pub const NODES: &str = "quantum_graph/nodes";
 pub const EDGES: &str = "quantum_graph/edges";
 pub const NEIGHBOURHOODS: &str = "quantum_graph/neighbourhoods";
 pub const DIMENSIONS: &str = "quantum_graph/dimensions";
+pub const ENTANGLEMENTS: &str = "quantum_graph/entanglements";
 /// The control file: each line written names a node to remove with its edges.
 pub const REMOVE_WITH_EDGES: &str = "remove_with_edges";
+
+/// `strong_correlations.erl` as JSON (`islabdb correlations FILE`): its pairs by inode.
+pub fn correlations_json(bytes: &[u8]) -> Result<serde_json::Value> {
+    let pairs = entangle::decode(bytes)?;
+    Ok(serde_json::json!(
+        pairs
+            .iter()
+            .map(|p| serde_json::json!({
+                "a": p.a,
+                "b": p.b,
+                "strength": p.strength,
+                "shared_neighbours": p.reasons & entangle::SHARED_NEIGHBOURS != 0,
+                "similar": p.reasons & entangle::SIMILAR != 0,
+            }))
+            .collect::<Vec<_>>()
+    ))
+}
 
 /// What the region's requests share.
 #[derive(Default)]
@@ -43,6 +67,9 @@ pub struct Shared {
     hold: Mutex<()>,
     graph: Mutex<Graph>,
     space: Mutex<Space>,
+    entangled: Mutex<Entangled>,
+    /// The graph changed since the entangled pairs were computed.
+    changed: AtomicBool,
 }
 
 impl Shared {
@@ -52,6 +79,10 @@ impl Shared {
 
     fn space(&self) -> MutexGuard<'_, Space> {
         self.space.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn entangled(&self) -> MutexGuard<'_, Entangled> {
+        self.entangled.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A node went: out of the index too.
@@ -66,9 +97,18 @@ impl Shared {
     }
 }
 
-#[derive(Default)]
 pub struct QuantumGraph {
     shared: Arc<Shared>,
+    rules: Watched<Rules>,
+}
+
+impl Default for QuantumGraph {
+    fn default() -> Self {
+        QuantumGraph {
+            shared: Arc::default(),
+            rules: Watched::new(rules::FILE, Rules::parse),
+        }
+    }
 }
 
 /// Where a directory is in the graph.
@@ -157,18 +197,28 @@ impl Region for QuantumGraph {
     }
 
     fn entry_changed(&self, cx: &Cx<'_>, dir: &Dir, name: &[u8]) {
+        self.shared.changed.store(true, Ordering::Relaxed);
         if let Some(gone) = track::entry_changed(&self.shared, cx, dir, &place(cx, dir), name) {
             self.shared.node_gone(cx, gone);
         }
     }
 
-    /// A node's content changed: so may have its coordinates.
+    /// A node's content changed: so may have its coordinates; an edge's: its strength.
     fn committed(&self, cx: &Cx<'_>, dir: &Dir, name: &[u8]) {
-        if !matches!(place(cx, dir), Place::Type(_)) || names::node_id(name).is_none() {
+        let Ok(file) = cx.store.lookup(dir.ino, name) else {
             return;
-        }
-        if let (Ok(node), Some(dims)) = (cx.store.lookup(dir.ino, name), cx.seed_dir(DIMENSIONS)) {
-            self.shared.space().committed(cx, dims.ino, node.ino);
+        };
+        self.shared.changed.store(true, Ordering::Relaxed);
+        match place(cx, dir) {
+            Place::Type(_) if names::node_id(name).is_some() => {
+                if let Some(dims) = cx.seed_dir(DIMENSIONS) {
+                    self.shared.space().committed(cx, dims.ino, file.ino);
+                }
+            }
+            Place::Relation(relation) => {
+                track::edge_committed(&self.shared, cx, &relation, name, file.ino);
+            }
+            _ => {}
         }
     }
 
@@ -181,6 +231,12 @@ impl Region for QuantumGraph {
         }
         if dir.is_seed(DIMENSIONS) {
             return vec![space::CLUSTERS.to_string()];
+        }
+        if dir.is_seed(ENTANGLEMENTS) {
+            return vec![
+                entangle::MAP.to_string(),
+                entangle::CORRELATIONS.to_string(),
+            ];
         }
         Vec::new()
     }
@@ -198,6 +254,23 @@ impl Region for QuantumGraph {
                 .clusters_json(|ino| graph.id_of(ino).map(str::to_string));
             return Some(Generated::Fresh(crate::regions::pretty(&v)));
         }
+        if dir.is_seed(ENTANGLEMENTS) {
+            // Recomputed by maintenance, without the engine's state moving.
+            let content = match name {
+                entangle::MAP => {
+                    let graph = self.shared.graph();
+                    let rules = self.rules.get(cx).graph;
+                    crate::regions::pretty(&entangle::map_json(
+                        &self.shared.entangled(),
+                        &graph,
+                        &rules,
+                    ))
+                }
+                entangle::CORRELATIONS => entangle::encode(&self.shared.entangled().pairs),
+                _ => return None,
+            };
+            return Some(Generated::Fresh(content));
+        }
         if !dir.is_seed(NEIGHBOURHOODS) {
             return None;
         }
@@ -208,7 +281,7 @@ impl Region for QuantumGraph {
             .node(id)
             .map(|n| self.shared.space().nearest(n.ino, views::NEAREST))
             .unwrap_or_default();
-        views::neighbourhood(cx, &graph, id, &near).map(Generated::Fresh)
+        views::neighbourhood(&graph, id, &near).map(Generated::Fresh)
     }
 
     fn takes_writes(&self, _cx: &Cx<'_>, dir: &Dir, name: &[u8]) -> bool {
@@ -232,8 +305,36 @@ impl Region for QuantumGraph {
         Ok(())
     }
 
-    /// Maintenance: the clusters, once nodes changed.
-    fn tick(&self, _cx: &Cx<'_>) {
+    /// Maintenance: the clusters and the entangled pairs, once the graph changed.
+    fn tick(&self, cx: &Cx<'_>) {
         self.shared.space().maintain();
+        let rules = self.rules.get(cx).graph;
+        let due = self
+            .shared
+            .entangled()
+            .computed_at
+            .is_none_or(|at| time::now() - at >= rules.interval_secs as i64 * 1_000_000);
+        if due && self.shared.changed.swap(false, Ordering::Relaxed) {
+            let graph = self.shared.graph();
+            let e = entangle::compute(&graph, &self.shared.space(), &rules, time::now());
+            drop(graph);
+            *self.shared.entangled() = e;
+        }
+    }
+
+    /// Opening a node brings its entangled partners into the cache.
+    fn observe(&self, cx: &Cx<'_>, event: &crate::regions::Event) {
+        let crate::regions::Event::Read { ino, tag } = *event else {
+            return;
+        };
+        if tag != TAG {
+            return;
+        }
+        let partners: Vec<u64> = self.shared.entangled().partners(ino).to_vec();
+        // Read once a tick at most: the file is parsed again only when it changed.
+        let n = self.rules.get(cx).graph.prefetch_partners as usize;
+        for p in partners.into_iter().take(n) {
+            cx.store.prefetch(p);
+        }
     }
 }

@@ -175,6 +175,12 @@ impl Space {
         }
     }
 
+    /// Whether asking the nearest of every node is affordable: the index is approximate,
+    /// or an exact scan of at most `max` nodes.
+    pub fn searchable_for_all(&self, max: usize) -> bool {
+        self.index.is_approximate() || self.index.len() <= max
+    }
+
     /// Recomputes the clusters if nodes changed and the last are old enough.
     pub fn maintain(&mut self) {
         let due = self

@@ -1,7 +1,7 @@
 //! Keeping the graph whole: which changes of names are admitted, and the in-memory graph
 //! kept in step with the files after each change (and read from them at start).
 
-use super::index::{EdgeKey, Node};
+use super::index::{EdgeKey, Node, Stored};
 use super::names::{self, check_edge_name, check_node_name, edge_ends, node_id};
 use super::{EDGES, NODES, Place, Shared};
 use crate::engine::tree::Kind;
@@ -154,7 +154,16 @@ pub fn entry_changed(
                 b: b.to_string(),
             };
             match now {
-                Some(attr) if attr.kind == Kind::File => graph.set_edge(key, attr.ino),
+                Some(attr) if attr.kind == Kind::File => {
+                    let body = read_body(cx, attr.ino);
+                    graph.set_edge(
+                        key,
+                        Stored {
+                            ino: attr.ino,
+                            body,
+                        },
+                    );
+                }
                 _ => graph.remove_edge(&key),
             }
         }
@@ -178,6 +187,32 @@ pub fn entry_changed(
     None
 }
 
+/// What a stored edge says; one that cannot be read (left by an older build) counts as
+/// of no strength, loudly.
+fn read_body(cx: &Cx<'_>, ino: u64) -> Option<(super::body::Edge, i64)> {
+    match super::body::read_edge(cx, ino) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            log::warn!("quantum_graph: edge inode {ino}: {e}");
+            None
+        }
+    }
+}
+
+/// An edge's content was committed: the graph takes what it says now.
+pub fn edge_committed(shared: &Shared, cx: &Cx<'_>, relation: &str, name: &[u8], ino: u64) {
+    let Some((a, b)) = edge_ends(name) else {
+        return;
+    };
+    let key = EdgeKey {
+        relation: relation.to_string(),
+        a: a.to_string(),
+        b: b.to_string(),
+    };
+    let body = read_body(cx, ino);
+    shared.graph().set_edge(key, Stored { ino, body });
+}
+
 /// Adds the nodes (or edges) stored in the collection directory `ino`.
 fn scan(shared: &Shared, cx: &Cx<'_>, ino: u64, collection: &str, nodes: bool) -> Result<()> {
     let entries = cx.store.readdir_names(ino)?;
@@ -193,7 +228,14 @@ fn scan(shared: &Shared, cx: &Cx<'_>, ino: u64, collection: &str, nodes: bool) -
                 a: a.to_string(),
                 b: b.to_string(),
             };
-            graph.set_edge(key, attr.ino);
+            let body = read_body(cx, attr.ino);
+            graph.set_edge(
+                key,
+                Stored {
+                    ino: attr.ino,
+                    body,
+                },
+            );
         }
     }
     Ok(())

@@ -3,12 +3,11 @@
 
 use serde_json::{Value, json};
 
-use super::body;
 use super::cascade::edge_name;
 use super::index::{EdgeKey, Graph};
 use super::{EDGES, NODES};
+use crate::regions::pretty;
 use crate::regions::temporal::time;
-use crate::regions::{Cx, pretty};
 
 /// One view per node.
 pub fn names(graph: &Graph) -> Vec<String> {
@@ -18,26 +17,9 @@ pub fn names(graph: &Graph) -> Vec<String> {
 }
 
 /// What one edge says now; `other` is the end that is not the node.
-fn edge(cx: &Cx<'_>, graph: &Graph, k: &EdgeKey, other: &str, now: i64) -> Value {
+fn edge(graph: &Graph, k: &EdgeKey, other: &str, now: i64) -> Value {
     let path = format!("{EDGES}/{}/{}", k.relation, edge_name(k));
-    let stored = graph.edge(k).and_then(|ino| {
-        let attr = cx.store.getattr(ino).ok()?;
-        let bytes = cx.store.read(ino, 0, attr.size as usize).ok()?;
-        let committed = attr.mtime.secs * 1_000_000 + i64::from(attr.mtime.nanos / 1000);
-        Some((bytes.to_vec(), committed))
-    });
-    let (parsed, committed) = match &stored {
-        Some((bytes, committed)) if bytes.iter().any(|b| !b.is_ascii_whitespace()) => (
-            serde_json::from_slice::<Value>(bytes)
-                .ok()
-                .and_then(|v| body::parse_edge(&v).ok()),
-            *committed,
-        ),
-        // Not written yet: an edge of full strength.
-        Some((_, committed)) => (body::parse_edge(&json!({})).ok(), *committed),
-        None => (None, 0),
-    };
-    let Some(e) = parsed else {
+    let Some((e, committed)) = graph.edge(k).and_then(|s| s.body) else {
         return json!({ "relation": k.relation, "node": other, "edge": path, "readable": false });
     };
     let round = |x: f64| (x * 1e6).round() / 1e6;
@@ -57,16 +39,16 @@ fn edge(cx: &Cx<'_>, graph: &Graph, k: &EdgeKey, other: &str, now: i64) -> Value
 pub const NEAREST: usize = 5;
 
 /// Node `id`'s edges and its `near`est nodes (by inode, with their cosine distance).
-pub fn neighbourhood(cx: &Cx<'_>, graph: &Graph, id: &str, near: &[(u64, f32)]) -> Option<Vec<u8>> {
+pub fn neighbourhood(graph: &Graph, id: &str, near: &[(u64, f32)]) -> Option<Vec<u8>> {
     let node = graph.node(id)?;
     let now = time::now();
     let (mut out, mut inn) = (Vec::new(), Vec::new());
     for k in graph.edges_of(id) {
         if k.a == id {
-            out.push(edge(cx, graph, &k, &k.b, now));
+            out.push(edge(graph, &k, &k.b, now));
         }
         if k.b == id {
-            inn.push(edge(cx, graph, &k, &k.a, now));
+            inn.push(edge(graph, &k, &k.a, now));
         }
     }
     Some(pretty(&json!({

@@ -1,0 +1,307 @@
+//! `entanglements/`: pairs of graph nodes that are strongly correlated, recomputed by
+//! maintenance once the graph changed: nodes sharing enough neighbours (the weighted
+//! Jaccard similarity of their neighbourhoods, each neighbour weighted by the strongest
+//! effective — decayed — strength of an edge to it), or nodes whose coordinates are
+//! nearly alike (cosine similarity). The rules are the `graph` section of
+//! `configuration/entanglement_rules.json`. `entanglement_map.json` shows the pairs,
+//! `strong_correlations.erl` holds them in binary (FORMAT.md); opening a node prefetches
+//! its entangled partners. Every node lives in the graph's one tier, so entangled nodes
+//! are always co-located.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Value, json};
+
+use super::index::Graph;
+use super::space::Space;
+use crate::engine::frame;
+use crate::error::{Error, Result};
+use crate::regions::entanglement::settings::GraphRules;
+use crate::regions::temporal::time::{self, Micros};
+
+pub const MAP: &str = "entanglement_map.json";
+pub const CORRELATIONS: &str = "strong_correlations.erl";
+const MAGIC: &[u8; 8] = b"ISLGENT1";
+const VERSION: u16 = 1;
+const ENTRY: usize = 24;
+/// Reasons, as bits of a pair's `reasons` byte.
+pub const SHARED_NEIGHBOURS: u8 = 1;
+pub const SIMILAR: u8 = 2;
+/// Nearest nodes asked of the index per node for similar pairs.
+const SIMILAR_ASKED: usize = 5;
+/// Above this many nodes, an exact index is not scanned once per node (that is quadratic):
+/// similar pairs are then found only through the approximate index.
+const SCAN_MAX: usize = 5_000;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pair {
+    pub a: u64,
+    pub b: u64,
+    pub strength: f32,
+    pub reasons: u8,
+}
+
+#[derive(Default)]
+pub struct Entangled {
+    pub pairs: Vec<Pair>,
+    pub computed_at: Option<Micros>,
+    /// Each node's partners, strongest first.
+    partners: HashMap<u64, Vec<u64>>,
+    /// Whether similar pairs were looked for (see `SCAN_MAX`).
+    pub similarity_searched: bool,
+}
+
+impl Entangled {
+    pub fn partners(&self, ino: u64) -> &[u64] {
+        self.partners.get(&ino).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The pairs of `graph` (and `space`) entangled by `rules` at `now`.
+pub fn compute(graph: &Graph, space: &Space, rules: &GraphRules, now: Micros) -> Entangled {
+    // Each node's neighbours with their weight: the strongest edge either way.
+    let mut weights: HashMap<u64, HashMap<u64, f64>> = HashMap::new();
+    for (id, node) in graph.nodes() {
+        for k in graph.edges_of(id) {
+            let other = if k.a == *id { &k.b } else { &k.a };
+            let Some(o) = graph.node(other).filter(|_| other != id) else {
+                continue;
+            };
+            let w = graph.strength(&k, now);
+            let slot = weights
+                .entry(node.ino)
+                .or_default()
+                .entry(o.ino)
+                .or_insert(0.0);
+            *slot = slot.max(w);
+        }
+    }
+    let mut found: BTreeMap<(u64, u64), (f32, u8)> = BTreeMap::new();
+    for (&a, na) in &weights {
+        // Candidates: the neighbours of a's neighbours.
+        let mut seen = std::collections::HashSet::new();
+        for n in na.keys() {
+            for &b in weights.get(n).map(|m| m.keys()).into_iter().flatten() {
+                if b <= a || !seen.insert(b) {
+                    continue;
+                }
+                let nb = &weights[&b];
+                let shared = na.keys().filter(|x| nb.contains_key(x)).count() as u64;
+                if shared < rules.min_shared_neighbours {
+                    continue;
+                }
+                let (mut lo, mut hi) = (0.0, 0.0);
+                for x in na.keys().chain(nb.keys().filter(|x| !na.contains_key(x))) {
+                    let (wa, wb) = (
+                        na.get(x).copied().unwrap_or(0.0),
+                        nb.get(x).copied().unwrap_or(0.0),
+                    );
+                    lo += wa.min(wb);
+                    hi += wa.max(wb);
+                }
+                let j = if hi > 0.0 { lo / hi } else { 0.0 };
+                if j >= rules.min_jaccard {
+                    found.insert((a, b), (j as f32, SHARED_NEIGHBOURS));
+                }
+            }
+        }
+    }
+    let searched = space.searchable_for_all(SCAN_MAX);
+    if searched {
+        for (_, node) in graph.nodes() {
+            for (other, d) in space.nearest(node.ino, SIMILAR_ASKED) {
+                let similarity = 1.0 - d;
+                if f64::from(similarity) < rules.min_similarity {
+                    continue;
+                }
+                let key = (node.ino.min(other), node.ino.max(other));
+                let e = found.entry(key).or_insert((0.0, 0));
+                e.0 = e.0.max(similarity);
+                e.1 |= SIMILAR;
+            }
+        }
+    }
+    let mut pairs: Vec<Pair> = found
+        .into_iter()
+        .map(|((a, b), (strength, reasons))| Pair {
+            a,
+            b,
+            strength,
+            reasons,
+        })
+        .collect();
+    pairs.sort_by(|x, y| {
+        y.strength
+            .total_cmp(&x.strength)
+            .then((x.a, x.b).cmp(&(y.a, y.b)))
+    });
+    pairs.truncate(rules.max_pairs as usize);
+    let mut partners: HashMap<u64, Vec<u64>> = HashMap::new();
+    for p in &pairs {
+        partners.entry(p.a).or_default().push(p.b);
+        partners.entry(p.b).or_default().push(p.a);
+    }
+    Entangled {
+        pairs,
+        computed_at: Some(now),
+        partners,
+        similarity_searched: searched,
+    }
+}
+
+pub fn encode(pairs: &[Pair]) -> Vec<u8> {
+    let mut out = frame::file_header(MAGIC, VERSION).to_vec();
+    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for p in pairs {
+        out.extend_from_slice(&p.a.to_le_bytes());
+        out.extend_from_slice(&p.b.to_le_bytes());
+        out.extend_from_slice(&p.strength.to_le_bytes());
+        out.extend_from_slice(&[p.reasons, 0, 0, 0]);
+    }
+    frame::seal(&mut out);
+    out
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Vec<Pair>> {
+    let body = frame::unseal(bytes, MAGIC, VERSION, CORRELATIONS)?;
+    let bad = || Error::Corrupt(format!("{CORRELATIONS}: pairs do not match their count"));
+    let (count, rest) = body.split_first_chunk::<4>().ok_or_else(bad)?;
+    if rest.len() != u32::from_le_bytes(*count) as usize * ENTRY {
+        return Err(bad());
+    }
+    rest.chunks_exact(ENTRY)
+        .map(|c| {
+            let u64_at = |i: usize| u64::from_le_bytes(c[i..i + 8].try_into().unwrap_or_default());
+            let reasons = c[20];
+            if reasons == 0 || reasons & !(SHARED_NEIGHBOURS | SIMILAR) != 0 || c[21..24] != [0; 3]
+            {
+                return Err(Error::Corrupt(format!(
+                    "{CORRELATIONS}: a pair without a known reason"
+                )));
+            }
+            Ok(Pair {
+                a: u64_at(0),
+                b: u64_at(8),
+                strength: f32::from_le_bytes(c[16..20].try_into().unwrap_or_default()),
+                reasons,
+            })
+        })
+        .collect()
+}
+
+/// `entanglement_map.json`: the pairs by node id, with why.
+pub fn map_json(e: &Entangled, graph: &Graph, rules: &GraphRules) -> Value {
+    let name = |ino: u64| {
+        graph.id_of(ino).map(|id| {
+            let kind = graph.node(id).map(|n| n.kind.clone()).unwrap_or_default();
+            format!("{kind}/{id}")
+        })
+    };
+    let pairs: Vec<Value> = e
+        .pairs
+        .iter()
+        .filter_map(|p| {
+            let mut why = Vec::new();
+            if p.reasons & SHARED_NEIGHBOURS != 0 {
+                why.push("shared neighbours");
+            }
+            if p.reasons & SIMILAR != 0 {
+                why.push("similar coordinates");
+            }
+            Some(json!({
+                "a": name(p.a)?,
+                "b": name(p.b)?,
+                "strength": (f64::from(p.strength) * 1e4).round() / 1e4,
+                "why": why,
+            }))
+        })
+        .collect();
+    json!({
+        "computed_at": e.computed_at.map(time::format_rfc3339),
+        "rules": rules,
+        "similarity_searched": e.similarity_searched,
+        "co_located": "every node is stored in the graph's one tier (warm)",
+        "pairs": pairs.len(),
+        "entangled": pairs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::regions::graph::body::Edge;
+    use crate::regions::graph::index::{EdgeKey, Stored};
+
+    fn edge(g: &mut Graph, a: &str, b: &str, strength: f64) {
+        let key = EdgeKey {
+            relation: "r".into(),
+            a: a.into(),
+            b: b.into(),
+        };
+        let body = Edge {
+            strength,
+            since: None,
+            decay: None,
+        };
+        g.set_edge(
+            key,
+            Stored {
+                ino: 0,
+                body: Some((body, 0)),
+            },
+        );
+    }
+
+    #[test]
+    fn nodes_sharing_neighbours_are_entangled_by_weight() {
+        let mut g = Graph::default();
+        for (i, id) in ["a", "b", "c", "x", "y", "z"].iter().enumerate() {
+            g.set_node(id, "t", i as u64 + 1);
+        }
+        // a and b both know x and y strongly; c knows x weakly and z.
+        for n in ["a", "b"] {
+            edge(&mut g, n, "x", 1.0);
+            edge(&mut g, n, "y", 1.0);
+        }
+        edge(&mut g, "c", "x", 0.1);
+        edge(&mut g, "c", "z", 1.0);
+        let rules = GraphRules::default();
+        let e = compute(&g, &Space::default(), &rules, 0);
+        let pairs: Vec<(u64, u64)> = e.pairs.iter().map(|p| (p.a, p.b)).collect();
+        // a–b share everything (1.0); x–y share a and b (1.0); c shares only x with a.
+        assert_eq!(pairs, [(1, 2), (4, 5)], "{:?}", e.pairs);
+        assert_eq!(e.pairs[0].strength, 1.0);
+        assert_eq!(e.partners(1), [2]);
+        let loose = GraphRules {
+            min_shared_neighbours: 1,
+            min_jaccard: 0.0,
+            ..rules
+        };
+        let e = compute(&g, &Space::default(), &loose, 0);
+        let ac = e.pairs.iter().find(|p| (p.a, p.b) == (1, 3)).expect("a-c");
+        // Weighted: min 0.1 over max (1 + 1 + 1) for a's {x, y} and c's {x, z}.
+        assert!((ac.strength - 0.1 / 3.0).abs() < 1e-6, "{ac:?}");
+    }
+
+    #[test]
+    fn correlations_round_trip_and_damage_is_reported() {
+        let pairs = vec![
+            Pair {
+                a: 1,
+                b: 2,
+                strength: 0.75,
+                reasons: SHARED_NEIGHBOURS,
+            },
+            Pair {
+                a: 3,
+                b: 9,
+                strength: 0.99,
+                reasons: SHARED_NEIGHBOURS | SIMILAR,
+            },
+        ];
+        let b = encode(&pairs);
+        assert_eq!(b.len(), 12 + 4 + 2 * ENTRY + 4);
+        assert_eq!(decode(&b).ok(), Some(pairs));
+        frame::assert_damage_is_caught(&b, |d| decode(d).is_ok());
+    }
+}
