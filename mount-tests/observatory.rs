@@ -77,6 +77,26 @@ fn real_time_counts_what_was_done_and_stat_agrees_with_cat() {
     assert_eq!(health["status"], "ok", "{health}");
     let profile = get(&m.path("observatory/diagnostics/performance_profile.erl"));
     assert_eq!(&profile[..8], b"ISLPROF1");
+    // The same, summed up for a person from the shell.
+    let o = output_of(std::process::Command::new(bin()).arg("status").arg(m.mnt()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for line in [
+        "universe at",
+        ": ok",
+        "read ",
+        "cache:",
+        "log:",
+        "hot_data:",
+        "balance:",
+        "entanglement:",
+        "daemon:",
+    ] {
+        assert!(
+            text.contains(line),
+            "`islabdb status` lacks {line:?}:\n{text}"
+        );
+    }
 }
 
 #[test]

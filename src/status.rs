@@ -1,4 +1,5 @@
-//! `islabdb status MOUNTPOINT`: the observatory's files, summed up for a person.
+//! `islabdb status MOUNTPOINT`: the observatory's, entropy's and entanglement's files,
+//! summed up for a person.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -114,6 +115,31 @@ pub fn summary(mnt: &Path) -> Result<String, String> {
             );
         }
     }
+    let e = read(mnt, "entropy/current_state.json")?;
+    let _ = writeln!(
+        out,
+        "balance: entropy {:.2} of {:.2} bits over the tiers; {} moves by users, {} by the \
+         policy ({})",
+        f(&e["entropy_bits"]["records"]),
+        f(&e["entropy_bits"]["max"]),
+        u(&e["moves"]["by_user"]),
+        u(&e["moves"]["by_policy"]),
+        if e["policy"]["enabled"] == true {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    let k = read(mnt, "spacetime/hot_data/quantum_indices/relationships.json")?;
+    let g = read(mnt, "quantum_graph/entanglements/entanglement_map.json")?;
+    let _ = writeln!(
+        out,
+        "entanglement: {} pairs of records read together, {} files prefetched; {} pairs of \
+         graph nodes",
+        u(&k["universe"]["pairs"]),
+        u(&k["since_mount"]["prefetched_into_cache"]),
+        u(&g["pairs"])
+    );
     let p = &rt["process"];
     let _ = writeln!(
         out,

@@ -99,10 +99,13 @@ impl Space {
         space
     }
 
-    /// Writes the file whole from the index.
+    /// Writes the file whole from the index (an empty index keeps no file).
     fn rewrite(&mut self, cx: &Cx<'_>, dir: u64) {
-        let res = index_file::compact(self.index.iter())
-            .and_then(|bytes| cx.store.put(dir, index_file::FILE.as_bytes(), &bytes));
+        let res = match self.index.is_empty() {
+            true => super::super::keep_file(cx, dir, index_file::FILE, None),
+            false => index_file::compact(self.index.iter())
+                .and_then(|bytes| cx.store.put(dir, index_file::FILE.as_bytes(), &bytes)),
+        };
         match res {
             Ok(()) => self.entries = self.index.len(),
             Err(e) => log::warn!("{}: {e}", index_file::FILE),
