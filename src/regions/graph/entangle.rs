@@ -233,11 +233,7 @@ mod tests {
     use crate::regions::graph::index::{EdgeKey, Stored};
 
     fn edge(g: &mut Graph, a: &str, b: &str, strength: f64) {
-        let key = EdgeKey {
-            relation: "r".into(),
-            a: a.into(),
-            b: b.into(),
-        };
+        let key = EdgeKey::new("r", a, b);
         let body = Edge {
             strength,
             since: None,

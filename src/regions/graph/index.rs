@@ -22,6 +22,16 @@ pub struct EdgeKey {
     pub b: String,
 }
 
+impl EdgeKey {
+    pub fn new(relation: &str, a: &str, b: &str) -> EdgeKey {
+        EdgeKey {
+            relation: relation.to_string(),
+            a: a.to_string(),
+            b: b.to_string(),
+        }
+    }
+}
+
 /// A stored edge: its inode, and what it says (with its last commit's time) once read.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stored {
@@ -165,11 +175,7 @@ mod tests {
     use super::*;
 
     fn key(r: &str, a: &str, b: &str) -> EdgeKey {
-        EdgeKey {
-            relation: r.into(),
-            a: a.into(),
-            b: b.into(),
-        }
+        EdgeKey::new(r, a, b)
     }
 
     #[test]

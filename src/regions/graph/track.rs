@@ -1,7 +1,7 @@
 //! Keeping the graph whole: which changes of names are admitted, and the in-memory graph
 //! kept in step with the files after each change (and read from them at start).
 
-use super::index::{EdgeKey, Node, Stored};
+use super::index::{EdgeKey, Graph, Node, Stored};
 use super::names::{self, check_edge_name, check_node_name, edge_ends, node_id};
 use super::{EDGES, NODES, Place, Shared};
 use crate::engine::tree::Kind;
@@ -148,22 +148,9 @@ pub fn entry_changed(
         }
         Place::Relation(relation) => {
             let (a, b) = edge_ends(name)?;
-            let key = EdgeKey {
-                relation: relation.clone(),
-                a: a.to_string(),
-                b: b.to_string(),
-            };
+            let key = EdgeKey::new(relation, a, b);
             match now {
-                Some(attr) if attr.kind == Kind::File => {
-                    let body = read_body(cx, attr.ino);
-                    graph.set_edge(
-                        key,
-                        Stored {
-                            ino: attr.ino,
-                            body,
-                        },
-                    );
-                }
+                Some(attr) if attr.kind == Kind::File => take_edge(&mut graph, cx, key, attr.ino),
                 _ => graph.remove_edge(&key),
             }
         }
@@ -199,18 +186,17 @@ fn read_body(cx: &Cx<'_>, ino: u64) -> Option<(super::body::Edge, i64)> {
     }
 }
 
+/// The edge `key`, stored at `ino`, with what it says now.
+fn take_edge(graph: &mut Graph, cx: &Cx<'_>, key: EdgeKey, ino: u64) {
+    let body = read_body(cx, ino);
+    graph.set_edge(key, Stored { ino, body });
+}
+
 /// An edge's content was committed: the graph takes what it says now.
 pub fn edge_committed(shared: &Shared, cx: &Cx<'_>, relation: &str, name: &[u8], ino: u64) {
-    let Some((a, b)) = edge_ends(name) else {
-        return;
-    };
-    let key = EdgeKey {
-        relation: relation.to_string(),
-        a: a.to_string(),
-        b: b.to_string(),
-    };
-    let body = read_body(cx, ino);
-    shared.graph().set_edge(key, Stored { ino, body });
+    if let Some((a, b)) = edge_ends(name) {
+        take_edge(&mut shared.graph(), cx, EdgeKey::new(relation, a, b), ino);
+    }
 }
 
 /// Adds the nodes (or edges) stored in the collection directory `ino`.
@@ -223,19 +209,7 @@ fn scan(shared: &Shared, cx: &Cx<'_>, ino: u64, collection: &str, nodes: bool) -
                 graph.set_node(id, collection, attr.ino);
             }
         } else if let Some((a, b)) = edge_ends(name) {
-            let key = EdgeKey {
-                relation: collection.to_string(),
-                a: a.to_string(),
-                b: b.to_string(),
-            };
-            let body = read_body(cx, attr.ino);
-            graph.set_edge(
-                key,
-                Stored {
-                    ino: attr.ino,
-                    body,
-                },
-            );
+            take_edge(&mut graph, cx, EdgeKey::new(collection, a, b), attr.ino);
         }
     }
     Ok(())
