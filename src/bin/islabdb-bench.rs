@@ -17,6 +17,8 @@ mod cost;
 mod daemon;
 #[path = "islabdb-bench/error.rs"]
 mod error;
+#[path = "islabdb-bench/graph.rs"]
+mod graph;
 #[path = "islabdb-bench/records.rs"]
 mod records;
 #[path = "islabdb-bench/report.rs"]
@@ -346,11 +348,13 @@ enum Wl {
     StreamAppend,
     StreamAppend4,
     RangeRead,
+    GraphBuild,
+    GraphNeighbours,
 }
 
 /// In the order they run within a round (each one uses what the previous
 /// ones left: records created, then stat'ed, read, overwritten, unlinked).
-const ALL: [Wl; 18] = [
+const ALL: [Wl; 20] = [
     Wl::Create,
     Wl::Stat,
     Wl::List,
@@ -369,6 +373,8 @@ const ALL: [Wl; 18] = [
     Wl::StreamAppend,
     Wl::StreamAppend4,
     Wl::RangeRead,
+    Wl::GraphBuild,
+    Wl::GraphNeighbours,
 ];
 
 impl Wl {
@@ -400,6 +406,8 @@ impl Wl {
             Wl::StreamAppend => "stream_append",
             Wl::StreamAppend4 => "stream_append_4",
             Wl::RangeRead => "range_read",
+            Wl::GraphBuild => "graph_build",
+            Wl::GraphNeighbours => "graph_neighbours",
         }
     }
 
@@ -408,6 +416,8 @@ impl Wl {
             Wl::List => "entries/s",
             Wl::Append | Wl::AppendReopen | Wl::StreamAppend | Wl::StreamAppend4 => "lines/s",
             Wl::AppendRead | Wl::SeqWrite | Wl::SeqRead | Wl::RangeRead => "MiB/s",
+            Wl::GraphBuild => "files/s",
+            Wl::GraphNeighbours => "queries/s",
             _ => "ops/s",
         }
     }
@@ -444,7 +454,9 @@ impl Wl {
             | Wl::Parallel
             | Wl::StreamAppend
             | Wl::StreamAppend4
-            | Wl::RangeRead => None,
+            | Wl::RangeRead
+            | Wl::GraphBuild
+            | Wl::GraphNeighbours => None,
         }
     }
 
@@ -499,6 +511,16 @@ impl Wl {
                  (natively: zcat | awk over the month's gzip)",
                 s.month_events
             ),
+            Wl::GraphBuild => format!(
+                "{} graph nodes, then {} edges ({} from each) written as files to                  quantum_graph/ (natively: the same files in plain directories)",
+                s.graph_nodes,
+                s.graph_nodes * graph::FANOUT,
+                graph::FANOUT
+            ),
+            Wl::GraphNeighbours => format!(
+                "{} nodes' neighbourhoods, checked: quantum_graph/neighbourhoods/<id>.json                  (natively: list the edges, read those naming the node)",
+                s.graph_queries
+            ),
         }
     }
 }
@@ -523,6 +545,8 @@ struct Dirs {
     par: [PathBuf; 2],
     /// Where the stream workloads append and read.
     streams: streams::Place,
+    /// Where the graph workloads build and read.
+    graph: graph::Place,
 }
 
 /// Where one side's workloads run. The mount uses record types of the warm
@@ -557,6 +581,7 @@ impl Target {
                     hot: None,
                     par: [d("p0"), d("p1")],
                     streams: streams::Place::Native(d("main")),
+                    graph: graph::Place::Native(d("graph")),
                 }
             }
             Side::Mount | Side::Bare => {
@@ -567,6 +592,7 @@ impl Target {
                     hot: Some(self.root.join("spacetime/hot_data/particles/bench")),
                     par: [warm.join("bench-p0"), warm.join("bench-p1")],
                     streams: streams::Place::Mount(self.root.join("temporal")),
+                    graph: graph::Place::Mount(self.root.join("quantum_graph")),
                 }
             }
         }
@@ -587,12 +613,21 @@ impl Target {
             std::fs::create_dir_all(dir)
                 .ctx(|| format!("mkdir {} ({})", dir.display(), self.name()))?;
         }
-        Ok(())
+        d.graph.prepare()
     }
 
     /// Empties the round's directories (untimed); the native ones are removed.
     fn clean(&self, round: usize) -> Result<()> {
         let d = self.dirs(round);
+        d.graph.clean()?;
+        if let graph::Place::Native(g) = &d.graph {
+            match std::fs::remove_dir_all(g) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(e, format!("rm -r {}", g.display())));
+                }
+                _ => {}
+            }
+        }
         let all = [
             Some(&d.main),
             Some(&d.fsync),
@@ -648,6 +683,8 @@ fn run_workload(wl: Wl, d: &Dirs, s: &Sizes, exe: &Path) -> Result<Option<Sample
         Wl::Parallel => w::parallel(exe, &d.par, s.parallel_records_per_process)?,
         Wl::StreamAppend => streams::appends(&d.streams, 1, s.stream_lines)?,
         Wl::StreamAppend4 => streams::appends(&d.streams, 4, s.stream_lines)?,
+        Wl::GraphBuild => graph::build(&d.graph, s.graph_nodes)?,
+        Wl::GraphNeighbours => graph::neighbours(&d.graph, s.graph_nodes, s.graph_queries)?,
         Wl::RangeRead => {
             streams::prepare_month(&d.streams, s.month_events)?;
             let (sample, blocks) = streams::range_read(&d.streams, s.month_events)?;

@@ -38,6 +38,10 @@ pub struct Sizes {
     pub stream_lines: usize,
     /// Events in the month the range read reads an hour of.
     pub month_events: usize,
+    /// Nodes of the graph workloads (each with `graph::FANOUT` edges).
+    pub graph_nodes: usize,
+    /// Neighbourhoods read.
+    pub graph_queries: usize,
 }
 
 impl Sizes {
@@ -53,6 +57,8 @@ impl Sizes {
             parallel_records_per_process: s(2500.0, 10),
             stream_lines: s(4000.0, 40),
             month_events: s(200_000.0, 2000),
+            graph_nodes: s(10_000.0, 20),
+            graph_queries: s(1000.0, 10),
         }
     }
 }
