@@ -9,6 +9,7 @@ mod metrics;
 mod namespace;
 mod placement;
 mod regions;
+mod rng;
 mod status;
 mod vfs;
 

@@ -247,7 +247,7 @@ enum Op {
 }
 
 fn bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
-    let tag = rng.next();
+    let tag = rng.next_u64();
     (0..len)
         .map(|i| (tag.wrapping_mul(i as u64 + 1) >> 24) as u8)
         .collect()

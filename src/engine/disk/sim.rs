@@ -19,31 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Disk, DiskFile, Open};
 
-/// A small seeded generator (splitmix64): the same seed, the same run.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
+/// The simulation's seeded generator: the same seed, the same run.
+pub use crate::rng::SplitMix64 as Rng;
 
 /// A file's bytes: `data`, then zeros up to `len` (so that the log's zero-filled space
 /// ahead of its records costs no memory).

@@ -24,8 +24,8 @@
 use serde_json::{Value, json};
 
 use super::metric::{Metric, inv_norm, squared_l2};
-use super::rng::SplitMix64;
 use crate::error::{Error, Result};
+use crate::rng::SplitMix64;
 
 pub const MAX_ITERATIONS: usize = 100;
 const SAMPLE: usize = 1_000;

@@ -18,8 +18,8 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use super::metric::Metric;
-use super::rng::SplitMix64;
 use super::store::Store;
+use crate::rng::SplitMix64;
 
 /// A slot at a distance (the metric's raw value), ordered by distance then slot so that
 /// ties break the same way every time.

@@ -15,7 +15,6 @@ mod hnsw;
 pub mod index;
 pub mod index_file;
 pub mod metric;
-mod rng;
 mod store;
 #[cfg(test)]
 mod tests;

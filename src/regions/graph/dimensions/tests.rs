@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use super::index::{Index, Params};
 use super::metric::Metric;
-use super::rng::SplitMix64;
 use crate::error::Error;
+use crate::rng::SplitMix64;
 
 fn random_vec(rng: &mut SplitMix64, dim: usize) -> Vec<f32> {
     (0..dim)

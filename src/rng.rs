@@ -1,6 +1,6 @@
 //! SplitMix64 (Steele, Lea and Flood 2014): a tiny generator whose output is fixed by its
-//! seed on every platform and Rust version, so that index levels and cluster seeds repeat
-//! exactly from run to run. Not for anything secret.
+//! seed on every platform and Rust version, so that what uses it (index levels, cluster seeds,
+//! simulated power cuts) repeats exactly from run to run. Not for anything secret.
 
 pub struct SplitMix64(u64);
 
