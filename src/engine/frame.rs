@@ -109,6 +109,38 @@ pub fn unseal<'a>(bytes: &'a [u8], magic: &[u8; 8], version: u16, what: &str) ->
     Ok(&sealed[FILE_HEADER..])
 }
 
+/// A [`seal`]ed file of `count` fixed-width records (`write` appends them): the file
+/// header, a u32 count, the records, the trailing CRC32.
+pub fn records_file(
+    magic: &[u8; 8],
+    version: u16,
+    count: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    let mut out = file_header(magic, version).to_vec();
+    out.extend_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_le_bytes());
+    write(&mut out);
+    seal(&mut out);
+    out
+}
+
+/// The `width`-byte records of a file [`records_file`] wrote, once its header, its CRC
+/// and its count check out. `what` names the file in errors.
+pub fn records<'a>(
+    bytes: &'a [u8],
+    (magic, version): (&[u8; 8], u16),
+    width: usize,
+    what: &str,
+) -> Result<std::slice::ChunksExact<'a, u8>> {
+    let body = unseal(bytes, magic, version, what)?;
+    let bad = || Error::Corrupt(format!("{what}: records do not match their count"));
+    let (count, rest) = body.split_first_chunk::<4>().ok_or_else(bad)?;
+    if rest.len() != u32::from_le_bytes(*count) as usize * width {
+        return Err(bad());
+    }
+    Ok(rest.chunks_exact(width))
+}
+
 /// Reads little-endian fields off the front of a slice whose length was checked first
 /// (past its end a field reads as zeros).
 pub struct Fields<'a>(pub &'a [u8]);
@@ -137,6 +169,12 @@ impl Fields<'_> {
     }
     pub fn f64(&mut self) -> f64 {
         f64::from_le_bytes(self.take())
+    }
+    pub fn f32(&mut self) -> f32 {
+        f32::from_le_bytes(self.take())
+    }
+    pub fn u8(&mut self) -> u8 {
+        self.take::<1>()[0]
     }
 }
 

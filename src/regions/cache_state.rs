@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use crate::engine::frame;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::regions::Cx;
 
 pub const FILE: &str = "cache_state.erl";
@@ -24,33 +24,24 @@ pub struct Entry {
 }
 
 pub fn encode(entries: &[Entry]) -> Vec<u8> {
-    let mut out = frame::file_header(MAGIC, VERSION).to_vec();
-    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    for e in entries {
-        out.extend_from_slice(&e.ino.to_le_bytes());
-        out.extend_from_slice(&e.bytes.to_le_bytes());
-        out.extend_from_slice(&e.rank.to_le_bytes());
-    }
-    frame::seal(&mut out);
-    out
+    frame::records_file(MAGIC, VERSION, entries.len(), |out| {
+        for e in entries {
+            out.extend_from_slice(&e.ino.to_le_bytes());
+            out.extend_from_slice(&e.bytes.to_le_bytes());
+            out.extend_from_slice(&e.rank.to_le_bytes());
+        }
+    })
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Vec<Entry>> {
-    let body = frame::unseal(bytes, MAGIC, VERSION, FILE)?;
-    let bad = || Error::Corrupt(format!("{FILE}: entries do not match their count"));
-    let (count, rest) = body.split_first_chunk::<4>().ok_or_else(bad)?;
-    let count = u32::from_le_bytes(*count) as usize;
-    if rest.len() != count * 20 {
-        return Err(bad());
-    }
-    Ok(rest
-        .chunks_exact(20)
+    let records = frame::records(bytes, (MAGIC, VERSION), 20, FILE)?;
+    Ok(records
         .map(|c| {
-            let u64_at = |i: usize| u64::from_le_bytes(c[i..i + 8].try_into().unwrap_or_default());
+            let mut f = frame::Fields(c);
             Entry {
-                ino: u64_at(0),
-                bytes: u64_at(8),
-                rank: u32::from_le_bytes(c[16..20].try_into().unwrap_or_default()),
+                ino: f.u64(),
+                bytes: f.u64(),
+                rank: f.u32(),
             }
         })
         .collect())

@@ -4,7 +4,7 @@
 
 use super::links::Pair;
 use crate::engine::frame;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub const FILE: &str = "entangled_keys.erl";
 const MAGIC: &[u8; 8] = b"ISLENTK1";
@@ -12,35 +12,26 @@ const VERSION: u16 = 1;
 const ENTRY: usize = 28;
 
 pub fn encode(pairs: &[Pair]) -> Vec<u8> {
-    let mut out = frame::file_header(MAGIC, VERSION).to_vec();
-    out.reserve(4 + pairs.len() * ENTRY + 4);
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-    for p in pairs {
-        out.extend_from_slice(&p.a.to_le_bytes());
-        out.extend_from_slice(&p.b.to_le_bytes());
-        out.extend_from_slice(&p.strength.to_le_bytes());
-        out.extend_from_slice(&p.at.to_le_bytes());
-    }
-    frame::seal(&mut out);
-    out
+    frame::records_file(MAGIC, VERSION, pairs.len(), |out| {
+        for p in pairs {
+            out.extend_from_slice(&p.a.to_le_bytes());
+            out.extend_from_slice(&p.b.to_le_bytes());
+            out.extend_from_slice(&p.strength.to_le_bytes());
+            out.extend_from_slice(&p.at.to_le_bytes());
+        }
+    })
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Vec<Pair>> {
-    let body = frame::unseal(bytes, MAGIC, VERSION, FILE)?;
-    let bad = || Error::Corrupt(format!("{FILE}: pairs do not match their count"));
-    let (count, rest) = body.split_first_chunk::<4>().ok_or_else(bad)?;
-    if rest.len() != u32::from_le_bytes(*count) as usize * ENTRY {
-        return Err(bad());
-    }
-    Ok(rest
-        .chunks_exact(ENTRY)
+    let records = frame::records(bytes, (MAGIC, VERSION), ENTRY, FILE)?;
+    Ok(records
         .map(|c| {
-            let u64_at = |i: usize| u64::from_le_bytes(c[i..i + 8].try_into().unwrap_or_default());
+            let mut f = frame::Fields(c);
             Pair {
-                a: u64_at(0),
-                b: u64_at(8),
-                strength: f32::from_le_bytes(c[16..20].try_into().unwrap_or_default()),
-                at: u64_at(20) as i64,
+                a: f.u64(),
+                b: f.u64(),
+                strength: f.f32(),
+                at: f.i64(),
             }
         })
         .collect())

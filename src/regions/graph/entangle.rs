@@ -150,39 +150,30 @@ pub fn compute(graph: &Graph, space: &Space, rules: &GraphRules, now: Micros) ->
 }
 
 pub fn encode(pairs: &[Pair]) -> Vec<u8> {
-    let mut out = frame::file_header(MAGIC, VERSION).to_vec();
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-    for p in pairs {
-        out.extend_from_slice(&p.a.to_le_bytes());
-        out.extend_from_slice(&p.b.to_le_bytes());
-        out.extend_from_slice(&p.strength.to_le_bytes());
-        out.extend_from_slice(&[p.reasons, 0, 0, 0]);
-    }
-    frame::seal(&mut out);
-    out
+    frame::records_file(MAGIC, VERSION, pairs.len(), |out| {
+        for p in pairs {
+            out.extend_from_slice(&p.a.to_le_bytes());
+            out.extend_from_slice(&p.b.to_le_bytes());
+            out.extend_from_slice(&p.strength.to_le_bytes());
+            out.extend_from_slice(&[p.reasons, 0, 0, 0]);
+        }
+    })
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Vec<Pair>> {
-    let body = frame::unseal(bytes, MAGIC, VERSION, CORRELATIONS)?;
-    let bad = || Error::Corrupt(format!("{CORRELATIONS}: pairs do not match their count"));
-    let (count, rest) = body.split_first_chunk::<4>().ok_or_else(bad)?;
-    if rest.len() != u32::from_le_bytes(*count) as usize * ENTRY {
-        return Err(bad());
-    }
-    rest.chunks_exact(ENTRY)
+    frame::records(bytes, (MAGIC, VERSION), ENTRY, CORRELATIONS)?
         .map(|c| {
-            let u64_at = |i: usize| u64::from_le_bytes(c[i..i + 8].try_into().unwrap_or_default());
-            let reasons = c[20];
-            if reasons == 0 || reasons & !(SHARED_NEIGHBOURS | SIMILAR) != 0 || c[21..24] != [0; 3]
-            {
+            let mut f = frame::Fields(c);
+            let (a, b, strength, reasons) = (f.u64(), f.u64(), f.f32(), f.u8());
+            if reasons == 0 || reasons & !(SHARED_NEIGHBOURS | SIMILAR) != 0 || c[21..] != [0; 3] {
                 return Err(Error::Corrupt(format!(
                     "{CORRELATIONS}: a pair without a known reason"
                 )));
             }
             Ok(Pair {
-                a: u64_at(0),
-                b: u64_at(8),
-                strength: f32::from_le_bytes(c[16..20].try_into().unwrap_or_default()),
+                a,
+                b,
+                strength,
                 reasons,
             })
         })
