@@ -19,7 +19,7 @@ mod space;
 mod track;
 mod views;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::engine::Attr;
@@ -70,6 +70,9 @@ pub struct Shared {
     entangled: Mutex<Entangled>,
     /// The graph changed since the entangled pairs were computed.
     changed: AtomicBool,
+    /// Entangled partners prefetched when a node is opened, as the rules said at the last
+    /// tick (an open does not read the rules' file).
+    prefetch: AtomicUsize,
 }
 
 impl Shared {
@@ -309,6 +312,9 @@ impl Region for QuantumGraph {
     fn tick(&self, cx: &Cx<'_>) {
         self.shared.space().maintain();
         let rules = self.rules.get(cx).graph;
+        self.shared
+            .prefetch
+            .store(rules.prefetch_partners as usize, Ordering::Relaxed);
         let due = self
             .shared
             .entangled()
@@ -330,9 +336,8 @@ impl Region for QuantumGraph {
         if tag != TAG {
             return;
         }
+        let n = self.shared.prefetch.load(Ordering::Relaxed);
         let partners: Vec<u64> = self.shared.entangled().partners(ino).to_vec();
-        // Read once a tick at most: the file is parsed again only when it changed.
-        let n = self.rules.get(cx).graph.prefetch_partners as usize;
         for p in partners.into_iter().take(n) {
             cx.store.prefetch(p);
         }
