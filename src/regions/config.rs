@@ -224,16 +224,53 @@ pub fn parse<T: for<'de> Deserialize<'de>>(name: &str, bytes: &[u8]) -> Result<T
     })
 }
 
+/// One of the files the daemon obeys: how it is checked, and what it holds until edited
+/// (`None`: written at start from the command line, see `start`).
+struct Obeyed {
+    name: &'static str,
+    check: fn(&[u8]) -> Result<()>,
+    default: Option<fn() -> Vec<u8>>,
+}
+
+/// Every file the daemon obeys.
+const OBEYED: [Obeyed; 6] = [
+    Obeyed {
+        name: SHARD_TOPOLOGY,
+        check: |b| parse::<ShardTopology>(SHARD_TOPOLOGY, b)?.check(),
+        default: Some(|| pretty(&ShardTopology::default())),
+    },
+    Obeyed {
+        name: UNIVERSE_PARAMETERS,
+        check: |b| parse::<UniverseParameters>(UNIVERSE_PARAMETERS, b)?.check(),
+        default: None,
+    },
+    Obeyed {
+        name: TEMPORAL_POLICIES,
+        check: |b| Policies::parse(b).map(|_| ()),
+        default: Some(|| Policies::default().to_file()),
+    },
+    Obeyed {
+        name: OBSERVATORY,
+        check: |b| observatory::settings::Settings::parse(b).map(|_| ()),
+        default: Some(|| pretty(&observatory::settings::Settings::default())),
+    },
+    Obeyed {
+        name: ENTANGLEMENT,
+        check: |b| EntanglementRules::parse(b).map(|_| ()),
+        default: Some(|| pretty(&EntanglementRules::default())),
+    },
+    Obeyed {
+        name: TIERING_POLICY,
+        check: |b| tiering::policy::Policy::parse(b).map(|_| ()),
+        default: Some(|| pretty(&tiering::policy::Policy::default())),
+    },
+];
+
 /// Parses and checks one of the obeyed files.
 fn validate(name: &str, bytes: &[u8]) -> Result<()> {
-    match name {
-        SHARD_TOPOLOGY => parse::<ShardTopology>(name, bytes)?.check(),
-        UNIVERSE_PARAMETERS => parse::<UniverseParameters>(name, bytes)?.check(),
-        TEMPORAL_POLICIES => Policies::parse(bytes).map(|_| ()),
-        OBSERVATORY => observatory::settings::Settings::parse(bytes).map(|_| ()),
-        ENTANGLEMENT => EntanglementRules::parse(bytes).map(|_| ()),
-        TIERING_POLICY => tiering::policy::Policy::parse(bytes).map(|_| ()),
-        _ => Err(invalid(name, "not a configuration file this daemon knows")),
+    match OBEYED.iter().find(|o| o.name == name) {
+        Some(o) => (o.check)(bytes),
+        None => Err(invalid(name, "not a configuration file this daemon knows")),
     }
 }
 
@@ -275,16 +312,7 @@ impl Configuration {
     }
 
     fn known(name: &[u8]) -> Option<&'static str> {
-        [
-            SHARD_TOPOLOGY,
-            UNIVERSE_PARAMETERS,
-            TEMPORAL_POLICIES,
-            OBSERVATORY,
-            ENTANGLEMENT,
-            TIERING_POLICY,
-        ]
-        .into_iter()
-        .find(|k| k.as_bytes() == name)
+        OBEYED.iter().map(|o| o.name).find(|k| k.as_bytes() == name)
     }
 
     fn read(cx: &Cx<'_>, dir: u64, name: &str) -> Option<Vec<u8>> {
@@ -437,11 +465,11 @@ impl Region for Configuration {
     /// Nothing in `configuration/` may look obeyed without being so.
     fn may_create(&self, dir: &Dir, name: &[u8]) -> Result<()> {
         if dir.is_seed(DIR) && name.ends_with(b".json") && Self::known(name).is_none() {
+            let names: Vec<&str> = OBEYED.iter().map(|o| o.name).collect();
             return Err(Error::InvalidRecord(format!(
-                "{}: not a configuration file this daemon knows (it reads {SHARD_TOPOLOGY}, \
-                 {UNIVERSE_PARAMETERS}, {TEMPORAL_POLICIES}, {OBSERVATORY}, {ENTANGLEMENT} and \
-                 {TIERING_POLICY})",
-                String::from_utf8_lossy(name)
+                "{}: not a configuration file this daemon knows (it reads {})",
+                String::from_utf8_lossy(name),
+                names.join(", ")
             )));
         }
         Ok(())
@@ -459,34 +487,12 @@ impl Region for Configuration {
     fn start(&self, cx: &Cx<'_>) -> Result<()> {
         let dir = cx.seed_dir(DIR).ok_or(Error::NotFound)?.ino;
         Self::migrate(cx, dir)?;
-        if cx.store.lookup(dir, SHARD_TOPOLOGY.as_bytes()).is_err() {
-            cx.store.put(
-                dir,
-                SHARD_TOPOLOGY.as_bytes(),
-                &pretty(&ShardTopology::default()),
-            )?;
-        }
-        if cx.store.lookup(dir, TEMPORAL_POLICIES.as_bytes()).is_err() {
-            cx.store.put(
-                dir,
-                TEMPORAL_POLICIES.as_bytes(),
-                &Policies::default().to_file(),
-            )?;
-        }
-        if cx.store.lookup(dir, OBSERVATORY.as_bytes()).is_err() {
-            let defaults = observatory::settings::Settings::default();
-            cx.store
-                .put(dir, OBSERVATORY.as_bytes(), &pretty(&defaults))?;
-        }
-        if cx.store.lookup(dir, ENTANGLEMENT.as_bytes()).is_err() {
-            let defaults = EntanglementRules::default();
-            cx.store
-                .put(dir, ENTANGLEMENT.as_bytes(), &pretty(&defaults))?;
-        }
-        if cx.store.lookup(dir, TIERING_POLICY.as_bytes()).is_err() {
-            let defaults = tiering::policy::Policy::default();
-            cx.store
-                .put(dir, TIERING_POLICY.as_bytes(), &pretty(&defaults))?;
+        for o in &OBEYED {
+            if let Some(default) = o.default
+                && cx.store.lookup(dir, o.name.as_bytes()).is_err()
+            {
+                cx.store.put(dir, o.name.as_bytes(), &default())?;
+            }
         }
         let stored = Self::read(cx, dir, UNIVERSE_PARAMETERS)
             .and_then(|b| parse::<UniverseParameters>(UNIVERSE_PARAMETERS, &b).ok());
