@@ -67,41 +67,32 @@ pub fn inv_norm(v: &[f32]) -> f32 {
 // Eight independent sums let the compiler keep them in vector registers (the loop
 // over `chunks_exact` has no bounds checks); the order of additions is fixed, so
 // results repeat exactly.
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+#[inline(always)]
+fn sum_of(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
         .remainder()
         .iter()
         .zip(cb.remainder())
-        .map(|(x, y)| x * y)
+        .map(|(&x, &y)| term(x, y))
         .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..8 {
-            acc[i] += x[i] * y[i];
+            acc[i] += term(x[i], y[i]);
         }
     }
     acc.iter().sum::<f32>() + tail
 }
 
 #[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    sum_of(a, b, |x, y| x * y)
+}
+
+#[inline]
 pub fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            let d = x[i] - y[i];
-            acc[i] += d * d;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
+    sum_of(a, b, |x, y| (x - y) * (x - y))
 }
 
 #[cfg(test)]
