@@ -250,8 +250,9 @@ pub trait Region: Send + Sync {
         None
     }
 
-    /// A generated file of `dir` that is reachable by name without being listed (e.g. a
-    /// file whose name is a query).
+    /// Whether `name` is a generated file of `dir`, answered by name: one reachable without
+    /// being listed (a file whose name is a query), or one of many listed views the region
+    /// finds faster than by listing them all. Asked before `views`.
     fn resolves(&self, _cx: &Cx<'_>, _dir: &Dir, _name: &str) -> bool {
         false
     }

@@ -146,9 +146,11 @@ impl Vfs {
     }
 
     pub(super) fn is_view(&self, dir: &Dir, name: &[u8]) -> bool {
+        // A region answers by name first: a directory with a view per entry (one per
+        // graph node) need not list them all for each lookup.
         std::str::from_utf8(name).is_ok_and(|name| {
-            self.view_names(dir).iter().any(|n| n == name)
-                || self.region(dir).resolves(&self.cx(), dir, name)
+            self.region(dir).resolves(&self.cx(), dir, name)
+                || self.view_names(dir).iter().any(|n| n == name)
         })
     }
 

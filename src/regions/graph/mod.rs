@@ -244,6 +244,14 @@ impl Region for QuantumGraph {
         Vec::new()
     }
 
+    /// A node's neighbourhood, found without listing every node's.
+    fn resolves(&self, _cx: &Cx<'_>, dir: &Dir, name: &str) -> bool {
+        dir.is_seed(NEIGHBOURHOODS)
+            && name
+                .strip_suffix(".json")
+                .is_some_and(|id| self.shared.graph().node(id).is_some())
+    }
+
     fn generate(&self, cx: &Cx<'_>, dir: &Dir, name: &str) -> Option<Generated> {
         if dir.is_seed(TOP) && name == REMOVE_WITH_EDGES {
             return Some(Generated::Document(Vec::new()));
