@@ -2,7 +2,9 @@
 //! maintenance once the graph changed: nodes sharing enough neighbours (the weighted
 //! Jaccard similarity of their neighbourhoods, each neighbour weighted by the strongest
 //! effective — decayed — strength of an edge to it), or nodes whose coordinates are
-//! nearly alike (cosine similarity). The rules are the `graph` section of
+//! nearly alike (the cosine similarity of a node and one of its 5 nearest, as the index
+//! found them at the node's last commit, or after a start by maintenance; a recompute
+//! then asks the index nothing). The rules are the `graph` section of
 //! `configuration/entanglement_rules.json`. `entanglement_map.json` shows the pairs,
 //! `strong_correlations.erl` holds them in binary (FORMAT.md); opening a node prefetches
 //! its entangled partners. Every node lives in the graph's one tier, so entangled nodes
@@ -27,11 +29,6 @@ const ENTRY: usize = 24;
 /// Reasons, as bits of a pair's `reasons` byte.
 pub const SHARED_NEIGHBOURS: u8 = 1;
 pub const SIMILAR: u8 = 2;
-/// Nearest nodes asked of the index per node for similar pairs.
-const SIMILAR_ASKED: usize = 5;
-/// Above this many nodes, an exact index is not scanned once per node (that is quadratic):
-/// similar pairs are then found only through the approximate index.
-const SCAN_MAX: usize = 5_000;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pair {
@@ -47,8 +44,8 @@ pub struct Entangled {
     pub computed_at: Option<Micros>,
     /// Each node's partners, strongest first.
     partners: HashMap<u64, Vec<u64>>,
-    /// Whether similar pairs were looked for (see `SCAN_MAX`).
-    pub similarity_searched: bool,
+    /// Nodes whose nearest were known (noted at their commit, or since the start).
+    pub nearest_known: usize,
 }
 
 impl Entangled {
@@ -106,19 +103,17 @@ pub fn compute(graph: &Graph, space: &Space, rules: &GraphRules, now: Micros) ->
             }
         }
     }
-    let searched = space.searchable_for_all(SCAN_MAX);
-    if searched {
-        for (_, node) in graph.nodes() {
-            for (other, d) in space.nearest(node.ino, SIMILAR_ASKED) {
-                let similarity = 1.0 - d;
-                if f64::from(similarity) < rules.min_similarity {
-                    continue;
-                }
-                let key = (node.ino.min(other), node.ino.max(other));
-                let e = found.entry(key).or_insert((0.0, 0));
-                e.0 = e.0.max(similarity);
-                e.1 |= SIMILAR;
+    // Similar pairs: each node's nearest as noted by the index (`Space::similar`).
+    let live = |ino: u64| graph.id_of(ino).is_some();
+    for (&a, near) in space.similar().iter().filter(|(a, _)| live(**a)) {
+        for &(b, d) in near.iter().filter(|(b, _)| live(*b)) {
+            let similarity = 1.0 - d;
+            if f64::from(similarity) < rules.min_similarity {
+                continue;
             }
+            let e = found.entry((a.min(b), a.max(b))).or_insert((0.0, 0));
+            e.0 = e.0.max(similarity);
+            e.1 |= SIMILAR;
         }
     }
     let mut pairs: Vec<Pair> = found
@@ -145,7 +140,7 @@ pub fn compute(graph: &Graph, space: &Space, rules: &GraphRules, now: Micros) ->
         pairs,
         computed_at: Some(now),
         partners,
-        similarity_searched: searched,
+        nearest_known: space.similar().len(),
     }
 }
 
@@ -210,7 +205,7 @@ pub fn map_json(e: &Entangled, graph: &Graph, rules: &GraphRules) -> Value {
     json!({
         "computed_at": e.computed_at.map(time::format_rfc3339),
         "rules": rules,
-        "similarity_searched": e.similarity_searched,
+        "nodes_with_known_nearest": e.nearest_known,
         "co_located": "every node is stored in the graph's one tier (warm)",
         "pairs": pairs.len(),
         "entangled": pairs,
@@ -268,6 +263,35 @@ mod tests {
         let ac = e.pairs.iter().find(|p| (p.a, p.b) == (1, 3)).expect("a-c");
         // Weighted: min 0.1 over max (1 + 1 + 1) for a's {x, y} and c's {x, z}.
         assert!((ac.strength - 0.1 / 3.0).abs() < 1e-6, "{ac:?}");
+    }
+
+    #[test]
+    fn nodes_with_alike_coordinates_are_entangled_once_their_nearest_are_noted() {
+        let mut g = Graph::default();
+        for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            g.set_node(id, "t", i as u64 + 1);
+        }
+        // a and b point almost the same way, c and d elsewhere and apart; 9 is no node.
+        let mut space = Space::of(&[
+            (1, vec![1.0, 0.0, 0.0]),
+            (2, vec![0.99, 0.05, 0.0]),
+            (3, vec![0.0, 1.0, 0.0]),
+            (4, vec![0.0, 0.0, 1.0]),
+            (9, vec![1.0, 0.01, 0.0]),
+        ]);
+        let rules = GraphRules::default();
+        let e = compute(&g, &space, &rules, 0);
+        assert!(e.pairs.is_empty(), "nothing noted yet: {:?}", e.pairs);
+        assert_eq!(e.nearest_known, 0);
+        let all: Vec<u64> = space.unnoted(100);
+        assert_eq!(all.len(), 5);
+        space.note_nearest(&all);
+        assert!(space.unnoted(100).is_empty());
+        let e = compute(&g, &space, &rules, 0);
+        let pairs: Vec<(u64, u64, u8)> = e.pairs.iter().map(|p| (p.a, p.b, p.reasons)).collect();
+        assert_eq!(pairs, [(1, 2, SIMILAR)], "{:?}", e.pairs);
+        assert!(e.pairs[0].strength > 0.99);
+        assert_eq!(e.nearest_known, 5);
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod index;
 mod names;
 mod space;
 mod track;
+mod upkeep;
 mod views;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -73,6 +74,8 @@ pub struct Shared {
     /// Entangled partners prefetched when a node is opened, as the rules said at the last
     /// tick (an open does not read the rules' file).
     prefetch: AtomicUsize,
+    /// A pass of `upkeep` is running.
+    upkeep: AtomicBool,
 }
 
 impl Shared {
@@ -316,9 +319,10 @@ impl Region for QuantumGraph {
         Ok(())
     }
 
-    /// Maintenance: the clusters and the entangled pairs, once the graph changed.
+    /// Maintenance: the index, the clusters (`upkeep`) and the entangled pairs, once the
+    /// graph changed.
     fn tick(&self, cx: &Cx<'_>) {
-        self.shared.space().maintain();
+        upkeep::start(&self.shared);
         let rules = self.rules.get(cx).graph;
         self.shared
             .prefetch

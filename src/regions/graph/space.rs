@@ -1,16 +1,21 @@
 //! Where the nodes sit (`dimensions/`): each node's coordinates (its own, or derived from
 //! its content) in the k-nearest index, kept in step with every commit and removal of a
 //! node and logged, one entry per change, to `dimensions/coordinate_index.btree` (read
-//! back at start, rewritten whole once dead entries outnumber live ones). Clusters are
-//! recomputed by maintenance (the region's tick) once nodes changed.
+//! back at start, rewritten whole once dead entries outnumber live ones). Each commit also
+//! notes the node's nearest nodes as the index found them then (`similar`: what similar
+//! pairs are made of, without a search of every node's nearest each time they are
+//! recomputed). The slow work — the index's proximity graph, the clusters, the nearest
+//! of nodes no commit noted since the start — is done by `upkeep` on copies, away from
+//! the lock every commit and read takes.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::dimensions::clusters::{self, Clustering};
 use super::dimensions::coords;
-use super::dimensions::index::{Index, Params};
+use super::dimensions::index::{Build, Index, Params};
 use super::dimensions::index_file::{self, Entry};
 use super::dimensions::metric::Metric;
 use crate::engine::Change;
@@ -21,6 +26,8 @@ use crate::regions::temporal::time::{self, Micros};
 pub const CLUSTERS: &str = "similarity_clusters.json";
 /// Clusters are recomputed at most this often while nodes change.
 const RECLUSTER_EVERY: Duration = Duration::from_secs(30);
+/// Nearest nodes noted per node.
+pub const SIMILAR_KEPT: usize = 5;
 
 pub struct Space {
     index: Index,
@@ -29,6 +36,9 @@ pub struct Space {
     /// Nodes changed since the clusters were computed.
     changed: bool,
     clustered: Option<(Instant, Micros, Clustering)>,
+    /// Each indexed node's nearest nodes, with their distances, as found when it was last
+    /// committed (or by `upkeep` after a start).
+    similar: HashMap<u64, Vec<(u64, f32)>>,
 }
 
 impl Default for Space {
@@ -38,6 +48,7 @@ impl Default for Space {
             entries: 0,
             changed: true,
             clustered: None,
+            similar: HashMap::new(),
         }
     }
 }
@@ -136,8 +147,9 @@ impl Space {
     /// A node's content was committed.
     pub fn committed(&mut self, cx: &Cx<'_>, dir: u64, ino: u64) {
         match coordinates_of(cx, ino) {
-            Ok(Some(v)) => match self.index.upsert(ino, &v) {
-                Ok(()) => {
+            Ok(Some(v)) => match self.index.upsert_near(ino, &v, SIMILAR_KEPT) {
+                Ok(near) => {
+                    self.similar.insert(ino, near);
                     self.changed = true;
                     self.log(
                         cx,
@@ -157,6 +169,7 @@ impl Space {
 
     /// A node went.
     pub fn removed(&mut self, cx: &Cx<'_>, dir: u64, ino: u64) {
+        self.similar.remove(&ino);
         if self.index.remove(ino) {
             self.changed = true;
             self.log(cx, dir, Entry::Remove { key: ino });
@@ -165,40 +178,96 @@ impl Space {
 
     /// The `k` nodes nearest `ino` (itself left out), with their distance.
     pub fn nearest(&self, ino: u64, k: usize) -> Vec<(u64, f32)> {
-        let Some(v) = self.index.get(ino) else {
-            return Vec::new();
-        };
-        match self.index.nearest(v, k + 1) {
-            Ok(near) => near
-                .into_iter()
-                .filter(|&(n, _)| n != ino)
-                .take(k)
-                .collect(),
-            Err(_) => Vec::new(),
+        self.index
+            .get(ino)
+            .and_then(|v| self.index.nearest_others(ino, v, k).ok())
+            .unwrap_or_default()
+    }
+
+    /// A space holding `vectors`, none of their nearest noted (as after a start).
+    #[cfg(test)]
+    pub fn of(vectors: &[(u64, Vec<f32>)]) -> Space {
+        let mut space = Space::default();
+        for (ino, v) in vectors {
+            space
+                .index
+                .upsert(*ino, v)
+                .expect("test vectors of one length");
+        }
+        space
+    }
+
+    /// Each indexed node's nearest, as last noted.
+    pub fn similar(&self) -> &HashMap<u64, Vec<(u64, f32)>> {
+        &self.similar
+    }
+
+    /// Up to `max` indexed nodes whose nearest are not noted (since the start).
+    pub fn unnoted(&self, max: usize) -> Vec<u64> {
+        self.index
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| !self.similar.contains_key(k))
+            .take(max)
+            .collect()
+    }
+
+    /// Notes the nearest of `inos` (those still indexed).
+    pub fn note_nearest(&mut self, inos: &[u64]) {
+        for &ino in inos {
+            if self.index.get(ino).is_some() {
+                let near = self.nearest(ino, SIMILAR_KEPT);
+                self.similar.insert(ino, near);
+            }
         }
     }
 
-    /// Whether asking the nearest of every node is affordable: the index is approximate,
-    /// or an exact scan of at most `max` nodes.
-    pub fn searchable_for_all(&self, max: usize) -> bool {
-        self.index.is_approximate() || self.index.len() <= max
+    /// The index's proximity graph to build, if one is wanted (see `Index::start_build`).
+    pub fn index_build(&self) -> Option<Build> {
+        self.index.start_build()
     }
 
-    /// Recomputes the clusters if nodes changed and the last are old enough.
-    pub fn maintain(&mut self) {
-        let due = self
-            .clustered
-            .as_ref()
-            .is_none_or(|(at, ..)| at.elapsed() >= RECLUSTER_EVERY);
-        if !(self.changed && due) {
-            return;
+    /// What changed in the index since `b`'s copy (`Index::changes_since`).
+    pub fn index_changes(&self, b: &Build) -> Option<Vec<(u64, Option<Vec<f32>>)>> {
+        self.index.changes_since(b)
+    }
+
+    pub fn install_index(&mut self, b: Build) {
+        self.index.install(b);
+    }
+
+    /// The coordinates to cluster, if nodes changed and the last clusters are old enough.
+    pub fn cluster_input(&mut self) -> Option<Vec<(u64, Vec<f32>)>> {
+        if !self.recluster_due() {
+            return None;
         }
         self.changed = false;
-        let points: Vec<(u64, &[f32])> = self.index.iter().collect();
-        match clusters::cluster(&points, Metric::Cosine, None) {
-            Ok(c) => self.clustered = Some((Instant::now(), time::now(), c)),
-            Err(e) => log::warn!("{CLUSTERS}: {e}"),
-        }
+        Some(self.index.iter().map(|(k, v)| (k, v.to_vec())).collect())
+    }
+
+    /// Clusters `points` (from `cluster_input`): slow, so called without the lock.
+    pub fn cluster(points: &[(u64, Vec<f32>)]) -> Option<Clustering> {
+        let points: Vec<(u64, &[f32])> = points.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        clusters::cluster(&points, Metric::Cosine, None)
+            .map_err(|e| log::warn!("{CLUSTERS}: {e}"))
+            .ok()
+    }
+
+    pub fn set_clusters(&mut self, c: Clustering) {
+        self.clustered = Some((Instant::now(), time::now(), c));
+    }
+
+    /// Whether `upkeep` has anything to do.
+    pub fn upkeep_due(&self) -> bool {
+        self.recluster_due() || self.index.wants_graph() || self.similar.len() < self.index.len()
+    }
+
+    fn recluster_due(&self) -> bool {
+        self.changed
+            && self
+                .clustered
+                .as_ref()
+                .is_none_or(|(at, ..)| at.elapsed() >= RECLUSTER_EVERY)
     }
 
     /// The last clusters, with `name` naming a node's inode.

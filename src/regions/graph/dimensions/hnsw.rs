@@ -105,8 +105,9 @@ impl Graph {
         metric.raw(q, iq, store.vector(slot), store.inv(slot))
     }
 
-    /// Links `slot`, the store's newest, into the graph.
-    pub fn insert(&mut self, store: &Store, metric: Metric, slot: u32) {
+    /// Links `slot`, the store's newest, into the graph; the slots its search met on the
+    /// lowest level (live or dead, `ef_construction` at most), nearest first.
+    pub fn insert(&mut self, store: &Store, metric: Metric, slot: u32) -> Vec<Near> {
         debug_assert_eq!(slot as usize, self.links.len());
         let u = 1.0 - self.rng.next_f64(); // (0, 1]: ln is finite
         let level = ((-u.ln() * self.ml) as usize).min(31);
@@ -114,7 +115,7 @@ impl Graph {
         let Some(entry) = self.entry else {
             self.entry = Some(slot);
             self.top = level;
-            return;
+            return Vec::new();
         };
         let (q, iq) = (store.vector(slot), store.inv(slot));
         let mut eps = vec![Near {
@@ -151,6 +152,7 @@ impl Graph {
             self.top = level;
             self.entry = Some(slot);
         }
+        eps
     }
 
     /// Cuts `slot`'s links on `level` back to `max`, by the same heuristic.

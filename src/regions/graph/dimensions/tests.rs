@@ -112,8 +112,14 @@ fn the_graph_comes_and_goes_with_hysteresis() {
     for key in 0..299u64 {
         idx.upsert(key, &random_vec(&mut rng, 8)).unwrap();
     }
+    idx.settle();
     assert!(!idx.is_approximate());
     idx.upsert(299, &random_vec(&mut rng, 8)).unwrap();
+    assert!(
+        !idx.is_approximate(),
+        "maintenance builds the graph, not the insert"
+    );
+    idx.settle();
     assert!(idx.is_approximate(), "built at 300");
     // Wavering around 300 keeps the graph; only below 200 does it go.
     for key in 0..100u64 {
@@ -128,6 +134,7 @@ fn the_graph_comes_and_goes_with_hysteresis() {
         assert!(!idx.is_approximate(), "still exact at {}", idx.len());
     }
     idx.upsert(1000, &random_vec(&mut rng, 8)).unwrap();
+    idx.settle();
     assert!(idx.is_approximate(), "built again at {}", idx.len());
     // A small graph finds what a scan finds.
     let q = random_vec(&mut rng, 8);
@@ -135,6 +142,94 @@ fn the_graph_comes_and_goes_with_hysteresis() {
         idx.nearest(&q, 5).unwrap(),
         idx.exact_nearest(&q, 5).unwrap()
     );
+}
+
+#[test]
+fn a_graph_built_on_a_copy_catches_up_with_the_changes_made_meanwhile() {
+    let mut rng = SplitMix64::new(11);
+    let mut idx = Index::with_params(Metric::Cosine, small(300, 200));
+    for key in 0..400u64 {
+        idx.upsert(key, &random_vec(&mut rng, 8)).unwrap();
+    }
+    let mut build = idx.start_build().expect("a graph is wanted at 400");
+    // While it builds: 50 moved, 30 removed, 20 new.
+    let mut moved = Vec::new();
+    for key in 0..50u64 {
+        let v = random_vec(&mut rng, 8);
+        idx.upsert(key, &v).unwrap();
+        moved.push((key, v));
+    }
+    for key in 100..130u64 {
+        idx.remove(key);
+    }
+    for key in 1000..1020u64 {
+        idx.upsert(key, &random_vec(&mut rng, 8)).unwrap();
+    }
+    build.run();
+    let changes = idx.changes_since(&build).unwrap();
+    assert_eq!(changes.len(), 50 + 30 + 20);
+    build.apply(changes);
+    assert_eq!(idx.changes_since(&build).unwrap(), vec![]);
+    idx.install(build);
+    assert!(idx.is_approximate());
+    assert_eq!(idx.len(), 390);
+    for (key, v) in &moved {
+        assert_eq!(idx.get(*key), Some(v.as_slice()));
+        assert_eq!(
+            idx.nearest(v, 1).unwrap()[0].0,
+            *key,
+            "the new vector is linked"
+        );
+    }
+    assert!(idx.get(100).is_none() && idx.get(1019).is_some());
+    for _ in 0..20 {
+        let q = random_vec(&mut rng, 8);
+        assert_eq!(
+            idx.nearest(&q, 5).unwrap(),
+            idx.exact_nearest(&q, 5).unwrap()
+        );
+    }
+    // A copy of another space is of no use: emptied and refilled at another dimension.
+    let mut idx = Index::with_params(Metric::Cosine, small(300, 200));
+    for key in 0..400u64 {
+        idx.upsert(key, &random_vec(&mut rng, 8)).unwrap();
+    }
+    let mut build = idx.start_build().expect("a graph is wanted at 400");
+    for key in 0..400u64 {
+        idx.remove(key);
+    }
+    idx.upsert(1, &[1.0, 2.0]).unwrap();
+    build.run();
+    assert!(idx.changes_since(&build).is_none());
+    idx.install(build);
+    assert!(!idx.is_approximate());
+    assert_eq!(idx.nearest(&[1.0, 2.0], 1).unwrap(), vec![(1, 0.0)]);
+}
+
+#[test]
+fn an_upsert_answers_the_nearest_it_met() {
+    let mut rng = SplitMix64::new(12);
+    for approx in [false, true] {
+        let mut idx = Index::with_params(Metric::Cosine, small(300, 200));
+        for key in 0..500u64 {
+            idx.upsert(key, &random_vec(&mut rng, 8)).unwrap();
+        }
+        if approx {
+            idx.settle();
+        }
+        let v = random_vec(&mut rng, 8);
+        let near = idx.upsert_near(7, &v, 5).unwrap();
+        assert_eq!(near.len(), 5);
+        assert!(near.iter().all(|&(k, _)| k != 7), "itself left out");
+        let exact: Vec<(u64, f32)> = idx
+            .exact_nearest(&v, 6)
+            .unwrap()
+            .into_iter()
+            .filter(|&(k, _)| k != 7)
+            .take(5)
+            .collect();
+        assert_eq!(near, exact, "approximate: {approx}");
+    }
 }
 
 /// Mean recall@k of the index's answers against its own exact scan, and the query rates
@@ -176,6 +271,7 @@ fn approximate_recall_on_random_data() {
         for key in 0..N {
             idx.upsert(key, &random_vec(&mut rng, DIM)).unwrap();
         }
+        idx.settle();
         let built = t.elapsed();
         assert!(idx.is_approximate());
         let queries: Vec<Vec<f32>> = (0..300).map(|_| random_vec(&mut rng, DIM)).collect();
