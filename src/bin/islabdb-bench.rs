@@ -19,10 +19,16 @@ mod daemon;
 mod error;
 #[path = "islabdb-bench/graph.rs"]
 mod graph;
+#[path = "islabdb-bench/knn.rs"]
+mod knn;
 #[path = "islabdb-bench/records.rs"]
 mod records;
 #[path = "islabdb-bench/report.rs"]
 mod report;
+// The daemon's seeded generator, shared rather than copied; the bench uses part of it.
+#[allow(dead_code)]
+#[path = "../rng.rs"]
+mod rng;
 #[path = "islabdb-bench/streams.rs"]
 mod streams;
 #[path = "islabdb-bench/sys.rs"]
@@ -348,13 +354,17 @@ enum Wl {
     StreamAppend,
     StreamAppend4,
     RangeRead,
+    GraphKnn,
     GraphBuild,
     GraphNeighbours,
 }
 
 /// In the order they run within a round (each one uses what the previous
 /// ones left: records created, then stat'ed, read, overwritten, unlinked).
-const ALL: [Wl; 20] = [
+/// graph_knn runs before graph_build: graph_build's nodes get coordinates derived
+/// from their content (64, like the set's) and would share the mount's index with
+/// graph_knn's set until the round's end removes them, and appear among its answers.
+const ALL: [Wl; 21] = [
     Wl::Create,
     Wl::Stat,
     Wl::List,
@@ -373,6 +383,7 @@ const ALL: [Wl; 20] = [
     Wl::StreamAppend,
     Wl::StreamAppend4,
     Wl::RangeRead,
+    Wl::GraphKnn,
     Wl::GraphBuild,
     Wl::GraphNeighbours,
 ];
@@ -406,6 +417,7 @@ impl Wl {
             Wl::StreamAppend => "stream_append",
             Wl::StreamAppend4 => "stream_append_4",
             Wl::RangeRead => "range_read",
+            Wl::GraphKnn => "graph_knn",
             Wl::GraphBuild => "graph_build",
             Wl::GraphNeighbours => "graph_neighbours",
         }
@@ -417,8 +429,16 @@ impl Wl {
             Wl::Append | Wl::AppendReopen | Wl::StreamAppend | Wl::StreamAppend4 => "lines/s",
             Wl::AppendRead | Wl::SeqWrite | Wl::SeqRead | Wl::RangeRead => "MiB/s",
             Wl::GraphBuild => "files/s",
-            Wl::GraphNeighbours => "queries/s",
+            Wl::GraphNeighbours | Wl::GraphKnn => "queries/s",
             _ => "ops/s",
+        }
+    }
+
+    /// The name of a second figure the workload reports besides its rate.
+    fn figure(self) -> Option<&'static str> {
+        match self {
+            Wl::GraphKnn => Some(knn::RECALL),
+            _ => None,
         }
     }
 
@@ -455,6 +475,7 @@ impl Wl {
             | Wl::StreamAppend
             | Wl::StreamAppend4
             | Wl::RangeRead
+            | Wl::GraphKnn
             | Wl::GraphBuild
             | Wl::GraphNeighbours => None,
         }
@@ -511,14 +532,26 @@ impl Wl {
                  (natively: zcat | awk over the month's gzip)",
                 s.month_events
             ),
+            Wl::GraphKnn => format!(
+                "{} nearest nodes by cosine distance of each of {} nodes among {} with {} \
+                 coordinates: quantum_graph/neighbourhoods/<id>.json's `nearest`, scored by \
+                 recall against the exact answer (natively: an exact scan of the vectors in \
+                 the client's memory)",
+                knn::K,
+                s.knn_queries,
+                s.knn_nodes,
+                knn::DIM
+            ),
             Wl::GraphBuild => format!(
-                "{} graph nodes, then {} edges ({} from each) written as files to                  quantum_graph/ (natively: the same files in plain directories)",
+                "{} graph nodes, then {} edges ({} from each) written as files to \
+                 quantum_graph/ (natively: the same files in plain directories)",
                 s.graph_nodes,
                 s.graph_nodes * graph::FANOUT,
                 graph::FANOUT
             ),
             Wl::GraphNeighbours => format!(
-                "{} nodes' neighbourhoods, checked: quantum_graph/neighbourhoods/<id>.json                  (natively: list the edges, read those naming the node)",
+                "{} nodes' neighbourhoods, checked: quantum_graph/neighbourhoods/<id>.json \
+                 (natively: list the edges, read those naming the node)",
                 s.graph_queries
             ),
         }
@@ -547,6 +580,8 @@ struct Dirs {
     streams: streams::Place,
     /// Where the graph workloads build and read.
     graph: graph::Place,
+    /// Where graph_knn's set lives (the same every round).
+    knn: graph::Place,
 }
 
 /// Where one side's workloads run. The mount uses record types of the warm
@@ -557,6 +592,8 @@ struct Dirs {
 /// groups: ext4 without a journal skips inodes deleted in the last minutes
 /// when allocating, so one round's deletions would otherwise slow the next
 /// round's creates (an artifact of the benchmark, not of the workload).
+/// graph_knn's set (natively `knn/`, on the mount `quantum_graph/nodes/bench_vec/`)
+/// stays from before the first round to after the last.
 struct Target {
     side: Side,
     root: PathBuf,
@@ -582,6 +619,7 @@ impl Target {
                     par: [d("p0"), d("p1")],
                     streams: streams::Place::Native(d("main")),
                     graph: graph::Place::Native(d("graph")),
+                    knn: graph::Place::Native(self.root.join("knn")),
                 }
             }
             Side::Mount | Side::Bare => {
@@ -593,6 +631,7 @@ impl Target {
                     par: [warm.join("bench-p0"), warm.join("bench-p1")],
                     streams: streams::Place::Mount(self.root.join("temporal")),
                     graph: graph::Place::Mount(self.root.join("quantum_graph")),
+                    knn: graph::Place::Mount(self.root.join("quantum_graph")),
                 }
             }
         }
@@ -650,7 +689,17 @@ impl Target {
     }
 }
 
-fn run_workload(wl: Wl, d: &Dirs, s: &Sizes, exe: &Path) -> Result<Option<Sample>> {
+/// One run of `wl`: its sample and, for a workload with a [`Wl::figure`], that figure
+/// (`None` where the side has none).
+type Measured = (Sample, Option<f64>);
+
+fn run_workload(
+    wl: Wl,
+    d: &Dirs,
+    s: &Sizes,
+    exe: &Path,
+    knn_set: Option<&knn::Set>,
+) -> Result<Option<Measured>> {
     use workloads as w;
     let n = s.records;
     let m = &d.main;
@@ -683,6 +732,14 @@ fn run_workload(wl: Wl, d: &Dirs, s: &Sizes, exe: &Path) -> Result<Option<Sample
         Wl::Parallel => w::parallel(exe, &d.par, s.parallel_records_per_process)?,
         Wl::StreamAppend => streams::appends(&d.streams, 1, s.stream_lines)?,
         Wl::StreamAppend4 => streams::appends(&d.streams, 4, s.stream_lines)?,
+        Wl::GraphKnn => {
+            let set = knn_set.ok_or_else(|| Error::msg("graph_knn: the set was not prepared"))?;
+            let (sample, recall) = knn::queries(&d.knn, set)?;
+            if let Some(r) = recall {
+                println!("    graph_knn on the mount: {} {r:.3}", knn::RECALL);
+            }
+            return Ok(Some((sample, recall)));
+        }
         Wl::GraphBuild => graph::build(&d.graph, s.graph_nodes)?,
         Wl::GraphNeighbours => graph::neighbours(&d.graph, s.graph_nodes, s.graph_queries)?,
         Wl::RangeRead => {
@@ -694,7 +751,7 @@ fn run_workload(wl: Wl, d: &Dirs, s: &Sizes, exe: &Path) -> Result<Option<Sample
             sample
         }
     };
-    Ok(Some(sample))
+    Ok(Some((sample, None)))
 }
 
 fn bench(
@@ -828,8 +885,14 @@ fn bench(
     let watchdog = daemon
         .as_ref()
         .map(|d| sys::Watchdog::start(d.pid(), Duration::from_secs(args.stall_secs)));
-    // results[workload][target] = rate per round
+    let knn_places: Vec<(&str, graph::Place)> =
+        targets.iter().map(|t| (t.name(), t.dirs(0).knn)).collect();
+    let knn_set = (!skipped(Wl::GraphKnn))
+        .then(|| knn::prepare(&knn_places, sizes.knn_nodes, sizes.knn_queries))
+        .transpose()?;
+    // results[workload][target] = rate per round; figures likewise, for a Wl::figure
     let mut results: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); targets.len()]; ALL.len()];
+    let mut figures = results.clone();
     for round in 0..args.rounds {
         let t0 = Instant::now();
         let order: Vec<usize> = if round % 2 == 0 {
@@ -868,10 +931,11 @@ fn bench(
                         drop_ok = false;
                     }
                 }
-                let sample = run_workload(wl, &t.dirs(round), &sizes, exe)
+                let measured = run_workload(wl, &t.dirs(round), &sizes, exe, knn_set.as_ref())
                     .ctx(|| format!("round {}, {} on {}", round + 1, wl.name(), t.name()))?;
-                if let Some(s) = sample {
+                if let Some((s, figure)) = measured {
                     results[k][ti].push(s.rate());
+                    figures[k][ti].extend(figure);
                 }
                 if let Some(d) = daemon.as_mut() {
                     d.check_alive()?;
@@ -893,6 +957,9 @@ fn bench(
         );
     }
 
+    if knn_set.is_some() {
+        knn::remove(&knn_places)?;
+    }
     drop(watchdog);
     let mut rows = Vec::new();
     let fsync_k = ALL.iter().position(|w| *w == Wl::CreateFsync).unwrap_or(0);
@@ -906,7 +973,7 @@ fn bench(
             (&results[k][0], "")
         };
         let mount: &[f64] = results[k].get(1).map_or(&[], |v| v.as_slice());
-        rows.push(Row::new(
+        let mut row = Row::new(
             wl.name(),
             wl.unit(),
             wl.describe(&sizes),
@@ -914,7 +981,12 @@ fn bench(
             wl.target(),
             native,
             mount,
-        ));
+        );
+        row.extra = wl.figure().and_then(|name| {
+            let mount = report::Stats::of(figures[k].get(1)?)?;
+            Some(report::Extra { name, mount })
+        });
+        rows.push(row);
     }
 
     let statistics_cost = bare.map(|(mut d, _)| {

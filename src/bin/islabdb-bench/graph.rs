@@ -25,11 +25,16 @@ pub enum Place {
 }
 
 impl Place {
-    fn nodes(&self) -> PathBuf {
+    /// Where nodes of type `kind` go (natively one directory holds every type).
+    pub fn nodes_of(&self, kind: &str) -> PathBuf {
         match self {
             Place::Native(d) => d.join("nodes"),
-            Place::Mount(g) => g.join("nodes").join(TYPE),
+            Place::Mount(g) => g.join("nodes").join(kind),
         }
+    }
+
+    fn nodes(&self) -> PathBuf {
+        self.nodes_of(TYPE)
     }
 
     fn edges(&self) -> PathBuf {
@@ -132,12 +137,17 @@ pub fn neighbours(place: &Place, n: usize, queries: usize) -> Result<Sample> {
     })
 }
 
-/// The region's answer: `neighbourhoods/<id>.json`.
-fn mount_degree(g: &Path, id: &str) -> Result<usize> {
+/// The region's view of node `id` in the mount's `quantum_graph/` `g`:
+/// `neighbourhoods/<id>.json`, parsed.
+pub fn neighbourhood(g: &Path, id: &str) -> Result<serde_json::Value> {
     let p = g.join("neighbourhoods").join(format!("{id}.json"));
     let bytes = fs::read(&p).ctx(|| format!("read {}", p.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| Error::msg(format!("{}: {e}", p.display())))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::msg(format!("{}: {e}", p.display())))
+}
+
+/// The region's answer: the node's view.
+fn mount_degree(g: &Path, id: &str) -> Result<usize> {
+    let v = neighbourhood(g, id)?;
     let count = |k: &str| v[k].as_array().map_or(0, Vec::len);
     Ok(count("out") + count("in"))
 }

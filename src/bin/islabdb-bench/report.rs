@@ -63,6 +63,15 @@ pub struct Row {
     pub ratio: Option<f64>,
     pub target: Option<f64>,
     pub met: Option<bool>,
+    /// A second figure the mount gives besides its rate (graph_knn: recall@5).
+    pub extra: Option<Extra>,
+}
+
+/// A figure of the mount's per round, other than its rate.
+#[derive(Debug, Serialize)]
+pub struct Extra {
+    pub name: &'static str,
+    pub mount: Stats,
 }
 
 impl Row {
@@ -95,6 +104,7 @@ impl Row {
             ratio,
             target,
             met,
+            extra: None,
         }
     }
 }
@@ -243,6 +253,16 @@ pub fn print_table(r: &Report) {
     for row in &r.workloads {
         if !row.native_is.is_empty() {
             println!("note: {}: native column is {}", row.name, row.native_is);
+        }
+        if let Some(x) = &row.extra {
+            let rounds: Vec<String> = x.mount.rounds.iter().map(|r| format!("{r:.3}")).collect();
+            println!(
+                "note: {}: mount {} median {:.3} (rounds: {})",
+                row.name,
+                x.name,
+                x.mount.median,
+                rounds.join(", ")
+            );
         }
     }
     if let Some(d) = &r.daemon {

@@ -42,6 +42,10 @@ pub struct Sizes {
     pub graph_nodes: usize,
     /// Neighbourhoods read.
     pub graph_queries: usize,
+    /// Nodes with coordinates that the k-nearest queries search (written once per run).
+    pub knn_nodes: usize,
+    /// k-nearest queries, each of a node of that set.
+    pub knn_queries: usize,
 }
 
 impl Sizes {
@@ -59,6 +63,8 @@ impl Sizes {
             month_events: s(200_000.0, 2000),
             graph_nodes: s(10_000.0, 20),
             graph_queries: s(1000.0, 10),
+            knn_nodes: s(100_000.0, 200),
+            knn_queries: s(1000.0, 10),
         }
     }
 }
@@ -471,12 +477,14 @@ pub fn unlink_all(dir: &Path, n: usize) -> Result<Sample> {
 }
 
 /// Removes every regular file of `dir` except generated ones (`_*`), so the
-/// next round starts from an empty directory.
+/// next round starts from an empty directory. Each unlink counts as progress for
+/// the watchdog: emptying a large directory (graph_knn's set) takes a while.
 pub fn clean_dir(dir: &Path) -> Result<()> {
     let Ok(rd) = fs::read_dir(dir) else {
         return Ok(());
     };
     for entry in rd {
+        check_interrupt()?;
         let entry = entry.ctx(|| format!("readdir {}", dir.display()))?;
         if entry.file_name().as_encoded_bytes().starts_with(b"_") {
             continue;
