@@ -467,6 +467,16 @@ fn nodes_sharing_neighbours_are_entangled_and_prefetched_together() {
             .any(|(a, b)| a.contains("lonely") || b.contains("lonely")),
         "{map}"
     );
+    // Co-located: one type, one tier.
+    assert_eq!(map["pairs_in_two_tiers"], 0, "{map}");
+    assert!(
+        map["entangled"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["tiers"] == serde_json::json!(["warm", "warm"])),
+        "{map}"
+    );
     let ino = |id: &str| {
         fs::metadata(m.path(&format!("quantum_graph/nodes/persons/{id}.json")))
             .unwrap()
@@ -521,4 +531,141 @@ fn nodes_sharing_neighbours_are_entangled_and_prefetched_together() {
         (1, 0),
         "reading b after a: (hits, misses)"
     );
+}
+
+/// `getfattr -n user.islabdb.tier` of `rel` (below `quantum_graph/`).
+fn tier_of(m: &Mount, rel: &str) -> String {
+    let o = run(
+        "getfattr",
+        &[
+            "-n",
+            "user.islabdb.tier",
+            "--only-values",
+            &m.ps(&format!("{G}/{rel}")),
+        ],
+    );
+    assert!(o.status.success(), "getfattr {rel}: {}", stderr(&o));
+    stdout(&o)
+}
+
+#[test]
+fn users_choose_the_tier_of_a_node_type_or_a_node_and_it_stays_chosen() {
+    let mut m = Mount::new();
+    ok(
+        &m,
+        r#"echo '{"name": "Alice"}' > nodes/persons/alice.json &&
+           echo '{"name": "Bob"}' > nodes/persons/bob.json &&
+           echo '{"name": "Acme"}' > nodes/organizations/acme.json &&
+           echo '{"strength": 0.9}' > edges/works_for/alice_to_acme.json"#,
+    );
+    // By default nodes and edges live in the warm tier.
+    for rel in [
+        "nodes/persons",
+        "nodes/persons/alice.json",
+        "edges/works_for/alice_to_acme.json",
+    ] {
+        assert_eq!(tier_of(&m, rel), "warm", "{rel}");
+    }
+    // A type's directory moves with its nodes, and new nodes are born there.
+    ok(&m, "setfattr -n user.islabdb.tier -v hot nodes/persons");
+    ok(&m, r#"echo '{"name": "Carol"}' > nodes/persons/carol.json"#);
+    for rel in [
+        "nodes/persons",
+        "nodes/persons/alice.json",
+        "nodes/persons/bob.json",
+        "nodes/persons/carol.json",
+    ] {
+        assert_eq!(tier_of(&m, rel), "hot", "{rel}");
+    }
+    assert_eq!(tier_of(&m, "nodes/organizations/acme.json"), "warm");
+    // One node on its own; the record and its edges stay whole.
+    ok(
+        &m,
+        "setfattr -n user.islabdb.tier -v cold nodes/persons/bob.json",
+    );
+    assert_eq!(tier_of(&m, "nodes/persons/bob.json"), "cold");
+    assert_eq!(
+        get(&m.path(&format!("{G}/nodes/persons/bob.json"))),
+        b"{\"name\": \"Bob\"}\n"
+    );
+    refused(
+        &m,
+        "setfattr -n user.islabdb.tier -v lukewarm nodes/persons",
+        "Invalid argument",
+    );
+    refused(
+        &m,
+        "setfattr -x user.islabdb.tier nodes/persons",
+        "Operation not permitted",
+    );
+    // Elsewhere a record's tier is its place: mv it instead.
+    fs::create_dir_all(m.path("spacetime/warm_data/particles/users")).unwrap();
+    put(
+        &m.path("spacetime/warm_data/particles/users/dave.json"),
+        b"{}",
+    );
+    let dave = m.path("spacetime/warm_data/particles/users/dave.json");
+    let o = output_of(
+        std::process::Command::new("setfattr")
+            .args(["-n", "user.islabdb.tier", "-v", "hot"])
+            .arg(&dave),
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("Operation not permitted"),
+        "{}",
+        stderr(&o)
+    );
+    // Each choice is a move of the rebalancing log, with its reason.
+    let log = m.path("entropy/rebalancing_log.jsonl");
+    let moves = |v: &Value| -> Vec<(String, String, String)> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|l| {
+                        let s = |k: &str| l[k].as_str().unwrap_or_default().to_string();
+                        (s("path"), s("to"), s("reason"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let chosen = "tier chosen (user.islabdb.tier)".to_string();
+    let want = [
+        (
+            format!("{G}/nodes/persons"),
+            "hot_data".to_string(),
+            chosen.clone(),
+        ),
+        (
+            format!("{G}/nodes/persons/bob.json"),
+            "cold_data".to_string(),
+            chosen.clone(),
+        ),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let o = run("jq", &["-s", ".", log.to_str().unwrap()]);
+        assert!(o.status.success(), "jq: {}", stderr(&o));
+        let got = moves(&serde_json::from_slice(&o.stdout).unwrap());
+        if want.iter().all(|w| {
+            got.iter()
+                .any(|g| g.0.ends_with(&w.0) && g.1 == w.1 && g.2 == w.2)
+        }) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not logged: {got:?}");
+        thread::sleep(Duration::from_millis(200));
+    }
+    // The choices are durable: after kill -9 and a remount they hold.
+    m.kill9();
+    m.remount();
+    assert_eq!(tier_of(&m, "nodes/persons/alice.json"), "hot");
+    assert_eq!(tier_of(&m, "nodes/persons/carol.json"), "hot");
+    assert_eq!(tier_of(&m, "nodes/persons/bob.json"), "cold");
+    assert_eq!(tier_of(&m, "nodes/organizations/acme.json"), "warm");
+    assert_eq!(
+        get(&m.path(&format!("{G}/nodes/persons/alice.json"))),
+        b"{\"name\": \"Alice\"}\n"
+    );
+    assert_no_dangling_edge(&m.path(G));
 }

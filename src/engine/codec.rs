@@ -26,6 +26,19 @@ impl Tier {
         }
     }
 
+    /// The tier's name (`hot`, `warm`, `cold`).
+    pub fn name(self) -> &'static str {
+        let d = self.dir_name();
+        &d[..d.len() - "_data".len()]
+    }
+
+    /// The tier `name` names: by its name or its directory's.
+    pub fn from_name(name: &[u8]) -> Option<Tier> {
+        Tier::ALL
+            .into_iter()
+            .find(|t| t.name().as_bytes() == name || t.dir_name().as_bytes() == name)
+    }
+
     pub fn from_dir_name(name: &[u8]) -> Option<Tier> {
         Tier::ALL
             .into_iter()

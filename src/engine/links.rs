@@ -257,6 +257,8 @@ mod tests {
             cross(e.rename(ROOT, b"hot", warm, b"hot", false)),
             "its directory's"
         );
+        assert!(cross(e.set_tier(f, Tier::Cold)), "a linked file's tier");
+        assert!(cross(e.set_tier(hot, Tier::Cold)), "its directory's tier");
         e.remove(ROOT, b"a", false).expect("one name left");
         e.rename(ROOT, b"hot", warm, b"hot", false)
             .expect("moves and re-tiers");
@@ -266,5 +268,16 @@ mod tests {
             Err(Error::NotPermitted(_))
         ));
         assert!(matches!(e.link(f, hot, b"b"), Err(Error::Exists)));
+        // Once its one name is left, its tier is chosen where it is, with its directory's.
+        e.set_tier(ROOT, Tier::Hot).expect("unchanged");
+        e.set_tier(warm, Tier::Cold).expect("a directory's tier");
+        assert_eq!(e.getattr(warm).expect("attr").tier, Tier::Cold);
+        assert_eq!(e.getattr(hot).expect("attr").tier, Tier::Cold);
+        assert_eq!(e.getattr(f).expect("attr").tier, Tier::Cold);
+        let g = e
+            .create(hot, b"new", NewNode::root_file())
+            .expect("create")
+            .ino;
+        assert_eq!(e.getattr(g).expect("attr").tier, Tier::Cold, "born there");
     }
 }

@@ -209,6 +209,28 @@ impl Engine {
         self.wait(lsn)
     }
 
+    /// Puts `ino`, and everything below it, in `tier` where it is (one log record); new
+    /// files made below it are born there. A hard-linked file stays in its tier, as in a
+    /// rename.
+    pub fn set_tier(&self, ino: u64, tier: Tier) -> Result<()> {
+        let mut tree = lock(&self.tree);
+        let mut meta = tree.get(ino)?.meta.clone();
+        if meta.tier == tier {
+            return Ok(());
+        }
+        if meta.kind != Kind::Dir && tree.nlink(ino) > 1 {
+            return Err(Error::CrossDevice("a hard-linked file stays in its tier"));
+        }
+        let (from, tag) = (meta.tier, meta.tag);
+        meta.tier = tier;
+        meta.ctime = Ts::now();
+        let mut ops = vec![Op::keep(meta)];
+        ops.extend(below_ops(&tree, ino, (tier, tag))?);
+        let lsn = self.log(&mut tree, ops, &[], self.stricter_of([from, tier]))?;
+        drop(tree);
+        self.wait(lsn)
+    }
+
     /// Swaps two entries atomically (`RENAME_EXCHANGE`): one log record.
     pub fn exchange(&self, parent: u64, name: &[u8], newparent: u64, newname: &[u8]) -> Result<()> {
         let mut tree = lock(&self.tree);
@@ -251,7 +273,11 @@ impl Engine {
     /// Of the tiers of `inos`, the one whose changes must be durable first: it decides
     /// when a move touching them all is durable.
     fn stricter(&self, tree: &Tree, inos: [u64; 2]) -> Tier {
-        let tiers = inos.map(|i| tree.get(i).map_or(Tier::Hot, |n| n.meta.tier));
+        self.stricter_of(inos.map(|i| tree.get(i).map_or(Tier::Hot, |n| n.meta.tier)))
+    }
+
+    /// Of two tiers, the one whose changes must be durable sooner.
+    fn stricter_of(&self, tiers: [Tier; 2]) -> Tier {
         if self.durability(tiers[0]) == Durability::Sync {
             tiers[0]
         } else {
@@ -441,17 +467,24 @@ pub(super) fn move_ops(
     meta.tag = ntag;
     let mut ops = vec![Op::keep(meta)];
     if retier {
-        if tree.links_below(ino) {
-            return Err(Error::CrossDevice(
-                "a directory holding hard-linked files stays in its tier and region",
-            ));
-        }
-        for child in tree.descendants(ino) {
-            let mut m = tree.get(child)?.meta.clone();
-            m.tier = ntier;
-            m.tag = ntag;
-            ops.push(Op::keep(m));
-        }
+        ops.extend(below_ops(tree, ino, (ntier, ntag))?);
+    }
+    Ok(ops)
+}
+
+/// The ops that put everything below `ino` in `tier` and region `tag`.
+fn below_ops(tree: &Tree, ino: u64, (tier, tag): (Tier, u8)) -> Result<Vec<Op>> {
+    if tree.links_below(ino) {
+        return Err(Error::CrossDevice(
+            "a directory holding hard-linked files stays in its tier and region",
+        ));
+    }
+    let mut ops = Vec::new();
+    for child in tree.descendants(ino) {
+        let mut m = tree.get(child)?.meta.clone();
+        m.tier = tier;
+        m.tag = tag;
+        ops.push(Op::keep(m));
     }
     Ok(ops)
 }

@@ -119,9 +119,14 @@ pub enum OpenKind {
 pub enum Event {
     /// `ino` (of region `tag`) was opened for reading.
     Read { ino: u64, tag: Tag },
-    /// A rename moved `ino` (a file, or a directory with everything below it) from one
-    /// tier to another.
-    Moved { ino: u64, from: Tier, to: Tier },
+    /// `ino` (a file, or a directory with everything below it) moved from one tier to
+    /// another: by a rename (`how` is `mv`) or by a user's choice of its tier.
+    Moved {
+        ino: u64,
+        from: Tier,
+        to: Tier,
+        how: &'static str,
+    },
 }
 
 impl Cx<'_> {
@@ -254,6 +259,13 @@ pub trait Region: Send + Sync {
     /// being listed (a file whose name is a query), or one of many listed views the region
     /// finds faster than by listing them all. Asked before `views`.
     fn resolves(&self, _cx: &Cx<'_>, _dir: &Dir, _name: &str) -> bool {
+        false
+    }
+
+    /// Whether users may choose the tier of `dir` (with what is in it) by setting its
+    /// `user.islabdb.tier` attribute, or of a file in it by setting the file's; elsewhere
+    /// a file's tier is where it is (`EPERM`).
+    fn tier_is_chosen(&self, _cx: &Cx<'_>, _dir: &Dir) -> bool {
         false
     }
 

@@ -24,7 +24,7 @@ impl Vfs {
 
     /// Holds the regions of `dirs` (each once, in tag order) while their names change:
     /// what their checks admitted stays true until the change is made.
-    fn hold(&self, dirs: &[&Dir]) -> Vec<MutexGuard<'_, ()>> {
+    pub(super) fn hold(&self, dirs: &[&Dir]) -> Vec<MutexGuard<'_, ()>> {
         let mut tags: Vec<Tag> = dirs.iter().map(|d| d.tag).collect();
         tags.sort_unstable();
         tags.dedup();
@@ -273,6 +273,7 @@ impl Vfs {
                 ino: before.ino,
                 from: before.tier,
                 to: now.tier,
+                how: "mv",
             };
             self.regions.observe(&self.cx(), &event);
         }

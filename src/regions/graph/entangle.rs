@@ -7,8 +7,9 @@
 //! then asks the index nothing). The rules are the `graph` section of
 //! `configuration/entanglement_rules.json`. `entanglement_map.json` shows the pairs,
 //! `strong_correlations.erl` holds them in binary (FORMAT.md); opening a node prefetches
-//! its entangled partners. Every node lives in the graph's one tier, so entangled nodes
-//! are always co-located.
+//! its entangled partners. Nodes are co-located in the tier their type's directory is in
+//! (warm unless a user chose another): a pair split across two tiers by a user's choice
+//! is flagged in the map, and still prefetched together.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::index::Graph;
 use super::space::Space;
+use crate::engine::codec::Tier;
 use crate::engine::frame;
 use crate::error::{Error, Result};
 use crate::regions::entanglement::settings::GraphRules;
@@ -175,14 +177,19 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Pair>> {
         .collect()
 }
 
-/// `entanglement_map.json`: the pairs by node id, with why.
-pub fn map_json(e: &Entangled, graph: &Graph, rules: &GraphRules) -> Value {
+/// `entanglement_map.json`: the pairs by node id, with why and the tiers they are in.
+pub fn map_json(
+    e: &Entangled,
+    (graph, tier): (&Graph, &dyn Fn(u64) -> Option<Tier>),
+    rules: &GraphRules,
+) -> Value {
     let name = |ino: u64| {
         graph.id_of(ino).map(|id| {
             let kind = graph.node(id).map(|n| n.kind.clone()).unwrap_or_default();
             format!("{kind}/{id}")
         })
     };
+    let mut split = 0;
     let pairs: Vec<Value> = e
         .pairs
         .iter()
@@ -194,11 +201,14 @@ pub fn map_json(e: &Entangled, graph: &Graph, rules: &GraphRules) -> Value {
             if p.reasons & SIMILAR != 0 {
                 why.push("similar coordinates");
             }
+            let tiers = [tier(p.a)?, tier(p.b)?];
+            split += usize::from(tiers[0] != tiers[1]);
             Some(json!({
                 "a": name(p.a)?,
                 "b": name(p.b)?,
                 "strength": (f64::from(p.strength) * 1e4).round() / 1e4,
                 "why": why,
+                "tiers": tiers.map(Tier::name),
             }))
         })
         .collect();
@@ -206,7 +216,7 @@ pub fn map_json(e: &Entangled, graph: &Graph, rules: &GraphRules) -> Value {
         "computed_at": e.computed_at.map(time::format_rfc3339),
         "rules": rules,
         "nodes_with_known_nearest": e.nearest_known,
-        "co_located": "every node is stored in the graph's one tier (warm)",
+        "pairs_in_two_tiers": split,
         "pairs": pairs.len(),
         "entangled": pairs,
     })

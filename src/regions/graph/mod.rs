@@ -274,9 +274,10 @@ impl Region for QuantumGraph {
                 entangle::MAP => {
                     let graph = self.shared.graph();
                     let rules = self.rules.get(cx).graph;
+                    let tier = |ino| cx.store.getattr(ino).ok().map(|a| a.tier);
                     crate::regions::pretty(&entangle::map_json(
                         &self.shared.entangled(),
-                        &graph,
+                        (&graph, &tier),
                         &rules,
                     ))
                 }
@@ -296,6 +297,14 @@ impl Region for QuantumGraph {
             .map(|n| self.shared.space().nearest(n.ino, views::NEAREST))
             .unwrap_or_default();
         views::neighbourhood(&graph, id, &near).map(Generated::Fresh)
+    }
+
+    /// Nodes and edges are stored where users choose: per type, per relation, per record.
+    fn tier_is_chosen(&self, cx: &Cx<'_>, dir: &Dir) -> bool {
+        matches!(
+            place(cx, dir),
+            Place::Types | Place::Relations | Place::Type(_) | Place::Relation(_)
+        )
     }
 
     fn takes_writes(&self, _cx: &Cx<'_>, dir: &Dir, name: &[u8]) -> bool {

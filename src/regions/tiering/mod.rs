@@ -98,8 +98,8 @@ impl Tiering {
                     r.times.pop_front();
                 }
             }
-            Event::Moved { ino, from, to } => {
-                let m = Move::by_user(cx, ino, from, to);
+            Event::Moved { ino, from, to, how } => {
+                let m = Move::by_user(cx, ino, (from, to), how);
                 let mut st = self.lock();
                 st.moves.count(&m);
                 st.pending.push(m);

@@ -34,8 +34,8 @@ pub struct Move {
 }
 
 impl Move {
-    /// A rename by a user that moved `ino` from `from` to `to`.
-    pub fn by_user(cx: &Cx<'_>, ino: u64, from: Tier, to: Tier) -> Move {
+    /// A user's move of `ino` from `from` to `to` (`how`: a rename, or a choice of tier).
+    pub fn by_user(cx: &Cx<'_>, ino: u64, (from, to): (Tier, Tier), how: &str) -> Move {
         let attr = cx.store.getattr(ino).ok();
         Move {
             at: time::now(),
@@ -45,7 +45,7 @@ impl Move {
             to,
             bytes: attr.as_ref().map_or(0, |a| a.size),
             directory: attr.is_some_and(|a| a.kind == Kind::Dir),
-            reason: "mv".to_string(),
+            reason: how.to_string(),
             by_policy: false,
             dirs: None,
         }
