@@ -1,6 +1,7 @@
 //! `islabdb`: mounts a universe. Parses the command line, opens the engine, mounts, waits
 //! for the mount to end (umount or SIGINT/SIGTERM), then makes everything durable.
 
+mod query_cli;
 mod engine;
 mod error;
 mod fuse;
@@ -42,6 +43,18 @@ enum Command {
     /// flush, checkpoint and exit 0. An empty DATA_DIR is bootstrapped with the seed's
     /// hierarchy; an existing one is recovered (checkpoint + log replay).
     Mount(MountArgs),
+    /// Ask the universe mounted at MOUNTPOINT a QQL query (see QQL.md) and print the
+    /// answer: the same as writing it to MOUNTPOINT/qql/ask (or `ask.jsonl`, `ask.csv`)
+    /// and reading the answer back from the same handle. A query in error prints its
+    /// position and problem and exits 1.
+    Query {
+        /// Where the universe is mounted.
+        mountpoint: PathBuf,
+        /// The query, e.g. `FROM spacetime/*/particles/users WHERE .age >= 30`.
+        query: String,
+        #[arg(long, value_enum, default_value = "json")]
+        format: query_cli::Format,
+    },
     /// Run the temporal region's maintenance now on the universe mounted at MOUNTPOINT
     /// (roll live hours into recent days, days into historical months, merge late events,
     /// apply the retention) and print its report. The same as `echo run >
@@ -143,6 +156,26 @@ fn main() -> ExitCode {
         Command::Correlations { file } => {
             print_decoded(decoded(&file, regions::graph::correlations_json))
         }
+        Command::Query {
+            mountpoint,
+            query,
+            format,
+        } => match query_cli::ask(&mountpoint, &query, format) {
+            Ok(answer) => {
+                use std::io::Write;
+                match std::io::stdout().write_all(&answer) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("islabdb: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("islabdb: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Maintain { mountpoint } => match maintain(&mountpoint) {
             Ok(report) => {
                 println!("{report}");

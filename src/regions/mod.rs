@@ -116,7 +116,7 @@ pub enum OpenKind {
 /// What happened to a stored file, told to every region (whichever owns the file): how a
 /// region learns from traffic it does not serve itself.
 #[derive(Clone, Copy, Debug)]
-pub enum Event {
+pub enum Event<'a> {
     /// `ino` (of region `tag`) was opened for reading.
     Read { ino: u64, tag: Tag },
     /// `ino` (a file, or a directory with everything below it) moved from one tier to
@@ -127,6 +127,12 @@ pub enum Event {
         to: Tier,
         how: &'static str,
     },
+    /// The entry `name` of the directory `dir` changed: made, removed, or renamed to or
+    /// from (by a user, or by a region moving or removing files itself).
+    Entry { dir: u64, name: &'a [u8] },
+    /// New content was committed to `name` of `dir` (close or fsync after writes, a
+    /// truncate, a rename onto it).
+    Committed { dir: u64, name: &'a [u8] },
 }
 
 impl Cx<'_> {
@@ -181,6 +187,12 @@ pub trait Sink: Send {
     /// `close(2)` by a writer: what is still pending ends here (an unterminated last line
     /// counts), and all of it is durable when this returns.
     fn close(&mut self, cx: &Cx<'_>) -> Result<()>;
+
+    /// What a read of the same handle returns, from offset 0, once something was written
+    /// (a control file that answers what it was asked); `None`: reads show the file.
+    fn answer(&mut self, _cx: &Cx<'_>) -> Option<Result<Arc<Vec<u8>>>> {
+        None
+    }
 }
 
 /// A change to a directory's names, as [`Region::admit`] is asked about it.
@@ -298,7 +310,21 @@ pub trait Region: Send + Sync {
 
     /// Something happened to a stored file (of any region). Called on the request's path:
     /// a region notes it and does its work later, or elsewhere.
-    fn observe(&self, _cx: &Cx<'_>, _event: &Event) {}
+    fn observe(&self, _cx: &Cx<'_>, _event: &Event<'_>) {}
+
+    /// Asked of every region before content is committed to `name` in `dir` (any
+    /// region's: after the owning region's rule passed): a region keeping rules over
+    /// other regions' files (schemas) reads the content with `content` and refuses it
+    /// with an error. Only a region that has something to say about `dir` reads it.
+    fn vet(
+        &self,
+        _cx: &Cx<'_>,
+        _dir: &Dir,
+        _name: &[u8],
+        _content: &mut dyn FnMut() -> Result<Vec<u8>>,
+    ) -> Result<()> {
+        Ok(())
+    }
 
     /// Content was committed to `name` in `dir`, by any way (close, fsync, rename onto
     /// it, truncate). Runs after the commit is logged.
@@ -407,10 +433,34 @@ impl Regions {
     }
 
     /// Tells every region what happened.
-    pub fn observe(&self, cx: &Cx<'_>, event: &Event) {
+    pub fn observe(&self, cx: &Cx<'_>, event: &Event<'_>) {
         for r in &self.list {
             r.observe(cx, event);
         }
+    }
+
+    /// Every region's word on content about to be committed (`Region::vet`); the
+    /// content is read once, when the first region asks.
+    pub fn vet(
+        &self,
+        cx: &Cx<'_>,
+        dir: &Dir,
+        name: &[u8],
+        read: &mut dyn FnMut() -> Result<Vec<u8>>,
+    ) -> Result<()> {
+        let mut content: Option<Vec<u8>> = None;
+        let mut once = || match &content {
+            Some(c) => Ok(c.clone()),
+            None => {
+                let c = read()?;
+                content = Some(c.clone());
+                Ok(c)
+            }
+        };
+        for r in &self.list {
+            r.vet(cx, dir, name, &mut once)?;
+        }
+        Ok(())
     }
 
     /// Every generated file of `dir`: its manifest, then its region's own.

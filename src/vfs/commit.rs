@@ -44,12 +44,40 @@ impl Vfs {
             Ok(())
         })?;
         if let Some((dir, name)) = committed.into_inner() {
-            self.region(&dir).committed(&self.cx(), &dir, &name);
+            self.told_committed(&dir, &name);
         }
         Ok(())
     }
 
+    /// Tells the owning region, then every region, that `name` of `dir` has new content.
+    pub(super) fn told_committed(&self, dir: &Dir, name: &[u8]) {
+        let cx = self.cx();
+        self.region(dir).committed(&cx, dir, name);
+        let event = crate::regions::Event::Committed { dir: dir.ino, name };
+        self.regions.observe(&cx, &event);
+    }
+
     fn check_commit(&self, dir: &Dir, meta: &Meta, bytes: &Bytes<'_>) -> Result<()> {
+        self.check_rule(dir, meta, bytes)?;
+        let mut read = || {
+            let mut all = Vec::with_capacity(bytes.len() as usize);
+            bytes.reader().read_to_end(&mut all)?;
+            Ok(all)
+        };
+        self.regions
+            .vet(&self.cx(), dir, &meta.name, &mut read)
+            .inspect_err(|e| self.refused(meta.ino, e))
+    }
+
+    /// Logs and counts a refused commit.
+    fn refused(&self, ino: u64, e: &crate::error::Error) {
+        let path = namespace::join(&self.engine.path_of(ino));
+        log::warn!("refusing commit of {path}: {e}; the previous version stays");
+        self.metrics.refused(format!("{path}: {e}"));
+    }
+
+    /// The owning region's rule.
+    fn check_rule(&self, dir: &Dir, meta: &Meta, bytes: &Bytes<'_>) -> Result<()> {
         let Some(mut rule) = self.region(dir).rule(dir, &meta.name) else {
             return Ok(());
         };
@@ -60,16 +88,45 @@ impl Vfs {
             Some(mut a) if a.next == bytes.len() && a.rule.id == rule.id => a.rule.check.finish(),
             _ => check_stream(&mut rule, &mut bytes.reader(), bytes.len()),
         };
-        res.inspect_err(|e| {
-            let path = namespace::join(&self.engine.path_of(meta.ino));
-            log::warn!("refusing commit of {path}: {e}; the previous version stays");
-            self.metrics.refused(format!("{path}: {e}"));
-        })
+        res.inspect_err(|e| self.refused(meta.ino, e))
     }
 
     /// A rename brings `src`'s committed content to `to/newname`: it must follow the rule
-    /// there, unless it followed the same rule where it was.
+    /// there, unless it followed the same rule where it was, and pass every region's vet.
     pub(super) fn admit_rename(
+        &self,
+        src: &Attr,
+        (from, name): (&Dir, &[u8]),
+        (to, newname): (&Dir, &[u8]),
+    ) -> Result<()> {
+        self.rename_rule(src, (from, name), (to, newname))?;
+        let mut read = || {
+            let snap = self.engine.snapshot(src.ino)?;
+            let mut reader = VersionReader {
+                engine: &self.engine,
+                snap: &snap,
+                pos: 0,
+            };
+            let mut all = Vec::with_capacity(src.size as usize);
+            let res = reader.read_to_end(&mut all);
+            self.engine.release_snapshot(&snap);
+            res?;
+            Ok(all)
+        };
+        self.regions
+            .vet(&self.cx(), to, newname, &mut read)
+            .inspect_err(|e| self.refused_rename(src, newname, e))
+    }
+
+    fn refused_rename(&self, src: &Attr, newname: &[u8], e: &crate::error::Error) {
+        log::warn!(
+            "refusing rename of {} onto {}: {e}",
+            namespace::join(&self.engine.path_of(src.ino)),
+            String::from_utf8_lossy(newname)
+        )
+    }
+
+    fn rename_rule(
         &self,
         src: &Attr,
         (from, name): (&Dir, &[u8]),
@@ -93,12 +150,6 @@ impl Vfs {
         };
         let res = check_stream(&mut rule, &mut reader, src.size);
         self.engine.release_snapshot(&snap);
-        res.inspect_err(|e| {
-            log::warn!(
-                "refusing rename of {} onto {}: {e}",
-                namespace::join(&self.engine.path_of(src.ino)),
-                String::from_utf8_lossy(newname)
-            )
-        })
+        res.inspect_err(|e| self.refused_rename(src, newname, e))
     }
 }

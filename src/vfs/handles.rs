@@ -215,21 +215,32 @@ impl Vfs {
             File(u64, bool),
             Version(Snapshot),
             View(Content),
+            Sink(u64, Arc<Mutex<Box<dyn Sink>>>),
         }
         let src = match lock(&self.handles).get(&fh) {
             Some(Handle::File { snap: Some(s), .. }) => Src::Version(s.clone()),
             Some(Handle::File { ino, writer, .. }) => Src::File(*ino, *writer),
             Some(Handle::View { content, .. }) => Src::View(content.clone()),
-            Some(Handle::Sink { ino, .. }) if *ino & VIRT != 0 => {
-                Src::View(self.view_content(*ino)?.0)
-            }
-            Some(Handle::Sink { ino, .. }) => Src::File(*ino, false),
+            Some(Handle::Sink { ino, sink, .. }) => Src::Sink(*ino, sink.clone()),
             None => return Err(Error::BadHandle),
         };
         match src {
             Src::File(ino, writer) => self.engine.read(ino, off, size, writer),
             Src::Version(snap) => self.engine.read_version(&snap, off, size),
             Src::View(c) => c.read(self, off, size),
+            Src::Sink(ino, sink) => {
+                let answer = lock(&sink).answer(&self.cx());
+                match answer {
+                    Some(a) => {
+                        let a = a?;
+                        let start = (off as usize).min(a.len());
+                        let end = start.saturating_add(size).min(a.len());
+                        Ok(Data::Shared(a, start..end))
+                    }
+                    None if ino & VIRT != 0 => self.view_content(ino)?.0.read(self, off, size),
+                    None => self.engine.read(ino, off, size, false),
+                }
+            }
         }
     }
 

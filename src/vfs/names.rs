@@ -40,7 +40,9 @@ impl Vfs {
 
     /// Tells `dir`'s region that its entry `name` changed.
     fn entry_changed(&self, dir: &Dir, name: &[u8]) {
-        self.region(dir).entry_changed(&self.cx(), dir, name);
+        let cx = self.cx();
+        self.region(dir).entry_changed(&cx, dir, name);
+        self.regions.observe(&cx, &Event::Entry { dir: dir.ino, name });
     }
 
     /// The stored entry `name` of `parent`; a generated file there is read-only.
@@ -259,7 +261,7 @@ impl Vfs {
         self.entry_changed(&to, newname);
         self.tell_if_moved(&src);
         if src.kind == Kind::File {
-            self.region(&to).committed(&self.cx(), &to, newname);
+            self.told_committed(&to, newname);
         }
         Ok(())
     }
@@ -324,7 +326,7 @@ impl Vfs {
         self.tell_if_moved(&b);
         for (kind, dir, arrived) in [(a.kind, to, newname), (b.kind, from, name)] {
             if kind == Kind::File {
-                self.region(dir).committed(&self.cx(), dir, arrived);
+                self.told_committed(dir, arrived);
             }
         }
         Ok(())

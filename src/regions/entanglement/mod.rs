@@ -260,7 +260,7 @@ impl Region for Entanglement {
         Some(Generated::Fresh(self.relationships(cx, tier)))
     }
 
-    fn observe(&self, cx: &Cx<'_>, event: &Event) {
+    fn observe(&self, cx: &Cx<'_>, event: &Event<'_>) {
         let Event::Read { ino, tag, .. } = *event else {
             return;
         };

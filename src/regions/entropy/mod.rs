@@ -280,7 +280,7 @@ impl Region for Entropy {
         Ok(())
     }
 
-    fn observe(&self, cx: &Cx<'_>, event: &Event) {
+    fn observe(&self, cx: &Cx<'_>, event: &Event<'_>) {
         self.tiering.observe(cx, event);
     }
 

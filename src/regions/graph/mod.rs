@@ -15,6 +15,7 @@ pub mod dimensions;
 mod entangle;
 mod index;
 mod names;
+mod reader;
 mod space;
 mod track;
 mod upkeep;
@@ -106,6 +107,15 @@ impl Shared {
 pub struct QuantumGraph {
     shared: Arc<Shared>,
     rules: Watched<Rules>,
+}
+
+pub use self::reader::{EdgeAt, Reader, Way};
+
+impl QuantumGraph {
+    /// A handle on the graph for another region's queries.
+    pub fn reader(&self) -> Reader {
+        Reader(self.shared.clone())
+    }
 }
 
 impl Default for QuantumGraph {
@@ -350,7 +360,7 @@ impl Region for QuantumGraph {
     }
 
     /// Opening a node brings its entangled partners into the cache.
-    fn observe(&self, cx: &Cx<'_>, event: &crate::regions::Event) {
+    fn observe(&self, cx: &Cx<'_>, event: &crate::regions::Event<'_>) {
         let crate::regions::Event::Read { ino, tag } = *event else {
             return;
         };

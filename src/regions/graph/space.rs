@@ -197,6 +197,11 @@ impl Space {
         space
     }
 
+    /// The `k` nodes nearest the vector `v`, with their distance.
+    pub fn nearest_to(&self, v: &[f32], k: usize) -> Result<Vec<(u64, f32)>> {
+        self.index.nearest(v, k)
+    }
+
     /// Each indexed node's nearest, as last noted.
     pub fn similar(&self) -> &HashMap<u64, Vec<(u64, f32)>> {
         &self.similar

@@ -21,7 +21,7 @@ const DAY: Micros = 24 * HOUR;
 /// 0000-01-01T00:00:00Z.
 const MIN: Micros = -62_167_219_200 * SECOND;
 /// 9999-12-31T23:59:59.999999Z.
-const MAX: Micros = 253_402_300_800 * SECOND - 1;
+pub const MAX: Micros = 253_402_300_800 * SECOND - 1;
 
 pub fn now() -> Micros {
     Utc::now().timestamp_micros()

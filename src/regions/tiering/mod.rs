@@ -83,7 +83,7 @@ impl Tiering {
 
     /// Notes what happened to a stored file: called on the request's path, so it only
     /// counts (what is written is written at the next tick).
-    pub fn observe(&self, cx: &Cx<'_>, event: &Event) {
+    pub fn observe(&self, cx: &Cx<'_>, event: &Event<'_>) {
         match *event {
             Event::Read { ino, .. } => {
                 let now = time::now();
@@ -104,6 +104,7 @@ impl Tiering {
                 st.moves.count(&m);
                 st.pending.push(m);
             }
+            Event::Entry { .. } | Event::Committed { .. } => {}
         }
     }
 

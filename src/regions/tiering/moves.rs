@@ -209,6 +209,10 @@ fn move_one(cx: &Cx<'_>, c: &Candidate) -> crate::error::Result<Option<Move>> {
     (cx.gone)(c.parent, &c.name);
     (cx.changed)(c.parent);
     (cx.changed)(target.ino);
+    for dir in [c.parent, target.ino] {
+        let entry = crate::regions::Event::Entry { dir, name: &c.name };
+        cx.regions.observe(cx, &entry);
+    }
     Ok(Some(Move {
         at: time::now(),
         ino: c.ino,

@@ -1,0 +1,138 @@
+//! What the region keeps between requests: when each directory last changed (a sequence
+//! number per change it is told of), the compiled queries with their plans, the cached
+//! results, and the record of executions (`optimization_log.json`, `performance.csv`).
+//!
+//! **Consistency.** A query is evaluated after noting the sequence number; it reads the
+//! directories it depends on, and if any of them changed after that number while it ran,
+//! it runs again (up to `ATTEMPTS` times): an answer reflects every change told before it
+//! began and none told after it ended. A change is told right after its commit, so a
+//! commit that lands while a query runs makes it run again.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use serde_json::Value;
+
+use super::compiled::Compiled;
+use super::exec::plan::Plan;
+use super::format::Format;
+use super::indexes::Indexes;
+use super::schema::Schemas;
+
+/// Plans whose directories changed are made again; so are results. This many runs of a
+/// query racing with commits before its last answer is kept.
+pub const ATTEMPTS: usize = 3;
+/// Executions kept for `optimization_log.json`.
+const OPTIMIZATIONS_KEPT: usize = 100;
+/// Compiled queries kept (the least recently run go first).
+const COMPILED_KEPT: usize = 1024;
+
+/// A compiled query and its plan.
+pub struct Entry {
+    pub compiled: Compiled,
+    pub plan: Plan,
+    /// The directories the planner walked to find its collections, with the sequence
+    /// number when it did: while none changes (and the indexes stay), the plan holds.
+    pub walked: Vec<u64>,
+    pub planned_at: u64,
+    pub index_version: u64,
+    pub runs: u64,
+    pub last_micros: u64,
+    pub last_run: Option<i64>,
+}
+
+/// A rendered result and what it depends on.
+pub struct Cached {
+    pub dirs: Vec<u64>,
+    pub at: u64,
+    pub bytes: Arc<Vec<u8>>,
+}
+
+#[derive(Default)]
+pub struct State {
+    seq: AtomicU64,
+    last: Mutex<HashMap<u64, u64>>,
+    pub indexes: Indexes,
+    /// Moves when the declared indexes change: every plan is made again.
+    pub index_version: AtomicU64,
+    pub schemas: RwLock<Arc<Schemas>>,
+    pub compiled: Mutex<HashMap<String, Entry>>,
+    pub results: Mutex<HashMap<(String, FormatKey), Cached>>,
+    pub optimizations: Mutex<VecDeque<Value>>,
+    /// Lines of `performance.csv` not yet appended.
+    pub performance: Mutex<Vec<String>>,
+}
+
+/// A result format as a map key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FormatKey(u8);
+
+impl From<Format> for FormatKey {
+    fn from(f: Format) -> Self {
+        FormatKey(match f {
+            Format::Json => 0,
+            Format::Jsonl => 1,
+            Format::Csv => 2,
+        })
+    }
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    pub fn new() -> State {
+        State {
+            schemas: RwLock::new(Arc::new(Schemas::empty())),
+            ..State::default()
+        }
+    }
+
+    /// The sequence number now.
+    pub fn now(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// `dir` changed.
+    pub fn touch(&self, dir: u64) {
+        let n = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        lock(&self.last).insert(dir, n);
+    }
+
+    /// Whether none of `dirs` changed after `at`.
+    pub fn unchanged_since(&self, dirs: &[u64], at: u64) -> bool {
+        let last = lock(&self.last);
+        dirs.iter().all(|d| last.get(d).is_none_or(|&n| n <= at))
+    }
+
+    pub fn schemas(&self) -> Arc<Schemas> {
+        self.schemas
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn note_optimization(&self, v: Value) {
+        let mut log = lock(&self.optimizations);
+        if log.len() >= OPTIMIZATIONS_KEPT {
+            log.pop_front();
+        }
+        log.push_back(v);
+    }
+
+    /// Keeps the compiled queries within bounds, dropping the least recently run.
+    pub fn trim_compiled(map: &mut HashMap<String, Entry>) {
+        while map.len() > COMPILED_KEPT {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, e)| e.last_run.unwrap_or(0))
+                .map(|(h, _)| h.clone());
+            match oldest {
+                Some(h) => map.remove(&h),
+                None => break,
+            };
+        }
+    }
+}
