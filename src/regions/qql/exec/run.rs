@@ -1,0 +1,230 @@
+//! The executor: reads the rows (collections through the access the planner's rule
+//! chooses, the stream, the graph), follows the JOINs, filters, groups, orders, cuts
+//! and projects.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::super::lang::ast::From;
+use super::super::lang::value::cmp_sort_key;
+use super::super::source::{Collection, Records, Source};
+use super::access::Access;
+use super::plan::{Plan, Shape};
+use super::row::{Item, Row};
+use super::{Output, Result, Stats, graph, group};
+
+/// Runs a plan over `source`.
+pub fn run(plan: &Plan, source: &dyn Source) -> Result<Output> {
+    let mut stats = Stats::default();
+    let q = &plan.query;
+    let mut rows = match &q.from {
+        From::Collections { .. } => read_collections(plan, source, &mut stats)?,
+        From::Stream {
+            name, since, until, ..
+        } => read_events(source, name, *since, *until, &mut stats)?,
+        From::Neighbours { of, via, dir, .. } => {
+            graph::neighbours(source, of, via.as_deref(), *dir, &mut stats)?
+        }
+        From::Paths {
+            from,
+            to,
+            via,
+            dir,
+            max_depth,
+            ..
+        } => graph::paths(
+            source,
+            (from, to),
+            via.as_deref(),
+            *dir,
+            *max_depth,
+            &mut stats,
+        )?,
+        From::Nearest { k, to, .. } => graph::nearest(source, to, *k, &mut stats)?,
+    };
+    // Collections are filtered as they are read; other rows here.
+    let filtered = matches!(q.from, From::Collections { .. }) && q.joins.is_empty();
+    let mut joiner = graph::Joiner::default();
+    for j in &q.joins {
+        rows = joiner.join(source, rows, j, &mut stats)?;
+    }
+    if let (Some(f), false) = (&plan.filter, filtered) {
+        rows.retain(|r| f.eval(r));
+    }
+    if let Shape::Grouped { keys, columns } = &plan.shape {
+        rows = group::group(rows, keys, columns, q.group.is_empty());
+    }
+    rows.sort_by(|a, b| {
+        plan.order
+            .iter()
+            .map(|(s, desc)| cmp_sort_key(s.get(a), s.get(b), *desc))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| a.cmp_tie(b))
+    });
+    let offset = usize::try_from(q.offset.unwrap_or(0)).unwrap_or(usize::MAX);
+    let limit = q
+        .limit
+        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|r| project(plan, r))
+        .collect();
+    stats.rows_returned = rows.len() as u64;
+    Ok(Output {
+        columns: plan.columns(),
+        rows,
+        stats,
+    })
+}
+
+fn project(plan: &Plan, mut row: Row) -> Value {
+    match &plan.shape {
+        Shape::Records if row.items.len() == 1 => row.items.swap_remove(0).value,
+        Shape::Records => {
+            let m: Map<String, Value> = plan
+                .aliases
+                .iter()
+                .cloned()
+                .zip(row.items.into_iter().map(|i| i.value))
+                .collect();
+            Value::Object(m)
+        }
+        Shape::Columns(cols) => {
+            let m: Map<String, Value> = cols
+                .iter()
+                .filter_map(|(name, s)| Some((name.clone(), s.get(&row)?.clone())))
+                .collect();
+            Value::Object(m)
+        }
+        Shape::Grouped { .. } => row
+            .items
+            .into_iter()
+            .next()
+            .map_or(Value::Null, |i| i.value),
+    }
+}
+
+fn read_collections(plan: &Plan, source: &dyn Source, stats: &mut Stats) -> Result<Vec<Row>> {
+    // Without JOINs the filter only reads the FROM's record: apply it while reading.
+    let filter = plan.filter.as_ref().filter(|_| plan.query.joins.is_empty());
+    let keep = |r: &Row| filter.is_none_or(|f| f.eval(r));
+    let mut rows = Vec::new();
+    for c in plan.collections(source)? {
+        let access = plan.access(source, &c);
+        stats.accesses.push((c.path.clone(), access.describe()));
+        match &access {
+            Access::Scan { .. } => {
+                for rec in source.scan(&c)? {
+                    stats.rows_scanned += 1;
+                    let row = Row::of_record(rec?);
+                    if keep(&row) {
+                        rows.push(row);
+                    }
+                }
+            }
+            Access::Index { path, ranges, .. } => {
+                // IN may name one value twice: each record once.
+                let mut seen = HashSet::new();
+                for (lo, hi) in ranges {
+                    for rec in source.index_range(&c, path, lo.as_ref(), hi.as_ref(), false)? {
+                        stats.rows_scanned += 1;
+                        let rec = rec?;
+                        let fresh = seen.insert(rec.path.clone());
+                        let row = Row::of_record(rec);
+                        if fresh && keep(&row) {
+                            rows.push(row);
+                        }
+                    }
+                }
+            }
+            Access::IndexOrder {
+                path,
+                descending,
+                n,
+                ..
+            } => rows.extend(read_in_order(
+                source,
+                &c,
+                (path, *descending, *n),
+                &keep,
+                stats,
+            )?),
+        }
+    }
+    Ok(rows)
+}
+
+/// The first `n` rows in the order of `path` that pass the filter, and every row tied
+/// with the last of them (the tie-break decides among those later). Records without the
+/// path sort after all others, so they are read (by a scan) only when the index holds
+/// fewer than `n` passing rows.
+fn read_in_order(
+    source: &dyn Source,
+    c: &Collection,
+    (path, descending, n): (&super::super::lang::path::JsonPath, bool, usize),
+    keep: &dyn Fn(&Row) -> bool,
+    stats: &mut Stats,
+) -> Result<Vec<Row>> {
+    use std::ops::Bound::Unbounded;
+    let mut rows: Vec<Row> = Vec::new();
+    if n == 0 {
+        return Ok(rows);
+    }
+    let value_at = |r: &Row| r.items.first().and_then(|i| path.get(&i.value)).cloned();
+    let index: Records<'_> = source.index_range(c, path, Unbounded, Unbounded, descending)?;
+    for rec in index {
+        stats.rows_scanned += 1;
+        let row = Row::of_record(rec?);
+        if rows.len() >= n {
+            let last = rows.last().and_then(value_at);
+            let tied = match (&last, value_at(&row)) {
+                (Some(a), Some(b)) => super::super::lang::value::cmp(a, &b).is_eq(),
+                _ => false,
+            };
+            if !tied {
+                return Ok(rows);
+            }
+        }
+        if keep(&row) {
+            rows.push(row);
+        }
+    }
+    if rows.len() < n {
+        for rec in source.scan(c)? {
+            stats.rows_scanned += 1;
+            let row = Row::of_record(rec?);
+            if value_at(&row).is_none() && keep(&row) {
+                rows.push(row);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn read_events(
+    source: &dyn Source,
+    name: &str,
+    since: Option<i64>,
+    until: Option<i64>,
+    stats: &mut Stats,
+) -> Result<Vec<Row>> {
+    let events = source.events(name, since, until)?;
+    stats.rows_scanned += events.len() as u64;
+    Ok(events
+        .into_iter()
+        .enumerate()
+        .map(|(i, ev)| {
+            let mut meta = Map::new();
+            if let Some(t) = ev.get("timestamp") {
+                meta.insert("time".into(), t.clone());
+            }
+            Row {
+                items: vec![Item { value: ev, meta }],
+                tie: vec![Some(Value::from(i))],
+            }
+        })
+        .collect())
+}
