@@ -193,12 +193,18 @@ pub const SEED: &[SeedDir] = &[
     fixed("entropy", "entropy", "Balance and load of the shards"),
     fixed(
         "qql",
-        "universe",
-        "Query language: saved queries, results, schemas",
+        "qql",
+        "Query language: saved queries, results, schemas; ask here (QQL.md)",
     ),
-    fixed("qql/compiled_queries", "universe", "Compiled query cache"),
-    fixed("qql/query_analytics", "universe", "Query performance data"),
-    fixed("qql/schema", "universe", "Schemas enforced on writes"),
+    data("qql/queries", "qql", "Saved queries: <name>.qql"),
+    fixed(
+        "qql/results",
+        "qql",
+        "Each saved query's result now: <name>.json, .jsonl, .csv",
+    ),
+    fixed("qql/compiled_queries", "qql", "Compiled query cache"),
+    fixed("qql/query_analytics", "qql", "Query performance data"),
+    fixed("qql/schema", "qql", "Schemas enforced on writes"),
     fixed(
         "backups",
         "universe",

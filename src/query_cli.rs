@@ -55,11 +55,12 @@ pub fn ask(mountpoint: &Path, query: &str, format: Format) -> Result<Vec<u8>, St
 
 /// The problem an error document states (`{"error": {"position": …, "message": …}}`).
 fn error_of(answer: &[u8]) -> Option<String> {
-    if !answer.starts_with(b"{\"error\"") {
+    // A result is an array (JSON), rows (JSON lines) or CSV; only an error is one object.
+    if !answer.starts_with(b"{") {
         return None;
     }
     let doc: serde_json::Value = serde_json::from_slice(answer).ok()?;
-    let e = doc.get("error")?;
+    let e = doc.as_object().filter(|o| o.len() == 1)?.get("error")?;
     let message = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
     Some(match e.get("position").and_then(|p| p.as_str()) {
         Some(p) => format!("{p}: {message}"),

@@ -393,7 +393,10 @@ impl Regions {
         r.register(Box::new(temporal::Temporal::new()))?;
         r.register(Box::new(observatory::Observatory::new()))?;
         r.register(Box::new(entanglement::Entanglement::default()))?;
-        r.register(Box::new(graph::QuantumGraph::default()))?;
+        let graph = graph::QuantumGraph::default();
+        let reader = graph.reader();
+        r.register(Box::new(graph))?;
+        r.register(Box::new(qql::region::Qql::new(reader)))?;
         // Both show the tiering: the one state they share, made here.
         let tiering = Arc::new(tiering::Tiering::new());
         r.register(Box::new(entropy::Entropy::new(tiering.clone())))?;

@@ -109,7 +109,7 @@ pub struct QuantumGraph {
     rules: Watched<Rules>,
 }
 
-pub use self::reader::{EdgeAt, Reader, Way};
+pub use self::reader::{Reader, Way};
 
 impl QuantumGraph {
     /// A handle on the graph for another region's queries.

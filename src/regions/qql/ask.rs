@@ -118,7 +118,7 @@ impl Check for QueryCheck {
         }
         let text = std::str::from_utf8(&self.0)
             .map_err(|_| Error::InvalidRecord("a query is UTF-8 text".into()))?;
-        super::lang::parse(text)
+        super::lang::parser::parse(text)
             .map(drop)
             .map_err(|e| Error::InvalidRecord(format!("{}: {}", e.pos, e.message)))
     }

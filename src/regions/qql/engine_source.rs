@@ -51,11 +51,7 @@ impl<'a> EngineSource<'a> {
 
     /// The directory at `path` from the root.
     fn dir(&self, path: &str) -> Result<u64> {
-        let mut ino = ROOT;
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            ino = self.cx.store.lookup(ino, part.as_bytes())?.ino;
-        }
-        Ok(ino)
+        super::dir_at(self.cx, path).ok_or(Error::NotFound)
     }
 
     fn record(&self, c: &Collection, name: &[u8], value: Value) -> Record {

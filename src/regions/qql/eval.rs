@@ -143,7 +143,7 @@ fn plan_of(
         }
     }
     let started = Instant::now();
-    let query = lang::parse(text)?;
+    let query = lang::parser::parse(text)?;
     let plan = plan(&query, source)?;
     let explain = plan.explain();
     let compiled = Compiled {

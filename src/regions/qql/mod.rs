@@ -1,7 +1,3 @@
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into the qql region next")
-)]
 //! QQL, the universe's query language (QQL.md): the language (`lang`: lexer, parser,
 //! the JSON value order), its planning and execution (`exec`) over the data-access trait
 //! [`source::Source`], result formatting (`format`) and the compiled form (`compiled`).
@@ -13,13 +9,84 @@
 //! [`format::render`] the output; [`compiled::encode`] / [`compiled::decode`] store a
 //! query as `hash_<h>.erl`, named by [`compiled::hash`].
 
+mod ask;
 pub mod compiled;
+mod engine_source;
+mod eval;
 pub mod exec;
 pub mod format;
+mod indexes;
 pub mod lang;
+mod paths_index;
+pub mod region;
+pub mod schema;
 pub mod source;
+mod state;
 
 #[cfg(test)]
 mod memsource;
 #[cfg(test)]
 mod prop_tests;
+
+use serde_json::Value;
+
+use self::lang::path::{JsonPath, Step};
+use self::schema::paths::{IndexPath, Seg};
+use self::schema::scope::Scope;
+use crate::engine::codec::Tier;
+use crate::regions::Cx;
+
+/// A declared index path as the planner's path.
+pub fn index_path(p: &IndexPath) -> JsonPath {
+    JsonPath(
+        p.segments()
+            .iter()
+            .map(|s| match s {
+                Seg::Key(k) => Step::Member(k.clone()),
+                Seg::Index(i) => Step::Index(*i as u64),
+            })
+            .collect(),
+    )
+}
+
+/// The directories (paths from the root) a schema entry's scope covers.
+pub fn collection_dirs(cx: &Cx<'_>, scope: &Scope) -> Vec<String> {
+    let paths = match scope {
+        Scope::Particles(n) => Tier::ALL
+            .iter()
+            .map(|t| format!("spacetime/{}/particles/{n}", t.dir_name()))
+            .collect(),
+        Scope::TierParticles(t, n) => vec![format!("spacetime/{}/particles/{n}", t.dir_name())],
+        Scope::Nodes(n) => vec![format!("quantum_graph/nodes/{n}")],
+        Scope::Edges(n) => vec![format!("quantum_graph/edges/{n}")],
+    };
+    paths
+        .into_iter()
+        .filter(|p| dir_at(cx, p).is_some())
+        .collect()
+}
+
+/// The directory at `path` from the root, if there is one.
+pub fn dir_at(cx: &Cx<'_>, path: &str) -> Option<u64> {
+    let mut ino = crate::engine::tree::ROOT;
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        ino = cx.store.lookup(ino, part.as_bytes()).ok()?.ino;
+    }
+    Some(ino)
+}
+
+/// The JSON records of the directory at `path`: (name, parsed content); unreadable or
+/// empty files are left out.
+pub fn records_of(cx: &Cx<'_>, path: &str) -> Vec<(String, Value)> {
+    let Some(dir) = dir_at(cx, path) else {
+        return Vec::new();
+    };
+    let names = cx.store.readdir_names(dir).unwrap_or_default();
+    names
+        .into_iter()
+        .filter_map(|(name, _)| {
+            let (_, v) = indexes::read_record(cx, dir, &name).ok()??;
+            Some((String::from_utf8_lossy(&name).into_owned(), v))
+        })
+        .collect()
+}

@@ -178,8 +178,8 @@ impl Qql {
             }
         }
         let found = new.check_existing(
+            Some(&old),
             records.iter().map(|(p, v)| (p.as_str(), v)),
-            &entries,
             VIOLATIONS_LISTED,
         );
         if found.is_empty() {
