@@ -45,6 +45,7 @@ mod lifecycle;
 mod observatory;
 mod permissions;
 mod posix;
+mod qql;
 mod records;
 mod roundtrip;
 mod temporal;

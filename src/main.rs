@@ -1,7 +1,6 @@
 //! `islabdb`: mounts a universe. Parses the command line, opens the engine, mounts, waits
 //! for the mount to end (umount or SIGINT/SIGTERM), then makes everything durable.
 
-mod query_cli;
 mod engine;
 mod error;
 mod fuse;
@@ -9,6 +8,7 @@ mod logbook;
 mod metrics;
 mod namespace;
 mod placement;
+mod query_cli;
 mod regions;
 mod rng;
 mod status;

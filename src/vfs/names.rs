@@ -42,7 +42,8 @@ impl Vfs {
     fn entry_changed(&self, dir: &Dir, name: &[u8]) {
         let cx = self.cx();
         self.region(dir).entry_changed(&cx, dir, name);
-        self.regions.observe(&cx, &Event::Entry { dir: dir.ino, name });
+        self.regions
+            .observe(&cx, &Event::Entry { dir: dir.ino, name });
     }
 
     /// The stored entry `name` of `parent`; a generated file there is read-only.

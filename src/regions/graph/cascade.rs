@@ -109,10 +109,7 @@ fn remove(shared: &Shared, cx: &Cx<'_>, line: &[u8]) -> Result<()> {
     cx.store.apply(changes, true)?;
     for (parent, name) in &gone {
         (cx.gone)(*parent, name);
-        let entry = crate::regions::Event::Entry {
-            dir: *parent,
-            name,
-        };
+        let entry = crate::regions::Event::Entry { dir: *parent, name };
         cx.regions.observe(cx, &entry);
     }
     let mut graph = shared.graph();

@@ -80,7 +80,9 @@ impl Source for EngineSource<'_> {
         let mut found: Vec<(String, u64)> = vec![(String::new(), ROOT)];
         for seg in pattern {
             let mut next = Vec::new();
-            self.walked.borrow_mut().extend(found.iter().map(|(_, ino)| *ino));
+            self.walked
+                .borrow_mut()
+                .extend(found.iter().map(|(_, ino)| *ino));
             for (path, ino) in found {
                 let join = |n: &str| {
                     if path.is_empty() {
@@ -113,17 +115,19 @@ impl Source for EngineSource<'_> {
         self.read.borrow_mut().push(dir);
         let entries = self.cx.store.readdir_names(dir)?;
         let c = c.clone();
-        Ok(Box::new(entries.into_iter().filter_map(move |(name, attr)| {
-            if attr.kind != Kind::File || !name.ends_with(b".json") {
-                return None;
-            }
-            let bytes = match self.cx.store.read(attr.ino, 0, attr.size as usize) {
-                Ok(b) => b,
-                Err(e) => return Some(Err(e)),
-            };
-            let value: Value = serde_json::from_slice(&bytes).ok()?;
-            Some(Ok(self.record(&c, &name, value)))
-        })))
+        Ok(Box::new(entries.into_iter().filter_map(
+            move |(name, attr)| {
+                if attr.kind != Kind::File || !name.ends_with(b".json") {
+                    return None;
+                }
+                let bytes = match self.cx.store.read(attr.ino, 0, attr.size as usize) {
+                    Ok(b) => b,
+                    Err(e) => return Some(Err(e)),
+                };
+                let value: Value = serde_json::from_slice(&bytes).ok()?;
+                Some(Ok(self.record(&c, &name, value)))
+            },
+        )))
     }
 
     fn indexes(&self, c: &Collection) -> Vec<JsonPath> {
@@ -150,13 +154,13 @@ impl Source for EngineSource<'_> {
                 .collect()
         })?;
         let c = c.clone();
-        Ok(Box::new(names.into_iter().filter_map(move |name| {
-            match read_record(self.cx, dir, &name) {
+        Ok(Box::new(names.into_iter().filter_map(
+            move |name| match read_record(self.cx, dir, &name) {
                 Ok(Some((_, v))) => Some(Ok(self.record(&c, &name, v))),
                 Ok(None) => None,
                 Err(e) => Some(Err(e)),
-            }
-        })))
+            },
+        )))
     }
 
     fn events(&self, stream: &str, from: Option<i64>, to: Option<i64>) -> Result<Vec<Value>> {
@@ -176,11 +180,7 @@ impl Source for EngineSource<'_> {
             time::format_rfc3339(from),
             time::format_rfc3339(to)
         );
-        let temporal = self
-            .cx
-            .regions
-            .by_name("temporal")
-            .ok_or(Error::NotFound)?;
+        let temporal = self.cx.regions.by_name("temporal").ok_or(Error::NotFound)?;
         let dir = self.cx.seed_dir("temporal/range").ok_or(Error::NotFound)?;
         let bytes = match temporal.generate(self.cx, &dir, &name) {
             Some(Generated::Ranged { len, source }) => {

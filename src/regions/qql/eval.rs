@@ -132,7 +132,9 @@ fn plan_of(
     text: &str,
     at: u64,
 ) -> Result<Plan, Refused> {
-    let version = state.index_version.load(std::sync::atomic::Ordering::Acquire);
+    let version = state
+        .index_version
+        .load(std::sync::atomic::Ordering::Acquire);
     {
         let map = lock(&state.compiled);
         if let Some(e) = map.get(hash)

@@ -36,7 +36,9 @@ pub struct Indexes {
 }
 
 impl Indexes {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, HashMap<JsonPath, PathIndex<OrdValue>>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, HashMap<JsonPath, PathIndex<OrdValue>>>> {
         self.built.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -59,7 +61,11 @@ impl Indexes {
                 ix.set(&name, path.get(&v).cloned().map(OrdValue));
             }
         }
-        let ix = built.entry(dir).or_default().entry(path.clone()).or_insert(ix);
+        let ix = built
+            .entry(dir)
+            .or_default()
+            .entry(path.clone())
+            .or_insert(ix);
         Ok(f(ix))
     }
 
@@ -77,7 +83,11 @@ impl Indexes {
             }
         };
         for (path, ix) in paths.iter_mut() {
-            let key = value.as_ref().and_then(|v| path.get(v)).cloned().map(OrdValue);
+            let key = value
+                .as_ref()
+                .and_then(|v| path.get(v))
+                .cloned()
+                .map(OrdValue);
             ix.set(name, key);
         }
     }

@@ -73,7 +73,8 @@ mod tests {
     use super::*;
 
     fn names<'a>(it: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
-        it.map(|n| String::from_utf8_lossy(n).into_owned()).collect()
+        it.map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect()
     }
 
     #[test]

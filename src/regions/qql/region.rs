@@ -243,7 +243,8 @@ impl Qql {
             .lookup(dir.ino, PERFORMANCE.as_bytes())
             .and_then(|a| {
                 let bytes = lines.concat().into_bytes();
-                cx.store.apply(vec![Change::Append { ino: a.ino, bytes }], false)
+                cx.store
+                    .apply(vec![Change::Append { ino: a.ino, bytes }], false)
             });
         if let Err(e) = res {
             log::warn!("{ANALYTICS}/{PERFORMANCE}: {e}");
@@ -325,7 +326,10 @@ impl Region for Qql {
                 "qql/schema holds universe_schema.json (and its compiled form) only",
             ));
         }
-        if [TOP, RESULTS, COMPILED, ANALYTICS].iter().any(|p| dir.is_seed(p)) {
+        if [TOP, RESULTS, COMPILED, ANALYTICS]
+            .iter()
+            .any(|p| dir.is_seed(p))
+        {
             return Err(Error::NotPermitted(
                 "qql/ holds what the region makes: save queries in qql/queries/",
             ));
@@ -352,7 +356,11 @@ impl Region for Qql {
             .filter(|_| self.takes_writes(cx, dir, name))
             .map(|(_, f)| *f)
             .ok_or(Error::ReadOnlyView)?;
-        Ok(Box::new(Ask::new(self.state.clone(), self.graph.clone(), format)))
+        Ok(Box::new(Ask::new(
+            self.state.clone(),
+            self.graph.clone(),
+            format,
+        )))
     }
 
     fn vet(
@@ -410,8 +418,11 @@ impl Region for Qql {
         if let Some(dir) = cx.seed_dir(ANALYTICS)
             && cx.store.lookup(dir.ino, PERFORMANCE.as_bytes()).is_err()
         {
-            cx.store
-                .put(dir.ino, PERFORMANCE.as_bytes(), PERFORMANCE_HEADER.as_bytes())?;
+            cx.store.put(
+                dir.ino,
+                PERFORMANCE.as_bytes(),
+                PERFORMANCE_HEADER.as_bytes(),
+            )?;
         }
         self.load_schemas(cx);
         Ok(())

@@ -6,10 +6,10 @@ use std::fmt;
 use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
 
+use super::SchemaError;
 use super::canonical;
 use super::paths::IndexPath;
 use super::scope::{Place, Scope};
-use super::SchemaError;
 use crate::error::Error;
 
 /// When an entry's schema is enforced.

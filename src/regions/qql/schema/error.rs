@@ -11,7 +11,10 @@ pub enum SchemaError {
     Json(String),
     /// The file's root or an entry is not an object, or a value has the wrong type. `at`
     /// is a JSON pointer into the file (`/collections/users/indexes/0`).
-    WrongType { at: String, expected: &'static str },
+    WrongType {
+        at: String,
+        expected: &'static str,
+    },
     /// A key this build does not know: an error rather than ignored, since a misspelt
     /// `"mode"` would otherwise silently mean the default.
     UnknownKey {
@@ -19,12 +22,21 @@ pub enum SchemaError {
         key: String,
         known: &'static str,
     },
-    Missing { at: String, key: &'static str },
+    Missing {
+        at: String,
+        key: &'static str,
+    },
     /// A `version` other than 1 (as written in the file).
     Version(String),
     /// A collection's name names no collection.
-    BadCollection { name: String, why: String },
-    BadMode { collection: String, given: String },
+    BadCollection {
+        name: String,
+        why: String,
+    },
+    BadMode {
+        collection: String,
+        given: String,
+    },
     /// The JSON Schema does not compile: the crate's message, and where in the schema
     /// (a JSON pointer; empty for its root).
     InvalidSchema {
@@ -37,13 +49,25 @@ pub enum SchemaError {
         index: String,
         error: PathError,
     },
-    DuplicateIndex { collection: String, index: String },
-    TooManyIndexes { collection: String, count: usize },
+    DuplicateIndex {
+        collection: String,
+        index: String,
+    },
+    TooManyIndexes {
+        collection: String,
+        count: usize,
+    },
 }
 
 impl fmt::Display for SchemaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let root = |at: &str| if at.is_empty() { "/".to_string() } else { at.to_string() };
+        let root = |at: &str| {
+            if at.is_empty() {
+                "/".to_string()
+            } else {
+                at.to_string()
+            }
+        };
         match self {
             SchemaError::Json(e) => write!(f, "not JSON: {e}"),
             SchemaError::WrongType { at, expected } => {

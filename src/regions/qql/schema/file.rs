@@ -17,8 +17,17 @@ impl Schemas {
     pub fn parse(bytes: &[u8]) -> Result<Schemas, SchemaError> {
         let Strict(root) =
             serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
-        let root = object(&root, "", "an object { \"version\": 1, \"collections\": {…} }")?;
-        known_keys(root, "", &["version", "collections"], "version, collections")?;
+        let root = object(
+            &root,
+            "",
+            "an object { \"version\": 1, \"collections\": {…} }",
+        )?;
+        known_keys(
+            root,
+            "",
+            &["version", "collections"],
+            "version, collections",
+        )?;
         let version = root.get("version").ok_or(SchemaError::Missing {
             at: String::new(),
             key: "version",
@@ -50,8 +59,17 @@ fn parse_entry(name: &str, entry: &Value) -> Result<Compiled, SchemaError> {
         why,
     })?;
     let at = format!("/collections/{}", pointer_token(name));
-    let entry = object(entry, &at, "an object { \"schema\", \"indexes\", \"mode\" }")?;
-    known_keys(entry, &at, &["schema", "indexes", "mode"], "schema, indexes, mode")?;
+    let entry = object(
+        entry,
+        &at,
+        "an object { \"schema\", \"indexes\", \"mode\" }",
+    )?;
+    known_keys(
+        entry,
+        &at,
+        &["schema", "indexes", "mode"],
+        "schema, indexes, mode",
+    )?;
     let mode = match entry.get("mode") {
         None => Mode::All,
         Some(Value::String(s)) => Mode::from_name(s).ok_or_else(|| SchemaError::BadMode {

@@ -118,7 +118,10 @@ impl IndexPath {
                     .find(|c: char| !c.is_ascii_digit())
                     .unwrap_or(after.len());
                 if digits == 0 {
-                    return Err(err(at + 1, "expected an array index (digits) after '['".into()));
+                    return Err(err(
+                        at + 1,
+                        "expected an array index (digits) after '['".into(),
+                    ));
                 }
                 if digits > 1 && after.starts_with('0') {
                     return Err(err(at + 1, "an array index has no leading zeros".into()));
@@ -127,7 +130,10 @@ impl IndexPath {
                     .parse::<u32>()
                     .map_err(|_| err(at + 1, "an array index is at most 4294967295".into()))?;
                 if !after[digits..].starts_with(']') {
-                    return Err(err(at + 1 + digits, "expected ']' after the array index".into()));
+                    return Err(err(
+                        at + 1 + digits,
+                        "expected ']' after the array index".into(),
+                    ));
                 }
                 segs.push(Seg::Index(index as usize));
                 at += 1 + digits + 1;
@@ -213,7 +219,10 @@ mod tests {
         assert_eq!(p(".age"), Ok(vec![key("age")]));
         assert_eq!(p(".address.city"), Ok(vec![key("address"), key("city")]));
         assert_eq!(p(".tags[0]"), Ok(vec![key("tags"), Seg::Index(0)]));
-        assert_eq!(p(".m[10][2].x"), Ok(vec![key("m"), Seg::Index(10), Seg::Index(2), key("x")]));
+        assert_eq!(
+            p(".m[10][2].x"),
+            Ok(vec![key("m"), Seg::Index(10), Seg::Index(2), key("x")])
+        );
         assert_eq!(p(".\"x y\""), Ok(vec![key("x y")]));
         assert_eq!(p(".\"a.b\".c"), Ok(vec![key("a.b"), key("c")]));
         assert_eq!(p(".\"\""), Ok(vec![key("")]));
@@ -240,7 +249,11 @@ mod tests {
         assert_eq!(pos(".\"abc"), Some(2));
         assert_eq!(pos(".\"a\\x\""), Some(2));
         assert_eq!(pos(".é b"), Some(3), "characters, not bytes");
-        assert_eq!(pos(".a.[0]"), Some(4), "only the leading dot may precede '['");
+        assert_eq!(
+            pos(".a.[0]"),
+            Some(4),
+            "only the leading dot may precede '['"
+        );
         let (_, why) = e(".a b").unwrap_or_default();
         assert!(why.contains("quoted"), "{why}");
         let deep = ".a".repeat(MAX_SEGMENTS + 1);

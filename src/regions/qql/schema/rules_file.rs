@@ -248,9 +248,10 @@ fn entry(r: &mut Reader<'_>) -> Result<RuleEntry> {
     let len = r.u32("a schema's length")?;
     let schema = r.str(len as usize, "a schema")?.to_string();
     let parsed = strict_json(schema.as_bytes()).map_err(|e| bad(&format!("schema: {e}")))?;
-    if !matches!(parsed, Value::Object(_) | Value::Bool(_)) || canonical::text(&parsed) != schema
-    {
-        return Err(bad("schema is not canonical JSON of an object or a boolean"));
+    if !matches!(parsed, Value::Object(_) | Value::Bool(_)) || canonical::text(&parsed) != schema {
+        return Err(bad(
+            "schema is not canonical JSON of an object or a boolean",
+        ));
     }
     if canonical::hash(schema.as_bytes()) != hash {
         return Err(bad("schema does not match its hash"));

@@ -91,9 +91,12 @@ impl Scope {
     pub fn covers(&self, place: &Place<'_>) -> bool {
         match (self, place) {
             (Scope::Particles(n), Place::Particle { collection, .. }) => n == collection,
-            (Scope::TierParticles(t, n), Place::Particle {
-                tier, collection, ..
-            }) => t == tier && n == collection,
+            (
+                Scope::TierParticles(t, n),
+                Place::Particle {
+                    tier, collection, ..
+                },
+            ) => t == tier && n == collection,
             (Scope::Nodes(n), Place::Node { kind, .. }) => n == kind,
             (Scope::Edges(n), Place::Edge { relation, .. }) => n == relation,
             _ => false,
@@ -198,8 +201,14 @@ mod tests {
             s("spacetime/hot_data/particles/orders"),
             Ok(Scope::TierParticles(Tier::Hot, "orders".into()))
         );
-        assert_eq!(s("quantum_graph/nodes/persons"), Ok(Scope::Nodes("persons".into())));
-        assert_eq!(s("quantum_graph/edges/works_for"), Ok(Scope::Edges("works_for".into())));
+        assert_eq!(
+            s("quantum_graph/nodes/persons"),
+            Ok(Scope::Nodes("persons".into()))
+        );
+        assert_eq!(
+            s("quantum_graph/edges/works_for"),
+            Ok(Scope::Edges("works_for".into()))
+        );
         for bad in [
             "",
             ".",

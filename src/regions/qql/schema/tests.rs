@@ -89,7 +89,11 @@ fn parses_the_example() {
     let users = s.get("users").unwrap_or_else(|| panic!("users"));
     assert_eq!(users.mode(), Mode::All);
     assert_eq!(users.scope(), &Scope::Particles("users".into()));
-    let idx: Vec<Vec<Seg>> = users.indexes().iter().map(|p| p.segments().to_vec()).collect();
+    let idx: Vec<Vec<Seg>> = users
+        .indexes()
+        .iter()
+        .map(|p| p.segments().to_vec())
+        .collect();
     assert_eq!(
         idx,
         [
@@ -103,7 +107,10 @@ fn parses_the_example() {
     assert_eq!(hot.map(|c| c.mode()), Some(Mode::NewWrites));
     // Defaults: mode all, no indexes, the schema `true`.
     let edges = s.get("quantum_graph/edges/works_for");
-    assert_eq!(edges.map(|c| (c.mode(), c.schema().clone())), Some((Mode::All, json!(true))));
+    assert_eq!(
+        edges.map(|c| (c.mode(), c.schema().clone())),
+        Some((Mode::All, json!(true)))
+    );
     assert_eq!(edges.map(|c| c.indexes().len()), Some(1));
     assert!(Schemas::parse(br#"{"version": 1, "collections": {}}"#).is_ok_and(|s| s.is_empty()));
     assert!(Schemas::empty().is_empty());
@@ -112,13 +119,19 @@ fn parses_the_example() {
 #[test]
 fn refuses_bad_files_saying_where() {
     let cases: Vec<(String, &str)> = vec![
-        ("{".into(), "not JSON: EOF while parsing an object at line 1 column 1"),
+        (
+            "{".into(),
+            "not JSON: EOF while parsing an object at line 1 column 1",
+        ),
         ("[]".into(), "/: expected an object"),
         (
             r#"{"version": 1, "collections": {}, "colections": {}}"#.into(),
             "/: unknown key \"colections\" (known: version, collections)",
         ),
-        (r#"{"collections": {}}"#.into(), "/: missing key \"version\""),
+        (
+            r#"{"collections": {}}"#.into(),
+            "/: missing key \"version\"",
+        ),
         (r#"{"version": 1}"#.into(), "/: missing key \"collections\""),
         (
             r#"{"version": 2, "collections": {}}"#.into(),
@@ -226,10 +239,15 @@ fn external_references_are_refused_without_fetching() {
     ] {
         let got = err(&with_users(&format!(r#"{{"schema": {{"$ref": "{r}"}}}}"#)));
         eprintln!("{got}");
-        assert!(got.starts_with("collection \"users\": invalid JSON Schema"), "{got}");
+        assert!(
+            got.starts_with("collection \"users\": invalid JSON Schema"),
+            "{got}"
+        );
     }
     // What a schema may refer to: itself, and the drafts' meta-schemas (built in).
-    let own = one(json!({"$defs": {"n": {"type": "integer"}}, "properties": {"a": {"$ref": "#/$defs/n"}}}));
+    let own = one(
+        json!({"$defs": {"n": {"type": "integer"}}, "properties": {"a": {"$ref": "#/$defs/n"}}}),
+    );
     assert!(own.validate(ALICE, &json!({"a": 1})).is_ok());
     let meta = one(json!({"$ref": "https://json-schema.org/draft/2020-12/schema"}));
     assert!(meta.validate(ALICE, &json!({"type": "object"})).is_ok());
@@ -256,12 +274,24 @@ fn drafts_follow_dollar_schema_and_default_to_2020_12() {
 fn maps_records_to_the_entries_that_govern_them() {
     let s = example();
     let names = |path: &str| -> Vec<String> {
-        s.for_record(path).iter().map(|c| c.name().to_string()).collect()
+        s.for_record(path)
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect()
     };
-    assert_eq!(names(HOT_ALICE), ["users", "spacetime/hot_data/particles/users"]);
+    assert_eq!(
+        names(HOT_ALICE),
+        ["users", "spacetime/hot_data/particles/users"]
+    );
     assert_eq!(names(ALICE), ["users"]);
-    assert_eq!(names("spacetime/cold_data/particles/users/bob.json"), ["users"]);
-    assert_eq!(names("/quantum_graph/nodes/persons/p1.json"), ["quantum_graph/nodes/persons"]);
+    assert_eq!(
+        names("spacetime/cold_data/particles/users/bob.json"),
+        ["users"]
+    );
+    assert_eq!(
+        names("/quantum_graph/nodes/persons/p1.json"),
+        ["quantum_graph/nodes/persons"]
+    );
     assert_eq!(
         names("quantum_graph/edges/works_for/p1_to_o1.json"),
         ["quantum_graph/edges/works_for"]
@@ -280,7 +310,10 @@ fn all_entries_apply_the_collection_wide_one_first() {
     let v = s.validate(HOT_ALICE, &no_session).err();
     assert_eq!(
         v.map(|v| (v.collection, v.rule)),
-        Some(("spacetime/hot_data/particles/users".into(), "required: [\"session\"]".into()))
+        Some((
+            "spacetime/hot_data/particles/users".into(),
+            "required: [\"session\"]".into()
+        ))
     );
     // A record that fails both is told the collection-wide schema's violation.
     let v = s.validate(HOT_ALICE, &json!({"name": "Alice"})).err();
@@ -319,7 +352,10 @@ fn violations_name_the_json_pointer_and_the_rule() {
     };
     let (at, rule, msg) = with(&|r| r["age"] = json!("thirty"));
     assert_eq!((at.as_str(), rule.as_str()), ("/age", "type: \"integer\""));
-    assert!(msg.contains("\"thirty\" is not of type \"integer\""), "{msg}");
+    assert!(
+        msg.contains("\"thirty\" is not of type \"integer\""),
+        "{msg}"
+    );
 
     let (at, rule, _) = with(&|r| r["age"] = json!(-1));
     assert_eq!((at.as_str(), rule.as_str()), ("/age", "minimum: 0"));
@@ -330,13 +366,22 @@ fn violations_name_the_json_pointer_and_the_rule() {
     assert_eq!((at.as_str(), rule.as_str()), ("", "required: [\"email\"]"));
 
     let (at, rule, _) = with(&|r| r["name"] = json!("alice"));
-    assert_eq!((at.as_str(), rule.as_str()), ("/name", "pattern: \"^[A-Z][a-z]+$\""));
+    assert_eq!(
+        (at.as_str(), rule.as_str()),
+        ("/name", "pattern: \"^[A-Z][a-z]+$\"")
+    );
 
     let (at, rule, _) = with(&|r| r["address"]["zip"] = json!("7500"));
-    assert_eq!((at.as_str(), rule.as_str()), ("/address/zip", "pattern: \"^[0-9]{5}$\""));
+    assert_eq!(
+        (at.as_str(), rule.as_str()),
+        ("/address/zip", "pattern: \"^[0-9]{5}$\"")
+    );
 
     let (at, rule, _) = with(&|r| r["email"] = json!("not an address"));
-    assert_eq!((at.as_str(), rule.as_str()), ("/email", "format: \"email\""));
+    assert_eq!(
+        (at.as_str(), rule.as_str()),
+        ("/email", "format: \"email\"")
+    );
 
     let (at, rule, _) = violation(&s, json!([1, 2]));
     assert_eq!((at.as_str(), rule.as_str()), ("", "type: \"object\""));
@@ -364,7 +409,10 @@ fn violations_through_refs_arrays_and_false_schemas() {
         ("/secret", "false (the schema allows nothing here)")
     );
     let (at, rule, _) = violation(&s, json!({"kind": "c"}));
-    assert_eq!((at.as_str(), rule.as_str()), ("/kind", "enum: [\"a\",\"b\"]"));
+    assert_eq!(
+        (at.as_str(), rule.as_str()),
+        ("/kind", "enum: [\"a\",\"b\"]")
+    );
     let (at, rule, _) = violation(&s, json!({"other": "x"}));
     assert_eq!((at.as_str(), rule.as_str()), ("/other", "type: \"number\""));
     // A JSON pointer escapes '/' and '~' in member names.
@@ -389,7 +437,10 @@ fn a_refusal_is_einval_and_its_log_line_names_file_path_and_rule() {
     let s = example();
     let mut r = alice();
     r["address"]["zip"] = json!(75001);
-    let v = s.validate(ALICE, &r).err().unwrap_or_else(|| panic!("accepted"));
+    let v = s
+        .validate(ALICE, &r)
+        .err()
+        .unwrap_or_else(|| panic!("accepted"));
     assert_eq!(
         v.log_line(ALICE),
         "spacetime/warm_data/particles/users/alice.json: refused by the schema of users: \
@@ -398,7 +449,10 @@ fn a_refusal_is_einval_and_its_log_line_names_file_path_and_rule() {
     let e = v.into_error(ALICE);
     assert_eq!(e.errno(), libc::EINVAL);
     assert!(e.to_string().contains("/address/zip: type: \"string\""));
-    let root = s.validate(ALICE, &json!(1)).err().map(|v| v.log_line("f.json"));
+    let root = s
+        .validate(ALICE, &json!(1))
+        .err()
+        .map(|v| v.log_line("f.json"));
     assert!(root.is_some_and(|l| l.contains("at the record: type: \"object\"")));
     let as_error: crate::error::Error = SchemaError::Version("2".into()).into();
     assert_eq!(as_error.errno(), libc::EINVAL);
@@ -414,7 +468,10 @@ fn modes_say_what_installing_checks() {
         Schemas::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
     };
     let names = |s: &Schemas, prev: Option<&Schemas>| -> Vec<String> {
-        s.to_check_on_install(prev).iter().map(|c| c.name().to_string()).collect()
+        s.to_check_on_install(prev)
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect()
     };
     let users = || vec!["users".to_string()];
     // New entry in mode all: checked; in mode new_writes: not.
@@ -454,11 +511,21 @@ fn check_existing_lists_the_first_violations() {
     let at: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(at, [paths[1].as_str(), &paths[3], &paths[5]]);
     assert_eq!(found[0].1.rule, "required: [\"a\"]");
-    assert_eq!(s.check_existing(None, records.iter().copied(), 100).len(), 5);
-    assert!(s.check_existing(None, records.iter().copied(), 0).is_empty());
+    assert_eq!(
+        s.check_existing(None, records.iter().copied(), 100).len(),
+        5
+    );
+    assert!(
+        s.check_existing(None, records.iter().copied(), 0)
+            .is_empty()
+    );
     // Nothing to check when the schema is what was in force.
     let again = one(json!({"required": ["a"]}));
-    assert!(again.check_existing(Some(&s), records.iter().copied(), 10).is_empty());
+    assert!(
+        again
+            .check_existing(Some(&s), records.iter().copied(), 10)
+            .is_empty()
+    );
     // Stops reading at the limit.
     let mut read = 0;
     let counted = records.iter().copied().inspect(|_| read += 1);
@@ -497,12 +564,19 @@ fn rules_file_round_trips_and_rebuilds_the_schemas() {
     let mut r = alice();
     r["age"] = json!(-3);
     assert_eq!(loaded.validate(ALICE, &r), s.validate(ALICE, &r));
-    assert_eq!(loaded.validate(HOT_ALICE, &alice()), s.validate(HOT_ALICE, &alice()));
+    assert_eq!(
+        loaded.validate(HOT_ALICE, &alice()),
+        s.validate(HOT_ALICE, &alice())
+    );
     // A reformatted source is the same rules; a changed one is not.
     let compact: Value = serde_json::from_str(EXAMPLE).unwrap_or_default();
     let reformatted = Schemas::parse(compact.to_string().as_bytes());
     assert!(reformatted.is_ok_and(|r| rules_file::encode(&r) == bytes));
-    let changed = Schemas::parse(EXAMPLE.replace("\"minimum\": 0", "\"minimum\": 1").as_bytes());
+    let changed = Schemas::parse(
+        EXAMPLE
+            .replace("\"minimum\": 0", "\"minimum\": 1")
+            .as_bytes(),
+    );
     assert!(changed.is_ok_and(|c| Rules::of(&c) != rules));
     let empty = rules_file::encode(&Schemas::empty());
     assert_eq!(empty.len(), 12 + 4 + 4);
@@ -569,18 +643,48 @@ fn rules_file_content_is_checked_beyond_its_crc() {
     assert!(rules_file::decode(&body(std::slice::from_ref(&ok), &[])).is_ok());
     let refused = |bytes: Vec<u8>, want: &str| {
         let got = rules_file::decode(&bytes).err().map(|e| e.to_string());
-        assert!(got.as_deref().is_some_and(|g| g.contains(want)), "{got:?}, want {want}");
+        assert!(
+            got.as_deref().is_some_and(|g| g.contains(want)),
+            "{got:?}, want {want}"
+        );
     };
-    refused(body(std::slice::from_ref(&ok), &[0]), "1 bytes after the last entry");
+    refused(
+        body(std::slice::from_ref(&ok), &[0]),
+        "1 bytes after the last entry",
+    );
     refused(body(&[ok.clone(), ok.clone()], &[]), "out of order");
-    refused(body(&[entry_bytes("b", 0, None, "true"), ok.clone()], &[]), "out of order");
-    refused(body(&[entry_bytes("a", 2, None, "true")], &[]), "unknown mode 2");
-    refused(body(&[entry_bytes("a", 0, Some(1), "true")], &[]), "does not match its hash");
-    refused(body(&[entry_bytes("a", 0, None, "{ }")], &[]), "not canonical");
-    refused(body(&[entry_bytes("a", 0, None, r#"{"b":1,"a":2}"#)], &[]), "not canonical");
-    refused(body(&[entry_bytes("a", 0, None, "5")], &[]), "not canonical");
-    refused(body(&[entry_bytes("a", 0, None, r#"{"a":1,"a":1}"#)], &[]), "twice");
-    refused(body(&[entry_bytes("x/y", 0, None, "true")], &[]), "a collection is NAME");
+    refused(
+        body(&[entry_bytes("b", 0, None, "true"), ok.clone()], &[]),
+        "out of order",
+    );
+    refused(
+        body(&[entry_bytes("a", 2, None, "true")], &[]),
+        "unknown mode 2",
+    );
+    refused(
+        body(&[entry_bytes("a", 0, Some(1), "true")], &[]),
+        "does not match its hash",
+    );
+    refused(
+        body(&[entry_bytes("a", 0, None, "{ }")], &[]),
+        "not canonical",
+    );
+    refused(
+        body(&[entry_bytes("a", 0, None, r#"{"b":1,"a":2}"#)], &[]),
+        "not canonical",
+    );
+    refused(
+        body(&[entry_bytes("a", 0, None, "5")], &[]),
+        "not canonical",
+    );
+    refused(
+        body(&[entry_bytes("a", 0, None, r#"{"a":1,"a":1}"#)], &[]),
+        "twice",
+    );
+    refused(
+        body(&[entry_bytes("x/y", 0, None, "true")], &[]),
+        "a collection is NAME",
+    );
     let mut b = sealed(&0u32.to_le_bytes());
     b[10] = 1;
     let n = b.len() - 4;
