@@ -29,20 +29,33 @@ pub fn read_record(cx: &Cx<'_>, dir: u64, name: &[u8]) -> Result<Option<(u64, Va
     Ok(serde_json::from_slice(&bytes).ok().map(|v| (attr.ino, v)))
 }
 
+/// An index, or the changes told while it is first built (by a scan, without the lock).
+enum Slot {
+    Building(Vec<Vec<u8>>),
+    Ready(PathIndex<OrdValue>),
+}
+
+type Built = HashMap<u64, HashMap<JsonPath, Slot>>;
+
 #[derive(Default)]
 pub struct Indexes {
-    /// Built indexes by directory, then path.
-    built: Mutex<HashMap<u64, HashMap<JsonPath, PathIndex<OrdValue>>>>,
+    /// Indexes by directory, then path.
+    built: Mutex<Built>,
+}
+
+/// The index key of a record's content at `path`.
+fn key(value: Option<&Value>, path: &JsonPath) -> Option<OrdValue> {
+    value.and_then(|v| path.get(v)).cloned().map(OrdValue)
 }
 
 impl Indexes {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<u64, HashMap<JsonPath, PathIndex<OrdValue>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Built> {
         self.built.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on the index of `dir` on `path`, built first by a scan if it is not yet.
+    /// Runs `f` on the index of `dir` on `path`. The first use builds it by a scan made
+    /// without the lock (commits go on meanwhile; the names they touch are read again
+    /// once the scan is done), and a use while another builds it waits for that build.
     pub fn with<T>(
         &self,
         cx: &Cx<'_>,
@@ -50,23 +63,47 @@ impl Indexes {
         path: &JsonPath,
         f: impl FnOnce(&PathIndex<OrdValue>) -> T,
     ) -> Result<T> {
-        let mut built = self.lock();
-        if let Some(ix) = built.get(&dir).and_then(|m| m.get(path)) {
-            return Ok(f(ix));
+        loop {
+            let mut built = self.lock();
+            match built.get(&dir).and_then(|m| m.get(path)) {
+                Some(Slot::Ready(ix)) => return Ok(f(ix)),
+                Some(Slot::Building(_)) => {
+                    drop(built);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                None => {
+                    let slot = Slot::Building(Vec::new());
+                    built.entry(dir).or_default().insert(path.clone(), slot);
+                    drop(built);
+                    let scanned = self.scan(cx, dir, path);
+                    let mut built = self.lock();
+                    let paths = built.entry(dir).or_default();
+                    let pending = match paths.remove(path) {
+                        Some(Slot::Building(p)) => p,
+                        _ => Vec::new(),
+                    };
+                    let mut ix = scanned?;
+                    for name in pending {
+                        ix.set(&name, key(value_of(cx, dir, &name).as_ref(), path));
+                    }
+                    let ix = match paths.entry(path.clone()).or_insert(Slot::Ready(ix)) {
+                        Slot::Ready(ix) => ix,
+                        Slot::Building(_) => continue,
+                    };
+                    return Ok(f(ix));
+                }
+            }
         }
-        // Built under the lock, so that no change slips between the scan and the index.
+    }
+
+    fn scan(&self, cx: &Cx<'_>, dir: u64, path: &JsonPath) -> Result<PathIndex<OrdValue>> {
         let mut ix = PathIndex::default();
         for (name, _) in cx.store.readdir_names(dir)? {
             if let Some((_, v)) = read_record(cx, dir, &name)? {
-                ix.set(&name, path.get(&v).cloned().map(OrdValue));
+                ix.set(&name, key(Some(&v), path));
             }
         }
-        let ix = built
-            .entry(dir)
-            .or_default()
-            .entry(path.clone())
-            .or_insert(ix);
-        Ok(f(ix))
+        Ok(ix)
     }
 
     /// `name` of `dir` changed: every index of the directory takes its new value.
@@ -75,20 +112,12 @@ impl Indexes {
         let Some(paths) = built.get_mut(&dir) else {
             return;
         };
-        let value = match read_record(cx, dir, name) {
-            Ok(v) => v.map(|(_, v)| v),
-            Err(e) => {
-                log::warn!("qql: index of a changed record: {e}; it leaves the indexes");
-                None
+        let value = value_of(cx, dir, name);
+        for (path, slot) in paths.iter_mut() {
+            match slot {
+                Slot::Ready(ix) => ix.set(name, key(value.as_ref(), path)),
+                Slot::Building(pending) => pending.push(name.to_vec()),
             }
-        };
-        for (path, ix) in paths.iter_mut() {
-            let key = value
-                .as_ref()
-                .and_then(|v| path.get(v))
-                .cloned()
-                .map(OrdValue);
-            ix.set(name, key);
         }
     }
 
@@ -99,5 +128,16 @@ impl Indexes {
             paths.retain(|p, _| keep(*dir, p));
         }
         built.retain(|_, paths| !paths.is_empty());
+    }
+}
+
+/// A record's content now, for an index (a record that cannot be read leaves them).
+fn value_of(cx: &Cx<'_>, dir: u64, name: &[u8]) -> Option<Value> {
+    match read_record(cx, dir, name) {
+        Ok(v) => v.map(|(_, v)| v),
+        Err(e) => {
+            log::warn!("qql: index of a changed record: {e}; it leaves the indexes");
+            None
+        }
     }
 }
