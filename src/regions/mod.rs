@@ -18,6 +18,7 @@ pub mod graph;
 pub mod json;
 pub mod manifest;
 pub mod observatory;
+pub mod qql;
 pub mod records;
 pub mod spacetime;
 pub mod temporal;
