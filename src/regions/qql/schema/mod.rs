@@ -32,9 +32,10 @@
 //! - `schema` (optional; absent means `true`, every record): a JSON Schema, an object or a
 //!   boolean. Its draft is the one its `$schema` names (draft 4, 6, 7, 2019-09, 2020-12),
 //!   2020-12 without one. `format` is asserted (`"format": "email"` refuses what is no
-//!   e-mail address) and an unknown format refuses the schema. A schema refers only to
-//!   itself (`$ref` to `#/$defs/…`, anchors) and to the meta-schemas: any other
-//!   reference refuses it, nothing is ever fetched.
+//!   e-mail address) and an unknown format refuses the schema; `idn-hostname` and
+//!   `idn-email` count as unknown (the crate's IDNA tables are not built in). A schema
+//!   refers only to itself (`$ref` to `#/$defs/…`, anchors) and to the meta-schemas:
+//!   any other reference refuses it, nothing is ever fetched.
 //! - `indexes` (optional, default none): at most [`MAX_INDEXES`] index paths, strings in
 //!   the grammar of `paths` (`.age`, `.address.city`, `.tags[0]`, `."first name"`), none
 //!   declared twice. Only declared here: the query planner builds and uses them.

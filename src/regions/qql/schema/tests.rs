@@ -216,6 +216,10 @@ fn refuses_bad_files_saying_where() {
             "collection \"users\": invalid JSON Schema",
         ),
         (
+            with_users(r#"{"schema": {"format": "idn-hostname"}}"#),
+            "collection \"users\": invalid JSON Schema at /format: Unknown format",
+        ),
+        (
             r#"{"version": 1, "collections": {"spacetime/hot/particles/users": {}}}"#.into(),
             "collection \"spacetime/hot/particles/users\": unknown tier \"hot\"",
         ),
@@ -238,7 +242,6 @@ fn external_references_are_refused_without_fetching() {
         "other.json#/x",
     ] {
         let got = err(&with_users(&format!(r#"{{"schema": {{"$ref": "{r}"}}}}"#)));
-        eprintln!("{got}");
         assert!(
             got.starts_with("collection \"users\": invalid JSON Schema"),
             "{got}"
@@ -720,4 +723,10 @@ fn rules_file_renders_as_json() {
     assert_eq!(users["schema_hash"].as_str(), hash.as_deref());
     assert_eq!(got["collections"][2]["mode"], "new_writes");
     assert!(rules_file::rules_json(b"ISLSCHM1").is_err());
+}
+
+#[test]
+fn schemas_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Schemas>();
 }
