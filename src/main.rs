@@ -93,6 +93,18 @@ enum Command {
         /// A `strong_correlations.erl`, or a copy of one.
         file: PathBuf,
     },
+    /// Print a compiled query (`qql/compiled_queries/hash_<h>.erl`, see FORMAT.md) as
+    /// JSON: its text, parsed form, plan and compile time.
+    Compiled {
+        /// A `hash_<h>.erl`, or a copy of one.
+        file: PathBuf,
+    },
+    /// Print `qql/schema/validation_rules.erl` (the compiled schemas, see FORMAT.md) as
+    /// JSON.
+    Rules {
+        /// A `validation_rules.erl`, or a copy of one.
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -155,6 +167,12 @@ fn main() -> ExitCode {
         })),
         Command::Correlations { file } => {
             print_decoded(decoded(&file, regions::graph::correlations_json))
+        }
+        Command::Compiled { file } => {
+            print_decoded(decoded(&file, regions::qql::compiled::json))
+        }
+        Command::Rules { file } => {
+            print_decoded(decoded(&file, regions::qql::schema::rules_file::rules_json))
         }
         Command::Query {
             mountpoint,

@@ -63,3 +63,17 @@ pub fn hash(text: &str) -> super::lang::error::Result<String> {
     });
     Ok(format!("{h:016x}"))
 }
+
+/// A compiled query file as JSON, as `islabdb compiled FILE` prints it.
+pub fn json(bytes: &[u8]) -> Result<serde_json::Value> {
+    let c = decode(bytes)?;
+    let query = serde_json::to_value(&c.query).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let plan: serde_json::Value =
+        serde_json::from_str(&c.plan).unwrap_or(serde_json::Value::String(c.plan.clone()));
+    Ok(serde_json::json!({
+        "text": c.text,
+        "query": query,
+        "plan": plan,
+        "compiled_at": crate::regions::temporal::time::format_rfc3339(c.compiled_at),
+    }))
+}

@@ -162,9 +162,10 @@ fn plan_of(
         "planning_micros": started.elapsed().as_micros() as u64,
     }));
     let mut map = lock(&state.compiled);
-    let (runs, last_micros, last_run) = map
-        .get(hash)
-        .map_or((0, 0, None), |e| (e.runs, e.last_micros, e.last_run));
+    let (runs, last_micros, last_run, last_stats) = map.get(hash).map_or(
+        (0, 0, None, Value::Null),
+        |e| (e.runs, e.last_micros, e.last_run, e.last_stats.clone()),
+    );
     map.insert(
         hash.to_string(),
         Entry {
@@ -176,6 +177,7 @@ fn plan_of(
             runs,
             last_micros,
             last_run,
+            last_stats,
         },
     );
     State::trim_compiled(&mut map);
@@ -189,6 +191,7 @@ fn record(state: &State, hash: &str, out: &Output, micros: u64) {
         e.runs += 1;
         e.last_micros = micros;
         e.last_run = Some(now);
+        e.last_stats = out.stats.to_json();
     }
     let index: Vec<String> = out
         .stats

@@ -42,6 +42,7 @@ impl<K: Ord + Clone> PathIndex<K> {
     }
 
     /// Records indexed.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.key_of.len()
     }

@@ -26,6 +26,7 @@ use super::ask::Ask;
 use super::compiled;
 use super::eval::{self, Refused};
 use super::format::Format;
+use super::schema::{DIR as SCHEMA, RULES as RULES_FILE, SOURCE as SCHEMA_FILE};
 use super::schema::{Schemas, rules_file};
 use super::state::{Cached, State, lock};
 use crate::engine::Change;
@@ -41,9 +42,6 @@ pub const QUERIES: &str = "qql/queries";
 pub const RESULTS: &str = "qql/results";
 pub const COMPILED: &str = "qql/compiled_queries";
 pub const ANALYTICS: &str = "qql/query_analytics";
-pub const SCHEMA: &str = "qql/schema";
-pub const SCHEMA_FILE: &str = "universe_schema.json";
-pub const RULES_FILE: &str = "validation_rules.erl";
 pub const PERFORMANCE: &str = "performance.csv";
 pub const OPTIMIZATION: &str = "optimization_log.json";
 const PERFORMANCE_HEADER: &str = "time,query,rows_scanned,rows_returned,index,micros\n";
@@ -155,6 +153,7 @@ impl Qql {
             "runs": e.runs,
             "last_run": e.last_run.map(time::format_rfc3339),
             "last_duration_micros": e.last_micros,
+            "last_run_read": e.last_stats,
             "depends_on": e.plan.depends_on().iter().map(|d| d.to_json()).collect::<Vec<_>>(),
         });
         Some(Generated::Fresh(crate::regions::pretty(&meta)))

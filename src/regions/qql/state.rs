@@ -40,6 +40,8 @@ pub struct Entry {
     pub runs: u64,
     pub last_micros: u64,
     pub last_run: Option<i64>,
+    /// What the last run read and how (`exec::Stats`).
+    pub last_stats: Value,
 }
 
 /// A rendered result and what it depends on.

@@ -17,6 +17,7 @@ pub struct JsonPath(pub Vec<Step>);
 
 impl JsonPath {
     /// A path of members, e.g. `JsonPath::members(&["address", "city"])`.
+    #[cfg(test)]
     pub fn members(names: &[&str]) -> JsonPath {
         JsonPath(
             names

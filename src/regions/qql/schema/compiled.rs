@@ -207,6 +207,7 @@ impl Compiled {
         &self.indexes
     }
 
+    #[cfg(test)]
     pub fn schema(&self) -> &Value {
         &self.schema
     }

@@ -48,9 +48,8 @@
 //! `spacetime/hot_data/particles/orders` obeys both `orders` and
 //! `spacetime/hot_data/particles/orders`, the collection-wide entry first. So a
 //! tier-specific entry can only add rules, and what a collection-wide schema promises
-//! (that the planner may rely on) holds in every tier. A record that moves from one place
-//! to another (`mv`, the tiering policy) needs a check only where the place it goes is
-//! governed by an entry the place it leaves is not ([`Schemas::move_needs_check`]).
+//! (that the planner may rely on) holds in every tier. A record that moves into a collection
+//! (`mv`, a rename onto its name) is checked there like a commit.
 //! An empty file is a record not yet written and is not checked (the wiring's part).
 //!
 //! # Modes, and installing a new file
@@ -138,14 +137,6 @@ impl Schemas {
             .try_for_each(|c| c.validate(record))
     }
 
-    /// Whether a record moving from `from` to `to` (paths from the root) must be checked
-    /// again: some entry governs `to` that does not govern `from`.
-    pub fn move_needs_check(&self, from: &str, to: &str) -> bool {
-        let before = self.for_record(from);
-        self.for_record(to)
-            .iter()
-            .any(|c| !before.iter().any(|b| b.name() == c.name()))
-    }
 
     /// The entries whose records must be checked before these schemas replace
     /// `previous` (`None`: there were none), by [`Compiled::checks_existing_on_install`].

@@ -18,7 +18,6 @@
 
 use std::fmt;
 
-use serde_json::Value;
 
 /// Segments a path holds at most.
 pub const MAX_SEGMENTS: usize = 32;
@@ -157,14 +156,6 @@ impl IndexPath {
     pub fn segments(&self) -> &[Seg] {
         &self.0
     }
-
-    /// The value at this path in `v`, if there is one.
-    pub fn lookup<'v>(&self, v: &'v Value) -> Option<&'v Value> {
-        self.0.iter().try_fold(v, |v, seg| match seg {
-            Seg::Key(k) => v.as_object()?.get(k),
-            Seg::Index(i) => v.as_array()?.get(*i),
-        })
-    }
 }
 
 /// The member name of a quoted segment at the start of `s` (which starts with `"`), and
@@ -282,7 +273,11 @@ mod tests {
     #[test]
     fn looks_values_up() {
         let v = serde_json::json!({"a": {"tags": ["x", "y"]}, "x y": 1});
-        let get = |t: &str| IndexPath::parse(t).ok().and_then(|p| p.lookup(&v).cloned());
+        let get = |t: &str| {
+            IndexPath::parse(t)
+                .ok()
+                .and_then(|p| crate::regions::qql::index_path(&p).get(&v).cloned())
+        };
         assert_eq!(get(".a.tags[1]"), Some("y".into()));
         assert_eq!(get(".\"x y\""), Some(1.into()));
         assert_eq!(get(".a.tags[2]"), None);

@@ -13,7 +13,7 @@ use super::compiled::{Compiled, Mode};
 use super::file::strict_json;
 use super::paths::{IndexPath, MAX_SEGMENTS, Seg};
 use super::scope::Scope;
-use super::{MAX_INDEXES, SchemaError, Schemas};
+use super::{MAX_INDEXES, Schemas};
 use crate::engine::frame;
 use crate::error::{Error, Result};
 
@@ -44,18 +44,6 @@ pub struct Rules {
 /// The rules file of `schemas`.
 pub fn encode(schemas: &Schemas) -> Vec<u8> {
     Rules::of(schemas).encode()
-}
-
-/// A rules file's entries, once everything in it checks out.
-pub fn decode(bytes: &[u8]) -> Result<Rules> {
-    Rules::decode(bytes)
-}
-
-/// The schemas a rules file holds, compiled again.
-pub fn load(bytes: &[u8]) -> Result<Schemas> {
-    Rules::decode(bytes)?
-        .compile()
-        .map_err(|e| Error::Corrupt(format!("{WHAT}: {e}")))
 }
 
 /// A rules file as JSON, as `islabdb rules FILE` prints it.
@@ -143,13 +131,14 @@ impl Rules {
         Ok(Rules { entries })
     }
 
-    /// The schemas these entries describe, compiled.
-    pub fn compile(&self) -> std::result::Result<Schemas, SchemaError> {
+    /// The schemas these entries describe, compiled (the file holds all they need).
+    #[cfg(test)]
+    pub fn compile(&self) -> std::result::Result<Schemas, super::SchemaError> {
         let mut collections = std::collections::BTreeMap::new();
         for e in &self.entries {
             // Decoding checked that the text is JSON: a failure here would be a bug.
             let schema = strict_json(e.schema.as_bytes())
-                .map_err(|err| SchemaError::Json(err.to_string()))?;
+                .map_err(|err| super::SchemaError::Json(err.to_string()))?;
             let compiled = Compiled::compile(&e.name, e.mode, e.indexes.clone(), schema)?;
             collections.insert(e.name.clone(), compiled);
         }

@@ -324,13 +324,6 @@ fn all_entries_apply_the_collection_wide_one_first() {
     let mut ok = alice();
     ok["session"] = json!("s1");
     assert!(s.validate(HOT_ALICE, &ok).is_ok());
-    // Moves: into the hot tier adds an entry; out of it, or within one, does not.
-    let warm = ALICE;
-    assert!(s.move_needs_check(warm, HOT_ALICE));
-    assert!(!s.move_needs_check(HOT_ALICE, warm));
-    assert!(!s.move_needs_check(warm, "spacetime/cold_data/particles/users/alice.json"));
-    assert!(s.move_needs_check("spacetime/hot_data/particles/x/a.json", warm));
-    assert!(!s.move_needs_check(warm, "spacetime/hot_data/particles/x/a.json"));
 }
 
 /// The violation `record` meets in `users` of `one(schema)`: pointer, rule.
@@ -558,10 +551,10 @@ fn example_rules() -> Vec<u8> {
 fn rules_file_round_trips_and_rebuilds_the_schemas() {
     let s = example();
     let bytes = rules_file::encode(&s);
-    let rules = rules_file::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let rules = Rules::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rules, Rules::of(&s));
     assert_eq!(rules.entries.len(), 4);
-    let loaded = rules_file::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = rules.compile().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(Rules::of(&loaded), rules);
     // The rebuilt schemas judge as the source's do.
     let mut r = alice();
@@ -583,7 +576,7 @@ fn rules_file_round_trips_and_rebuilds_the_schemas() {
     assert!(changed.is_ok_and(|c| Rules::of(&c) != rules));
     let empty = rules_file::encode(&Schemas::empty());
     assert_eq!(empty.len(), 12 + 4 + 4);
-    assert!(rules_file::load(&empty).is_ok_and(|s| s.is_empty()));
+    assert!(Rules::decode(&empty).is_ok_and(|r| r.compile().is_ok_and(|s| s.is_empty())));
 }
 
 #[test]
@@ -611,7 +604,7 @@ fn rules_file_layout_is_as_documented() {
 #[test]
 fn rules_file_damage_is_caught() {
     let bytes = example_rules();
-    frame::assert_damage_is_caught(&bytes, |d| rules_file::decode(d).is_ok());
+    frame::assert_damage_is_caught(&bytes, |d| Rules::decode(d).is_ok());
 }
 
 /// `body` sealed as a rules file (a valid CRC over invalid content).
@@ -643,9 +636,9 @@ fn rules_file_content_is_checked_beyond_its_crc() {
         sealed(&b)
     };
     let ok = entry_bytes("a", 0, None, "true");
-    assert!(rules_file::decode(&body(std::slice::from_ref(&ok), &[])).is_ok());
+    assert!(Rules::decode(&body(std::slice::from_ref(&ok), &[])).is_ok());
     let refused = |bytes: Vec<u8>, want: &str| {
-        let got = rules_file::decode(&bytes).err().map(|e| e.to_string());
+        let got = Rules::decode(&bytes).err().map(|e| e.to_string());
         assert!(
             got.as_deref().is_some_and(|g| g.contains(want)),
             "{got:?}, want {want}"
