@@ -100,6 +100,31 @@ mod tests {
         }
     }
 
+    /// The bytes FORMAT.md shows for `FROM a`.
+    #[test]
+    fn layout_is_as_documented() {
+        let c = Compiled {
+            text: "FROM a".into(),
+            query: parse("FROM a").unwrap(),
+            plan: "{}".into(),
+            compiled_at: -1,
+        };
+        let bytes = encode(&c).unwrap();
+        let mut want = b"ISLQQLC1\x01\x00\x00\x00".to_vec();
+        let payload: &[u8] = &[
+            6, b'F', b'R', b'O', b'M', b' ', b'a', // text
+            0, 1, 1, 0, 1, b'a', 1, 6,
+            0, // From::Collections, 1 pattern, 1 segment Name "a", pos 1:6, no alias
+            0, 0, 0, 0, 0, 0, 0, // joins, filter, group, select, order, limit, offset
+            2, b'{', b'}', // plan
+            1,    // compiled_at -1, zigzag
+        ];
+        want.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_le_bytes());
+        want.extend_from_slice(payload);
+        want.extend_from_slice(&crc32fast::hash(&want).to_le_bytes());
+        assert_eq!(bytes, want);
+    }
+
     #[test]
     fn damage_is_caught() {
         let bytes = encode(&compiled("FROM a WHERE .x = 1")).unwrap();
