@@ -55,6 +55,8 @@ fn planner_merges_range_conjuncts_into_one_index_range() {
         a["ranges"],
         json!([{"from": {"included": 30}, "to": {"excluded": 40}}])
     );
+    assert_eq!(p.explain()["filter"], "(.age >= 30) AND (.age < 40)");
+    assert_eq!(p.explain()["columns"], json!(["@key"]));
     let out = run(&p, &m).unwrap();
     assert_eq!(out.rows, vec![json!({"@key": "alice"})]);
     assert_eq!(out.stats.rows_scanned, 1);
