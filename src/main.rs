@@ -168,9 +168,7 @@ fn main() -> ExitCode {
         Command::Correlations { file } => {
             print_decoded(decoded(&file, regions::graph::correlations_json))
         }
-        Command::Compiled { file } => {
-            print_decoded(decoded(&file, regions::qql::compiled::json))
-        }
+        Command::Compiled { file } => print_decoded(decoded(&file, regions::qql::compiled::json)),
         Command::Rules { file } => {
             print_decoded(decoded(&file, regions::qql::schema::rules_file::rules_json))
         }

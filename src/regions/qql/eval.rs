@@ -162,10 +162,10 @@ fn plan_of(
         "planning_micros": started.elapsed().as_micros() as u64,
     }));
     let mut map = lock(&state.compiled);
-    let (runs, last_micros, last_run, last_stats) = map.get(hash).map_or(
-        (0, 0, None, Value::Null),
-        |e| (e.runs, e.last_micros, e.last_run, e.last_stats.clone()),
-    );
+    let (runs, last_micros, last_run, last_stats) =
+        map.get(hash).map_or((0, 0, None, Value::Null), |e| {
+            (e.runs, e.last_micros, e.last_run, e.last_stats.clone())
+        });
     map.insert(
         hash.to_string(),
         Entry {

@@ -100,3 +100,63 @@ fn csv_field(f: &str) -> String {
         f.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::regions::qql::exec::Stats;
+
+    fn output(columns: &[&str], rows: Vec<Value>) -> Output {
+        Output {
+            columns: columns.iter().map(|c| (*c).to_string()).collect(),
+            rows,
+            stats: Stats::default(),
+        }
+    }
+
+    #[test]
+    fn json_and_jsonl() {
+        let o = output(&["a"], vec![json!({"a": 1}), json!({"a": "x"})]);
+        assert_eq!(
+            render(&o, Format::Json),
+            "[\n{\"a\":1},\n{\"a\":\"x\"}\n]\n"
+        );
+        assert_eq!(render(&o, Format::Jsonl), "{\"a\":1}\n{\"a\":\"x\"}\n");
+        let empty = output(&["a"], vec![]);
+        assert_eq!(render(&empty, Format::Json), "[]\n");
+        assert_eq!(render(&empty, Format::Jsonl), "");
+        assert_eq!(Format::from_extension("jsonl"), Some(Format::Jsonl));
+        assert_eq!(Format::from_extension("json"), Some(Format::Json));
+        assert_eq!(Format::from_extension("csv"), Some(Format::Csv));
+        assert_eq!(Format::from_extension("txt"), None);
+    }
+
+    #[test]
+    fn csv_quotes_per_rfc_4180_and_writes_nested_values_as_json() {
+        let o = output(
+            &["name", "n", "tags", "note"],
+            vec![
+                json!({"name": "Al, \"the\" one", "n": 1.5, "tags": ["a", "b"], "note": null}),
+                json!({"name": "line\nbreak", "tags": {"k": true}}),
+            ],
+        );
+        assert_eq!(
+            render(&o, Format::Csv),
+            "name,n,tags,note\r\n\"Al, \"\"the\"\" one\",1.5,\"[\"\"a\"\",\"\"b\"\"]\",\r\n\"line\nbreak\",,\"{\"\"k\"\":true}\",\r\n"
+        );
+    }
+
+    #[test]
+    fn csv_of_whole_records_takes_every_member_met() {
+        let o = output(
+            &[],
+            vec![json!({"b": 1}), json!({"a": 2, "b": 3}), json!(7)],
+        );
+        assert_eq!(
+            render(&o, Format::Csv),
+            "b,a,value\r\n1,,\r\n3,2,\r\n,,7\r\n"
+        );
+    }
+}

@@ -17,7 +17,7 @@ pub fn parse(text: &str) -> Result<Query> {
     let q = p.query()?;
     if p.peek().tok != Tok::Eof {
         return Err(p.unexpected(
-            "the end of the query (clauses go in the order FROM, JOIN, WHERE, GROUP BY, SELECT, ORDER BY, LIMIT, OFFSET)",
+            "the end of the query (clauses go in the order FROM, JOIN, WHERE, GROUP BY, ORDER BY, LIMIT, OFFSET; SELECT first, after GROUP BY or last)",
         ));
     }
     Ok(q)
@@ -144,7 +144,10 @@ impl Parser {
         Ok(None)
     }
 
+    /// SELECT may come first (as in SQL), after GROUP BY, or last.
     fn query(&mut self) -> Result<Query> {
+        let mut select = None;
+        let mut selected = self.select_clause(&mut select, false)?;
         let from = self.source()?;
         let mut joins = Vec::new();
         while self.at_kw("JOIN") {
@@ -163,11 +166,7 @@ impl Parser {
                 group.push(self.group_key()?);
             }
         }
-        let select = if self.eat_kw("SELECT") {
-            self.select()?
-        } else {
-            None
-        };
+        selected = self.select_clause(&mut select, selected)?;
         let mut order = Vec::new();
         if self.eat_kw("ORDER") {
             self.expect_kw("BY", "after ORDER")?;
@@ -186,6 +185,7 @@ impl Parser {
         } else {
             None
         };
+        self.select_clause(&mut select, selected)?;
         Ok(Query {
             from,
             joins,
@@ -400,6 +400,20 @@ impl Parser {
         Ok(GroupKey::Ref(
             self.reference("a path or BUCKET after GROUP BY")?,
         ))
+    }
+
+    /// A SELECT clause here, if there is one (`done`: one was read already). Returns
+    /// whether one has been read.
+    fn select_clause(&mut self, select: &mut Option<Vec<SelectItem>>, done: bool) -> Result<bool> {
+        if !self.at_kw("SELECT") {
+            return Ok(done);
+        }
+        if done {
+            return Err(Error::new(self.pos(), "a query has one SELECT"));
+        }
+        self.bump();
+        *select = self.select()?;
+        Ok(true)
     }
 
     fn select(&mut self) -> Result<Option<Vec<SelectItem>>> {

@@ -137,7 +137,6 @@ impl Schemas {
             .try_for_each(|c| c.validate(record))
     }
 
-
     /// The entries whose records must be checked before these schemas replace
     /// `previous` (`None`: there were none), by [`Compiled::checks_existing_on_install`].
     pub fn to_check_on_install<'s>(&'s self, previous: Option<&Schemas>) -> Vec<&'s Compiled> {

@@ -18,7 +18,6 @@
 
 use std::fmt;
 
-
 /// Segments a path holds at most.
 pub const MAX_SEGMENTS: usize = 32;
 /// Bytes of text a path holds at most (so every member name fits the rules file's u16).
