@@ -299,7 +299,13 @@ mod tests {
             let below_particles = d.path.contains("/particles/");
             let collection = d.path.starts_with("quantum_graph/nodes/")
                 || d.path.starts_with("quantum_graph/edges/");
-            assert_eq!(d.data, below_particles || collection, "{}", d.path);
+            let saved_queries = d.path == "qql/queries";
+            assert_eq!(
+                d.data,
+                below_particles || collection || saved_queries,
+                "{}",
+                d.path
+            );
         }
         assert!(!ROOT.data && ROOT.path.is_empty());
     }

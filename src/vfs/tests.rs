@@ -733,9 +733,9 @@ fn special_files_are_stored_as_metadata_and_survive_a_restart() {
             .iter()
             .map(|s| s.records)
             .sum::<u64>(),
-        configuration_files(&v) + 2,
-        "special files are not records (the configuration files and entropy's history \
-         and rebalancing log are)"
+        configuration_files(&v) + 4,
+        "special files are not records (the configuration files, entropy's history and \
+         rebalancing log, the query schema and performance log are)"
     );
 }
 
