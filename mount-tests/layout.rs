@@ -76,6 +76,8 @@ fn seed_directories_exist() {
         "observatory/metrics",
         "observatory/logs",
         "observatory/diagnostics",
+        "qql/queries",
+        "qql/results",
         "qql/compiled_queries",
         "qql/query_analytics",
         "qql/schema",
@@ -107,6 +109,7 @@ fn is_data_dir(rel: &str) -> bool {
         .any(|t| below(&format!("spacetime/{t}/particles")))
         || below("quantum_graph/nodes")
         || below("quantum_graph/edges")
+        || rel == "qql/queries"
 }
 
 /// The `region` the manifest of `rel` names (same domain as [`is_data_dir`]).
@@ -136,6 +139,8 @@ fn region_of(rel: &str) -> &'static str {
         "wormholes" | "wormholes/routing_tables" => "wormholes",
         "quantum_graph" => "graph",
         r if r.starts_with("quantum_graph/") => "graph",
+        "qql" => "qql",
+        r if r.starts_with("qql/") => "qql",
         r if r.ends_with("/quantum_indices") => "entanglement",
         r if tier(r) => "spacetime",
         r if particles(r) || is_data_dir(r) => "records",
