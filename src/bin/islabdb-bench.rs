@@ -6,7 +6,8 @@
 //! directory of the same disk, interleaved, for several rounds, and reports
 //! median rates, the mount/native ratio per workload, their geometric mean
 //! and the daemon's peak RSS, as a table and as JSON. `--records N` instead
-//! fills one universe with N records and measures memory and recovery time.
+//! fills one universe with N records and measures memory and recovery time;
+//! `--queries` measures QQL queries on the mount against SQLite and `jq`.
 //!
 //! Standalone on purpose: it drives the daemon only through the kernel mount,
 //! as a user would, and depends on nothing of the daemon's code.
@@ -21,6 +22,8 @@ mod error;
 mod graph;
 #[path = "islabdb-bench/knn.rs"]
 mod knn;
+#[path = "islabdb-bench/queries.rs"]
+mod queries;
 #[path = "islabdb-bench/records.rs"]
 mod records;
 #[path = "islabdb-bench/report.rs"]
@@ -65,7 +68,7 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Where to write the JSON report [default: islabdb-bench.json (or
-    /// islabdb-bench-records.json) next to the bench binary].
+    /// islabdb-bench-records.json, islabdb-bench-queries.json) next to the bench binary].
     #[arg(long)]
     json: Option<PathBuf>,
     /// The islabdb daemon binary [default: islabdb next to this binary].
@@ -80,6 +83,18 @@ struct Args {
     /// cache budget + 400 B/record, remount and time recovery.
     #[arg(long)]
     records: Option<usize>,
+    /// Query mode: 1,000,000 x --scale records of ~400 B (at least 1,000) written,
+    /// untimed, to one collection on the mount (`.uid` and `.score` indexed), to one
+    /// native directory and to an SQLite table with json_extract expression indexes;
+    /// then queries/s of an indexed lookup, an indexed range with ORDER BY and LIMIT, a
+    /// full scan with a filter and a group-by count, on the mount through `qql/ask`,
+    /// in SQLite (Python's sqlite3, a long-lived child) and as `find | xargs jq`
+    /// pipelines, every answer verified; ratios against the targets.
+    #[arg(long, conflicts_with_all = ["records", "native_only", "statistics_cost"])]
+    queries: bool,
+    /// `--queries`: jq pipelines per workload (each reads every record file).
+    #[arg(long, default_value_t = 3, requires = "queries")]
+    jq_queries: usize,
     /// The daemon's cache budget (passed as `islabdb mount --cache-mb`).
     #[arg(long, default_value_t = 256)]
     cache_mb: u64,
@@ -323,6 +338,23 @@ fn run(args: &Args) -> Result<()> {
             None => default_json("islabdb-bench-records.json")?,
         };
         return records::run(n, &opts, &work, &json, Duration::from_secs(args.stall_secs));
+    }
+    if args.queries {
+        let opts = daemon_opts.ok_or_else(|| Error::msg("--queries needs the daemon"))?;
+        let json = match &args.json {
+            Some(p) => p.clone(),
+            None => default_json("islabdb-bench-queries.json")?,
+        };
+        return queries::run(&queries::Setup {
+            scale: args.scale,
+            jq_queries: args.jq_queries,
+            opts: &opts,
+            work: &work,
+            json: &json,
+            stall: Duration::from_secs(args.stall_secs),
+            client_cpus: sys::cpu_list(&client_cpus),
+            pinned,
+        });
     }
     bench(
         args,

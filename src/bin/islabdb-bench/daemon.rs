@@ -3,7 +3,6 @@
 //! makes sure the daemon process is gone.
 
 use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
@@ -87,19 +86,9 @@ impl Daemon {
             Some(c) => vec![c],
             None => (0..sys::online_cpus()).collect(),
         };
-        // SAFETY: the closure runs between fork and exec and only makes raw
-        // syscalls (sched_setaffinity, setpgid, prctl), which are
-        // async-signal-safe. Its own process group keeps a terminal's Ctrl-C
-        // away from the daemon (the bench's guard stops it in order), and
-        // PDEATHSIG stops it if the bench itself is killed.
-        unsafe {
-            cmd.pre_exec(move || {
-                sys::set_affinity(0, &cpus)?;
-                libc::setpgid(0, 0);
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        // Its own process group keeps a terminal's Ctrl-C away from the daemon
+        // (the bench's guard stops it in order).
+        sys::own_group(&mut cmd, cpus);
         let started = Instant::now();
         let child = cmd
             .spawn()

@@ -173,6 +173,24 @@ pub fn umount(mnt: &Path, lazy: bool) -> io::Result<()> {
     }
 }
 
+/// Makes `cmd` start on `cpus` (not inheriting the client's pinning), in its own process
+/// group (a terminal's Ctrl-C reaches only the bench, which ends its children in order;
+/// `killpg` ends the child and whatever it started), and stopped by SIGTERM if the bench
+/// itself dies.
+pub fn own_group(cmd: &mut std::process::Command, cpus: Vec<usize>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only makes raw syscalls
+    // (sched_setaffinity, setpgid, prctl), which are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            set_affinity(0, &cpus)?;
+            libc::setpgid(0, 0);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+}
+
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Ctrl-C and SIGTERM set a flag that the workload loops check, so the run
