@@ -25,12 +25,14 @@ pub enum Access {
         ranges: Vec<Range>,
         why: String,
     },
-    /// Read the index over the first ORDER BY key in order and stop once `n` rows
-    /// (offset + limit) and their ties passed the filter.
+    /// Read the index over the first ORDER BY key in order (within `range`, when the
+    /// filter bounds that path) and stop once `n` rows (offset + limit) and their ties
+    /// passed the filter.
     IndexOrder {
         path: JsonPath,
         descending: bool,
         n: usize,
+        range: Option<Range>,
         why: String,
     },
 }
@@ -55,9 +57,11 @@ impl Access {
                 path,
                 descending,
                 n,
+                range,
                 why,
             } => json!({"access": "index_order", "index": path.to_string(),
-                        "descending": descending, "stop_after": n, "why": why}),
+                        "descending": descending, "stop_after": n,
+                        "range": range.as_ref().map(range_json), "why": why}),
         }
     }
 }
@@ -218,6 +222,24 @@ pub fn choose(needs: &Needs<'_>, indexed: &[JsonPath]) -> Access {
     if let Some(mut b) = best {
         // A source is never asked for a range that holds nothing (`.a > 5 AND .a < 3`).
         b.ranges.retain(|r| !is_empty(r));
+        // A range on the ORDER BY path with LIMIT: read it in order and stop early.
+        if let Some((path, descending, n)) = needs.order
+            && b.rank >= 2
+            && b.path == path
+            && b.ranges.len() == 1
+        {
+            return Access::IndexOrder {
+                path: path.clone(),
+                descending,
+                n,
+                range: b.ranges.pop(),
+                why: format!(
+                    "{} on indexed path {path}, which ORDER BY{} with LIMIT reads in order: stops after {n} rows",
+                    if b.rank == 2 { "range" } else { "prefix" },
+                    if descending { " DESC" } else { "" }
+                ),
+            };
+        }
         let kind = ["equality", "IN list", "range", "prefix"][usize::from(b.rank)];
         return Access::Index {
             path: b.path.clone(),
@@ -232,6 +254,7 @@ pub fn choose(needs: &Needs<'_>, indexed: &[JsonPath]) -> Access {
             path: path.clone(),
             descending,
             n,
+            range: None,
             why: format!(
                 "ORDER BY {path}{} with LIMIT on an indexed path: reads the index in order and stops after {n} rows",
                 if descending { " DESC" } else { "" }

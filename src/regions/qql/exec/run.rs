@@ -144,11 +144,12 @@ fn read_collections(plan: &Plan, source: &dyn Source, stats: &mut Stats) -> Resu
                 path,
                 descending,
                 n,
+                range,
                 ..
             } => rows.extend(read_in_order(
                 source,
                 &c,
-                (path, *descending, *n),
+                (path, *descending, *n, range.as_ref()),
                 &keep,
                 stats,
             )?),
@@ -160,11 +161,17 @@ fn read_collections(plan: &Plan, source: &dyn Source, stats: &mut Stats) -> Resu
 /// The first `n` rows in the order of `path` that pass the filter, and every row tied
 /// with the last of them (the tie-break decides among those later). Records without the
 /// path sort after all others, so they are read (by a scan) only when the index holds
-/// fewer than `n` passing rows.
+/// fewer than `n` passing rows — and never when the filter bounds the path (`range`):
+/// such a record cannot pass it.
 fn read_in_order(
     source: &dyn Source,
     c: &Collection,
-    (path, descending, n): (&super::super::lang::path::JsonPath, bool, usize),
+    (path, descending, n, range): (
+        &super::super::lang::path::JsonPath,
+        bool,
+        usize,
+        Option<&super::access::Range>,
+    ),
     keep: &dyn Fn(&Row) -> bool,
     stats: &mut Stats,
 ) -> Result<Vec<Row>> {
@@ -174,7 +181,10 @@ fn read_in_order(
         return Ok(rows);
     }
     let value_at = |r: &Row| r.items.first().and_then(|i| path.get(&i.value)).cloned();
-    let index: Records<'_> = source.index_range(c, path, Unbounded, Unbounded, descending)?;
+    let (lo, hi) = range.map_or((Unbounded, Unbounded), |(lo, hi)| {
+        (lo.as_ref(), hi.as_ref())
+    });
+    let index: Records<'_> = source.index_range(c, path, lo, hi, descending)?;
     for rec in index {
         stats.rows_scanned += 1;
         let row = Row::of_record(rec?);
@@ -192,7 +202,7 @@ fn read_in_order(
             rows.push(row);
         }
     }
-    if rows.len() < n {
+    if rows.len() < n && range.is_none() {
         for rec in source.scan(c)? {
             stats.rows_scanned += 1;
             let row = Row::of_record(rec?);

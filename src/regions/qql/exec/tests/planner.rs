@@ -136,6 +136,30 @@ fn planner_reads_an_index_in_order_for_order_by_with_limit() {
 }
 
 #[test]
+fn a_range_on_the_order_by_path_is_read_in_order_and_stops_early() {
+    let mut m = universe();
+    m.add(HOT, "zed", json!({"name": "Zed"}));
+    m.index(HOT, JsonPath::members(&["age"]));
+    let text = format!(
+        "FROM {HOT} WHERE .age >= 20 AND .age <= 40 ORDER BY .age DESC LIMIT 1 SELECT @key, .age"
+    );
+    let p = planned(&m, &text);
+    let a = access(&p);
+    assert_eq!(a["access"], "index_order", "{a}");
+    assert!(a["range"].is_object(), "{a}");
+    let out = run(&p, &m).unwrap();
+    assert_eq!(out.rows, vec![json!({"@key": "alice", "age": 34})]);
+    // The first row in the range and the next (not tied) only; never the record
+    // without an age, which the range excludes.
+    assert_eq!(out.stats.rows_scanned, 2);
+    // Past the end of the range, nothing more is read.
+    let none = format!("FROM {HOT} WHERE .age > 100 ORDER BY .age LIMIT 3 SELECT @key");
+    let out = run(&planned(&m, &none), &m).unwrap();
+    assert!(out.rows.is_empty());
+    assert_eq!(out.stats.rows_scanned, 0);
+}
+
+#[test]
 fn index_order_reads_records_without_the_path_when_the_index_runs_short() {
     let mut m = universe();
     m.add(HOT, "zed", json!({"name": "Zed"}));
