@@ -144,6 +144,25 @@ impl Cx<'_> {
     }
 }
 
+/// Content about to be committed, read whole the first time a region asks for it.
+pub struct Content<'a> {
+    read: &'a mut dyn FnMut() -> Result<Vec<u8>>,
+    bytes: Option<Vec<u8>>,
+}
+
+impl<'a> Content<'a> {
+    pub fn new(read: &'a mut dyn FnMut() -> Result<Vec<u8>>) -> Content<'a> {
+        Content { read, bytes: None }
+    }
+
+    pub fn bytes(&mut self) -> Result<&[u8]> {
+        if self.bytes.is_none() {
+            self.bytes = Some((self.read)()?);
+        }
+        Ok(self.bytes.as_deref().unwrap_or_default())
+    }
+}
+
 /// The content of a generated file.
 pub enum Generated {
     /// Small content, rendered in full; regenerated only when the engine's state moved.
@@ -322,7 +341,7 @@ pub trait Region: Send + Sync {
         _cx: &Cx<'_>,
         _dir: &Dir,
         _name: &[u8],
-        _content: &mut dyn FnMut() -> Result<Vec<u8>>,
+        _content: &mut Content<'_>,
     ) -> Result<()> {
         Ok(())
     }
@@ -443,26 +462,16 @@ impl Regions {
         }
     }
 
-    /// Every region's word on content about to be committed (`Region::vet`); the
-    /// content is read once, when the first region asks.
+    /// Every region's word on content about to be committed (`Region::vet`).
     pub fn vet(
         &self,
         cx: &Cx<'_>,
         dir: &Dir,
         name: &[u8],
-        read: &mut dyn FnMut() -> Result<Vec<u8>>,
+        content: &mut Content<'_>,
     ) -> Result<()> {
-        let mut content: Option<Vec<u8>> = None;
-        let mut once = || match &content {
-            Some(c) => Ok(c.clone()),
-            None => {
-                let c = read()?;
-                content = Some(c.clone());
-                Ok(c)
-            }
-        };
         for r in &self.list {
-            r.vet(cx, dir, name, &mut once)?;
+            r.vet(cx, dir, name, content)?;
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use crate::engine::tree::Meta;
 use crate::engine::{Attr, CommitAt, Engine, Snapshot};
 use crate::error::Result;
 use crate::namespace;
-use crate::regions::{Dir, check_stream};
+use crate::regions::{Content, Dir, check_stream};
 use crate::vfs::{Vfs, lock};
 
 /// Reads one committed version of a file from the start, a piece at a time.
@@ -65,7 +65,7 @@ impl Vfs {
             Ok(all)
         };
         self.regions
-            .vet(&self.cx(), dir, &meta.name, &mut read)
+            .vet(&self.cx(), dir, &meta.name, &mut Content::new(&mut read))
             .inspect_err(|e| self.refused(meta.ino, e))
     }
 
@@ -114,7 +114,7 @@ impl Vfs {
             Ok(all)
         };
         self.regions
-            .vet(&self.cx(), to, newname, &mut read)
+            .vet(&self.cx(), to, newname, &mut Content::new(&mut read))
             .inspect_err(|e| self.refused_rename(src, newname, e))
     }
 

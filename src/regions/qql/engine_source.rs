@@ -7,7 +7,7 @@ use std::ops::Bound;
 
 use serde_json::Value;
 
-use super::indexes::{Indexes, read_record};
+use super::indexes::{Indexes, read_record, records_in};
 use super::lang::path::JsonPath;
 use super::lang::value::OrdValue;
 use super::source::{Collection, Direction, EdgeRow, Record, Records, Source, Target};
@@ -113,21 +113,10 @@ impl Source for EngineSource<'_> {
     fn scan(&self, c: &Collection) -> Result<Records<'_>> {
         let dir = self.dir(&c.path)?;
         self.read.borrow_mut().push(dir);
-        let entries = self.cx.store.readdir_names(dir)?;
         let c = c.clone();
-        Ok(Box::new(entries.into_iter().filter_map(
-            move |(name, attr)| {
-                if attr.kind != Kind::File || !name.ends_with(b".json") {
-                    return None;
-                }
-                let bytes = match self.cx.store.read(attr.ino, 0, attr.size as usize) {
-                    Ok(b) => b,
-                    Err(e) => return Some(Err(e)),
-                };
-                let value: Value = serde_json::from_slice(&bytes).ok()?;
-                Some(Ok(self.record(&c, &name, value)))
-            },
-        )))
+        Ok(Box::new(records_in(self.cx, dir)?.map(move |rec| {
+            rec.map(|(name, value)| self.record(&c, &name, value))
+        })))
     }
 
     fn indexes(&self, c: &Collection) -> Vec<JsonPath> {

@@ -12,7 +12,7 @@ use super::engine_source::EngineSource;
 use super::exec::plan::{Dependency, Plan, plan};
 use super::exec::run::run;
 use super::exec::{Error as ExecError, Output};
-use super::format::{Format, render};
+use super::format::{Format, csv_field, render};
 use super::lang;
 use super::lang::path::JsonPath;
 use super::state::{ATTEMPTS, Entry, State, lock};
@@ -207,12 +207,4 @@ fn record(state: &State, hash: &str, out: &Output, micros: u64) {
         out.stats.rows_returned,
         csv_field(&index.join("; ")),
     ));
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }

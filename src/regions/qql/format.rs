@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::exec::Output;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     /// One array, a row a line.
     Json,
@@ -93,7 +93,8 @@ fn csv(out: &Output) -> String {
     s
 }
 
-fn csv_field(f: &str) -> String {
+/// One CSV field, quoted when it must be (RFC 4180).
+pub fn csv_field(f: &str) -> String {
     if f.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", f.replace('"', "\"\""))
     } else {

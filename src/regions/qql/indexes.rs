@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::lang::path::JsonPath;
 use super::lang::value::OrdValue;
 use super::paths_index::PathIndex;
+use crate::engine::tree::Kind;
 use crate::error::Result;
 use crate::regions::Cx;
 
@@ -22,7 +23,7 @@ pub fn read_record(cx: &Cx<'_>, dir: u64, name: &[u8]) -> Result<Option<(u64, Va
     let Ok(attr) = cx.store.lookup(dir, name) else {
         return Ok(None);
     };
-    if attr.kind != crate::engine::tree::Kind::File {
+    if attr.kind != Kind::File {
         return Ok(None);
     }
     let bytes = cx.store.read(attr.ino, 0, attr.size as usize)?;
@@ -36,6 +37,24 @@ enum Slot {
 }
 
 type Built = HashMap<u64, HashMap<JsonPath, Slot>>;
+
+/// The JSON records of `dir`, one at a time: (name, parsed content). Files that are not
+/// `.json`, and content that does not parse (an empty file not yet written), are left out.
+pub fn records_in<'c>(
+    cx: &'c Cx<'_>,
+    dir: u64,
+) -> Result<impl Iterator<Item = Result<(Vec<u8>, Value)>> + 'c> {
+    let entries = cx.store.readdir_names(dir)?;
+    Ok(entries.into_iter().filter_map(move |(name, attr)| {
+        if attr.kind != Kind::File || !name.ends_with(b".json") {
+            return None;
+        }
+        match cx.store.read(attr.ino, 0, attr.size as usize) {
+            Ok(bytes) => serde_json::from_slice(&bytes).ok().map(|v| Ok((name, v))),
+            Err(e) => Some(Err(e)),
+        }
+    }))
+}
 
 #[derive(Default)]
 pub struct Indexes {
@@ -98,10 +117,9 @@ impl Indexes {
 
     fn scan(&self, cx: &Cx<'_>, dir: u64, path: &JsonPath) -> Result<PathIndex<OrdValue>> {
         let mut ix = PathIndex::default();
-        for (name, _) in cx.store.readdir_names(dir)? {
-            if let Some((_, v)) = read_record(cx, dir, &name)? {
-                ix.set(&name, key(Some(&v), path));
-            }
+        for rec in records_in(cx, dir)? {
+            let (name, v) = rec?;
+            ix.set(&name, key(Some(&v), path));
         }
         Ok(ix)
     }

@@ -34,6 +34,7 @@ use self::lang::path::{JsonPath, Step};
 use self::schema::paths::{IndexPath, Seg};
 use self::schema::scope::Scope;
 use crate::engine::codec::Tier;
+use crate::error::Result;
 use crate::regions::Cx;
 
 /// A declared index path as the planner's path.
@@ -75,18 +76,13 @@ pub fn dir_at(cx: &Cx<'_>, path: &str) -> Option<u64> {
     Some(ino)
 }
 
-/// The JSON records of the directory at `path`: (name, parsed content); unreadable or
-/// empty files are left out.
-pub fn records_of(cx: &Cx<'_>, path: &str) -> Vec<(String, Value)> {
+/// The JSON records of the directory at `path` (none if there is none): (name, parsed
+/// content).
+pub fn records_of(cx: &Cx<'_>, path: &str) -> Result<Vec<(String, Value)>> {
     let Some(dir) = dir_at(cx, path) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    let names = cx.store.readdir_names(dir).unwrap_or_default();
-    names
-        .into_iter()
-        .filter_map(|(name, _)| {
-            let (_, v) = indexes::read_record(cx, dir, &name).ok()??;
-            Some((String::from_utf8_lossy(&name).into_owned(), v))
-        })
+    indexes::records_in(cx, dir)?
+        .map(|r| r.map(|(name, v)| (String::from_utf8_lossy(&name).into_owned(), v)))
         .collect()
 }

@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::namespace;
 use crate::regions::graph::Reader;
 use crate::regions::temporal::time;
-use crate::regions::{Cx, Dir, Event, Generated, Region, Removal, Rule, Sink, Tag};
+use crate::regions::{Content, Cx, Dir, Event, Generated, Region, Removal, Rule, Sink, Tag};
 
 pub const TAG: Tag = 11;
 pub const TOP: &str = "qql";
@@ -62,7 +62,7 @@ pub struct Qql {
 impl Qql {
     pub fn new(graph: Reader) -> Qql {
         Qql {
-            state: Arc::new(State::new()),
+            state: Arc::default(),
             graph,
         }
     }
@@ -93,7 +93,7 @@ impl Qql {
         let dir = cx.seed_dir(QUERIES)?;
         let file = format!("{query}.qql");
         let attr = cx.store.lookup(dir.ino, file.as_bytes()).ok()?;
-        let key = (query.to_string(), format.into());
+        let key = (query.to_string(), format);
         if let Some(c) = lock(&self.state.results).get(&key)
             && self.state.unchanged_since(&c.dirs, c.at)
         {
@@ -171,7 +171,7 @@ impl Qql {
         let mut records = Vec::new();
         for entry in &entries {
             for path in super::collection_dirs(cx, entry.scope()) {
-                for (name, v) in super::records_of(cx, &path) {
+                for (name, v) in super::records_of(cx, &path)? {
                     records.push((format!("{path}/{name}"), v));
                 }
             }
@@ -362,15 +362,9 @@ impl Region for Qql {
         )))
     }
 
-    fn vet(
-        &self,
-        cx: &Cx<'_>,
-        dir: &Dir,
-        name: &[u8],
-        content: &mut dyn FnMut() -> Result<Vec<u8>>,
-    ) -> Result<()> {
+    fn vet(&self, cx: &Cx<'_>, dir: &Dir, name: &[u8], content: &mut Content<'_>) -> Result<()> {
         if dir.is_seed(SCHEMA) && name == SCHEMA_FILE.as_bytes() {
-            return self.vet_schema_file(cx, &content()?);
+            return self.vet_schema_file(cx, content.bytes()?);
         }
         let schemas = self.state.schemas();
         if schemas.is_empty() || !name.ends_with(b".json") {
@@ -384,12 +378,12 @@ impl Region for Qql {
         if schemas.for_record(&path).is_empty() {
             return Ok(());
         }
-        let bytes = content()?;
+        let bytes = content.bytes()?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
         let v: Value =
-            serde_json::from_slice(&bytes).map_err(|e| Error::InvalidRecord(e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(|e| Error::InvalidRecord(e.to_string()))?;
         schemas.validate(&path, &v).map_err(|v| {
             log::warn!("{}", v.log_line(&path));
             v.into_error(&path)

@@ -60,24 +60,10 @@ pub struct State {
     pub index_version: AtomicU64,
     pub schemas: RwLock<Arc<Schemas>>,
     pub compiled: Mutex<HashMap<String, Entry>>,
-    pub results: Mutex<HashMap<(String, FormatKey), Cached>>,
+    pub results: Mutex<HashMap<(String, Format), Cached>>,
     pub optimizations: Mutex<VecDeque<Value>>,
     /// Lines of `performance.csv` not yet appended.
     pub performance: Mutex<Vec<String>>,
-}
-
-/// A result format as a map key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct FormatKey(u8);
-
-impl From<Format> for FormatKey {
-    fn from(f: Format) -> Self {
-        FormatKey(match f {
-            Format::Json => 0,
-            Format::Jsonl => 1,
-            Format::Csv => 2,
-        })
-    }
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -85,13 +71,6 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl State {
-    pub fn new() -> State {
-        State {
-            schemas: RwLock::new(Arc::new(Schemas::empty())),
-            ..State::default()
-        }
-    }
-
     /// The sequence number now.
     pub fn now(&self) -> u64 {
         self.seq.load(Ordering::Acquire)

@@ -207,7 +207,7 @@ impl Index {
             }
             None => self.nearest_others(key, v, k)?,
         };
-        if self.graph.is_none() && self.store.dead() > DEAD_SLACK.max(self.len() / 2) {
+        if self.graph.is_none() && self.too_dead() {
             self.store = self.store.compacted();
         }
         Ok(near)
@@ -230,7 +230,7 @@ impl Index {
             return false;
         }
         let below = self.len() < self.params.exact_below;
-        if below || (self.graph.is_none() && self.store.dead() > DEAD_SLACK.max(self.len() / 2)) {
+        if below || (self.graph.is_none() && self.too_dead()) {
             if below {
                 self.graph = None;
             }
@@ -239,11 +239,16 @@ impl Index {
         true
     }
 
+    /// Dead slots passed half the live ones (and `DEAD_SLACK`): time to drop them.
+    fn too_dead(&self) -> bool {
+        self.store.dead() > DEAD_SLACK.max(self.len() / 2)
+    }
+
     /// Whether maintenance should build a graph: the index reached `approx_from` without
     /// one, or its graph's dead slots passed half the live ones (and `DEAD_SLACK`).
     pub fn wants_graph(&self) -> bool {
         match self.graph {
-            Some(_) => self.store.dead() > DEAD_SLACK.max(self.len() / 2),
+            Some(_) => self.too_dead(),
             None => self.len() >= self.params.approx_from,
         }
     }
