@@ -19,7 +19,7 @@ use crate::engine::Attr;
 use crate::engine::tree::{Kind, Ts};
 use crate::error::Error;
 use crate::placement;
-use crate::vfs::{Caller, Changes, VIRT, Vfs};
+use crate::vfs::{Caller, Changes, Vfs};
 
 /// How long the kernel may trust names and attributes of stored inodes. Every change goes
 /// through this daemon, so the kernel's own updates keep its cache right in between.
@@ -90,11 +90,13 @@ fn fail(op: &str, e: &Error) -> Errno {
     errno(e)
 }
 
-fn ttl(attr: &Attr) -> Duration {
-    if attr.ino & VIRT != 0 {
-        Duration::ZERO
-    } else {
+/// How long the kernel keeps a name and its attributes: generated files change with what
+/// they show, so are asked again each time, unless fixed.
+fn ttl(vfs: &Vfs, attr: &Attr) -> Duration {
+    if vfs.attrs_keep(attr.ino) {
         TTL
+    } else {
+        Duration::ZERO
     }
 }
 
@@ -144,9 +146,9 @@ fn caller(req: &Request) -> Caller {
     }
 }
 
-fn entry(reply: ReplyEntry, op: &str, res: crate::error::Result<Attr>) {
+fn entry(vfs: &Vfs, reply: ReplyEntry, op: &str, res: crate::error::Result<Attr>) {
     match res {
-        Ok(a) => reply.entry(&ttl(&a), &file_attr(&a), Generation(0)),
+        Ok(a) => reply.entry(&ttl(vfs, &a), &file_attr(&a), Generation(0)),
         Err(e) => reply.error(fail(op, &e)),
     }
 }
@@ -162,15 +164,13 @@ fn empty(reply: ReplyEmpty, op: &str, res: crate::error::Result<()>) {
 /// writer's uncommitted pages would otherwise reach readers that must see only committed
 /// versions (and views change on every read); and a writer's data would be copied into it
 /// only to be sent on and dropped (the daemon holds the draft). mmap still works
-/// (FUSE_DIRECT_IO_ALLOW_MMAP). A reader's close commits nothing, so the kernel is told
-/// not to send it (one round trip less per `cat`).
-fn open_flags(flags: i32) -> FopenFlags {
-    // A generated file opened for writing is a region's control file or stream entry
-    // point (any other is refused): its close ends what was written, like a file's.
-    if flags & libc::O_ACCMODE == libc::O_RDONLY {
-        FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH
-    } else {
+/// (FUSE_DIRECT_IO_ALLOW_MMAP). When a close commits nothing (a reader's, a control
+/// file's), the kernel is told not to send it: one round trip less per `cat`.
+fn open_flags(flush_needed: bool) -> FopenFlags {
+    if flush_needed {
         FopenFlags::FOPEN_DIRECT_IO
+    } else {
+        FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH
     }
 }
 
@@ -192,13 +192,18 @@ impl Filesystem for Fuse {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         placement::follow(req.pid());
-        entry(reply, "lookup", self.vfs.lookup(parent.0, name.as_bytes()));
+        entry(
+            &self.vfs,
+            reply,
+            "lookup",
+            self.vfs.lookup(parent.0, name.as_bytes()),
+        );
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         placement::follow(req.pid());
         match self.vfs.getattr(ino.0) {
-            Ok(a) => reply.attr(&ttl(&a), &file_attr(&a)),
+            Ok(a) => reply.attr(&ttl(&self.vfs, &a), &file_attr(&a)),
             Err(e) => reply.error(fail("getattr", &e)),
         }
     }
@@ -231,7 +236,7 @@ impl Filesystem for Fuse {
             mtime: mtime.map(ts),
         };
         match self.vfs.setattr(ino.0, fh.map(|f| f.0), changes) {
-            Ok(a) => reply.attr(&ttl(&a), &file_attr(&a)),
+            Ok(a) => reply.attr(&ttl(&self.vfs, &a), &file_attr(&a)),
             Err(e) => reply.error(fail("setattr", &e)),
         }
     }
@@ -255,6 +260,7 @@ impl Filesystem for Fuse {
     ) {
         placement::follow(req.pid());
         entry(
+            &self.vfs,
             reply,
             "mknod",
             self.vfs
@@ -273,6 +279,7 @@ impl Filesystem for Fuse {
     ) {
         placement::follow(req.pid());
         entry(
+            &self.vfs,
             reply,
             "mkdir",
             self.vfs
@@ -308,6 +315,7 @@ impl Filesystem for Fuse {
     ) {
         placement::follow(req.pid());
         entry(
+            &self.vfs,
             reply,
             "symlink",
             self.vfs.symlink(
@@ -350,13 +358,13 @@ impl Filesystem for Fuse {
     ) {
         placement::follow(req.pid());
         let res = self.vfs.link(ino.0, newparent.0, newname.as_bytes());
-        entry(reply, "link", res);
+        entry(&self.vfs, reply, "link", res);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         placement::follow(req.pid());
         match self.vfs.open(ino.0, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), open_flags(flags.0)),
+            Ok(fh) => reply.opened(FileHandle(fh), open_flags(self.vfs.flush_needed(fh))),
             Err(e) => reply.error(fail("open", &e)),
         }
     }
@@ -620,11 +628,11 @@ impl Filesystem for Fuse {
             .create(parent.0, name.as_bytes(), mode, umask, flags, caller(req))
         {
             Ok((a, fh)) => reply.created(
-                &ttl(&a),
+                &ttl(&self.vfs, &a),
                 &file_attr(&a),
                 Generation(0),
                 FileHandle(fh),
-                open_flags(flags),
+                open_flags(self.vfs.flush_needed(fh)),
             ),
             Err(e) => reply.error(fail("create", &e)),
         }

@@ -171,6 +171,10 @@ pub enum Generated {
     /// counters): rendered again once it is a second old, so that a `stat` and the read
     /// right after it agree, and `watch cat` sees it move.
     Fresh(Vec<u8>),
+    /// Small content that never changes while the daemon runs, under a name that is always
+    /// there (a control file's usage): the kernel may keep its name and attributes, which
+    /// spares a lookup and a getattr round trip at every open.
+    Fixed(Vec<u8>),
     /// Content read in ranges where it lives (e.g. a log segment), never held whole.
     Ranged {
         len: u64,
@@ -207,6 +211,11 @@ pub trait Sink: Send {
     /// `close(2)` by a writer: what is still pending ends here (an unterminated last line
     /// counts), and all of it is durable when this returns.
     fn close(&mut self, cx: &Cx<'_>) -> Result<()>;
+    /// Whether `close(2)` ends something (`close` does work): when it does not, the kernel
+    /// is told not to send it, one round trip less per use.
+    fn ends_at_close(&self) -> bool {
+        true
+    }
 
     /// What a read of the same handle returns, from offset 0, once something was written
     /// (a control file that answers what it was asked); `None`: reads show the file.

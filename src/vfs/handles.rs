@@ -506,6 +506,16 @@ impl Vfs {
         self.commit(ino, CommitAt::Close)
     }
 
+    /// Whether a close of `fh` does anything [`flush`](Self::flush) would do: a writer's
+    /// commit, or a stream's end.
+    pub fn flush_needed(&self, fh: u64) -> bool {
+        match lock(&self.handles).get(&fh) {
+            Some(Handle::Sink { sink, .. }) => lock(sink).ends_at_close(),
+            Some(Handle::File { writer, .. }) => *writer,
+            Some(Handle::View { .. }) | None => false,
+        }
+    }
+
     pub fn fsync(&self, fh: u64) -> Result<()> {
         let _t = self.metrics.time(Op::Fsync);
         if let Some(sink) = self.sink_of(fh, None) {

@@ -34,22 +34,29 @@ struct Table {
     rendered: HashMap<u64, Rendered>,
 }
 
-/// A rendered document, and how long it stays what the file holds: while the engine's
-/// state does not move, or (a fresh one, showing what moves without the engine) for
-/// `FRESH_FOR`, so that a `stat` and the read after it agree.
+/// A rendered document, and how long it stays what the file holds (`Until`).
 struct Rendered {
-    generation: Option<u64>,
-    at: Instant,
+    until: Until,
     data: Arc<Vec<u8>>,
+}
+
+/// While the engine's state does not move; or (a fresh one, showing what moves without
+/// the engine) for `FRESH_FOR` from a time, so that a `stat` and the read after it agree;
+/// or as long as the daemon runs (a fixed one).
+enum Until {
+    Moved(u64),
+    Aged(Instant),
+    Never,
 }
 
 const FRESH_FOR: Duration = Duration::from_secs(1);
 
 impl Rendered {
     fn valid(&self, generation: u64) -> bool {
-        match self.generation {
-            Some(g) => g == generation,
-            None => self.at.elapsed() < FRESH_FOR,
+        match self.until {
+            Until::Moved(g) => g == generation,
+            Until::Aged(at) => at.elapsed() < FRESH_FOR,
+            Until::Never => true,
         }
     }
 }
@@ -184,9 +191,10 @@ impl Vfs {
             return Ok((Content::Document(r.data.clone()), r.data.len() as u64));
         }
         let d = self.dir(dir).map_err(|_| Error::NotFound)?;
-        let (bytes, fresh) = match self.regions.generate(&self.cx(), &d, &name) {
-            Some(Generated::Document(bytes)) => (bytes, false),
-            Some(Generated::Fresh(bytes)) => (bytes, true),
+        let (bytes, until) = match self.regions.generate(&self.cx(), &d, &name) {
+            Some(Generated::Document(bytes)) => (bytes, Until::Moved(generation)),
+            Some(Generated::Fresh(bytes)) => (bytes, Until::Aged(Instant::now())),
+            Some(Generated::Fixed(bytes)) => (bytes, Until::Never),
             Some(Generated::Ranged { len, source }) => return Ok((Content::Ranged(source), len)),
             Some(Generated::Failed(e)) => return Err(e),
             None => return Err(Error::NotFound),
@@ -198,12 +206,21 @@ impl Vfs {
         t.rendered.insert(
             ino,
             Rendered {
-                generation: (!fresh).then_some(generation),
-                at: Instant::now(),
+                until,
                 data: data.clone(),
             },
         );
         Ok((Content::Document(data), len))
+    }
+
+    /// Whether the kernel may keep what it learnt of `ino` (its name, its attributes) for
+    /// a while: true of stored files, and of fixed generated files once rendered.
+    pub fn attrs_keep(&self, ino: u64) -> bool {
+        ino & VIRT == 0
+            || lock(&self.views.table)
+                .rendered
+                .get(&ino)
+                .is_some_and(|r| matches!(r.until, Until::Never))
     }
 
     pub(super) fn view_attr(&self, ino: u64) -> Result<Attr> {

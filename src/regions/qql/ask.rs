@@ -57,6 +57,10 @@ impl Sink for Ask {
         Ok(())
     }
 
+    fn ends_at_close(&self) -> bool {
+        false
+    }
+
     fn answer(&mut self, cx: &Cx<'_>) -> Option<Result<Arc<Vec<u8>>>> {
         if self.text.is_empty() {
             return None;

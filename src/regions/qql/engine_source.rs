@@ -3,6 +3,7 @@
 //! from the temporal region's range read, and the graph answers through its reader.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ops::Bound;
 
 use serde_json::Value;
@@ -10,6 +11,7 @@ use serde_json::Value;
 use super::indexes::{Indexes, read_record, records_in};
 use super::lang::path::JsonPath;
 use super::lang::value::OrdValue;
+use super::paths_index::{Name, Position};
 use super::source::{Collection, Direction, EdgeRow, Record, Records, Source, Target};
 use crate::engine::tree::{Kind, ROOT};
 use crate::error::{Error, Result};
@@ -30,6 +32,10 @@ pub struct EngineSource<'a> {
     /// what a pattern matches), and the collections' own: what an answer depends on.
     pub walked: RefCell<Vec<u64>>,
     pub read: RefCell<Vec<u64>>,
+    /// What this evaluation resolved already: its plan and its run ask the same patterns
+    /// and the same collections' indexes.
+    matched: RefCell<HashMap<Vec<String>, Vec<Collection>>>,
+    indexed: RefCell<HashMap<String, Vec<JsonPath>>>,
 }
 
 impl<'a> EngineSource<'a> {
@@ -46,6 +52,8 @@ impl<'a> EngineSource<'a> {
             declared,
             walked: RefCell::new(Vec::new()),
             read: RefCell::new(Vec::new()),
+            matched: RefCell::default(),
+            indexed: RefCell::default(),
         }
     }
 
@@ -75,8 +83,60 @@ fn collection(path: String) -> Collection {
     Collection { path, name, tier }
 }
 
+/// An index's names a page at a time: the lock is held for one page only, and a reader
+/// that stops early (ORDER BY … LIMIT) copies no more than it read. Pages grow, from one
+/// name (an equality on an identifier) to many (a range read whole).
+struct IndexWalk {
+    bounds: (Bound<OrdValue>, Bound<OrdValue>),
+    after: Option<Position<OrdValue>>,
+    page: std::vec::IntoIter<Name>,
+    page_len: usize,
+    done: bool,
+}
+
+const FIRST_PAGE: usize = 4;
+const LARGEST_PAGE: usize = 4096;
+
+/// The bounds of a walk, as a page read takes them.
+type Bounds<'a> = (Bound<&'a OrdValue>, Bound<&'a OrdValue>);
+/// A page: its names and where it ended (`None`: the range is done).
+type Page = (Vec<Name>, Option<Position<OrdValue>>);
+
+impl IndexWalk {
+    /// The next name, reading a page with `page_of(bounds, after, n)` when the last one
+    /// is used up.
+    fn next(
+        &mut self,
+        mut page_of: impl FnMut(Bounds<'_>, Option<&Position<OrdValue>>, usize) -> Result<Page>,
+    ) -> Option<Result<Name>> {
+        loop {
+            if let Some(n) = self.page.next() {
+                return Some(Ok(n));
+            }
+            if self.done {
+                return None;
+            }
+            let bounds = (self.bounds.0.as_ref(), self.bounds.1.as_ref());
+            let (names, end) = match page_of(bounds, self.after.as_ref(), self.page_len) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            self.page_len = (self.page_len * 4).min(LARGEST_PAGE);
+            self.done = end.is_none();
+            self.after = end;
+            self.page = names.into_iter();
+        }
+    }
+}
+
 impl Source for EngineSource<'_> {
     fn collections(&self, pattern: &[String]) -> Result<Vec<Collection>> {
+        if let Some(c) = self.matched.borrow().get(pattern) {
+            return Ok(c.clone());
+        }
         let mut found: Vec<(String, u64)> = vec![(String::new(), ROOT)];
         for seg in pattern {
             let mut next = Vec::new();
@@ -107,6 +167,9 @@ impl Source for EngineSource<'_> {
         }
         let mut out: Vec<Collection> = found.into_iter().map(|(p, _)| collection(p)).collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
+        self.matched
+            .borrow_mut()
+            .insert(pattern.to_vec(), out.clone());
         Ok(out)
     }
 
@@ -120,7 +183,11 @@ impl Source for EngineSource<'_> {
     }
 
     fn indexes(&self, c: &Collection) -> Vec<JsonPath> {
-        (self.declared)(&c.path)
+        self.indexed
+            .borrow_mut()
+            .entry(c.path.clone())
+            .or_insert_with(|| (self.declared)(&c.path))
+            .clone()
     }
 
     fn index_range(
@@ -133,23 +200,34 @@ impl Source for EngineSource<'_> {
     ) -> Result<Records<'_>> {
         let dir = self.dir(&c.path)?;
         self.read.borrow_mut().push(dir);
-        let (lo, hi) = (
-            lo.map(|v| OrdValue(v.clone())),
-            hi.map(|v| OrdValue(v.clone())),
-        );
-        let names: Vec<Vec<u8>> = self.indexes.with(self.cx, dir, path, |ix| {
-            ix.range(lo.as_ref(), hi.as_ref(), descending)
-                .map(<[u8]>::to_vec)
-                .collect()
-        })?;
+        let owned = |b: Bound<&Value>| b.map(|v| OrdValue(v.clone()));
+        let mut walk = IndexWalk {
+            bounds: (owned(lo), owned(hi)),
+            after: None,
+            page: Vec::new().into_iter(),
+            page_len: FIRST_PAGE,
+            done: false,
+        };
         let c = c.clone();
-        Ok(Box::new(names.into_iter().filter_map(
-            move |name| match read_record(self.cx, dir, &name) {
+        let path = path.clone();
+        let names = std::iter::from_fn(move || {
+            walk.next(|bounds, after, n| {
+                self.indexes.with(self.cx, dir, &path, |ix| {
+                    ix.page(bounds, descending, after, n)
+                })
+            })
+        });
+        Ok(Box::new(names.filter_map(move |name| {
+            let name = match name {
+                Ok(n) => n,
+                Err(e) => return Some(Err(e)),
+            };
+            match read_record(self.cx, dir, &name) {
                 Ok(Some((_, v))) => Some(Ok(self.record(&c, &name, v))),
                 Ok(None) => None,
                 Err(e) => Some(Err(e)),
-            },
-        )))
+            }
+        })))
     }
 
     fn events(&self, stream: &str, from: Option<i64>, to: Option<i64>) -> Result<Vec<Value>> {
@@ -183,7 +261,7 @@ impl Source for EngineSource<'_> {
                 }
                 all
             }
-            Some(Generated::Document(b) | Generated::Fresh(b)) => b,
+            Some(Generated::Document(b) | Generated::Fresh(b) | Generated::Fixed(b)) => b,
             Some(Generated::Failed(e)) => return Err(e),
             None => return Err(Error::NotFound),
         };

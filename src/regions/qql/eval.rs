@@ -7,15 +7,15 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::compiled::{self, Compiled};
+use super::compiled;
 use super::engine_source::EngineSource;
 use super::exec::plan::{Dependency, Plan, plan};
 use super::exec::run::run;
 use super::exec::{Error as ExecError, Output};
-use super::format::{Format, csv_field, render};
+use super::format::{Format, render};
 use super::lang;
 use super::lang::path::JsonPath;
-use super::state::{ATTEMPTS, Entry, State, lock};
+use super::state::{ATTEMPTS, Entry, Execution, Planned, State, lock};
 use crate::regions::Cx;
 use crate::regions::graph::Reader;
 use crate::regions::temporal::time;
@@ -131,7 +131,7 @@ fn plan_of(
     hash: &str,
     text: &str,
     at: u64,
-) -> Result<Plan, Refused> {
+) -> Result<Arc<Plan>, Refused> {
     let version = state
         .index_version
         .load(std::sync::atomic::Ordering::Acquire);
@@ -146,31 +146,25 @@ fn plan_of(
     }
     let started = Instant::now();
     let query = lang::parser::parse(text)?;
-    let plan = plan(&query, source)?;
-    let explain = plan.explain();
-    let compiled = Compiled {
+    let plan = Arc::new(plan(&query, source)?);
+    let compiled_at = time::now();
+    state.note_optimization(Planned {
+        time: compiled_at,
+        hash: hash.to_string(),
         text: text.to_string(),
-        query,
-        plan: explain.to_string(),
-        compiled_at: time::now(),
-    };
-    state.note_optimization(json!({
-        "time": time::format_rfc3339(time::now()),
-        "query": hash,
-        "text": text,
-        "plan": explain,
-        "planning_micros": started.elapsed().as_micros() as u64,
-    }));
+        plan: plan.clone(),
+        planning_micros: started.elapsed().as_micros() as u64,
+    });
     let mut map = lock(&state.compiled);
-    let (runs, last_micros, last_run, last_stats) =
-        map.get(hash).map_or((0, 0, None, Value::Null), |e| {
-            (e.runs, e.last_micros, e.last_run, e.last_stats.clone())
-        });
+    let (runs, last_micros, last_run, last_stats) = map.get(hash).map_or((0, 0, None, None), |e| {
+        (e.runs, e.last_micros, e.last_run, e.last_stats.clone())
+    });
     map.insert(
         hash.to_string(),
         Entry {
-            compiled,
+            text: text.to_string(),
             plan: plan.clone(),
+            compiled_at,
             walked: source.walked.borrow().clone(),
             planned_at: at,
             index_version: version,
@@ -191,20 +185,12 @@ fn record(state: &State, hash: &str, out: &Output, micros: u64) {
         e.runs += 1;
         e.last_micros = micros;
         e.last_run = Some(now);
-        e.last_stats = out.stats.to_json();
+        e.last_stats = Some(out.stats.clone());
     }
-    let index: Vec<String> = out
-        .stats
-        .accesses
-        .iter()
-        .filter(|(_, how)| how != "scan")
-        .map(|(c, how)| format!("{c} {how}"))
-        .collect();
-    lock(&state.performance).push(format!(
-        "{},{hash},{},{},{},{micros}\n",
-        time::format_rfc3339(now),
-        out.stats.rows_scanned,
-        out.stats.rows_returned,
-        csv_field(&index.join("; ")),
-    ));
+    lock(&state.performance).push(Execution {
+        time: now,
+        hash: hash.to_string(),
+        stats: out.stats.clone(),
+        micros,
+    });
 }

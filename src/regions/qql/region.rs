@@ -23,12 +23,13 @@ use std::sync::atomic::Ordering;
 use serde_json::{Value, json};
 
 use super::ask::Ask;
-use super::compiled;
+use super::compiled::{self, Compiled};
 use super::eval::{self, Refused};
+use super::exec::Stats;
 use super::format::Format;
 use super::schema::{DIR as SCHEMA, RULES as RULES_FILE, SOURCE as SCHEMA_FILE};
 use super::schema::{Schemas, rules_file};
-use super::state::{Cached, State, lock};
+use super::state::{Cached, Execution, State, lock};
 use crate::engine::Change;
 use crate::error::{Error, Result};
 use crate::namespace;
@@ -137,23 +138,28 @@ impl Qql {
         let map = lock(&self.state.compiled);
         if let Some(h) = rest.strip_suffix(".erl") {
             let e = map.get(h)?;
-            return Some(match compiled::encode(&e.compiled) {
+            let c = Compiled {
+                text: e.text.clone(),
+                query: e.plan.query.clone(),
+                plan: e.plan.explain().to_string(),
+                compiled_at: e.compiled_at,
+            };
+            return Some(match compiled::encode(&c) {
                 Ok(b) => Generated::Fresh(b),
                 Err(e) => Generated::Failed(e),
             });
         }
         let h = rest.strip_suffix(".meta.json")?;
         let e = map.get(h)?;
-        let plan: Value = serde_json::from_str(&e.compiled.plan).unwrap_or(Value::Null);
         let meta = json!({
             "hash": h,
-            "text": e.compiled.text,
-            "plan": plan,
-            "compiled_at": time::format_rfc3339(e.compiled.compiled_at),
+            "text": e.text,
+            "plan": e.plan.explain(),
+            "compiled_at": time::format_rfc3339(e.compiled_at),
             "runs": e.runs,
             "last_run": e.last_run.map(time::format_rfc3339),
             "last_duration_micros": e.last_micros,
-            "last_run_read": e.last_stats,
+            "last_run_read": e.last_stats.as_ref().map(Stats::to_json),
             "depends_on": e.plan.depends_on().iter().map(|d| d.to_json()).collect::<Vec<_>>(),
         });
         Some(Generated::Fresh(crate::regions::pretty(&meta)))
@@ -230,8 +236,8 @@ impl Qql {
 
     /// Appends the executions noted since the last tick to `performance.csv`.
     fn flush_performance(&self, cx: &Cx<'_>) {
-        let lines: Vec<String> = std::mem::take(&mut *lock(&self.state.performance));
-        if lines.is_empty() {
+        let runs = std::mem::take(&mut *lock(&self.state.performance));
+        if runs.is_empty() {
             return;
         }
         let Some(dir) = cx.seed_dir(ANALYTICS) else {
@@ -241,7 +247,8 @@ impl Qql {
             .store
             .lookup(dir.ino, PERFORMANCE.as_bytes())
             .and_then(|a| {
-                let bytes = lines.concat().into_bytes();
+                let bytes: String = runs.iter().map(Execution::csv_line).collect();
+                let bytes = bytes.into_bytes();
                 cx.store
                     .apply(vec![Change::Append { ino: a.ino, bytes }], false)
             });
@@ -288,7 +295,7 @@ impl Region for Qql {
     fn generate(&self, cx: &Cx<'_>, dir: &Dir, name: &str) -> Option<Generated> {
         if dir.is_seed(TOP) {
             let (_, format) = ASK.iter().find(|(n, _)| *n == name)?;
-            return Some(Generated::Document(super::ask::usage(*format)));
+            return Some(Generated::Fixed(super::ask::usage(*format)));
         }
         if dir.is_seed(RESULTS) {
             return self.result(cx, name);
@@ -297,7 +304,18 @@ impl Region for Qql {
             return self.compiled_file(name);
         }
         if dir.is_seed(ANALYTICS) && name == OPTIMIZATION {
-            let log: Vec<Value> = lock(&self.state.optimizations).iter().cloned().collect();
+            let log: Vec<Value> = lock(&self.state.optimizations)
+                .iter()
+                .map(|p| {
+                    json!({
+                        "time": time::format_rfc3339(p.time),
+                        "query": p.hash,
+                        "text": p.text,
+                        "plan": p.plan.explain(),
+                        "planning_micros": p.planning_micros,
+                    })
+                })
+                .collect();
             return Some(Generated::Fresh(crate::regions::pretty(&json!({
                 "plans": log.len(),
                 "latest_first": log.into_iter().rev().collect::<Vec<_>>(),

@@ -12,13 +12,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use serde_json::Value;
-
-use super::compiled::Compiled;
+use super::exec::Stats;
 use super::exec::plan::Plan;
-use super::format::Format;
+use super::format::{Format, csv_field};
 use super::indexes::Indexes;
 use super::schema::Schemas;
+use crate::regions::temporal::time;
 
 /// Plans whose directories changed are made again; so are results. This many runs of a
 /// query racing with commits before its last answer is kept.
@@ -28,10 +27,14 @@ const OPTIMIZATIONS_KEPT: usize = 100;
 /// Compiled queries kept (the least recently run go first).
 const COMPILED_KEPT: usize = 1024;
 
-/// A compiled query and its plan.
+/// A compiled query and its plan (its explanation and compiled file are made when read:
+/// a query asked once should not pay for them).
 pub struct Entry {
-    pub compiled: Compiled,
-    pub plan: Plan,
+    /// The query as written.
+    pub text: String,
+    pub plan: Arc<Plan>,
+    /// When it was compiled, µs since the epoch.
+    pub compiled_at: i64,
     /// The directories the planner walked to find its collections, with the sequence
     /// number when it did: while none changes (and the indexes stay), the plan holds.
     pub walked: Vec<u64>,
@@ -40,8 +43,8 @@ pub struct Entry {
     pub runs: u64,
     pub last_micros: u64,
     pub last_run: Option<i64>,
-    /// What the last run read and how (`exec::Stats`).
-    pub last_stats: Value,
+    /// What the last run read and how.
+    pub last_stats: Option<Stats>,
 }
 
 /// A rendered result and what it depends on.
@@ -49,6 +52,45 @@ pub struct Cached {
     pub dirs: Vec<u64>,
     pub at: u64,
     pub bytes: Arc<Vec<u8>>,
+}
+
+/// One run of a query, for `performance.csv`.
+pub struct Execution {
+    pub time: i64,
+    pub hash: String,
+    pub stats: Stats,
+    pub micros: u64,
+}
+
+impl Execution {
+    /// Its line: time, query hash, rows scanned and returned, the indexes used, µs.
+    pub fn csv_line(&self) -> String {
+        let index: Vec<String> = self
+            .stats
+            .accesses
+            .iter()
+            .filter(|(_, how)| how != "scan")
+            .map(|(c, how)| format!("{c} {how}"))
+            .collect();
+        format!(
+            "{},{},{},{},{},{}\n",
+            time::format_rfc3339(self.time),
+            self.hash,
+            self.stats.rows_scanned,
+            self.stats.rows_returned,
+            csv_field(&index.join("; ")),
+            self.micros,
+        )
+    }
+}
+
+/// A plan made, for `optimization_log.json`.
+pub struct Planned {
+    pub time: i64,
+    pub hash: String,
+    pub text: String,
+    pub plan: Arc<Plan>,
+    pub planning_micros: u64,
 }
 
 #[derive(Default)]
@@ -61,9 +103,9 @@ pub struct State {
     pub schemas: RwLock<Arc<Schemas>>,
     pub compiled: Mutex<HashMap<String, Entry>>,
     pub results: Mutex<HashMap<(String, Format), Cached>>,
-    pub optimizations: Mutex<VecDeque<Value>>,
-    /// Lines of `performance.csv` not yet appended.
-    pub performance: Mutex<Vec<String>>,
+    pub optimizations: Mutex<VecDeque<Planned>>,
+    /// Executions not yet appended to `performance.csv`.
+    pub performance: Mutex<Vec<Execution>>,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -95,7 +137,7 @@ impl State {
             .clone()
     }
 
-    pub fn note_optimization(&self, v: Value) {
+    pub fn note_optimization(&self, v: Planned) {
         let mut log = lock(&self.optimizations);
         if log.len() >= OPTIMIZATIONS_KEPT {
             log.pop_front();
@@ -103,17 +145,23 @@ impl State {
         log.push_back(v);
     }
 
-    /// Keeps the compiled queries within bounds, dropping the least recently run.
+    /// Keeps the compiled queries within bounds: past `COMPILED_KEPT`, the least recently
+    /// run quarter goes at once (one pass over the map per 256 new queries, not one per
+    /// query, when every query asked is new).
     pub fn trim_compiled(map: &mut HashMap<String, Entry>) {
-        while map.len() > COMPILED_KEPT {
-            let oldest = map
-                .iter()
-                .min_by_key(|(_, e)| e.last_run.unwrap_or(0))
-                .map(|(h, _)| h.clone());
-            match oldest {
-                Some(h) => map.remove(&h),
-                None => break,
-            };
+        if map.len() <= COMPILED_KEPT {
+            return;
         }
+        // A query compiled but not yet run counts as used when compiled.
+        let used = |e: &Entry| e.last_run.unwrap_or(e.compiled_at);
+        let mut runs: Vec<i64> = map.values().map(used).collect();
+        let cut = map.len() - COMPILED_KEPT * 3 / 4;
+        let (_, &mut newest_gone, _) = runs.select_nth_unstable(cut - 1);
+        let mut left = cut;
+        map.retain(|_, e| {
+            let gone = left > 0 && used(e) <= newest_gone;
+            left -= usize::from(gone);
+            !gone
+        });
     }
 }
