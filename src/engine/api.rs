@@ -17,6 +17,9 @@ pub trait Storage: Send + Sync {
     fn dir_counters(&self, dir: u64) -> (u64, u64);
     /// Committed content of a file.
     fn read(&self, ino: u64, off: u64, size: usize) -> Result<Data>;
+    /// A file's whole committed content, read in passing (`Engine::read_passing`): not
+    /// kept in the cache.
+    fn read_passing(&self, ino: u64) -> Result<Data>;
     /// Creates or replaces a file owned by root with `bytes`, durably, unchecked: for a
     /// region's own files.
     fn put(&self, parent: u64, name: &[u8], bytes: &[u8]) -> Result<()>;
@@ -83,6 +86,10 @@ impl Storage for Engine {
 
     fn read(&self, ino: u64, off: u64, size: usize) -> Result<Data> {
         Engine::read(self, ino, off, size, false)
+    }
+
+    fn read_passing(&self, ino: u64) -> Result<Data> {
+        Engine::read_passing(self, ino)
     }
 
     fn put(&self, parent: u64, name: &[u8], bytes: &[u8]) -> Result<()> {

@@ -68,6 +68,43 @@ impl Engine {
         .map(|d| d.to_vec())
     }
 
+    /// The whole committed content of a file, for a reader passing over many files once
+    /// (a query's scan): from the cache when it is there, but a small content read from
+    /// disk is not kept in it, so that a scan of more than the cache holds does not evict
+    /// what is in use for what is read once.
+    pub fn read_passing(&self, ino: u64) -> Result<Data> {
+        again_if_moved(|| {
+            let snap = {
+                let tree = lock(&self.tree);
+                let n = tree.get(ino)?;
+                if n.meta.kind == Kind::Dir {
+                    return Err(Error::IsDir);
+                }
+                Snapshot::of(n)
+            };
+            match snap.loc {
+                Location::Blob { .. } | Location::Extents(_) => {
+                    self.read_version(&snap, 0, snap.size as usize)
+                }
+                ref loc => {
+                    self.counters.reads.fetch_add(1, Ordering::Relaxed);
+                    let key = Key {
+                        ino,
+                        version: snap.version,
+                        chunk: WHOLE,
+                    };
+                    match lock(&self.cache).get(&key, snap.tier) {
+                        Some(c) => {
+                            let len = c.len();
+                            Ok(Data::Shared(c, 0..len))
+                        }
+                        None => self.load(loc, snap.size).map(Data::Owned),
+                    }
+                }
+            }
+        })
+    }
+
     fn read_committed(&self, ino: u64, off: u64, size: usize) -> Result<Data> {
         let snap = {
             let tree = lock(&self.tree);

@@ -8,11 +8,12 @@ use std::ops::Bound;
 
 use serde_json::Value;
 
-use super::indexes::{Indexes, read_record, records_in};
+use super::indexes::Indexes;
 use super::lang::path::JsonPath;
 use super::lang::value::OrdValue;
 use super::paths_index::{Name, Position};
-use super::source::{Collection, Direction, EdgeRow, Record, Records, Source, Target};
+use super::records::{read_record, records_in};
+use super::source::{Collection, Direction, EdgeRow, Members, Record, Records, Source, Target};
 use crate::engine::tree::{Kind, ROOT};
 use crate::error::{Error, Result};
 use crate::regions::graph::{self, Reader, Way};
@@ -173,13 +174,13 @@ impl Source for EngineSource<'_> {
         Ok(out)
     }
 
-    fn scan(&self, c: &Collection) -> Result<Records<'_>> {
+    fn scan<'s>(&'s self, c: &Collection, members: Members<'s>) -> Result<Records<'s>> {
         let dir = self.dir(&c.path)?;
         self.read.borrow_mut().push(dir);
         let c = c.clone();
-        Ok(Box::new(records_in(self.cx, dir)?.map(move |rec| {
-            rec.map(|(name, value)| self.record(&c, &name, value))
-        })))
+        Ok(Box::new(records_in(self.cx, dir, members)?.map(
+            move |rec| rec.map(|(name, value)| self.record(&c, &name, value)),
+        )))
     }
 
     fn indexes(&self, c: &Collection) -> Vec<JsonPath> {
@@ -190,14 +191,14 @@ impl Source for EngineSource<'_> {
             .clone()
     }
 
-    fn index_range(
-        &self,
+    fn index_range<'s>(
+        &'s self,
         c: &Collection,
         path: &JsonPath,
-        lo: Bound<&Value>,
-        hi: Bound<&Value>,
+        (lo, hi): (Bound<&Value>, Bound<&Value>),
         descending: bool,
-    ) -> Result<Records<'_>> {
+        members: Members<'s>,
+    ) -> Result<Records<'s>> {
         let dir = self.dir(&c.path)?;
         self.read.borrow_mut().push(dir);
         let owned = |b: Bound<&Value>| b.map(|v| OrdValue(v.clone()));
@@ -222,7 +223,7 @@ impl Source for EngineSource<'_> {
                 Ok(n) => n,
                 Err(e) => return Some(Err(e)),
             };
-            match read_record(self.cx, dir, &name) {
+            match read_record(self.cx, dir, &name, members) {
                 Ok(Some((_, v))) => Some(Ok(self.record(&c, &name, v))),
                 Ok(None) => None,
                 Err(e) => Some(Err(e)),
@@ -279,7 +280,7 @@ impl Source for EngineSource<'_> {
         let c = collection(format!("{}/{kind}", graph::NODES));
         let dir = self.dir(&c.path)?;
         let name = format!("{id}.json");
-        Ok(read_record(self.cx, dir, name.as_bytes())?
+        Ok(read_record(self.cx, dir, name.as_bytes(), None)?
             .map(|(_, v)| self.record(&c, name.as_bytes(), v)))
     }
 

@@ -8,27 +8,12 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use super::lang::path::JsonPath;
+use super::lang::path::{JsonPath, Step};
 use super::lang::value::OrdValue;
 use super::paths_index::PathIndex;
-use crate::engine::tree::Kind;
+use super::records::{read_record, records_in};
 use crate::error::Result;
 use crate::regions::Cx;
-
-/// A record's parsed content by name in `dir` (`None`: gone, or not a JSON record).
-pub fn read_record(cx: &Cx<'_>, dir: u64, name: &[u8]) -> Result<Option<(u64, Value)>> {
-    if !name.ends_with(b".json") {
-        return Ok(None);
-    }
-    let Ok(attr) = cx.store.lookup(dir, name) else {
-        return Ok(None);
-    };
-    if attr.kind != Kind::File {
-        return Ok(None);
-    }
-    let bytes = cx.store.read(attr.ino, 0, attr.size as usize)?;
-    Ok(serde_json::from_slice(&bytes).ok().map(|v| (attr.ino, v)))
-}
 
 /// An index, or the changes told while it is first built (by a scan, without the lock).
 enum Slot {
@@ -37,24 +22,6 @@ enum Slot {
 }
 
 type Built = HashMap<u64, HashMap<JsonPath, Slot>>;
-
-/// The JSON records of `dir`, one at a time: (name, parsed content). Files that are not
-/// `.json`, and content that does not parse (an empty file not yet written), are left out.
-pub fn records_in<'c>(
-    cx: &'c Cx<'_>,
-    dir: u64,
-) -> Result<impl Iterator<Item = Result<(Vec<u8>, Value)>> + 'c> {
-    let entries = cx.store.readdir_names(dir)?;
-    Ok(entries.into_iter().filter_map(move |(name, attr)| {
-        if attr.kind != Kind::File || !name.ends_with(b".json") {
-            return None;
-        }
-        match cx.store.read(attr.ino, 0, attr.size as usize) {
-            Ok(bytes) => serde_json::from_slice(&bytes).ok().map(|v| Ok((name, v))),
-            Err(e) => Some(Err(e)),
-        }
-    }))
-}
 
 #[derive(Default)]
 pub struct Indexes {
@@ -117,7 +84,8 @@ impl Indexes {
 
     fn scan(&self, cx: &Cx<'_>, dir: u64, path: &JsonPath) -> Result<PathIndex<OrdValue>> {
         let mut ix = PathIndex::default();
-        for rec in records_in(cx, dir)? {
+        let members = top_member(path);
+        for rec in records_in(cx, dir, members.as_ref().map(|m| m.as_slice()))? {
             let (name, v) = rec?;
             ix.set(&name, key(Some(&v), path));
         }
@@ -149,9 +117,17 @@ impl Indexes {
     }
 }
 
+/// The member of a record an index on `path` reads (`None`: all of it).
+fn top_member(path: &JsonPath) -> Option<[String; 1]> {
+    match path.0.first() {
+        Some(Step::Member(m)) => Some([m.clone()]),
+        _ => None,
+    }
+}
+
 /// A record's content now, for an index (a record that cannot be read leaves them).
 fn value_of(cx: &Cx<'_>, dir: u64, name: &[u8]) -> Option<Value> {
-    match read_record(cx, dir, name) {
+    match read_record(cx, dir, name, None) {
         Ok(v) => v.map(|(_, v)| v),
         Err(e) => {
             log::warn!("qql: index of a changed record: {e}; it leaves the indexes");

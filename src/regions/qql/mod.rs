@@ -18,6 +18,7 @@ pub mod format;
 mod indexes;
 pub mod lang;
 mod paths_index;
+mod records;
 pub mod region;
 pub mod schema;
 pub mod source;
@@ -82,7 +83,7 @@ pub fn records_of(cx: &Cx<'_>, path: &str) -> Result<Vec<(String, Value)>> {
     let Some(dir) = dir_at(cx, path) else {
         return Ok(Vec::new());
     };
-    indexes::records_in(cx, dir)?
+    records::records_in(cx, dir, None)?
         .map(|r| r.map(|(name, v)| (String::from_utf8_lossy(&name).into_owned(), v)))
         .collect()
 }

@@ -69,6 +69,10 @@ impl EdgeRow {
     }
 }
 
+/// The top-level members of each record a query reads (`None`: all of it). A source may
+/// leave the others out of the records it returns (the engine's does not parse them).
+pub type Members<'a> = Option<&'a [String]>;
+
 /// Records one by one: an index scan may be left early (ORDER BY … LIMIT).
 pub type Records<'a> = Box<dyn Iterator<Item = Result<Record>> + 'a>;
 
@@ -78,7 +82,7 @@ pub trait Source {
     fn collections(&self, pattern: &[String]) -> Result<Vec<Collection>>;
 
     /// Every record of a collection (any order: the executor orders rows itself).
-    fn scan(&self, c: &Collection) -> Result<Records<'_>>;
+    fn scan<'s>(&'s self, c: &Collection, members: Members<'s>) -> Result<Records<'s>>;
 
     /// The JSON paths this collection has an index on.
     fn indexes(&self, c: &Collection) -> Vec<JsonPath>;
@@ -86,14 +90,14 @@ pub trait Source {
     /// The records whose value at `path` lies between `lo` and `hi` in the order of
     /// `lang::value::cmp`, in that order (reversed when `descending`; records with equal
     /// values in any order). Records where `path` is absent are not in an index.
-    fn index_range(
-        &self,
+    fn index_range<'s>(
+        &'s self,
         c: &Collection,
         path: &JsonPath,
-        lo: Bound<&Value>,
-        hi: Bound<&Value>,
+        range: (Bound<&Value>, Bound<&Value>),
         descending: bool,
-    ) -> Result<Records<'_>>;
+        members: Members<'s>,
+    ) -> Result<Records<'s>>;
 
     /// The events of a stream with `from <= timestamp < to` (µs since the epoch), in time
     /// order.

@@ -70,12 +70,21 @@ pub struct Plan {
     pub(super) order_path: Option<(JsonPath, bool, usize)>,
     /// How each collection matched at planning is read.
     pub(super) choices: Vec<(Collection, Access)>,
+    /// The top-level members of the FROM's records the query reads (`None`: all).
+    pub(super) members: Option<Vec<String>>,
 }
 
 /// Plans `query` against `source` (which collections exist, what they index).
 pub fn plan(query: &Query, source: &dyn Source) -> Result<Plan> {
     let aliases = aliases(query)?;
-    let slot = |r: &Ref| resolve(r, &aliases);
+    // Every reference resolves through here: what it reads of the FROM's records is
+    // noted on the way.
+    let read = std::cell::RefCell::new(Some(Vec::new()));
+    let slot = |r: &Ref| {
+        let s = resolve(r, &aliases)?;
+        note_member(&mut read.borrow_mut(), &s);
+        Ok(s)
+    };
     let filter = query.filter.as_ref().map(|e| pred(e, &slot)).transpose()?;
     let grouped = !query.group.is_empty()
         || query
@@ -99,6 +108,9 @@ pub fn plan(query: &Query, source: &dyn Source) -> Result<Plan> {
         }
         _ => None,
     };
+    // Whole records are returned without a SELECT, and JOINs read records by alias.
+    let whole = matches!(shape, Shape::Records) || !query.joins.is_empty();
+    let members = read.into_inner().filter(|_| !whole);
     let mut plan = Plan {
         query: query.clone(),
         aliases,
@@ -107,6 +119,7 @@ pub fn plan(query: &Query, source: &dyn Source) -> Result<Plan> {
         order,
         order_path,
         choices: Vec::new(),
+        members,
     };
     for c in plan.collections(source)? {
         let access = plan.access(source, &c);
@@ -159,6 +172,22 @@ fn aliases(q: &Query) -> Result<Vec<String>> {
         out.push(a);
     }
     Ok(out)
+}
+
+/// Adds the top-level member `s` reads of the FROM's records to `read`; a reference to
+/// the whole record (or into it by index) needs all of it (`None`).
+fn note_member(read: &mut Option<Vec<String>>, s: &Slot) {
+    let Some(members) = read else {
+        return;
+    };
+    if s.meta.is_some() || s.item.unwrap_or(0) != 0 {
+        return;
+    }
+    match s.path.0.first() {
+        Some(Step::Member(m)) if !members.contains(m) => members.push(m.clone()),
+        Some(Step::Member(_)) => {}
+        _ => *read = None,
+    }
 }
 
 fn resolve(r: &Ref, aliases: &[String]) -> Result<Slot> {
@@ -382,6 +411,10 @@ impl Plan {
             }
         }
         Ok(out)
+    }
+
+    pub(super) fn members(&self) -> Option<&[String]> {
+        self.members.as_deref()
     }
 
     /// How to read `c` (the same choice at planning and at run time).

@@ -55,13 +55,17 @@ impl Row {
     }
 
     pub fn cmp_tie(&self, other: &Row) -> Ordering {
-        self.tie
-            .iter()
-            .zip(&other.tie)
-            .map(|(a, b)| cmp_opt(a.as_ref(), b.as_ref()))
-            .find(|o| o.is_ne())
-            .unwrap_or_else(|| self.tie.len().cmp(&other.tie.len()))
+        cmp_ties(&self.tie, &other.tie)
     }
+}
+
+/// The order of two rows' last sort keys.
+pub fn cmp_ties(a: &[Option<Value>], b: &[Option<Value>]) -> Ordering {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| cmp_opt(a.as_ref(), b.as_ref()))
+        .find(|o| o.is_ne())
+        .unwrap_or_else(|| a.len().cmp(&b.len()))
 }
 
 /// Where a reference reads: an item's value or meta field, then a path into it.

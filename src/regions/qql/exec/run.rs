@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::super::lang::ast::From;
 use super::super::lang::value::cmp_sort_key;
-use super::super::source::{Collection, Records, Source};
+use super::super::source::{Collection, Members, Records, Source};
 use super::access::Access;
 use super::plan::{Plan, Shape};
 use super::row::{Item, Row};
@@ -18,8 +18,36 @@ use super::{Output, Result, Stats, graph, group};
 pub fn run(plan: &Plan, source: &dyn Source) -> Result<Output> {
     let mut stats = Stats::default();
     let q = &plan.query;
+    // Without JOINs, a collection's rows are filtered, and grouped or cut to what ORDER
+    // BY … LIMIT keeps, as they are read: a scan holds no more rows than its answer.
+    let streamed = matches!(q.from, From::Collections { .. }) && q.joins.is_empty();
+    let mut grouped = false;
     let mut rows = match &q.from {
-        From::Collections { .. } => read_collections(plan, source, &mut stats)?,
+        From::Collections { .. } if streamed => match &plan.shape {
+            Shape::Grouped { keys, columns } => {
+                let mut groups = group::Groups::new(keys, columns, q.group.is_empty());
+                read_collections(plan, source, &mut stats, &mut |r| groups.add(&r))?;
+                grouped = true;
+                groups.finish()
+            }
+            _ => {
+                let keep = kept(q);
+                let mut rows = Vec::new();
+                read_collections(plan, source, &mut stats, &mut |r| {
+                    rows.push(r);
+                    if rows.len() >= keep.saturating_mul(2).max(1024) {
+                        sort_rows(plan, &mut rows);
+                        rows.truncate(keep);
+                    }
+                })?;
+                rows
+            }
+        },
+        From::Collections { .. } => {
+            let mut rows = Vec::new();
+            read_collections(plan, source, &mut stats, &mut |r| rows.push(r))?;
+            rows
+        }
         From::Stream {
             name, since, until, ..
         } => read_events(source, name, *since, *until, &mut stats)?,
@@ -43,25 +71,21 @@ pub fn run(plan: &Plan, source: &dyn Source) -> Result<Output> {
         )?,
         From::Nearest { k, to, .. } => graph::nearest(source, to, *k, &mut stats)?,
     };
-    // Collections are filtered as they are read; other rows here.
-    let filtered = matches!(q.from, From::Collections { .. }) && q.joins.is_empty();
     let mut joiner = graph::Joiner::default();
     for j in &q.joins {
         rows = joiner.join(source, rows, j, &mut stats)?;
     }
-    if let (Some(f), false) = (&plan.filter, filtered) {
+    if let (Some(f), false) = (&plan.filter, streamed) {
         rows.retain(|r| f.eval(r));
     }
-    if let Shape::Grouped { keys, columns } = &plan.shape {
-        rows = group::group(rows, keys, columns, q.group.is_empty());
+    if let (Shape::Grouped { keys, columns }, false) = (&plan.shape, grouped) {
+        let mut groups = group::Groups::new(keys, columns, q.group.is_empty());
+        for r in &rows {
+            groups.add(r);
+        }
+        rows = groups.finish();
     }
-    rows.sort_by(|a, b| {
-        plan.order
-            .iter()
-            .map(|(s, desc)| cmp_sort_key(s.get(a), s.get(b), *desc))
-            .find(|o| o.is_ne())
-            .unwrap_or_else(|| a.cmp_tie(b))
-    });
+    sort_rows(plan, &mut rows);
     let offset = usize::try_from(q.offset.unwrap_or(0)).unwrap_or(usize::MAX);
     let limit = q
         .limit
@@ -78,6 +102,23 @@ pub fn run(plan: &Plan, source: &dyn Source) -> Result<Output> {
         rows,
         stats,
     })
+}
+
+/// Rows in the answer's order: ORDER BY, then the tie.
+fn sort_rows(plan: &Plan, rows: &mut [Row]) {
+    rows.sort_by(|a, b| {
+        plan.order
+            .iter()
+            .map(|(s, desc)| cmp_sort_key(s.get(a), s.get(b), *desc))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| a.cmp_tie(b))
+    });
+}
+
+/// How many of the sorted rows the answer can use: offset + limit.
+fn kept(q: &super::super::lang::ast::Query) -> usize {
+    let n = q.limit.map(|l| l.saturating_add(q.offset.unwrap_or(0)));
+    n.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 fn project(plan: &Plan, mut row: Row) -> Value {
@@ -107,21 +148,26 @@ fn project(plan: &Plan, mut row: Row) -> Value {
     }
 }
 
-fn read_collections(plan: &Plan, source: &dyn Source, stats: &mut Stats) -> Result<Vec<Row>> {
-    // Without JOINs the filter only reads the FROM's record: apply it while reading.
+/// Reads the FROM's collections, giving each row to `out`: filtered already when there
+/// are no JOINs (the filter then reads only the FROM's record).
+fn read_collections(
+    plan: &Plan,
+    source: &dyn Source,
+    stats: &mut Stats,
+    out: &mut dyn FnMut(Row),
+) -> Result<()> {
     let filter = plan.filter.as_ref().filter(|_| plan.query.joins.is_empty());
     let keep = |r: &Row| filter.is_none_or(|f| f.eval(r));
-    let mut rows = Vec::new();
     for c in plan.collections(source)? {
         let access = plan.access(source, &c);
         stats.accesses.push((c.path.clone(), access.describe()));
         match &access {
             Access::Scan { .. } => {
-                for rec in source.scan(&c)? {
+                for rec in source.scan(&c, plan.members())? {
                     stats.rows_scanned += 1;
                     let row = Row::of_record(rec?);
                     if keep(&row) {
-                        rows.push(row);
+                        out(row);
                     }
                 }
             }
@@ -129,13 +175,14 @@ fn read_collections(plan: &Plan, source: &dyn Source, stats: &mut Stats) -> Resu
                 // IN may name one value twice: each record once.
                 let mut seen = HashSet::new();
                 for (lo, hi) in ranges {
-                    for rec in source.index_range(&c, path, lo.as_ref(), hi.as_ref(), false)? {
+                    let range = (lo.as_ref(), hi.as_ref());
+                    for rec in source.index_range(&c, path, range, false, plan.members())? {
                         stats.rows_scanned += 1;
                         let rec = rec?;
                         let fresh = seen.insert(rec.path.clone());
                         let row = Row::of_record(rec);
                         if fresh && keep(&row) {
-                            rows.push(row);
+                            out(row);
                         }
                     }
                 }
@@ -146,16 +193,18 @@ fn read_collections(plan: &Plan, source: &dyn Source, stats: &mut Stats) -> Resu
                 n,
                 range,
                 ..
-            } => rows.extend(read_in_order(
+            } => read_in_order(
                 source,
-                &c,
+                (&c, plan.members()),
                 (path, *descending, *n, range.as_ref()),
                 &keep,
                 stats,
-            )?),
+            )?
+            .into_iter()
+            .for_each(&mut *out),
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// The first `n` rows in the order of `path` that pass the filter, and every row tied
@@ -163,9 +212,9 @@ fn read_collections(plan: &Plan, source: &dyn Source, stats: &mut Stats) -> Resu
 /// path sort after all others, so they are read (by a scan) only when the index holds
 /// fewer than `n` passing rows — and never when the filter bounds the path (`range`):
 /// such a record cannot pass it.
-fn read_in_order(
-    source: &dyn Source,
-    c: &Collection,
+fn read_in_order<'s>(
+    source: &'s dyn Source,
+    (c, members): (&Collection, Members<'s>),
     (path, descending, n, range): (
         &super::super::lang::path::JsonPath,
         bool,
@@ -184,7 +233,7 @@ fn read_in_order(
     let (lo, hi) = range.map_or((Unbounded, Unbounded), |(lo, hi)| {
         (lo.as_ref(), hi.as_ref())
     });
-    let index: Records<'_> = source.index_range(c, path, lo, hi, descending)?;
+    let index: Records<'_> = source.index_range(c, path, (lo, hi), descending, members)?;
     for rec in index {
         stats.rows_scanned += 1;
         let row = Row::of_record(rec?);
@@ -203,7 +252,7 @@ fn read_in_order(
         }
     }
     if rows.len() < n && range.is_none() {
-        for rec in source.scan(c)? {
+        for rec in source.scan(c, members)? {
             stats.rows_scanned += 1;
             let row = Row::of_record(rec?);
             if value_at(&row).is_none() && keep(&row) {
