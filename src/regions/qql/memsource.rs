@@ -133,12 +133,18 @@ impl Source for Mem {
             .collect())
     }
 
-    fn scan<'s>(&'s self, c: &Collection, members: Members<'s>) -> Result<Records<'s>> {
+    fn scan(
+        &self,
+        c: &Collection,
+        members: Members<'_>,
+        each: &mut dyn FnMut(Record),
+    ) -> Result<()> {
         let recs = self.colls.get(&c.path).ok_or(Error::NotFound)?;
         // Reverse key order: the executor must not rely on a scan's order.
-        Ok(Box::new(
-            recs.1.values().rev().map(move |r| Ok(only(r, members))),
-        ))
+        for r in recs.1.values().rev() {
+            each(only(r, members));
+        }
+        Ok(())
     }
 
     fn indexes(&self, c: &Collection) -> Vec<JsonPath> {

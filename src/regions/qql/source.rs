@@ -81,8 +81,15 @@ pub trait Source {
     /// one segment), in path order.
     fn collections(&self, pattern: &[String]) -> Result<Vec<Collection>>;
 
-    /// Every record of a collection (any order: the executor orders rows itself).
-    fn scan<'s>(&'s self, c: &Collection, members: Members<'s>) -> Result<Records<'s>>;
+    /// Gives every record of a collection to `each` (in any order: the executor orders
+    /// rows itself). A visitor, not an iterator, so that a source may read ahead on
+    /// another thread while `each` runs.
+    fn scan(
+        &self,
+        c: &Collection,
+        members: Members<'_>,
+        each: &mut dyn FnMut(Record),
+    ) -> Result<()>;
 
     /// The JSON paths this collection has an index on.
     fn indexes(&self, c: &Collection) -> Vec<JsonPath>;

@@ -163,13 +163,13 @@ fn read_collections(
         stats.accesses.push((c.path.clone(), access.describe()));
         match &access {
             Access::Scan { .. } => {
-                for rec in source.scan(&c, plan.members())? {
+                source.scan(&c, plan.members(), &mut |rec| {
                     stats.rows_scanned += 1;
-                    let row = Row::of_record(rec?);
+                    let row = Row::of_record(rec);
                     if keep(&row) {
                         out(row);
                     }
-                }
+                })?;
             }
             Access::Index { path, ranges, .. } => {
                 // IN may name one value twice: each record once.
@@ -252,13 +252,13 @@ fn read_in_order<'s>(
         }
     }
     if rows.len() < n && range.is_none() {
-        for rec in source.scan(c, members)? {
+        source.scan(c, members, &mut |rec| {
             stats.rows_scanned += 1;
-            let row = Row::of_record(rec?);
+            let row = Row::of_record(rec);
             if value_at(&row).is_none() && keep(&row) {
                 rows.push(row);
             }
-        }
+        })?;
     }
     Ok(rows)
 }
