@@ -401,9 +401,9 @@ fn a_time_range_aggregate_over_rolled_up_partitions() {
     assert!(rolled.is_file(), "{recent:?}");
 }
 
-/// A collection large enough that scans read ahead on a second thread and ORDER BY …
-/// LIMIT without an index keeps only its best rows as they come: every answer is
-/// checked against the one computed here from what was written.
+/// A collection large enough that a scan reads it in many batches and ORDER BY … LIMIT
+/// without an index keeps only its best rows as they come: every answer is checked
+/// against the one computed here from what was written.
 #[test]
 fn scans_of_thousands_of_records_filter_group_and_order_like_the_records_say() {
     let m = Mount::new();

@@ -22,6 +22,11 @@ fn again_if_moved<T>(read: impl Fn() -> Result<T>) -> Result<T> {
     }
 }
 
+/// Content held whole (in a log segment or a pack), not chunked nor in pieces.
+fn is_small(loc: &Location) -> bool {
+    !matches!(loc, Location::Blob { .. } | Location::Extents(_))
+}
+
 impl Engine {
     /// Reads committed content, or the draft when `through_draft` (a writer's own view).
     pub fn read(&self, ino: u64, off: u64, size: usize, through_draft: bool) -> Result<Data> {
@@ -68,41 +73,66 @@ impl Engine {
         .map(|d| d.to_vec())
     }
 
-    /// The whole committed content of a file, for a reader passing over many files once
-    /// (a query's scan): from the cache when it is there, but a small content read from
-    /// disk is not kept in it, so that a scan of more than the cache holds does not evict
-    /// what is in use for what is read once.
-    pub fn read_passing(&self, ino: u64) -> Result<Data> {
-        again_if_moved(|| {
-            let snap = {
-                let tree = lock(&self.tree);
-                let n = tree.get(ino)?;
-                if n.meta.kind == Kind::Dir {
-                    return Err(Error::IsDir);
-                }
-                Snapshot::of(n)
-            };
-            match snap.loc {
-                Location::Blob { .. } | Location::Extents(_) => {
-                    self.read_version(&snap, 0, snap.size as usize)
-                }
-                ref loc => {
-                    self.counters.reads.fetch_add(1, Ordering::Relaxed);
-                    let key = Key {
-                        ino,
-                        version: snap.version,
-                        chunk: WHOLE,
-                    };
-                    match lock(&self.cache).get(&key, snap.tier) {
-                        Some(c) => {
-                            let len = c.len();
-                            Ok(Data::Shared(c, 0..len))
-                        }
-                        None => self.load(loc, snap.size).map(Data::Owned),
+    /// The whole committed contents of files, for a reader passing over many files once
+    /// (a query's scan): from the cache when there, but a small content read from disk is
+    /// not kept in it, so that a scan of more than the cache holds does not evict what is
+    /// in use for what is read once. The tree and the cache are locked once for all of
+    /// them: a scan on two threads would otherwise meet at those locks for every file.
+    pub fn read_passing(&self, inos: &[u64]) -> Vec<Result<Data>> {
+        let snaps: Vec<Result<Snapshot>> = {
+            let tree = lock(&self.tree);
+            inos.iter()
+                .map(|&ino| {
+                    let n = tree.get(ino)?;
+                    if n.meta.kind == Kind::Dir {
+                        return Err(Error::IsDir);
                     }
+                    Ok(Snapshot::of(n))
+                })
+                .collect()
+        };
+        let cached: Vec<Option<Arc<Vec<u8>>>> = {
+            let mut cache = lock(&self.cache);
+            snaps
+                .iter()
+                .map(|s| match s {
+                    Ok(s) if is_small(&s.loc) => {
+                        let key = Key {
+                            ino: s.ino,
+                            version: s.version,
+                            chunk: WHOLE,
+                        };
+                        cache.get(&key, s.tier)
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        self.counters
+            .reads
+            .fetch_add(inos.len() as u64, Ordering::Relaxed);
+        snaps
+            .into_iter()
+            .zip(cached)
+            .map(|(snap, cached)| {
+                let snap = snap?;
+                if let Some(c) = cached {
+                    let len = c.len();
+                    return Ok(Data::Shared(c, 0..len));
                 }
-            }
-        })
+                if !is_small(&snap.loc) {
+                    return self.read_version(&snap, 0, snap.size as usize);
+                }
+                match self.load(&snap.loc, snap.size) {
+                    Ok(d) => Ok(Data::Owned(d)),
+                    // Moved by a checkpoint since the snapshot: read it where it is now.
+                    Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                        self.read_committed(snap.ino, 0, snap.size as usize)
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .collect()
     }
 
     fn read_committed(&self, ino: u64, off: u64, size: usize) -> Result<Data> {

@@ -12,7 +12,7 @@ use super::indexes::Indexes;
 use super::lang::path::JsonPath;
 use super::lang::value::OrdValue;
 use super::paths_index::{Name, Position};
-use super::records::{parse, read_record};
+use super::records::{each_record, read_record};
 use super::source::{Collection, Direction, EdgeRow, Members, Record, Records, Source, Target};
 use crate::engine::tree::{Kind, ROOT};
 use crate::error::{Error, Result};
@@ -133,19 +133,6 @@ impl IndexWalk {
     }
 }
 
-/// Scans of at least this many records read ahead on a second thread, `BATCH` at a time.
-const READ_AHEAD_FROM: usize = 2048;
-const BATCH: usize = 256;
-
-/// The files of a directory listing that may be JSON records: (name, inode).
-fn record_files(entries: Vec<(Vec<u8>, crate::engine::Attr)>) -> Vec<(Vec<u8>, u64)> {
-    entries
-        .into_iter()
-        .filter(|(name, attr)| attr.kind == Kind::File && name.ends_with(b".json"))
-        .map(|(name, attr)| (name, attr.ino))
-        .collect()
-}
-
 impl Source for EngineSource<'_> {
     fn collections(&self, pattern: &[String]) -> Result<Vec<Collection>> {
         if let Some(c) = self.matched.borrow().get(pattern) {
@@ -191,44 +178,15 @@ impl Source for EngineSource<'_> {
         &self,
         c: &Collection,
         members: Members<'_>,
+        keep: &dyn Fn(&Value) -> bool,
         each: &mut dyn FnMut(Record),
     ) -> Result<()> {
         let dir = self.dir(&c.path)?;
         self.read.borrow_mut().push(dir);
-        let files = record_files(self.cx.store.readdir_names(dir)?);
-        if files.len() < READ_AHEAD_FROM {
-            for (name, ino) in files {
-                if let Some(v) = parse(&self.cx.store.read_passing(ino)?, members) {
-                    each(self.record(c, &name, v));
-                }
+        each_record(self.cx.store, dir, members, &mut |name, v| {
+            if keep(&v) {
+                each(self.record(c, name, v));
             }
-            return Ok(());
-        }
-        // One thread reads and parses a batch ahead while this one makes and keeps rows.
-        let (store, files) = (self.cx.store, &files);
-        std::thread::scope(|s| {
-            let (tx, rx) = std::sync::mpsc::sync_channel(2);
-            s.spawn(move || {
-                for batch in files.chunks(BATCH) {
-                    let parsed: Result<Vec<_>> = batch
-                        .iter()
-                        .filter_map(|(name, ino)| match store.read_passing(*ino) {
-                            Ok(bytes) => parse(&bytes, members).map(|v| Ok((name, v))),
-                            Err(e) => Some(Err(e)),
-                        })
-                        .collect();
-                    let failed = parsed.is_err();
-                    if tx.send(parsed).is_err() || failed {
-                        return;
-                    }
-                }
-            });
-            for batch in rx {
-                for (name, v) in batch? {
-                    each(self.record(c, name, v));
-                }
-            }
-            Ok(())
         })
     }
 

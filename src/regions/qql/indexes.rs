@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::lang::path::{JsonPath, Step};
 use super::lang::value::OrdValue;
 use super::paths_index::PathIndex;
-use super::records::{read_record, records_in};
+use super::records::{each_record, read_record};
 use crate::error::Result;
 use crate::regions::Cx;
 
@@ -85,10 +85,10 @@ impl Indexes {
     fn scan(&self, cx: &Cx<'_>, dir: u64, path: &JsonPath) -> Result<PathIndex<OrdValue>> {
         let mut ix = PathIndex::default();
         let members = top_member(path);
-        for rec in records_in(cx, dir, members.as_ref().map(|m| m.as_slice()))? {
-            let (name, v) = rec?;
-            ix.set(&name, key(Some(&v), path));
-        }
+        let members = members.as_ref().map(|m| m.as_slice());
+        each_record(cx.store, dir, members, &mut |name, v| {
+            ix.set(name, key(Some(&v), path));
+        })?;
         Ok(ix)
     }
 

@@ -137,12 +137,16 @@ impl Source for Mem {
         &self,
         c: &Collection,
         members: Members<'_>,
+        keep: &dyn Fn(&Value) -> bool,
         each: &mut dyn FnMut(Record),
     ) -> Result<()> {
         let recs = self.colls.get(&c.path).ok_or(Error::NotFound)?;
         // Reverse key order: the executor must not rely on a scan's order.
         for r in recs.1.values().rev() {
-            each(only(r, members));
+            let r = only(r, members);
+            if keep(&r.value) {
+                each(r);
+            }
         }
         Ok(())
     }

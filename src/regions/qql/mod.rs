@@ -83,7 +83,9 @@ pub fn records_of(cx: &Cx<'_>, path: &str) -> Result<Vec<(String, Value)>> {
     let Some(dir) = dir_at(cx, path) else {
         return Ok(Vec::new());
     };
-    records::records_in(cx, dir, None)?
-        .map(|r| r.map(|(name, v)| (String::from_utf8_lossy(&name).into_owned(), v)))
-        .collect()
+    let mut out = Vec::new();
+    records::each_record(cx.store, dir, None, &mut |name, v| {
+        out.push((String::from_utf8_lossy(name).into_owned(), v));
+    })?;
+    Ok(out)
 }

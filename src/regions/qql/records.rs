@@ -7,6 +7,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 pub use super::source::Members;
+use crate::engine::api::Storage;
 use crate::engine::tree::Kind;
 use crate::error::Result;
 use crate::regions::Cx;
@@ -120,24 +121,53 @@ pub fn read_record(
     Ok(parse(&bytes, members).map(|v| (attr.ino, v)))
 }
 
-/// The JSON records of `dir`, one at a time: (name, parsed content), read in passing.
-/// Files that are not `.json`, and content that does not parse (an empty file not yet
-/// written), are left out.
-pub fn records_in<'c>(
-    cx: &'c Cx<'_>,
+/// Records read together: one lock of the engine's tree and cache for each batch.
+const BATCH: usize = 256;
+
+/// The files of `dir` that may be JSON records: (name, inode).
+fn record_files(store: &dyn Storage, dir: u64) -> Result<Vec<(Vec<u8>, u64)>> {
+    Ok(store
+        .entries(dir)?
+        .into_iter()
+        .filter(|d| d.kind == Kind::File && d.name.ends_with(b".json"))
+        .map(|d| (d.name, d.ino))
+        .collect())
+}
+
+/// Reads (in passing) and parses a batch of `record_files`: (name, content) of those
+/// that are JSON (an empty file not yet written is not).
+fn parse_batch<'f>(
+    store: &dyn Storage,
+    files: &'f [(Vec<u8>, u64)],
+    members: Members<'_>,
+) -> Result<Vec<(&'f [u8], Value)>> {
+    let inos: Vec<u64> = files.iter().map(|(_, ino)| *ino).collect();
+    let mut out = Vec::with_capacity(files.len());
+    for ((name, _), bytes) in files.iter().zip(store.read_passing(&inos)) {
+        match bytes {
+            Ok(b) => out.extend(parse(&b, members).map(|v| (name.as_slice(), v))),
+            // Removed since it was listed.
+            Err(crate::error::Error::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Gives each JSON record of `dir` to `each`: (name, parsed content), read in passing.
+pub fn each_record(
+    store: &dyn Storage,
     dir: u64,
-    members: Members<'c>,
-) -> Result<impl Iterator<Item = Result<(Vec<u8>, Value)>> + 'c> {
-    let entries = cx.store.readdir_names(dir)?;
-    Ok(entries.into_iter().filter_map(move |(name, attr)| {
-        if attr.kind != Kind::File || !name.ends_with(b".json") {
-            return None;
+    members: Members<'_>,
+    each: &mut dyn FnMut(&[u8], Value),
+) -> Result<()> {
+    let files = record_files(store, dir)?;
+    for batch in files.chunks(BATCH) {
+        for (name, v) in parse_batch(store, batch, members)? {
+            each(name, v);
         }
-        match cx.store.read_passing(attr.ino) {
-            Ok(bytes) => parse(&bytes, members).map(|v| Ok((name, v))),
-            Err(e) => Some(Err(e)),
-        }
-    }))
+    }
+    Ok(())
 }
 
 #[cfg(test)]

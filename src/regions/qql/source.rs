@@ -81,13 +81,15 @@ pub trait Source {
     /// one segment), in path order.
     fn collections(&self, pattern: &[String]) -> Result<Vec<Collection>>;
 
-    /// Gives every record of a collection to `each` (in any order: the executor orders
-    /// rows itself). A visitor, not an iterator, so that a source may read ahead on
-    /// another thread while `each` runs.
+    /// Gives every record of a collection whose content `keep` accepts to `each` (in any
+    /// order: the executor orders rows itself). `keep` lets a source skip making records
+    /// a filter refuses; a visitor, not an iterator, so that a source may read its
+    /// records in batches.
     fn scan(
         &self,
         c: &Collection,
         members: Members<'_>,
+        keep: &dyn Fn(&Value) -> bool,
         each: &mut dyn FnMut(Record),
     ) -> Result<()>;
 

@@ -14,9 +14,9 @@ pub enum Val {
 }
 
 impl Val {
-    fn get<'a>(&'a self, row: &'a Row) -> Option<&'a Value> {
+    fn get<'a>(&'a self, slot: &dyn Fn(&'a Slot) -> Option<&'a Value>) -> Option<&'a Value> {
         match self {
-            Val::Slot(s) => s.get(row),
+            Val::Slot(s) => slot(s),
             Val::Const(v) => Some(v),
         }
     }
@@ -52,20 +52,47 @@ impl Pred {
     /// Whether the row passes. A comparison, IN or STARTS WITH with an absent operand is
     /// false (so `.x != 1` is false where `.x` is absent, and `NOT .x = 1` true).
     pub fn eval(&self, row: &Row) -> bool {
+        self.test(&|s| s.get(row))
+    }
+
+    /// Whether a record's content alone passes: for a filter that reads no meta field
+    /// and no JOINed record (`reads_only_content`), before a row is made of it.
+    pub fn eval_content(&self, content: &Value) -> bool {
+        self.test(&|s| s.path.get(content))
+    }
+
+    /// Whether every reference reads the FROM's record's content.
+    pub fn reads_only_content(&self) -> bool {
+        let on_content = |s: &Slot| s.meta.is_none() && s.item.unwrap_or(0) == 0;
+        let val = |v: &Val| match v {
+            Val::Slot(s) => on_content(s),
+            Val::Const(_) => true,
+        };
         match self {
-            Pred::Or(xs) => xs.iter().any(|x| x.eval(row)),
-            Pred::And(xs) => xs.iter().all(|x| x.eval(row)),
-            Pred::Not(x) => !x.eval(row),
-            Pred::Cmp(a, op, b) => match (a.get(row), b.get(row)) {
+            Pred::Or(xs) | Pred::And(xs) => xs.iter().all(Pred::reads_only_content),
+            Pred::Not(x) => x.reads_only_content(),
+            Pred::Cmp(a, _, b) => val(a) && val(b),
+            Pred::In(a, _) | Pred::Prefix(a, _) => val(a),
+            Pred::Exists(s) => on_content(s),
+        }
+    }
+
+    /// The predicate over what `slot` reads.
+    fn test<'a>(&'a self, slot: &dyn Fn(&'a Slot) -> Option<&'a Value>) -> bool {
+        match self {
+            Pred::Or(xs) => xs.iter().any(|x| x.test(slot)),
+            Pred::And(xs) => xs.iter().all(|x| x.test(slot)),
+            Pred::Not(x) => !x.test(slot),
+            Pred::Cmp(a, op, b) => match (a.get(slot), b.get(slot)) {
                 (Some(x), Some(y)) => compare(x, *op, y),
                 _ => false,
             },
             Pred::In(a, vs) => a
-                .get(row)
+                .get(slot)
                 .is_some_and(|x| vs.iter().any(|v| cmp(x, v).is_eq())),
-            Pred::Exists(s) => s.get(row).is_some(),
+            Pred::Exists(s) => slot(s).is_some(),
             Pred::Prefix(a, p) => a
-                .get(row)
+                .get(slot)
                 .and_then(Value::as_str)
                 .is_some_and(|s| s.starts_with(p.as_str())),
         }

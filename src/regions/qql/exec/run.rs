@@ -158,18 +158,28 @@ fn read_collections(
 ) -> Result<()> {
     let filter = plan.filter.as_ref().filter(|_| plan.query.joins.is_empty());
     let keep = |r: &Row| filter.is_none_or(|f| f.eval(r));
+    // A filter on the content alone is applied before rows are made.
+    let on_content = filter.filter(|f| f.reads_only_content());
+    let content_passes = |v: &Value| on_content.is_none_or(|f| f.eval_content(v));
     for c in plan.collections(source)? {
         let access = plan.access(source, &c);
         stats.accesses.push((c.path.clone(), access.describe()));
         match &access {
             Access::Scan { .. } => {
-                source.scan(&c, plan.members(), &mut |rec| {
+                let refused = std::cell::Cell::new(0);
+                let seen = |v: &Value| {
+                    let pass = content_passes(v);
+                    refused.set(refused.get() + u64::from(!pass));
+                    pass
+                };
+                source.scan(&c, plan.members(), &seen, &mut |rec| {
                     stats.rows_scanned += 1;
                     let row = Row::of_record(rec);
-                    if keep(&row) {
+                    if on_content.is_some() || keep(&row) {
                         out(row);
                     }
                 })?;
+                stats.rows_scanned += refused.get();
             }
             Access::Index { path, ranges, .. } => {
                 // IN may name one value twice: each record once.
@@ -252,7 +262,7 @@ fn read_in_order<'s>(
         }
     }
     if rows.len() < n && range.is_none() {
-        source.scan(c, members, &mut |rec| {
+        source.scan(c, members, &|_| true, &mut |rec| {
             stats.rows_scanned += 1;
             let row = Row::of_record(rec);
             if value_at(&row).is_none() && keep(&row) {
