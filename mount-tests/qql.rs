@@ -470,3 +470,119 @@ fn scans_of_thousands_of_records_filter_group_and_order_like_the_records_say() {
     let whole = query_json(&m, &format!("{from} WHERE .n = 2999"));
     assert_eq!(whole, json!([rec(2999)]));
 }
+
+/// How many plans `optimization_log.json` holds for `text`.
+fn plans_made(m: &Mount, text: &str) -> usize {
+    // A generated file that moves without a commit is rendered at most once a second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let log = read_json(&m.path("qql/query_analytics/optimization_log.json"));
+    log["latest_first"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["text"] == text)
+        .count()
+}
+
+#[test]
+fn a_plan_is_reused_until_its_collections_or_the_declared_indexes_change() {
+    let m = Mount::new();
+    users(&m);
+    let text = "FROM spacetime/*/particles/users WHERE .age >= 30 SELECT .name ORDER BY .name";
+    let want = json!([{"name": "ada"}, {"name": "cy"}]);
+    for _ in 0..3 {
+        assert_eq!(query_json(&m, text), want);
+    }
+    assert_eq!(plans_made(&m, text), 1, "asked 3 times, planned once");
+    assert!(meta_of(&m, text)["runs"].as_u64().unwrap() >= 3);
+    // A record committed changes the answer, not the plan.
+    put(
+        &m.path(&format!("{USERS}/eve.json")),
+        b"{\"name\": \"eve\", \"age\": 30}",
+    );
+    let want = json!([{"name": "ada"}, {"name": "cy"}, {"name": "eve"}]);
+    assert_eq!(query_json(&m, text), want);
+    assert_eq!(plans_made(&m, text), 1);
+    // An index declared on its path: planned again, and the plan uses it.
+    let schema = json!({"version": 1, "collections": {"users": {"indexes": [".age"]}}});
+    write_file(&m.path(SCHEMA), schema.to_string().as_bytes()).expect("a valid schema");
+    assert_eq!(query_json(&m, text), want);
+    assert_eq!(plans_made(&m, text), 2);
+    let plan = meta_of(&m, text)["plan"].to_string();
+    assert!(
+        plan.contains("\"index\"") && plan.contains(".age"),
+        "{plan}"
+    );
+    // A collection made where a pattern looks: planned again, and it joins the answer.
+    let pets = "FROM spacetime/*/particles/pets SELECT count()";
+    assert_eq!(query_json(&m, pets), json!([{"count": 0}]));
+    assert_eq!(query_json(&m, pets), json!([{"count": 0}]));
+    assert_eq!(plans_made(&m, pets), 1);
+    fs::create_dir_all(m.path("spacetime/cold_data/particles/pets")).unwrap();
+    put(
+        &m.path("spacetime/cold_data/particles/pets/rex.json"),
+        b"{\"name\": \"rex\"}",
+    );
+    assert_eq!(query_json(&m, pets), json!([{"count": 1}]));
+    assert_eq!(plans_made(&m, pets), 2);
+}
+
+/// A record moving between two collections one pattern matches, while the pattern is
+/// counted: a scan reading one collection before the move and the other after would
+/// count it twice or not at all; every answer must be of one point in time.
+#[test]
+fn an_answer_is_consistent_with_one_point_in_time_while_records_move() {
+    let m = Mount::new();
+    let (hot, warm) = (
+        "spacetime/hot_data/particles/movers",
+        "spacetime/warm_data/particles/movers",
+    );
+    for dir in [hot, warm] {
+        fs::create_dir_all(m.path(dir)).unwrap();
+    }
+    let n = 1500;
+    for i in 0..n {
+        let dir = if i % 2 == 0 { hot } else { warm };
+        fs::write(
+            m.path(&format!("{dir}/m{i}.json")),
+            json!({"i": i}).to_string(),
+        )
+        .unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mover = {
+        let (stop, a, b) = (stop.clone(), m.path(hot), m.path(warm));
+        std::thread::spawn(move || {
+            let mut moves = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Bursts of moves with pauses between: a query meets some bursts, and
+                // can run between them.
+                for i in (0..20).map(|k| k * 2) {
+                    fs::rename(a.join(format!("m{i}.json")), b.join(format!("m{i}.json"))).unwrap();
+                    fs::rename(b.join(format!("m{i}.json")), a.join(format!("m{i}.json"))).unwrap();
+                    moves += 2;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            moves
+        })
+    };
+    let text = "FROM spacetime/*/particles/movers SELECT count(), sum(.i) AS sum";
+    let want = json!([{"count": n, "sum": (0..n).sum::<i64>()}]);
+    let mut answered = 0;
+    for _ in 0..60 {
+        // An answer is of one moment, or an error saying there was none to be had.
+        let (out, err, ok) = query(&m, text, "json");
+        if ok {
+            let got: Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(got, want);
+            answered += 1;
+        } else {
+            assert!(err.contains("changed while it ran"), "{err}");
+        }
+    }
+    assert!(answered >= 30, "only {answered} of 60 answered");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let moves = mover.join().unwrap();
+    assert!(moves > 100, "the records hardly moved ({moves} renames)");
+}

@@ -50,7 +50,16 @@ pub struct Store {
     disk: Arc<dyn Disk>,
     root: PathBuf,
     next_id: AtomicU64,
+    /// Packs opened for reads, with their codec, most recent last: a scan reads
+    /// thousands of small files from one pack, and opening it (and checking its header)
+    /// for each cost more than the read.
+    open_packs: Mutex<Vec<OpenPack>>,
 }
+
+type OpenPack = ((Tier, u64), Arc<dyn DiskFile>, Codec);
+
+/// Packs kept open for reads.
+const PACKS_KEPT: usize = 8;
 
 fn header_with_codec(magic: &[u8; 8], codec: Codec) -> [u8; frame::FILE_HEADER] {
     let mut h = frame::file_header(magic, VERSION);
@@ -72,6 +81,7 @@ impl Store {
             disk,
             root: root.to_path_buf(),
             next_id: AtomicU64::new(max + 1),
+            open_packs: Mutex::new(Vec::new()),
         })
     }
 
@@ -111,6 +121,9 @@ impl Store {
     }
 
     pub fn remove(&self, tier: Tier, kind: FileKind, id: u64) -> Result<()> {
+        if kind == FileKind::Pack {
+            self.packs_lock().retain(|(key, ..)| *key != (tier, id));
+        }
         self.disk.remove(&self.path(tier, kind, id))?;
         Ok(())
     }
@@ -144,14 +157,33 @@ impl Store {
     }
 
     /// Reads one pack entry back; `size` is the decoded length recorded in the inode.
-    pub fn read_pack(&self, tier: Tier, id: u64, off: u64, len: u32, size: u64) -> Result<Vec<u8>> {
-        let file = self
-            .disk
-            .open(&self.path(tier, FileKind::Pack, id), Open::Read)?;
+    fn packs_lock(&self) -> MutexGuard<'_, Vec<OpenPack>> {
+        self.open_packs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Pack `id` open for reading (its header checked once), with its codec.
+    fn pack(&self, tier: Tier, id: u64) -> Result<(Arc<dyn DiskFile>, Codec)> {
+        if let Some((_, f, c)) = self.packs_lock().iter().find(|(k, ..)| *k == (tier, id)) {
+            return Ok((f.clone(), *c));
+        }
+        let file: Arc<dyn DiskFile> = Arc::from(
+            self.disk
+                .open(&self.path(tier, FileKind::Pack, id), Open::Read)?,
+        );
         let mut head = [0u8; frame::FILE_HEADER];
         file.read_exact_at(&mut head, 0)?;
         frame::check_file_header(&head, PACK_MAGIC, VERSION, "pack")?;
         let codec = Codec::from_u8(head[10])?;
+        let mut kept = self.packs_lock();
+        if kept.len() >= PACKS_KEPT {
+            kept.remove(0);
+        }
+        kept.push(((tier, id), file.clone(), codec));
+        Ok((file, codec))
+    }
+
+    pub fn read_pack(&self, tier: Tier, id: u64, off: u64, len: u32, size: u64) -> Result<Vec<u8>> {
+        let (file, codec) = self.pack(tier, id)?;
         if len as usize > MAX_FRAME {
             return Err(Error::Corrupt(format!(
                 "pack {id} entry at {off}: {len} bytes recorded"

@@ -107,7 +107,18 @@ pub fn answer(
         let micros = started.elapsed().as_micros() as u64;
         let mut dirs = source.walked.into_inner();
         dirs.extend(source.read.into_inner());
-        if !state.unchanged_since(&dirs, at) && attempt < ATTEMPTS {
+        if !state.unchanged_since(&dirs, at) {
+            if attempt == ATTEMPTS {
+                return Err(Refused {
+                    position: None,
+                    message: format!(
+                        "what the query reads changed while it ran, {ATTEMPTS} times in a \
+                         row: no answer of one point in time; ask again"
+                    ),
+                });
+            }
+            // Let a burst of commits pass: 1, 2, 4… ms.
+            std::thread::sleep(std::time::Duration::from_millis(1 << (attempt - 1)));
             continue;
         }
         record(state, &hash, &out, micros);

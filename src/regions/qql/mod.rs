@@ -29,13 +29,10 @@ mod memsource;
 #[cfg(test)]
 mod prop_tests;
 
-use serde_json::Value;
-
 use self::lang::path::{JsonPath, Step};
 use self::schema::paths::{IndexPath, Seg};
 use self::schema::scope::Scope;
 use crate::engine::codec::Tier;
-use crate::error::Result;
 use crate::regions::Cx;
 
 /// A declared index path as the planner's path.
@@ -75,17 +72,4 @@ pub fn dir_at(cx: &Cx<'_>, path: &str) -> Option<u64> {
         ino = cx.store.lookup(ino, part.as_bytes()).ok()?.ino;
     }
     Some(ino)
-}
-
-/// The JSON records of the directory at `path` (none if there is none): (name, parsed
-/// content).
-pub fn records_of(cx: &Cx<'_>, path: &str) -> Result<Vec<(String, Value)>> {
-    let Some(dir) = dir_at(cx, path) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    records::each_record(cx.store, dir, None, &mut |name, v| {
-        out.push((String::from_utf8_lossy(name).into_owned(), v));
-    })?;
-    Ok(out)
 }

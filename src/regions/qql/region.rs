@@ -27,6 +27,7 @@ use super::compiled::{self, Compiled};
 use super::eval::{self, Refused};
 use super::exec::Stats;
 use super::format::Format;
+use super::records::each_record;
 use super::schema::{DIR as SCHEMA, RULES as RULES_FILE, SOURCE as SCHEMA_FILE};
 use super::schema::{Schemas, rules_file};
 use super::state::{Cached, Execution, State, lock};
@@ -174,19 +175,26 @@ impl Qql {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut records = Vec::new();
+        // Record by record: a collection of a million records is not held at once.
+        let mut found = Vec::new();
         for entry in &entries {
             for path in super::collection_dirs(cx, entry.scope()) {
-                for (name, v) in super::records_of(cx, &path)? {
-                    records.push((format!("{path}/{name}"), v));
-                }
+                let Some(dir) = super::dir_at(cx, &path) else {
+                    continue;
+                };
+                each_record(cx.store, dir, None, &mut |name, v| {
+                    let left = VIOLATIONS_LISTED - found.len();
+                    if left > 0 {
+                        let at = format!("{path}/{}", String::from_utf8_lossy(name));
+                        found.extend(new.check_existing(
+                            Some(&old),
+                            [(at.as_str(), &v)].into_iter(),
+                            left,
+                        ));
+                    }
+                })?;
             }
         }
-        let found = new.check_existing(
-            Some(&old),
-            records.iter().map(|(p, v)| (p.as_str(), v)),
-            VIOLATIONS_LISTED,
-        );
         if found.is_empty() {
             return Ok(());
         }

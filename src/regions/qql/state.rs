@@ -4,9 +4,12 @@
 //!
 //! **Consistency.** A query is evaluated after noting the sequence number; it reads the
 //! directories it depends on, and if any of them changed after that number while it ran,
-//! it runs again (up to `ATTEMPTS` times): an answer reflects every change told before it
-//! began and none told after it ended. A change is told right after its commit, so a
-//! commit that lands while a query runs makes it run again.
+//! it runs again, after a pause that doubles each time; after `ATTEMPTS` runs that all
+//! raced with changes it answers an error rather than a mix of two points in time. An
+//! answer reflects every change told before it began and none told after it ended. A
+//! change is told right after its commit, so a commit that lands while a query runs
+//! makes it run again (one told after the query's last check is the window left: the
+//! engine's snapshots will close it).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,8 +23,8 @@ use super::schema::Schemas;
 use crate::regions::temporal::time;
 
 /// Plans whose directories changed are made again; so are results. This many runs of a
-/// query racing with commits before its last answer is kept.
-pub const ATTEMPTS: usize = 3;
+/// query racing with commits before it gives up.
+pub const ATTEMPTS: usize = 8;
 /// Executions kept for `optimization_log.json`.
 const OPTIMIZATIONS_KEPT: usize = 100;
 /// Compiled queries kept (the least recently run go first).
