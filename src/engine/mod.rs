@@ -31,6 +31,7 @@ pub mod frame;
 mod handles;
 mod links;
 mod meta_ops;
+mod open_files;
 mod read;
 pub mod readahead;
 mod record;

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::codec::{Codec, MAX_DECODED, Tier};
 use super::disk::{Appender, Disk, DiskFile, Open};
 use super::frame::{self, Decoded};
+use super::open_files::OpenFiles;
 use crate::error::{Error, Result};
 
 const PACK_MAGIC: &[u8; 8] = b"ISLPACK1";
@@ -50,13 +51,9 @@ pub struct Store {
     disk: Arc<dyn Disk>,
     root: PathBuf,
     next_id: AtomicU64,
-    /// Packs opened for reads, with their codec, most recent last: a scan reads
-    /// thousands of small files from one pack, and opening it (and checking its header)
-    /// for each cost more than the read.
-    open_packs: Mutex<Vec<OpenPack>>,
+    /// Packs opened for reads, with their codec.
+    open_packs: OpenFiles<(Tier, u64), (Arc<dyn DiskFile>, Codec)>,
 }
-
-type OpenPack = ((Tier, u64), Arc<dyn DiskFile>, Codec);
 
 /// Packs kept open for reads.
 const PACKS_KEPT: usize = 8;
@@ -81,7 +78,7 @@ impl Store {
             disk,
             root: root.to_path_buf(),
             next_id: AtomicU64::new(max + 1),
-            open_packs: Mutex::new(Vec::new()),
+            open_packs: OpenFiles::new(PACKS_KEPT),
         })
     }
 
@@ -122,7 +119,7 @@ impl Store {
 
     pub fn remove(&self, tier: Tier, kind: FileKind, id: u64) -> Result<()> {
         if kind == FileKind::Pack {
-            self.packs_lock().retain(|(key, ..)| *key != (tier, id));
+            self.open_packs.forget(|key| *key == (tier, id));
         }
         self.disk.remove(&self.path(tier, kind, id))?;
         Ok(())
@@ -157,29 +154,18 @@ impl Store {
     }
 
     /// Reads one pack entry back; `size` is the decoded length recorded in the inode.
-    fn packs_lock(&self) -> MutexGuard<'_, Vec<OpenPack>> {
-        self.open_packs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Pack `id` open for reading (its header checked once), with its codec.
     fn pack(&self, tier: Tier, id: u64) -> Result<(Arc<dyn DiskFile>, Codec)> {
-        if let Some((_, f, c)) = self.packs_lock().iter().find(|(k, ..)| *k == (tier, id)) {
-            return Ok((f.clone(), *c));
-        }
-        let file: Arc<dyn DiskFile> = Arc::from(
-            self.disk
-                .open(&self.path(tier, FileKind::Pack, id), Open::Read)?,
-        );
-        let mut head = [0u8; frame::FILE_HEADER];
-        file.read_exact_at(&mut head, 0)?;
-        frame::check_file_header(&head, PACK_MAGIC, VERSION, "pack")?;
-        let codec = Codec::from_u8(head[10])?;
-        let mut kept = self.packs_lock();
-        if kept.len() >= PACKS_KEPT {
-            kept.remove(0);
-        }
-        kept.push(((tier, id), file.clone(), codec));
-        Ok((file, codec))
+        self.open_packs.get((tier, id), || {
+            let file: Arc<dyn DiskFile> = Arc::from(
+                self.disk
+                    .open(&self.path(tier, FileKind::Pack, id), Open::Read)?,
+            );
+            let mut head = [0u8; frame::FILE_HEADER];
+            file.read_exact_at(&mut head, 0)?;
+            frame::check_file_header(&head, PACK_MAGIC, VERSION, "pack")?;
+            Ok((file, Codec::from_u8(head[10])?))
+        })
     }
 
     pub fn read_pack(&self, tier: Tier, id: u64, off: u64, len: u32, size: u64) -> Result<Vec<u8>> {

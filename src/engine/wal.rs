@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::disk::{self, Disk, DiskFile, Open};
 use super::frame::{self, Decoded};
+use super::open_files::OpenFiles;
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"ISLWAL01";
@@ -75,14 +76,12 @@ pub struct Wal {
     inner: Mutex<Inner>,
     synced: Condvar,
     wake_flusher: Condvar,
-    /// Sealed segments opened for reads of content not yet checkpointed, most recent
-    /// last: a scan reads thousands of records from one segment, and opening it for each
-    /// cost more than the read.
-    readers: Mutex<Vec<(u64, Arc<dyn DiskFile>)>>,
+    /// Sealed segments opened for reads of content not yet checkpointed.
+    sealed: OpenFiles<u64, Arc<dyn DiskFile>>,
 }
 
 /// Sealed segments kept open for reads.
-const READERS_KEPT: usize = 4;
+const SEALED_KEPT: usize = 4;
 
 pub fn segment_name(seq: u64) -> String {
     format!("wal-{seq:08}.wal")
@@ -250,7 +249,7 @@ impl Wal {
             }),
             synced: Condvar::new(),
             wake_flusher: Condvar::new(),
-            readers: Mutex::new(Vec::new()),
+            sealed: OpenFiles::new(SEALED_KEPT),
         })
     }
 
@@ -398,7 +397,7 @@ impl Wal {
 
     /// Deletes segments older than `seq` (their records are in a checkpoint).
     pub fn retire_before(&self, seq: u64) -> Result<()> {
-        self.readers_lock().retain(|(s, _)| *s >= seq);
+        self.sealed.forget(|s| *s < seq);
         for old in list_segments(&*self.disk, &self.dir)? {
             if old < seq {
                 self.disk.remove(&self.dir.join(segment_name(old)))?;
@@ -426,25 +425,14 @@ impl Wal {
         Ok(buf)
     }
 
-    fn readers_lock(&self) -> MutexGuard<'_, Vec<(u64, Arc<dyn DiskFile>)>> {
-        self.readers.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Sealed segment `seg`, open for reading.
     fn sealed(&self, seg: u64) -> Result<Arc<dyn DiskFile>> {
-        if let Some((_, f)) = self.readers_lock().iter().find(|(s, _)| *s == seg) {
-            return Ok(f.clone());
-        }
-        let f: Arc<dyn DiskFile> = Arc::from(
-            self.disk
-                .open(&self.dir.join(segment_name(seg)), Open::Read)?,
-        );
-        let mut kept = self.readers_lock();
-        if kept.len() >= READERS_KEPT {
-            kept.remove(0);
-        }
-        kept.push((seg, f.clone()));
-        Ok(f)
+        self.sealed.get(seg, || {
+            let f = self
+                .disk
+                .open(&self.dir.join(segment_name(seg)), Open::Read)?;
+            Ok(Arc::from(f))
+        })
     }
 
     /// Segment names and sizes (up to the last record), oldest first.

@@ -22,6 +22,15 @@ enum Names {
 }
 
 impl Names {
+    fn add(&mut self, name: Name) {
+        match self {
+            Names::Many(set) => {
+                set.insert(name);
+            }
+            Names::One(first) => *self = Names::Many(BTreeSet::from([first.clone(), name])),
+        }
+    }
+
     /// In byte order, or the reverse.
     fn iter(&self, descending: bool) -> Box<dyn Iterator<Item = &Name> + '_> {
         match self {
@@ -64,19 +73,9 @@ impl<K: Ord + Clone> PathIndex<K> {
             return;
         };
         match self.by_key.get_mut(&k) {
+            Some(names) => names.add(shared.clone()),
             None => {
                 self.by_key.insert(k.clone(), Names::One(shared.clone()));
-            }
-            Some(Names::Many(set)) => {
-                set.insert(shared.clone());
-            }
-            Some(names @ Names::One(_)) => {
-                if let Names::One(first) = std::mem::replace(names, Names::Many(BTreeSet::new()))
-                    && let Names::Many(set) = names
-                {
-                    set.insert(first);
-                    set.insert(shared.clone());
-                }
             }
         }
         self.key_of.insert(shared, k);

@@ -160,26 +160,24 @@ fn read_collections(
     let keep = |r: &Row| filter.is_none_or(|f| f.eval(r));
     // A filter on the content alone is applied before rows are made.
     let on_content = filter.filter(|f| f.reads_only_content());
-    let content_passes = |v: &Value| on_content.is_none_or(|f| f.eval_content(v));
     for c in plan.collections(source)? {
         let access = plan.access(source, &c);
         stats.accesses.push((c.path.clone(), access.describe()));
         match &access {
             Access::Scan { .. } => {
-                let refused = std::cell::Cell::new(0);
-                let seen = |v: &Value| {
-                    let pass = content_passes(v);
-                    refused.set(refused.get() + u64::from(!pass));
-                    pass
+                // Every record the source reads meets the content test first.
+                let scanned = std::cell::Cell::new(0);
+                let content = |v: &Value| {
+                    scanned.set(scanned.get() + 1);
+                    on_content.is_none_or(|f| f.eval_content(v))
                 };
-                source.scan(&c, plan.members(), &seen, &mut |rec| {
-                    stats.rows_scanned += 1;
+                source.scan(&c, plan.members(), &content, &mut |rec| {
                     let row = Row::of_record(rec);
                     if on_content.is_some() || keep(&row) {
                         out(row);
                     }
                 })?;
-                stats.rows_scanned += refused.get();
+                stats.rows_scanned += scanned.get();
             }
             Access::Index { path, ranges, .. } => {
                 // IN may name one value twice: each record once.
