@@ -1,6 +1,6 @@
 //! Tiers and their codecs: hot stores bytes as they are, warm with zlib, cold with lz4.
 
-use std::io::Write;
+use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +54,16 @@ impl Tier {
     }
 }
 
+// One coder and one decoder per thread, reset for each piece: their state is tens of KiB
+// (hundreds for the coder), which cost more to set up than a small record takes to code.
+thread_local! {
+    // Level 2: the fastest that codes with the data's own Huffman tables (this backend's
+    // level 1 uses the fixed ones, which save little on records of a few hundred bytes).
+    static DEFLATE: RefCell<flate2::Compress> =
+        RefCell::new(flate2::Compress::new(flate2::Compression::new(2), true));
+    static INFLATE: RefCell<flate2::Decompress> = RefCell::new(flate2::Decompress::new(true));
+}
+
 /// No piece of content is coded larger than this (pack entries hold small contents,
 /// blob chunks a MiB): a length read off the disk above it is damage, never an allocation.
 pub const MAX_DECODED: usize = 64 << 20;
@@ -86,17 +96,25 @@ impl Codec {
     pub fn encode(self, data: &[u8]) -> Vec<u8> {
         match self {
             Codec::None => data.to_vec(),
-            Codec::Zlib => {
-                // The fast level: warm data is written often enough that speed matters more
-                // than the last percent of ratio.
-                let mut enc = flate2::write::ZlibEncoder::new(
-                    Vec::with_capacity(data.len() / 2 + 16),
-                    flate2::Compression::fast(),
-                );
-                // Writing into a Vec cannot fail.
-                let _ = enc.write_all(data);
-                enc.finish().unwrap_or_default()
-            }
+            Codec::Zlib => DEFLATE.with_borrow_mut(|enc| {
+                enc.reset();
+                let mut out = Vec::with_capacity(data.len() / 2 + 64);
+                // Into a Vec, growing it while the stream has more to give: coding to memory
+                // has no way to fail but running out of room.
+                loop {
+                    let done = enc.total_in() as usize;
+                    if out.len() == out.capacity() {
+                        out.reserve(out.capacity().max(64));
+                    }
+                    match enc.compress_vec(&data[done..], &mut out, flate2::FlushCompress::Finish) {
+                        Ok(flate2::Status::StreamEnd) => break out,
+                        Ok(_) => continue,
+                        // Unreachable for a coder reset before each piece; were it reached,
+                        // the empty piece fails its decoding, loudly, on every read.
+                        Err(_) => break Vec::new(),
+                    }
+                }
+            }),
             Codec::Lz4 => lz4_flex::compress_prepend_size(data),
         }
     }
@@ -114,8 +132,11 @@ impl Codec {
                 // Straight into the output's spare capacity: no zero-filling, no copy out of
                 // a reader's buffer (a 1 MiB chunk is decoded on every cache miss).
                 let mut out = Vec::with_capacity(expected);
-                let status = flate2::Decompress::new(true)
-                    .decompress_vec(data, &mut out, flate2::FlushDecompress::Finish)
+                let status = INFLATE
+                    .with_borrow_mut(|dec| {
+                        dec.reset(true);
+                        dec.decompress_vec(data, &mut out, flate2::FlushDecompress::Finish)
+                    })
                     .map_err(|e| Error::Corrupt(format!("zlib: {e}")))?;
                 if status != flate2::Status::StreamEnd {
                     return Err(Error::Corrupt(format!(
