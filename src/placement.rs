@@ -66,6 +66,27 @@ pub fn follow(caller: u32) {
     });
 }
 
+/// The CPUs the daemon may use: not those of the calling worker, which follows one.
+pub fn cpus() -> usize {
+    match ALLOWED.get() {
+        // SAFETY: CPU_COUNT only reads the set.
+        Some(Some(allowed)) => unsafe { libc::CPU_COUNT(allowed) as usize },
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// Lets the calling thread run on any of the daemon's CPUs again. A thread a worker
+/// starts inherits the CPU the worker follows; a helper that shares a request's work must
+/// run beside it, not take turns with it on one CPU.
+pub fn spread() {
+    if let Some(Some(allowed)) = ALLOWED.get() {
+        // SAFETY: the set was filled by sched_getaffinity; 0 means the calling thread.
+        unsafe {
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), allowed);
+        }
+    }
+}
+
 /// The CPU a thread last ran on: field 39 of `/proc/<tid>/stat`, counted after the
 /// command name, which may itself hold spaces and parentheses.
 fn caller_cpu(tid: u32) -> Option<usize> {

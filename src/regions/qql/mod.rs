@@ -15,6 +15,7 @@ mod engine_source;
 mod eval;
 pub mod exec;
 pub mod format;
+mod in_order;
 mod indexes;
 pub mod lang;
 mod paths_index;

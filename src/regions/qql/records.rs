@@ -6,6 +6,7 @@
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::in_order;
 pub use super::source::Members;
 use crate::engine::api::Storage;
 use crate::engine::tree::Kind;
@@ -154,7 +155,8 @@ fn parse_batch<'f>(
     Ok(out)
 }
 
-/// Gives each JSON record of `dir` to `each`: (name, parsed content), read in passing.
+/// Gives each JSON record of `dir` to `each`: (name, parsed content), read in passing,
+/// in batches read and parsed on helper threads too.
 pub fn each_record(
     store: &dyn Storage,
     dir: u64,
@@ -162,12 +164,17 @@ pub fn each_record(
     each: &mut dyn FnMut(&[u8], Value),
 ) -> Result<()> {
     let files = record_files(store, dir)?;
-    for batch in files.chunks(BATCH) {
-        for (name, v) in parse_batch(store, batch, members)? {
-            each(name, v);
-        }
-    }
-    Ok(())
+    let batches: Vec<_> = files.chunks(BATCH).collect();
+    in_order::run(
+        batches.len(),
+        |i| parse_batch(store, batches[i], members),
+        |parsed| {
+            for (name, v) in parsed {
+                each(name, v);
+            }
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]
