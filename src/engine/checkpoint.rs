@@ -77,6 +77,49 @@ pub fn latest(disk: &dyn Disk, dir: &Path) -> Result<Option<(u64, PathBuf)>> {
     Ok(list(disk, dir)?.last().map(|&s| (s, dir.join(name(s)))))
 }
 
+/// Entries framed in memory, so that the tree is locked only while they are encoded and
+/// the file is written after: readers wait for the encoding (of a million inodes, a
+/// fraction of a second), not for the disk.
+#[derive(Default)]
+pub struct Entries {
+    /// Framed entries, in chunks: one buffer of the whole would be copied as it grows.
+    chunks: Vec<Vec<u8>>,
+    count: u64,
+}
+
+/// A chunk of `Entries` is closed past this size.
+const CHUNK: usize = 4 << 20;
+
+impl Entries {
+    pub fn push(&mut self, meta: &Meta, loc: &Location, links: &[Link]) {
+        #[derive(Serialize)]
+        struct EntryRef<'a> {
+            meta: &'a Meta,
+            loc: &'a Location,
+            links: Vec<(u64, &'a [u8])>,
+        }
+        let links = links.iter().map(|l| (l.parent, &*l.name)).collect();
+        if self.chunks.last().is_none_or(|c| c.len() >= CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK + (CHUNK >> 4)));
+        }
+        let Some(out) = self.chunks.last_mut() else {
+            return;
+        };
+        // The frame is written in place: header room, payload, then the header.
+        let at = out.len();
+        out.extend_from_slice(&[0; frame::FRAME_HEADER]);
+        // Serializing plain structs into a Vec has no failure mode.
+        let _ = bincode::serde::encode_into_std_write(
+            &EntryRef { meta, loc, links },
+            out,
+            bincode::config::standard(),
+        );
+        let header = frame::header(&out[at + frame::FRAME_HEADER..]);
+        out[at..at + frame::FRAME_HEADER].copy_from_slice(&header);
+        self.count += 1;
+    }
+}
+
 pub struct Writer {
     disk: Arc<dyn Disk>,
     out: BufWriter<Appender>,
@@ -109,18 +152,11 @@ impl Writer {
         })
     }
 
-    pub fn entry(&mut self, meta: &Meta, loc: &Location, links: &[Link]) -> Result<()> {
-        self.scratch.clear();
-        #[derive(Serialize)]
-        struct EntryRef<'a> {
-            meta: &'a Meta,
-            loc: &'a Location,
-            links: Vec<(u64, &'a [u8])>,
+    pub fn entries(&mut self, entries: &Entries) -> Result<()> {
+        for c in &entries.chunks {
+            self.out.write_all(c)?;
         }
-        let links = links.iter().map(|l| (l.parent, &*l.name)).collect();
-        frame::encode(&encode(&EntryRef { meta, loc, links }), &mut self.scratch);
-        self.out.write_all(&self.scratch)?;
-        self.count += 1;
+        self.count += entries.count;
         Ok(())
     }
 
@@ -235,16 +271,32 @@ mod tests {
             count: n,
             taken: Ts::now(),
         };
-        let mut w = Writer::create(disk::real(), dir, seq, &header).expect("create");
+        let mut entries = Entries::default();
         for i in 0..n {
-            w.entry(
+            entries.push(
                 &meta(i + 2, 1, &format!("f{i}"), Kind::File),
                 &Location::Empty,
                 &[],
-            )
-            .expect("entry");
+            );
         }
+        let mut w = Writer::create(disk::real(), dir, seq, &header).expect("create");
+        w.entries(&entries).expect("entries");
         w.finish().expect("finish")
+    }
+
+    #[test]
+    fn entries_over_many_chunks_load_in_order() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        // Past several of the in-memory chunks.
+        let n = 3 * CHUNK as u64 / 30;
+        let path = write(tmp.path(), 1, n);
+        let mut next = 2;
+        let h = load(&Real, &path, |e| {
+            assert_eq!(e.meta.ino, next);
+            next += 1;
+        })
+        .expect("load");
+        assert_eq!((h.count, next), (n, n + 2));
     }
 
     #[test]
@@ -347,8 +399,9 @@ mod tests {
             name: (*b"other").into(),
             cookie: 0,
         };
-        w.entry(&meta(8, 1, "f", Kind::File), &Location::Empty, &[link])
-            .expect("entry");
+        let mut entries = Entries::default();
+        entries.push(&meta(8, 1, "f", Kind::File), &Location::Empty, &[link]);
+        w.entries(&entries).expect("entries");
         let path = w.finish().expect("finish");
         let mut links = Vec::new();
         load(&Real, &path, |e| links = e.links).expect("load");

@@ -24,8 +24,10 @@ impl Engine {
         // What must move: content still in the log, blobs in the wrong tier or uncoded,
         // and the live entries of packs that are mostly garbage; of a file in pieces, the
         // pieces that are such.
+        let mut held = Duration::ZERO;
         let (work, sparse): (Vec<Work>, HashSet<(Tier, u64)>) = {
             let tree = lock(&self.tree);
+            let since = Instant::now();
             let mut live: HashMap<(Tier, u64), u64> = HashMap::new();
             for n in tree.nodes() {
                 for p in extents::each(&n.loc, n.meta.size) {
@@ -51,6 +53,7 @@ impl Engine {
                 })
                 .map(|n| (n.meta.ino, n.loc.clone(), n.meta.size, n.meta.tier))
                 .collect();
+            held += since.elapsed();
             (work, sparse)
         };
 
@@ -83,8 +86,9 @@ impl Engine {
 
         // Swap locations and snapshot every inode at one log position.
         let ckpt_dir = self.root.join("checkpoints");
-        let (writer, keep, log_end, next_file_id) = {
+        let (header, entries, keep, log_end, next_file_id) = {
             let mut tree = lock(&self.tree);
+            let since = Instant::now();
             for (ino, old, parts, new) in moved {
                 let Ok(n) = tree.get_mut(ino) else {
                     continue;
@@ -112,12 +116,10 @@ impl Engine {
                 count: order.len() as u64,
                 taken: Ts::now(),
             };
-            let mut w =
-                checkpoint::Writer::create(self.disk.clone(), &ckpt_dir, *seq + 1, &header)?;
+            let mut entries = checkpoint::Entries::default();
             let mut keep = HashSet::new();
-            for ino in order {
-                let n = tree.get(ino)?;
-                w.entry(&n.meta, &n.loc, tree.links(ino))?;
+            for n in order {
+                entries.push(&n.meta, &n.loc, tree.links(n.meta.ino));
                 keep.extend(extents::each(&n.loc, n.meta.size).filter_map(|p| shard_file(p.part)));
             }
             for loc in tree.orphan_locations() {
@@ -129,8 +131,13 @@ impl Engine {
                     .into_iter()
                     .map(|(t, id)| (t, FileKind::Blob, id)),
             );
-            (w, keep, self.wal.written(), next_file_id)
+            held += since.elapsed();
+            (header, entries, keep, self.wal.written(), next_file_id)
         };
+        let mut writer =
+            checkpoint::Writer::create(self.disk.clone(), &ckpt_dir, *seq + 1, &header)?;
+        writer.entries(&entries)?;
+        drop(entries);
         // Every change the snapshot contains must be durable before the snapshot is.
         self.wal.sync_to(log_end)?;
         writer.finish()?;
@@ -151,7 +158,8 @@ impl Engine {
             .last_checkpoint_us
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         log::info!(
-            "checkpoint {} written in {:?}; {removed} shard files retired",
+            "checkpoint {} written in {:?} (the tree held for {held:?}); {removed} shard \
+             files retired",
             *seq,
             started.elapsed()
         );

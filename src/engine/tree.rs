@@ -295,6 +295,9 @@ impl Tree {
 
     /// The further names of `ino` (none for most files).
     pub fn links(&self, ino: u64) -> &[Link] {
+        if self.links.is_empty() {
+            return &[];
+        }
         self.links.get(&ino).map_or(&[], Vec::as_slice)
     }
 
@@ -496,11 +499,12 @@ impl Tree {
 
     /// The entries of directory `dir` that are their inode's first name: a walk over
     /// them visits every inode once, however many links it has.
-    fn first_names(&self, dir: u64) -> impl Iterator<Item = u64> + '_ {
-        self.dir(dir).into_iter().flat_map(move |d| {
-            d.order.iter().filter_map(move |(&cookie, &ino)| {
-                let n = self.nodes.get(&ino)?;
-                (n.meta.parent == dir && n.cookie == cookie).then_some(ino)
+    fn first_names<'t>(&'t self, dir: &'t Node) -> impl Iterator<Item = &'t Node> + 't {
+        let ino = dir.meta.ino;
+        dir.dir.as_deref().into_iter().flat_map(move |d| {
+            d.order.iter().filter_map(move |(&cookie, child)| {
+                let n = self.nodes.get(child)?;
+                (n.meta.parent == ino && n.cookie == cookie).then_some(&**n)
             })
         })
     }
@@ -541,12 +545,10 @@ impl Tree {
 
     /// Every linked inode, parents before children and each directory's entries in
     /// listing order: the order a checkpoint stores them, so that loading can link each
-    /// one into its already-loaded parent.
-    pub fn walk(&self) -> Vec<u64> {
+    /// one into its already-loaded parent. Nodes, not numbers: each is looked up once.
+    pub fn walk(&self) -> Vec<&Node> {
         let mut out = Vec::with_capacity(self.nodes.len());
-        if self.nodes.contains_key(&ROOT) {
-            out.push(ROOT);
-        }
+        out.extend(self.nodes.get(&ROOT).map(|n| &**n));
         let mut i = 0;
         while i < out.len() {
             let dir = out[i];
@@ -593,10 +595,10 @@ impl Tree {
     /// Every inode below `ino` (not `ino` itself).
     pub fn descendants(&self, ino: u64) -> Vec<u64> {
         let mut out = Vec::new();
-        let mut stack = vec![ino];
+        let mut stack: Vec<&Node> = self.get(ino).into_iter().collect();
         while let Some(d) = stack.pop() {
             for child in self.first_names(d) {
-                out.push(child);
+                out.push(child.meta.ino);
                 stack.push(child);
             }
         }
