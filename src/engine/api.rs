@@ -1,9 +1,11 @@
 //! What regions may ask of an engine: the whole of it. Regions hold a `&dyn Storage`, so
 //! a second engine (a distributed one) serves every region by implementing this trait.
 
+use std::ops::Range;
+
 use crate::engine::codec::Tier;
 use crate::engine::tree::Kind;
-use crate::engine::{Attr, Change, CommitAt, Counters, Data, DirEntry, Engine, NewNode, Pinned};
+use crate::engine::{Attr, Change, CommitAt, Counters, Data, Engine, NewNode, PassingFile, Pinned};
 use crate::engine::{Settings, TierStats};
 use crate::error::{Error, Result};
 
@@ -17,9 +19,17 @@ pub trait Storage: Send + Sync {
     fn dir_counters(&self, dir: u64) -> (u64, u64);
     /// Committed content of a file.
     fn read(&self, ino: u64, off: u64, size: usize) -> Result<Data>;
-    /// Files' whole committed contents, read in passing (`Engine::read_passing`): not
-    /// kept in the cache.
-    fn read_passing(&self, inos: &[u64]) -> Vec<Result<Data>>;
+    /// The range of `dir`'s listing positions (`Engine::listing_span`).
+    fn listing_span(&self, dir: u64) -> Result<Range<u64>>;
+    /// The files of `dir` listed at `cookies` and named as `wanted` accepts, with their
+    /// whole committed contents read in passing: not kept in the cache
+    /// (`Engine::read_files_passing`).
+    fn read_files_passing(
+        &self,
+        dir: u64,
+        cookies: Range<u64>,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Vec<PassingFile>>;
     /// Creates or replaces a file owned by root with `bytes`, durably, unchecked: for a
     /// region's own files.
     fn put(&self, parent: u64, name: &[u8], bytes: &[u8]) -> Result<()>;
@@ -43,8 +53,6 @@ pub trait Storage: Send + Sync {
     fn read_pinned(&self, p: &Pinned, off: u64, size: usize) -> Result<Data>;
     /// Every entry of a directory, with its attributes.
     fn readdir_names(&self, dir: u64) -> Result<Vec<(Vec<u8>, Attr)>>;
-    /// Every entry of a directory: name, inode and kind only (no attributes to look up).
-    fn entries(&self, dir: u64) -> Result<Vec<DirEntry>>;
     /// Moves with every change (and counted read): what was computed from the universe
     /// at one value is still right while it stays.
     fn generation(&self) -> u64;
@@ -90,8 +98,17 @@ impl Storage for Engine {
         Engine::read(self, ino, off, size, false)
     }
 
-    fn read_passing(&self, inos: &[u64]) -> Vec<Result<Data>> {
-        Engine::read_passing(self, inos)
+    fn listing_span(&self, dir: u64) -> Result<Range<u64>> {
+        Engine::listing_span(self, dir)
+    }
+
+    fn read_files_passing(
+        &self,
+        dir: u64,
+        cookies: Range<u64>,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Vec<PassingFile>> {
+        Engine::read_files_passing(self, dir, cookies, wanted)
     }
 
     fn put(&self, parent: u64, name: &[u8], bytes: &[u8]) -> Result<()> {
@@ -147,18 +164,6 @@ impl Storage for Engine {
 
     fn read_pinned(&self, p: &Pinned, off: u64, size: usize) -> Result<Data> {
         Engine::read_pinned(self, p, off, size)
-    }
-
-    fn entries(&self, dir: u64) -> Result<Vec<DirEntry>> {
-        let mut out: Vec<DirEntry> = Vec::new();
-        loop {
-            let cookie = out.last().map_or(0, |d| d.offset);
-            let page = self.readdir(dir, cookie, 4096)?;
-            if page.is_empty() {
-                return Ok(out);
-            }
-            out.extend(page);
-        }
     }
 
     fn readdir_names(&self, dir: u64) -> Result<Vec<(Vec<u8>, Attr)>> {

@@ -10,7 +10,7 @@ use super::codec::Tier;
 use super::extents::{self, Part, Piece};
 use super::store::{self, FileKind};
 use super::tree::{Location, Ts};
-use super::{Engine, checkpoint, lock};
+use super::{Engine, Settings, checkpoint, lock};
 use crate::error::{Error, Result};
 
 impl Engine {
@@ -25,7 +25,7 @@ impl Engine {
         // and the live entries of packs that are mostly garbage; of a file in pieces, the
         // pieces that are such.
         let mut held = Duration::ZERO;
-        let (work, sparse): (Vec<Work>, HashSet<(Tier, u64)>) = {
+        let (mut work, sparse): (Vec<Work>, HashSet<(Tier, u64)>) = {
             let tree = lock(&self.tree);
             let since = Instant::now();
             let mut live: HashMap<(Tier, u64), u64> = HashMap::new();
@@ -56,6 +56,11 @@ impl Engine {
             held += since.elapsed();
             (work, sparse)
         };
+
+        // In order of inode number, which is the order files were made in and so, mostly,
+        // their directories' listing order: a scan reads neighbouring pack entries
+        // together (`Engine::read_pack_spans`), in one read.
+        work.sort_unstable_by_key(|w| w.0);
 
         // Write the new shard files outside the lock.
         let mut packs: HashMap<Tier, store::PackWriter> = HashMap::new();
@@ -237,8 +242,7 @@ impl Engine {
             let s = self.settings();
             let pending = self.wal.written() - self.checkpointed_at.load(Ordering::Relaxed);
             // A failed disk takes no checkpoint (it would only fail again).
-            let due = (pending >= s.checkpoint_bytes
-                || (pending > 0 && last.elapsed() >= s.checkpoint_interval))
+            let due = (pending >= s.checkpoint_bytes || due_by_time(pending, last.elapsed(), &s))
                 && !self.disk.failed();
             if due {
                 if let Err(e) = self.checkpoint() {
@@ -268,6 +272,17 @@ impl Engine {
 /// A content a checkpoint moves: (inode, location, size, tier).
 type Work = (u64, Location, u64, Tier);
 
+/// Whether the interval calls for a checkpoint of a log that grew by `pending` bytes:
+/// once it passed if the log holds a 64th of `checkpoint_bytes` (replaying less at a
+/// restart takes no time worth a checkpoint, which writes every inode: about a second of
+/// CPU, and of readers waiting, at a million of them), and after ten in any case, so
+/// that the log's old segments are retired.
+fn due_by_time(pending: u64, since_last: Duration, s: &Settings) -> bool {
+    pending > 0
+        && ((since_last >= s.checkpoint_interval && pending >= s.checkpoint_bytes / 64)
+            || since_last >= s.checkpoint_interval * 10)
+}
+
 /// Whether a checkpoint moves a piece of a file of `tier`: out of a log segment older
 /// than `new_seg`, out of a sparse pack, into its tier.
 fn must_move(part: Part, tier: Tier, new_seg: u64, sparse: &HashSet<(Tier, u64)>) -> bool {
@@ -296,6 +311,20 @@ mod tests {
     use crate::engine::codec::Tier;
     use crate::engine::store;
     use crate::engine::testutil::{file, get, new_universe, put, settings};
+
+    #[test]
+    fn the_interval_checkpoints_a_log_worth_it_and_any_log_after_ten() {
+        let s = crate::engine::Settings::default();
+        let (i, worth) = (s.checkpoint_interval, s.checkpoint_bytes / 64);
+        assert!(!super::due_by_time(0, i * 20, &s), "nothing logged");
+        assert!(!super::due_by_time(worth, i / 2, &s), "too soon");
+        assert!(super::due_by_time(worth, i, &s));
+        assert!(
+            !super::due_by_time(worth - 1, i * 9, &s),
+            "too little, not too long"
+        );
+        assert!(super::due_by_time(1, i * 10, &s));
+    }
 
     #[test]
     fn small_and_large_contents_survive_checkpoint_and_reopen_in_every_tier() {

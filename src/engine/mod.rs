@@ -67,7 +67,9 @@ pub use self::batch::{Change, Pinned};
 pub use self::meta_ops::{MAX_FILE_SIZE, NAME_MAX};
 pub use self::record::{decode, encode};
 pub use self::stats::{Counters, TierStats};
-pub use self::types::{Attr, CommitAt, Data, DirEntry, NewNode, SetAttr, Settings, Snapshot};
+pub use self::types::{
+    Attr, CommitAt, Data, DirEntry, NewNode, PassingFile, SetAttr, Settings, Snapshot,
+};
 
 pub struct Engine {
     /// The data directory, through the fence that refuses changes once the disk failed.

@@ -1,5 +1,6 @@
 //! Reads of committed content: pinned versions, through the cache, with read-ahead.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -10,7 +11,7 @@ use super::codec::Tier;
 use super::extents::{Part, Piece};
 use super::store::Pins;
 use super::tree::{Kind, Location};
-use super::{Data, Engine, Snapshot, lock, readahead, store};
+use super::{Data, Engine, PassingFile, Snapshot, lock, readahead, store};
 use crate::error::{Error, Result};
 
 /// Runs a read of what a lookup found once more if its file was gone: a checkpoint may
@@ -73,52 +74,76 @@ impl Engine {
         .map(|d| d.to_vec())
     }
 
-    /// The whole committed contents of files, for a reader passing over many files once
-    /// (a query's scan): from the cache when there, but a small content read from disk is
-    /// not kept in it, so that a scan of more than the cache holds does not evict what is
-    /// in use for what is read once. The tree and the cache are locked once for all of
-    /// them: a scan on two threads would otherwise meet at those locks for every file.
-    pub fn read_passing(&self, inos: &[u64]) -> Vec<Result<Data>> {
-        let snaps: Vec<Result<Snapshot>> = {
+    /// The listing positions (cookies) of directory `dir`'s entries lie in this range:
+    /// a reader passing over a large directory takes it in slices of it.
+    pub fn listing_span(&self, dir: u64) -> Result<Range<u64>> {
+        let tree = lock(&self.tree);
+        let order = &tree.dir(dir)?.order;
+        Ok(match (order.first_key_value(), order.last_key_value()) {
+            (Some((&first, _)), Some((&last, _))) => first..last + 1,
+            _ => 0..0,
+        })
+    }
+
+    /// The whole committed contents of the files of `dir` listed at `cookies` and named
+    /// as `wanted` accepts, in listing order, for a reader passing over many files once
+    /// (a query's scan). From the cache when there, but a small content read from disk
+    /// is not kept in it, so that a scan of more than the cache holds does not evict what
+    /// is in use for what is read once. The tree and the cache are locked once for the
+    /// slice, and each file's node is looked up once: a scan on two threads would
+    /// otherwise meet at those locks, and wait on memory, for every file.
+    pub fn read_files_passing(
+        &self,
+        dir: u64,
+        cookies: Range<u64>,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Vec<PassingFile>> {
+        let (names, snaps): (Vec<Arc<[u8]>>, Vec<Snapshot>) = {
             let tree = lock(&self.tree);
-            inos.iter()
-                .map(|&ino| {
-                    let n = tree.get(ino)?;
-                    if n.meta.kind == Kind::Dir {
-                        return Err(Error::IsDir);
-                    }
-                    Ok(Snapshot::of(n))
+            let order = &tree.dir(dir)?.order;
+            order
+                .range(cookies)
+                .filter_map(|(&cookie, &ino)| {
+                    let n = tree.get(ino).ok()?;
+                    let name = if n.meta.parent == dir && n.cookie == cookie {
+                        &n.meta.name
+                    } else {
+                        tree.entry_name(dir, cookie, ino)?
+                    };
+                    (n.meta.kind == Kind::File && wanted(name))
+                        .then(|| (name.clone(), Snapshot::of(n)))
                 })
-                .collect()
+                .unzip()
         };
         let cached: Vec<Option<Arc<Vec<u8>>>> = {
             let mut cache = lock(&self.cache);
             snaps
                 .iter()
-                .map(|s| match s {
-                    Ok(s) if is_small(&s.loc) => {
-                        let key = Key {
-                            ino: s.ino,
-                            version: s.version,
-                            chunk: WHOLE,
-                        };
-                        cache.get(&key, s.tier)
-                    }
-                    _ => None,
+                .map(|s| {
+                    let key = Key {
+                        ino: s.ino,
+                        version: s.version,
+                        chunk: WHOLE,
+                    };
+                    is_small(&s.loc).then(|| cache.get(&key, s.tier)).flatten()
                 })
                 .collect()
         };
         self.counters
             .reads
-            .fetch_add(inos.len() as u64, Ordering::Relaxed);
-        snaps
+            .fetch_add(snaps.len() as u64, Ordering::Relaxed);
+        let mut spans = self.read_pack_spans(&snaps, &cached);
+        let contents = snaps
             .into_iter()
             .zip(cached)
-            .map(|(snap, cached)| {
-                let snap = snap?;
+            .enumerate()
+            .map(|(i, (snap, cached))| {
                 if let Some(c) = cached {
                     let len = c.len();
                     return Ok(Data::Shared(c, 0..len));
+                }
+                if let Some(Ok(d)) = spans[i].take() {
+                    return Ok(Data::Owned(d));
                 }
                 if !is_small(&snap.loc) {
                     return self.read_version(&snap, 0, snap.size as usize);
@@ -131,8 +156,66 @@ impl Engine {
                     }
                     Err(e) => Err(e),
                 }
+            });
+        Ok(names.into_iter().zip(contents).collect())
+    }
+
+    /// The contents of `snaps` in packs and not `cached`, read a span of neighbouring
+    /// entries at a time (`Store::read_pack_entries`): what a checkpoint packed in listing
+    /// order lies together. `None` where not read so (nor where a span failed: such an
+    /// entry is read on its own, which tells its error or finds where it moved).
+    fn read_pack_spans(
+        &self,
+        snaps: &[Snapshot],
+        cached: &[Option<Arc<Vec<u8>>>],
+    ) -> Vec<Option<Result<Vec<u8>>>> {
+        /// Entries further apart than this are not read in one span: the bytes between
+        /// would be read for nothing.
+        const GAP: u64 = 512;
+        let mut out: Vec<Option<Result<Vec<u8>>>> = snaps.iter().map(|_| None).collect();
+        let mut packed: Vec<(Tier, u64, u64, u32, u64, usize)> = snaps
+            .iter()
+            .zip(cached)
+            .enumerate()
+            .filter_map(|(i, (s, c))| match s.loc {
+                Location::Pack { tier, id, off, len } if c.is_none() => {
+                    Some((tier, id, off, len, s.size, i))
+                }
+                _ => None,
             })
-            .collect()
+            .collect();
+        packed.sort_unstable();
+        let mut rest = &packed[..];
+        while let Some(&(tier, id, start, ..)) = rest.first() {
+            let mut end = start;
+            let n = rest
+                .iter()
+                .take_while(|&&(t, i, off, len, ..)| {
+                    let close = t == tier
+                        && i == id
+                        && off >= end
+                        && off - end <= GAP
+                        && off + len as u64 - start <= store::MAX_SPAN as u64;
+                    if close {
+                        end = off + len as u64;
+                    }
+                    close
+                })
+                .count()
+                .max(1);
+            let (span, after) = rest.split_at(n);
+            rest = after;
+            let entries: Vec<(u64, u32, u64)> = span
+                .iter()
+                .map(|&(.., off, len, size, _)| (off, len, size))
+                .collect();
+            if let Ok(read) = self.store.read_pack_entries(tier, id, &entries) {
+                for (&(.., i), r) in span.iter().zip(read) {
+                    out[i] = Some(r);
+                }
+            }
+        }
+        out
     }
 
     fn read_committed(&self, ino: u64, off: u64, size: usize) -> Result<Data> {

@@ -153,7 +153,6 @@ impl Store {
         })
     }
 
-    /// Reads one pack entry back; `size` is the decoded length recorded in the inode.
     /// Pack `id` open for reading (its header checked once), with its codec.
     fn pack(&self, tier: Tier, id: u64) -> Result<(Arc<dyn DiskFile>, Codec)> {
         self.open_packs.get((tier, id), || {
@@ -168,21 +167,50 @@ impl Store {
         })
     }
 
+    /// Reads one pack entry back; `size` is the decoded length recorded in the inode.
     pub fn read_pack(&self, tier: Tier, id: u64, off: u64, len: u32, size: u64) -> Result<Vec<u8>> {
         let (file, codec) = self.pack(tier, id)?;
-        if len as usize > MAX_FRAME {
-            return Err(Error::Corrupt(format!(
-                "pack {id} entry at {off}: {len} bytes recorded"
-            )));
-        }
+        check_entry_len(id, off, len)?;
         let mut buf = vec![0; len as usize];
         file.read_exact_at(&mut buf, off)?;
-        match frame::decode(&buf, 0, buf.len()) {
-            Decoded::Frame { payload, .. } => codec.decode(payload, size as usize),
-            _ => Err(Error::Corrupt(format!(
-                "pack {id} entry at {off} fails its checksum"
-            ))),
+        decode_entry(id, off, codec, &buf, size)
+    }
+
+    /// Reads entries of one pack that lie close together, in offset order, with one read
+    /// of the span from the first to the end of the last: (offset, frame length, decoded
+    /// size) each, decoded each on its own. A scan reads a pack's neighbours together.
+    pub fn read_pack_entries(
+        &self,
+        tier: Tier,
+        id: u64,
+        entries: &[(u64, u32, u64)],
+    ) -> Result<Vec<Result<Vec<u8>>>> {
+        let (Some(&(start, ..)), Some(&(last, last_len, _))) = (entries.first(), entries.last())
+        else {
+            return Ok(Vec::new());
+        };
+        let end = last + last_len as u64;
+        if end < start || end - start > MAX_SPAN as u64 {
+            return Err(Error::Corrupt(format!(
+                "pack {id}: entries from {start} to {end} read as one span"
+            )));
         }
+        let (file, codec) = self.pack(tier, id)?;
+        let mut buf = vec![0; (end - start) as usize];
+        file.read_exact_at(&mut buf, start)?;
+        Ok(entries
+            .iter()
+            .map(|&(off, len, size)| {
+                check_entry_len(id, off, len)?;
+                let at = off.checked_sub(start).map(|a| a as usize);
+                match at.and_then(|a| buf.get(a..a + len as usize)) {
+                    Some(frame) => decode_entry(id, off, codec, frame, size),
+                    None => Err(Error::Corrupt(format!(
+                        "pack {id} entry at {off}: outside the span read"
+                    ))),
+                }
+            })
+            .collect())
     }
 
     pub fn blob_writer(&self, tier: Tier, codec: Codec) -> Result<BlobWriter> {
@@ -200,6 +228,28 @@ impl Store {
 
     pub fn blob(&self, tier: Tier, id: u64) -> Result<BlobReader> {
         BlobReader::open(&*self.disk, &self.path(tier, FileKind::Blob, id))
+    }
+}
+
+/// The most bytes `Store::read_pack_entries` reads at once.
+pub const MAX_SPAN: usize = 1 << 20;
+
+fn check_entry_len(id: u64, off: u64, len: u32) -> Result<()> {
+    if len as usize > MAX_FRAME {
+        return Err(Error::Corrupt(format!(
+            "pack {id} entry at {off}: {len} bytes recorded"
+        )));
+    }
+    Ok(())
+}
+
+/// A pack entry's frame, checked and decoded.
+fn decode_entry(id: u64, off: u64, codec: Codec, frame: &[u8], size: u64) -> Result<Vec<u8>> {
+    match frame::decode(frame, 0, frame.len()) {
+        Decoded::Frame { payload, .. } => codec.decode(payload, size as usize),
+        _ => Err(Error::Corrupt(format!(
+            "pack {id} entry at {off} fails its checksum"
+        ))),
     }
 }
 
@@ -526,6 +576,57 @@ mod tests {
         assert_eq!(store.files().len(), 3);
         let reopened = Store::open(disk::real(), tmp.path()).expect("reopen");
         assert!(reopened.next_id() > 3);
+    }
+
+    #[test]
+    fn neighbouring_entries_read_in_one_span_and_a_damaged_one_fails_alone() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = Store::open(disk::real(), tmp.path()).expect("store");
+        let mut w = store.pack_writer(Tier::Warm).expect("writer");
+        let items: Vec<Vec<u8>> = (0..50)
+            .map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i * 7)).into_bytes())
+            .collect();
+        let locs: Vec<_> = items.iter().map(|d| w.append(d).expect("append")).collect();
+        let id = w.id;
+        w.finish().expect("finish");
+        // Every other entry: spans may skip what they do not need.
+        let wanted: Vec<(u64, u32, u64)> = locs
+            .iter()
+            .zip(&items)
+            .step_by(2)
+            .map(|(&(off, len), d)| (off, len, d.len() as u64))
+            .collect();
+        let back = store
+            .read_pack_entries(Tier::Warm, id, &wanted)
+            .expect("span");
+        let want: Vec<&Vec<u8>> = items.iter().step_by(2).collect();
+        assert_eq!(back.len(), want.len());
+        for (b, w) in back.iter().zip(&want) {
+            assert_eq!(b.as_ref().ok(), Some(*w));
+        }
+        // A flipped byte inside entry 10 fails that entry only.
+        let path = store.path(Tier::Warm, FileKind::Pack, id);
+        let mut bytes = fs::read(&path).expect("pack bytes");
+        let (off, len) = locs[10];
+        bytes[(off + len as u64 - 1) as usize] ^= 0xff;
+        fs::write(&path, &bytes).expect("damage");
+        let fresh = Store::open(disk::real(), tmp.path()).expect("reopen");
+        let all: Vec<(u64, u32, u64)> = locs
+            .iter()
+            .zip(&items)
+            .map(|(&(off, len), d)| (off, len, d.len() as u64))
+            .collect();
+        let back = fresh.read_pack_entries(Tier::Warm, id, &all).expect("span");
+        for (i, (b, d)) in back.iter().zip(&items).enumerate() {
+            match b {
+                Ok(got) => assert!(i != 10 && got == d, "entry {i}"),
+                Err(Error::Corrupt(_)) => assert_eq!(i, 10),
+                Err(e) => panic!("entry {i}: {e}"),
+            }
+        }
+        // A span past the most read at once is refused whole.
+        let far = [(0, 1, 1), (MAX_SPAN as u64 + 10, 1, 1)];
+        assert!(fresh.read_pack_entries(Tier::Warm, id, &far).is_err());
     }
 
     #[test]

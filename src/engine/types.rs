@@ -71,6 +71,10 @@ pub struct Attr {
     pub rdev: u32,
 }
 
+/// A file of a directory read in passing (`Engine::read_files_passing`): its name there,
+/// and its whole content or why it could not be read.
+pub type PassingFile = (std::sync::Arc<[u8]>, crate::error::Result<Data>);
+
 /// Bytes read from a file: a range of a buffer the cache (or a pinned reader) shares, so
 /// that a read inside one cached chunk is answered without copying it, or owned bytes.
 pub enum Data {

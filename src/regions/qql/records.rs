@@ -1,9 +1,12 @@
 //! Reading a collection's records for a query: the files of a directory that are JSON
 //! records, parsed whole or, when the query reads only some top-level members, only
 //! those (`Members`): the others are skipped, not built. A scan reads in passing
-//! (`Storage::read_passing`), so that it does not fill the cache with what it reads once.
+//! (`Storage::read_files_passing`), so that it does not fill the cache with what it reads
+//! once.
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::in_order;
@@ -122,31 +125,22 @@ pub fn read_record(
     Ok(parse(&bytes, members).map(|v| (attr.ino, v)))
 }
 
-/// Records read together: one lock of the engine's tree and cache for each batch.
-const BATCH: usize = 256;
+/// Listing positions read together: one lock of the engine's tree and cache for each
+/// slice, and a slice is the piece a helper thread takes.
+const SLICE: u64 = 256;
 
-/// The files of `dir` that may be JSON records: (name, inode).
-fn record_files(store: &dyn Storage, dir: u64) -> Result<Vec<(Vec<u8>, u64)>> {
-    Ok(store
-        .entries(dir)?
-        .into_iter()
-        .filter(|d| d.kind == Kind::File && d.name.ends_with(b".json"))
-        .map(|d| (d.name, d.ino))
-        .collect())
-}
-
-/// Reads (in passing) and parses a batch of `record_files`: (name, content) of those
-/// that are JSON (an empty file not yet written is not).
-fn parse_batch<'f>(
+/// Reads (in passing) and parses the JSON records of `dir` listed at `cookies`: (name,
+/// content) of those that are JSON (an empty file not yet written is not).
+fn parse_slice(
     store: &dyn Storage,
-    files: &'f [(Vec<u8>, u64)],
+    dir: u64,
+    cookies: std::ops::Range<u64>,
     members: Members<'_>,
-) -> Result<Vec<(&'f [u8], Value)>> {
-    let inos: Vec<u64> = files.iter().map(|(_, ino)| *ino).collect();
-    let mut out = Vec::with_capacity(files.len());
-    for ((name, _), bytes) in files.iter().zip(store.read_passing(&inos)) {
+) -> Result<Vec<(Arc<[u8]>, Value)>> {
+    let mut out = Vec::new();
+    for (name, bytes) in store.read_files_passing(dir, cookies, &|n| n.ends_with(b".json"))? {
         match bytes {
-            Ok(b) => out.extend(parse(&b, members).map(|v| (name.as_slice(), v))),
+            Ok(b) => out.extend(parse(&b, members).map(|v| (name, v))),
             // Removed since it was listed.
             Err(crate::error::Error::NotFound) => {}
             Err(e) => return Err(e),
@@ -155,22 +149,25 @@ fn parse_batch<'f>(
     Ok(out)
 }
 
-/// Gives each JSON record of `dir` to `each`: (name, parsed content), read in passing,
-/// in batches read and parsed on helper threads too.
+/// Gives each JSON record of `dir` to `each`: (name, parsed content), read in passing, in
+/// listing order. Slices of the listing are read and parsed on helper threads too.
 pub fn each_record(
     store: &dyn Storage,
     dir: u64,
     members: Members<'_>,
     each: &mut dyn FnMut(&[u8], Value),
 ) -> Result<()> {
-    let files = record_files(store, dir)?;
-    let batches: Vec<_> = files.chunks(BATCH).collect();
+    let span = store.listing_span(dir)?;
+    let slices = (span.end - span.start).div_ceil(SLICE);
     in_order::run(
-        batches.len(),
-        |i| parse_batch(store, batches[i], members),
+        usize::try_from(slices).unwrap_or(usize::MAX),
+        |i| {
+            let from = span.start + i as u64 * SLICE;
+            parse_slice(store, dir, from..(from + SLICE).min(span.end), members)
+        },
         |parsed| {
             for (name, v) in parsed {
-                each(name, v);
+                each(&name, v);
             }
             Ok(())
         },
