@@ -77,15 +77,33 @@ pub fn run<T: Send>(
                 help(shared, count, work);
             });
         }
-        let out = lead(shared, count, work, &mut take);
+        let out = {
+            let _guard = StopOnPanic(shared);
+            lead(shared, count, work, &mut take)
+        };
         shared.stop.store(true, Ordering::SeqCst);
         shared.changed.notify_all();
         out
     })
 }
 
+/// Stops the run if the thread holding it unwinds: a helper's piece would be waited for
+/// forever, and helpers would wait forever for the request's thread to move on (the
+/// scope re-raises the panic once every thread is done).
+struct StopOnPanic<'a, T>(&'a Shared<T>);
+
+impl<T> Drop for StopOnPanic<'_, T> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop.store(true, Ordering::SeqCst);
+            self.0.changed.notify_all();
+        }
+    }
+}
+
 /// A helper: takes pieces while there are some it may take, waits while it may not.
 fn help<T>(shared: &Shared<T>, count: usize, work: &(impl Fn(usize) -> Result<T> + Sync)) {
+    let _guard = StopOnPanic(shared);
     loop {
         if shared.stop.load(Ordering::SeqCst) || shared.next.load(Ordering::SeqCst) >= count {
             return;
@@ -183,6 +201,23 @@ mod tests {
             )
             .unwrap();
             assert_eq!(got, (0..count).map(|i| i * 2).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_helper_that_panics_ends_the_run_instead_of_hanging_it() {
+        for _ in 0..20 {
+            let r = std::panic::catch_unwind(|| {
+                run(
+                    100,
+                    |i| {
+                        assert!(i != 30, "piece 30 fails");
+                        Ok(i)
+                    },
+                    |_| Ok(()),
+                )
+            });
+            assert!(r.is_err());
         }
     }
 
