@@ -1,8 +1,6 @@
 //! What regions may ask of an engine: the whole of it. Regions hold a `&dyn Storage`, so
 //! a second engine (a distributed one) serves every region by implementing this trait.
 
-use std::ops::Range;
-
 use crate::engine::codec::Tier;
 use crate::engine::tree::Kind;
 use crate::engine::{Attr, Change, CommitAt, Counters, Data, Engine, NewNode, PassingFile, Pinned};
@@ -19,15 +17,15 @@ pub trait Storage: Send + Sync {
     fn dir_counters(&self, dir: u64) -> (u64, u64);
     /// Committed content of a file.
     fn read(&self, ino: u64, off: u64, size: usize) -> Result<Data>;
-    /// The range of `dir`'s listing positions (`Engine::listing_span`).
-    fn listing_span(&self, dir: u64) -> Result<Range<u64>>;
-    /// The files of `dir` listed at `cookies` and named as `wanted` accepts, with their
-    /// whole committed contents read in passing: not kept in the cache
+    /// `dir`'s entries as (listing position, inode), at one moment (`Engine::listing`).
+    fn listing(&self, dir: u64) -> Result<Vec<(u64, u64)>>;
+    /// The files `listed` in `dir` and named as `wanted` accepts, with their whole
+    /// committed contents read in passing: not kept in the cache
     /// (`Engine::read_files_passing`).
     fn read_files_passing(
         &self,
         dir: u64,
-        cookies: Range<u64>,
+        listed: &[(u64, u64)],
         wanted: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Vec<PassingFile>>;
     /// Creates or replaces a file owned by root with `bytes`, durably, unchecked: for a
@@ -98,17 +96,17 @@ impl Storage for Engine {
         Engine::read(self, ino, off, size, false)
     }
 
-    fn listing_span(&self, dir: u64) -> Result<Range<u64>> {
-        Engine::listing_span(self, dir)
+    fn listing(&self, dir: u64) -> Result<Vec<(u64, u64)>> {
+        Engine::listing(self, dir)
     }
 
     fn read_files_passing(
         &self,
         dir: u64,
-        cookies: Range<u64>,
+        listed: &[(u64, u64)],
         wanted: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Vec<PassingFile>> {
-        Engine::read_files_passing(self, dir, cookies, wanted)
+        Engine::read_files_passing(self, dir, listed, wanted)
     }
 
     fn put(&self, parent: u64, name: &[u8], bytes: &[u8]) -> Result<()> {

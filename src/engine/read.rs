@@ -1,6 +1,5 @@
 //! Reads of committed content: pinned versions, through the cache, with read-ahead.
 
-use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -74,19 +73,16 @@ impl Engine {
         .map(|d| d.to_vec())
     }
 
-    /// The listing positions (cookies) of directory `dir`'s entries lie in this range:
-    /// a reader passing over a large directory takes it in slices of it.
-    pub fn listing_span(&self, dir: u64) -> Result<Range<u64>> {
+    /// Directory `dir`'s entries as (listing position, inode), at one moment and without
+    /// looking any inode up: what a reader passing over a large directory then reads in
+    /// slices (`read_files_passing`).
+    pub fn listing(&self, dir: u64) -> Result<Vec<(u64, u64)>> {
         let tree = lock(&self.tree);
-        let order = &tree.dir(dir)?.order;
-        Ok(match (order.first_key_value(), order.last_key_value()) {
-            (Some((&first, _)), Some((&last, _))) => first..last + 1,
-            _ => 0..0,
-        })
+        Ok(tree.dir(dir)?.order.iter().map(|(&c, &i)| (c, i)).collect())
     }
 
-    /// The whole committed contents of the files of `dir` listed at `cookies` and named
-    /// as `wanted` accepts, in listing order, for a reader passing over many files once
+    /// The whole committed contents of the files `listed` in `dir` (by `listing`) and
+    /// named as `wanted` accepts, in listing order, for a reader passing over many files once
     /// (a query's scan). From the cache when there, but a small content read from disk
     /// is not kept in it, so that a scan of more than the cache holds does not evict what
     /// is in use for what is read once. The tree and the cache are locked once for the
@@ -95,20 +91,21 @@ impl Engine {
     pub fn read_files_passing(
         &self,
         dir: u64,
-        cookies: Range<u64>,
+        listed: &[(u64, u64)],
         wanted: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Vec<PassingFile>> {
         let (names, snaps): (Vec<Arc<[u8]>>, Vec<Snapshot>) = {
             let tree = lock(&self.tree);
-            let order = &tree.dir(dir)?.order;
-            order
-                .range(cookies)
-                .filter_map(|(&cookie, &ino)| {
+            listed
+                .iter()
+                .filter_map(|&(cookie, ino)| {
                     let n = tree.get(ino).ok()?;
+                    // A file renamed since the listing is read where it is now, as listed:
+                    // the listing is the moment the reader sees.
                     let name = if n.meta.parent == dir && n.cookie == cookie {
                         &n.meta.name
                     } else {
-                        tree.entry_name(dir, cookie, ino)?
+                        tree.entry_name(dir, cookie, ino).unwrap_or(&n.meta.name)
                     };
                     (n.meta.kind == Kind::File && wanted(name))
                         .then(|| (name.clone(), Snapshot::of(n)))

@@ -105,9 +105,10 @@ pub fn answer(
         let started = Instant::now();
         let out = run(&plan, &source)?;
         let micros = started.elapsed().as_micros() as u64;
+        let listed_same = source.listings_unchanged();
         let mut dirs = source.walked.into_inner();
         dirs.extend(source.read.into_inner());
-        if !state.unchanged_since(&dirs, at) {
+        if !listed_same || !state.unchanged_since(&dirs, at) {
             if attempt == ATTEMPTS {
                 return Err(Refused {
                     position: None,

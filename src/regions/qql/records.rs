@@ -125,20 +125,20 @@ pub fn read_record(
     Ok(parse(&bytes, members).map(|v| (attr.ino, v)))
 }
 
-/// Listing positions read together: one lock of the engine's tree and cache for each
-/// slice, and a slice is the piece a helper thread takes.
-const SLICE: u64 = 256;
+/// Entries read together: one lock of the engine's tree and cache for each slice, and a
+/// slice is the piece a helper thread takes.
+const SLICE: usize = 256;
 
-/// Reads (in passing) and parses the JSON records of `dir` listed at `cookies`: (name,
+/// Reads (in passing) and parses the JSON records of a slice of `dir`'s listing: (name,
 /// content) of those that are JSON (an empty file not yet written is not).
 fn parse_slice(
     store: &dyn Storage,
     dir: u64,
-    cookies: std::ops::Range<u64>,
+    listed: &[(u64, u64)],
     members: Members<'_>,
 ) -> Result<Vec<(Arc<[u8]>, Value)>> {
     let mut out = Vec::new();
-    for (name, bytes) in store.read_files_passing(dir, cookies, &|n| n.ends_with(b".json"))? {
+    for (name, bytes) in store.read_files_passing(dir, listed, &|n| n.ends_with(b".json"))? {
         match bytes {
             Ok(b) => out.extend(parse(&b, members).map(|v| (name, v))),
             // Removed since it was listed.
@@ -150,21 +150,19 @@ fn parse_slice(
 }
 
 /// Gives each JSON record of `dir` to `each`: (name, parsed content), read in passing, in
-/// listing order. Slices of the listing are read and parsed on helper threads too.
+/// listing order. The listing is taken at once (a file moved meanwhile is read where it
+/// went, as listed); its slices are read and parsed on helper threads too.
 pub fn each_record(
     store: &dyn Storage,
     dir: u64,
     members: Members<'_>,
     each: &mut dyn FnMut(&[u8], Value),
 ) -> Result<()> {
-    let span = store.listing_span(dir)?;
-    let slices = (span.end - span.start).div_ceil(SLICE);
+    let listed = store.listing(dir)?;
+    let slices: Vec<&[(u64, u64)]> = listed.chunks(SLICE).collect();
     in_order::run(
-        usize::try_from(slices).unwrap_or(usize::MAX),
-        |i| {
-            let from = span.start + i as u64 * SLICE;
-            parse_slice(store, dir, from..(from + SLICE).min(span.end), members)
-        },
+        slices.len(),
+        |i| parse_slice(store, dir, slices[i], members),
         |parsed| {
             for (name, v) in parsed {
                 each(&name, v);
