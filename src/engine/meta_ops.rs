@@ -336,7 +336,9 @@ impl Engine {
         let dir = tree.dir(ino)?;
         let mut out = Vec::with_capacity(max.min(dir.order.len()));
         for (&c, &child) in dir.order.range(cookie + 1..).take(max) {
-            if let (Ok(n), Some(name)) = (tree.get(child), tree.entry_name(ino, c, child)) {
+            if let Ok(n) = tree.get(child)
+                && let Some(name) = tree.entry_name(n, ino, c)
+            {
                 out.push(DirEntry {
                     offset: c,
                     ino: child,

@@ -102,11 +102,7 @@ impl Engine {
                     let n = tree.get(ino).ok()?;
                     // A file renamed since the listing is read where it is now, as listed:
                     // the listing is the moment the reader sees.
-                    let name = if n.meta.parent == dir && n.cookie == cookie {
-                        &n.meta.name
-                    } else {
-                        tree.entry_name(dir, cookie, ino).unwrap_or(&n.meta.name)
-                    };
+                    let name = tree.entry_name(n, dir, cookie).unwrap_or(&n.meta.name);
                     (n.meta.kind == Kind::File && wanted(name))
                         .then(|| (name.clone(), Snapshot::of(n)))
                 })

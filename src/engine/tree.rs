@@ -310,13 +310,17 @@ impl Tree {
         }
     }
 
-    /// The name `ino` has in `dir` at listing position `cookie`.
-    pub fn entry_name(&self, dir: u64, cookie: u64, ino: u64) -> Option<&Arc<[u8]>> {
-        let node = self.get(ino).ok()?;
+    /// The name `node` has in `dir` at listing position `cookie`.
+    pub fn entry_name<'t>(
+        &'t self,
+        node: &'t Node,
+        dir: u64,
+        cookie: u64,
+    ) -> Option<&'t Arc<[u8]>> {
         if node.meta.parent == dir && node.cookie == cookie {
             return Some(&node.meta.name);
         }
-        self.links(ino)
+        self.links(node.meta.ino)
             .iter()
             .find(|l| l.parent == dir && l.cookie == cookie)
             .map(|l| &l.name)
