@@ -21,6 +21,7 @@ pub mod observatory;
 pub mod qql;
 pub mod records;
 pub mod spacetime;
+pub mod telling;
 pub mod temporal;
 pub mod tiering;
 pub mod universe;
@@ -405,6 +406,7 @@ pub trait Region: Send + Sync {
 /// The registered regions.
 pub struct Regions {
     list: Vec<Box<dyn Region>>,
+    untold: telling::Untold,
 }
 
 impl Regions {
@@ -413,6 +415,7 @@ impl Regions {
     pub fn builtin(cache_mb: Option<u64>) -> Result<Regions> {
         let mut r = Regions {
             list: vec![Box::new(universe::Universe)],
+            untold: telling::Untold::default(),
         };
         r.register(Box::new(spacetime::Spacetime::default()))?;
         r.register(Box::new(records::Records))?;
@@ -462,6 +465,17 @@ impl Regions {
 
     pub fn all(&self) -> impl Iterator<Item = &dyn Region> {
         self.list.iter().map(|r| r.as_ref())
+    }
+
+    /// Marks `dirs` as changing from now until the returned telling is dropped: after
+    /// the change is made and every region was told of it (`telling`).
+    pub fn telling(&self, dirs: &[u64]) -> telling::Telling<'_> {
+        self.untold.begin(dirs)
+    }
+
+    /// Whether every change made to `dirs` so far was told to every region.
+    pub fn told(&self, dirs: &[u64]) -> bool {
+        self.untold.quiet(dirs)
     }
 
     /// Tells every region what happened.

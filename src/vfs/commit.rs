@@ -40,10 +40,11 @@ impl Vfs {
         self.engine.commit(ino, when, &|meta, bytes| {
             let dir = self.dir(meta.parent)?;
             self.check_commit(&dir, meta, bytes)?;
-            *committed.borrow_mut() = Some((dir, meta.name.to_vec()));
+            let telling = self.regions.telling(&[dir.ino]);
+            *committed.borrow_mut() = Some((dir, meta.name.to_vec(), telling));
             Ok(())
         })?;
-        if let Some((dir, name)) = committed.into_inner() {
+        if let Some((dir, name, _telling)) = committed.into_inner() {
             self.told_committed(&dir, &name);
         }
         Ok(())

@@ -5,9 +5,16 @@ use crate::engine::tree::{Kind, ROOT};
 use crate::engine::{Attr, DirEntry, NewNode, SetAttr};
 use crate::error::{Error, Result};
 use crate::metrics::Op;
+use crate::regions::telling::Telling;
 use crate::regions::{Dir, Event, Naming, Removal, Tag};
 use crate::vfs::{Caller, VIRT, Vfs, lock};
 use std::sync::MutexGuard;
+
+/// What `Vfs::hold` holds while names change.
+pub(super) struct Held<'a> {
+    _regions: Vec<MutexGuard<'a, ()>>,
+    _telling: Telling<'a>,
+}
 
 impl Vfs {
     /// Refuses names of generated files, new entries at the root, and what the
@@ -23,14 +30,20 @@ impl Vfs {
     }
 
     /// Holds the regions of `dirs` (each once, in tag order) while their names change:
-    /// what their checks admitted stays true until the change is made.
-    pub(super) fn hold(&self, dirs: &[&Dir]) -> Vec<MutexGuard<'_, ()>> {
+    /// what their checks admitted stays true until the change is made. Until dropped
+    /// (after the regions were told), `dirs` count as changing (`Regions::telling`).
+    pub(super) fn hold(&self, dirs: &[&Dir]) -> Held<'_> {
         let mut tags: Vec<Tag> = dirs.iter().map(|d| d.tag).collect();
         tags.sort_unstable();
         tags.dedup();
-        tags.into_iter()
-            .filter_map(|t| self.regions.by_tag(t).hold())
-            .collect()
+        let inos: Vec<u64> = dirs.iter().map(|d| d.ino).collect();
+        Held {
+            _regions: tags
+                .into_iter()
+                .filter_map(|t| self.regions.by_tag(t).hold())
+                .collect(),
+            _telling: self.regions.telling(&inos),
+        }
     }
 
     /// Asks `dir`'s region whether `name` may change so.

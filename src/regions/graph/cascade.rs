@@ -106,6 +106,8 @@ fn remove(shared: &Shared, cx: &Cx<'_>, line: &[u8]) -> Result<()> {
             name: name.clone(),
         })
         .collect();
+    let parents: Vec<u64> = gone.iter().map(|(parent, _)| *parent).collect();
+    let _telling = cx.regions.telling(&parents);
     cx.store.apply(changes, true)?;
     for (parent, name) in &gone {
         (cx.gone)(*parent, name);

@@ -14,7 +14,7 @@ use super::lang::value::OrdValue;
 use super::paths_index::{Name, Position};
 use super::records::{each_record, read_record};
 use super::source::{Collection, Direction, EdgeRow, Members, Record, Records, Source, Target};
-use crate::engine::tree::{Kind, ROOT, Ts};
+use crate::engine::tree::{Kind, ROOT};
 use crate::error::{Error, Result};
 use crate::regions::graph::{self, Reader, Way};
 use crate::regions::temporal::time;
@@ -33,10 +33,6 @@ pub struct EngineSource<'a> {
     /// what a pattern matches), and the collections' own: what an answer depends on.
     pub walked: RefCell<Vec<u64>>,
     pub read: RefCell<Vec<u64>>,
-    /// Each scanned directory's change time when its scan began. A change to its entries
-    /// moves it in the same step (`listings_unchanged`), while the region hears of the
-    /// change only after it is made: a check on what it heard alone could pass in between.
-    scanned: RefCell<Vec<(u64, Ts)>>,
     /// What this evaluation resolved already: its plan and its run ask the same patterns
     /// and the same collections' indexes.
     matched: RefCell<HashMap<Vec<String>, Vec<Collection>>>,
@@ -57,19 +53,9 @@ impl<'a> EngineSource<'a> {
             declared,
             walked: RefCell::new(Vec::new()),
             read: RefCell::new(Vec::new()),
-            scanned: RefCell::new(Vec::new()),
             matched: RefCell::default(),
             indexed: RefCell::default(),
         }
-    }
-
-    /// Whether the entries of every directory scanned are those its scan listed: none
-    /// was made, removed or renamed since (a directory gone counts as changed).
-    pub fn listings_unchanged(&self) -> bool {
-        self.scanned
-            .borrow()
-            .iter()
-            .all(|&(dir, at)| self.cx.store.getattr(dir).is_ok_and(|a| a.ctime == at))
     }
 
     /// The directory at `path` from the root.
@@ -197,8 +183,6 @@ impl Source for EngineSource<'_> {
     ) -> Result<()> {
         let dir = self.dir(&c.path)?;
         self.read.borrow_mut().push(dir);
-        let at = self.cx.store.getattr(dir)?.ctime;
-        self.scanned.borrow_mut().push((dir, at));
         each_record(self.cx.store, dir, members, &mut |name, v| {
             if keep(&v) {
                 each(self.record(c, name, v));

@@ -105,10 +105,11 @@ pub fn answer(
         let started = Instant::now();
         let out = run(&plan, &source)?;
         let micros = started.elapsed().as_micros() as u64;
-        let listed_same = source.listings_unchanged();
         let mut dirs = source.walked.into_inner();
         dirs.extend(source.read.into_inner());
-        if !listed_same || !state.unchanged_since(&dirs, at) {
+        // A change is made before the region hears of it: one being made now, or made
+        // but not yet heard, may be in what was read and not in the indexes.
+        if !cx.regions.told(&dirs) || !state.unchanged_since(&dirs, at) {
             if attempt == ATTEMPTS {
                 return Err(Refused {
                     position: None,

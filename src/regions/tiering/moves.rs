@@ -204,6 +204,7 @@ fn move_one(cx: &Cx<'_>, c: &Candidate) -> crate::error::Result<Option<Move>> {
         );
         return Ok(None);
     }
+    let _telling = cx.regions.telling(&[c.parent, target.ino]);
     cx.store.rename(c.parent, &c.name, target.ino, &c.name)?;
     // The kernel may still hold the old name (and the parents' attributes).
     (cx.gone)(c.parent, &c.name);
