@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::disk::{Appender, Disk, Open, Reader};
 use super::frame::{self, Decoded};
-use super::tree::{Link, Location, Meta, Ts};
+use super::tree::{Link, Location, Meta, Tree, Ts};
 use super::{decode, encode};
 use crate::error::{Error, Result};
 
@@ -124,16 +124,23 @@ pub struct Writer {
     disk: Arc<dyn Disk>,
     out: BufWriter<Appender>,
     tmp: PathBuf,
-    dir: PathBuf,
-    seq: u64,
+    path: PathBuf,
     count: u64,
     expected: u64,
     scratch: Vec<u8>,
 }
 
 impl Writer {
-    pub fn create(disk: Arc<dyn Disk>, dir: &Path, seq: u64, header: &Header) -> Result<Writer> {
-        let tmp = dir.join(format!("{}.tmp", name(seq)));
+    /// A writer of checkpoint `seq` in `dir`.
+    pub fn numbered(disk: Arc<dyn Disk>, dir: &Path, seq: u64, header: &Header) -> Result<Writer> {
+        Writer::create(disk, dir.join(name(seq)), header)
+    }
+
+    /// A writer of a checkpoint that becomes `path` when finished.
+    pub fn create(disk: Arc<dyn Disk>, path: PathBuf, header: &Header) -> Result<Writer> {
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
         let file = disk.open(&tmp, Open::Create)?;
         let mut out = BufWriter::with_capacity(1 << 20, Appender::new(file));
         out.write_all(&frame::file_header(MAGIC, VERSION))?;
@@ -144,8 +151,7 @@ impl Writer {
             disk,
             out,
             tmp,
-            dir: dir.to_path_buf(),
-            seq,
+            path,
             count: 0,
             expected: header.count,
             scratch,
@@ -175,10 +181,11 @@ impl Writer {
         self.out.write_all(&self.scratch)?;
         let out = self.out.into_inner().map_err(|e| e.into_error())?;
         out.file.sync_all()?;
-        let path = self.dir.join(name(self.seq));
-        self.disk.rename(&self.tmp, &path)?;
-        self.disk.sync_dir(&self.dir)?;
-        Ok(path)
+        self.disk.rename(&self.tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            self.disk.sync_dir(dir)?;
+        }
+        Ok(self.path)
     }
 }
 
@@ -245,6 +252,24 @@ pub fn load(disk: &dyn Disk, path: &Path, mut each: impl FnMut(Entry)) -> Result
     Ok(header)
 }
 
+/// Loads a checkpoint into a tree of its own; returns it with the header.
+pub fn load_tree(disk: &dyn Disk, path: &Path) -> Result<(Tree, Header)> {
+    let mut tree = Tree::default();
+    // Links name directories anywhere in the tree: entered once every inode is.
+    let mut links = Vec::new();
+    let header = load(disk, path, |e| {
+        if !e.links.is_empty() {
+            links.push((e.meta.ino, e.links));
+        }
+        tree.upsert(e.meta, Some(e.loc));
+    })?;
+    for (ino, names) in links {
+        tree.set_links(ino, names.into_iter().map(|(p, n)| (p, n.into())).collect());
+    }
+    tree.next_ino = tree.next_ino.max(header.next_ino);
+    Ok((tree, header))
+}
+
 /// Deletes checkpoints older than `seq`.
 pub fn remove_older(disk: &dyn Disk, dir: &Path, seq: u64) -> Result<()> {
     for old in list(disk, dir)? {
@@ -279,7 +304,7 @@ mod tests {
                 &[],
             );
         }
-        let mut w = Writer::create(disk::real(), dir, seq, &header).expect("create");
+        let mut w = Writer::numbered(disk::real(), dir, seq, &header).expect("create");
         w.entries(&entries).expect("entries");
         w.finish().expect("finish")
     }
@@ -393,7 +418,7 @@ mod tests {
             count: 1,
             taken: Ts::now(),
         };
-        let mut w = Writer::create(disk::real(), tmp.path(), 2, &header).expect("create");
+        let mut w = Writer::numbered(disk::real(), tmp.path(), 2, &header).expect("create");
         let link = Link {
             parent: 5,
             name: (*b"other").into(),

@@ -3,11 +3,13 @@
 //! are retired.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::codec::Tier;
 use super::extents::{self, Part, Piece};
+use super::snapshots::SnapInfo;
 use super::store::{self, FileKind};
 use super::tree::{Location, Ts};
 use super::{Engine, Settings, checkpoint, lock};
@@ -17,6 +19,14 @@ impl Engine {
     /// Moves committed content out of the log into the tiers' shards (coded for the tier),
     /// writes a checkpoint of every inode, then retires old log segments and shard files.
     pub fn checkpoint(&self) -> Result<()> {
+        self.checkpoint_keeping(None).map(|_| ())
+    }
+
+    /// A checkpoint, whose entries are also kept as snapshot `snapshot` if named.
+    pub(super) fn checkpoint_keeping(
+        &self,
+        snapshot: Option<&str>,
+    ) -> Result<Option<Arc<SnapInfo>>> {
         let mut seq = lock(&self.checkpoint_seq);
         let started = Instant::now();
         let new_seg = self.wal.rotate()?;
@@ -91,7 +101,7 @@ impl Engine {
 
         // Swap locations and snapshot every inode at one log position.
         let ckpt_dir = self.root.join("checkpoints");
-        let (header, entries, keep, log_end, next_file_id) = {
+        let (header, entries, mut keep, log_end, next_file_id, kept) = {
             let mut tree = lock(&self.tree);
             let since = Instant::now();
             for (ino, old, parts, new) in moved {
@@ -123,10 +133,13 @@ impl Engine {
             };
             let mut entries = checkpoint::Entries::default();
             let mut keep = HashSet::new();
-            for n in order {
+            for n in &order {
                 entries.push(&n.meta, &n.loc, tree.links(n.meta.ino));
                 keep.extend(extents::each(&n.loc, n.meta.size).filter_map(|p| shard_file(p.part)));
             }
+            let log_end = self.wal.written();
+            // What a snapshot names is freed by checkpoints only, and this one keeps it.
+            let kept = snapshot.map(|name| self.snapshot_info(name, &order, log_end));
             for loc in tree.orphan_locations() {
                 keep.extend(extents::each(&loc, 0).filter_map(|p| shard_file(p.part)));
             }
@@ -137,19 +150,25 @@ impl Engine {
                     .map(|(t, id)| (t, FileKind::Blob, id)),
             );
             held += since.elapsed();
-            (header, entries, keep, self.wal.written(), next_file_id)
+            (header, entries, keep, log_end, next_file_id, kept)
         };
         let mut writer =
-            checkpoint::Writer::create(self.disk.clone(), &ckpt_dir, *seq + 1, &header)?;
+            checkpoint::Writer::numbered(self.disk.clone(), &ckpt_dir, *seq + 1, &header)?;
         writer.entries(&entries)?;
+        if let Some(info) = &kept {
+            self.write_snapshot_tree(info, &header, &entries)?;
+        }
         drop(entries);
         // Every change the snapshot contains must be durable before the snapshot is.
         self.wal.sync_to(log_end)?;
         writer.finish()?;
         *seq += 1;
         self.checkpointed_at.store(log_end, Ordering::Relaxed);
+        let published = kept.map(|info| self.publish_snapshot(info)).transpose()?;
 
-        self.wal.retire_before(new_seg)?;
+        let (snapshot_files, snapshot_segments) = lock(&self.snapshots).kept();
+        keep.extend(snapshot_files);
+        self.wal.retire_before(new_seg, &snapshot_segments)?;
         checkpoint::remove_older(&*self.disk, &ckpt_dir, *seq)?;
         let mut removed = 0;
         for (tier, kind, id, _) in self.store.files() {
@@ -168,7 +187,7 @@ impl Engine {
             *seq,
             started.elapsed()
         );
-        Ok(())
+        Ok(published)
     }
 
     /// Writes a piece's bytes where they belong in `tier`: a pack entry, or a blob for a

@@ -35,6 +35,7 @@ mod open_files;
 mod read;
 pub mod readahead;
 mod record;
+pub mod snapshots;
 mod stats;
 pub mod store;
 #[cfg(test)]
@@ -101,6 +102,7 @@ pub struct Engine {
     recovery: (u64, std::time::Duration),
     /// Held by `apply` (see `batch`).
     batches: Mutex<()>,
+    snapshots: Mutex<snapshots::Catalog>,
     _lock: Box<dyn Send + Sync>,
 }
 
@@ -155,18 +157,8 @@ impl Engine {
         let mut wal_from = 0;
         let mut ckpt_seq = 0;
         if let Some((seq, path)) = checkpoint::latest(&*disk, &ckpt_dir)? {
-            // Links name directories anywhere in the tree: entered once every inode is.
-            let mut links = Vec::new();
-            let header = checkpoint::load(&*disk, &path, |e| {
-                if !e.links.is_empty() {
-                    links.push((e.meta.ino, e.links));
-                }
-                tree.upsert(e.meta, Some(e.loc));
-            })?;
-            for (ino, names) in links {
-                tree.set_links(ino, names.into_iter().map(|(p, n)| (p, n.into())).collect());
-            }
-            tree.next_ino = tree.next_ino.max(header.next_ino);
+            let header;
+            (tree, header) = checkpoint::load_tree(&*disk, &path)?;
             store.reserve_ids_from(header.next_file_id);
             wal_from = header.wal_from;
             ckpt_seq = seq;
@@ -181,6 +173,7 @@ impl Engine {
             started.elapsed()
         );
         let recovery = (records as u64, started.elapsed());
+        let snapshots = snapshots::Catalog::open(&*disk, &root.join("snapshots"))?;
         let wal = Wal::open(disk, &wal_dir, settings.segment_max)?;
         Ok(Engine {
             disk: fence,
@@ -203,6 +196,7 @@ impl Engine {
             stopped: AtomicBool::new(false),
             recovery,
             batches: Mutex::new(()),
+            snapshots: Mutex::new(snapshots),
             _lock: lock_file,
         })
     }

@@ -313,28 +313,8 @@ impl Engine {
                         break;
                     }
                     let range = off.max(start) - start..end.min(stop) - start;
-                    match p.part {
-                        Part::Blob { tier, id } => {
-                            let key = |chunk| Key::part(p.part, chunk);
-                            out.extend_from_slice(&self.read_blob(
-                                key,
-                                (tier, id),
-                                p.len,
-                                range,
-                            )?);
-                        }
-                        _ => {
-                            let held = snap.held.as_ref().and_then(|h| h.get(i).cloned());
-                            let whole = match held.flatten() {
-                                Some(w) => w,
-                                None => self.part_whole(p, snap.tier)?,
-                            };
-                            let bytes = whole
-                                .get(range.start as usize..range.end as usize)
-                                .ok_or_else(|| short_piece(p))?;
-                            out.extend_from_slice(bytes);
-                        }
-                    }
+                    let held = snap.held.as_ref().and_then(|h| h.get(i).cloned());
+                    out.extend_from_slice(&self.read_piece(p, snap.tier, held.flatten(), range)?);
                 }
                 Ok(Data::Owned(out))
             }
@@ -346,6 +326,31 @@ impl Engine {
                 Ok(Data::Shared(whole, off as usize..end as usize))
             }
         }
+    }
+
+    /// `range` of piece `p` of a file in `tier`: a blob's chunks through the cache, a small
+    /// piece from `held` or whole through the cache, keyed by where the piece lies.
+    pub(super) fn read_piece(
+        &self,
+        p: &Piece,
+        tier: Tier,
+        held: Option<Arc<Vec<u8>>>,
+        range: std::ops::Range<u64>,
+    ) -> Result<Data> {
+        if let Part::Blob { tier, id } = p.part {
+            return self.read_blob(|chunk| Key::part(p.part, chunk), (tier, id), p.len, range);
+        }
+        let whole = match held {
+            Some(w) => w,
+            None => self.part_whole(p, tier)?,
+        };
+        if whole.len() < range.end as usize {
+            return Err(short_piece(p));
+        }
+        Ok(Data::Shared(
+            whole,
+            range.start as usize..range.end as usize,
+        ))
     }
 
     /// Reads `range` of a blob holding (at least) `len` bytes, chunk by chunk through the

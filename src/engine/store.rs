@@ -10,6 +10,7 @@
 //! Ids come from one counter shared by all tiers; files are immutable once written and
 //! fsynced before anything refers to them.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ pub const CHUNK: usize = 1 << 20;
 /// `MAX_DECODED`, plus what a codec may add to incompressible bytes) and its header.
 const MAX_FRAME: usize = MAX_DECODED + (MAX_DECODED >> 6) + 64;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum FileKind {
     Pack,
     Blob,

@@ -15,6 +15,7 @@
 //! append. A failed fsync poisons the log: the page cache may have dropped the dirty pages,
 //! so nothing written since can be called durable, and every later commit fails.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -396,10 +397,10 @@ impl Wal {
     }
 
     /// Deletes segments older than `seq` (their records are in a checkpoint).
-    pub fn retire_before(&self, seq: u64) -> Result<()> {
-        self.sealed.forget(|s| *s < seq);
+    pub fn retire_before(&self, seq: u64, kept: &HashSet<u64>) -> Result<()> {
+        self.sealed.forget(|s| *s < seq && !kept.contains(s));
         for old in list_segments(&*self.disk, &self.dir)? {
-            if old < seq {
+            if old < seq && !kept.contains(&old) {
                 self.disk.remove(&self.dir.join(segment_name(old)))?;
             }
         }
