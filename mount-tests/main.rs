@@ -7,6 +7,8 @@
 //! sets the daemon's log level; `ISLABDB_BIN=path` tests another binary.
 //!
 //! One module per part of the contract:
+//! - `backups`: snapshots taken by `mkdir`, of one moment while writers run, browsed
+//!   read-only, kept across `kill -9`, removed by `rmdir`
 //! - `lifecycle`: CLI, bootstrap, clean exit on umount/SIGTERM/SIGINT, remount
 //! - `layout`: the root, seed dirs, `_manifest.json` (listed only in the universe's
 //!   own dirs), `shard.metadata`, WAL listing
@@ -33,6 +35,7 @@
 
 mod common;
 
+mod backups;
 mod config;
 mod disk_full;
 mod durability;

@@ -21,6 +21,8 @@ pub enum Error {
     InvalidArgument(&'static str),
     /// Writing to a generated, read-only view.
     ReadOnlyView,
+    /// A snapshot's tree: nothing in it changes.
+    ReadOnlySnapshot,
     /// Removing or moving a directory of the seed's fixed hierarchy.
     Protected,
     /// An operation this filesystem deliberately does not offer (hard links, device nodes).
@@ -69,6 +71,7 @@ impl Error {
             Error::InvalidArgument(_) => libc::EINVAL,
             // DESIGN.md: writes to generated files answer EACCES.
             Error::ReadOnlyView => libc::EACCES,
+            Error::ReadOnlySnapshot => libc::EROFS,
             Error::Protected => libc::EPERM,
             Error::NotPermitted(_) => libc::EPERM,
             Error::InUse(_) => libc::EBUSY,
@@ -105,6 +108,7 @@ impl fmt::Display for Error {
             Error::InvalidRecord(why) => write!(f, "invalid record: {why}"),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
             Error::ReadOnlyView => write!(f, "generated view is read-only"),
+            Error::ReadOnlySnapshot => write!(f, "a snapshot is read-only"),
             Error::Protected => write!(f, "part of the fixed universe hierarchy"),
             Error::NotPermitted(what) => write!(f, "not permitted: {what}"),
             Error::InUse(why) => write!(f, "in use: {why}"),

@@ -212,12 +212,12 @@ pub const SEED: &[SeedDir] = &[
     ),
     fixed(
         "backups/snapshots",
-        "universe",
+        "backups",
         "Point-in-time universe snapshots",
     ),
     fixed(
         "backups/snapshots/incremental",
-        "universe",
+        "backups",
         "Incremental backups",
     ),
     fixed(

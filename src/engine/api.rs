@@ -1,7 +1,10 @@
 //! What regions may ask of an engine: the whole of it. Regions hold a `&dyn Storage`, so
 //! a second engine (a distributed one) serves every region by implementing this trait.
 
+use std::sync::Arc;
+
 use crate::engine::codec::Tier;
+use crate::engine::snapshots::{Frozen, SnapInfo};
 use crate::engine::tree::Kind;
 use crate::engine::{Attr, Change, CommitAt, Counters, Data, Engine, NewNode, PassingFile, Pinned};
 use crate::engine::{Settings, TierStats};
@@ -69,6 +72,12 @@ pub trait Storage: Send + Sync {
     fn log_segments(&self) -> Vec<(String, u64)>;
     fn read_log_segment(&self, name: &str, off: u64, size: usize) -> Result<Vec<u8>>;
     fn log_segment_len(&self, name: &str) -> Option<u64>;
+    /// Takes a snapshot of the whole universe now (`Engine::take_snapshot`).
+    fn take_snapshot(&self, name: &str) -> Result<Arc<SnapInfo>>;
+    fn snapshots(&self) -> Vec<Arc<SnapInfo>>;
+    fn remove_snapshot(&self, id: u64) -> Result<()>;
+    /// A snapshot's tree, to browse (`Engine::frozen`).
+    fn frozen(&self, id: u64) -> Result<Arc<Frozen>>;
 }
 
 impl Storage for Engine {
@@ -235,5 +244,21 @@ impl Storage for Engine {
 
     fn log_segment_len(&self, name: &str) -> Option<u64> {
         Engine::log_segment_len(self, name)
+    }
+
+    fn take_snapshot(&self, name: &str) -> Result<Arc<SnapInfo>> {
+        Engine::take_snapshot(self, name)
+    }
+
+    fn snapshots(&self) -> Vec<Arc<SnapInfo>> {
+        Engine::snapshots(self)
+    }
+
+    fn remove_snapshot(&self, id: u64) -> Result<()> {
+        Engine::remove_snapshot(self, id)
+    }
+
+    fn frozen(&self, id: u64) -> Result<Arc<Frozen>> {
+        Engine::frozen(self, id)
     }
 }

@@ -9,6 +9,7 @@
 //! and its directories in the seed table.
 
 pub mod appended;
+pub mod backups;
 pub mod cache_state;
 pub mod config;
 pub mod cosmic_logs;
@@ -228,8 +229,8 @@ pub trait Sink: Send {
 /// A change to a directory's names, as [`Region::admit`] is asked about it.
 #[derive(Clone, Copy)]
 pub enum Naming<'a> {
-    /// A new entry (create, mkdir, mknod, symlink, link).
-    Add,
+    /// A new entry of this kind (create, mkdir, mknod, symlink, link).
+    Add(crate::engine::tree::Kind),
     /// A rename onto a free name brings the entry `name` of the directory `from` here
     /// (the target directory's region is asked).
     RenameFrom(&'a Dir, &'a [u8]),
@@ -294,6 +295,12 @@ pub trait Region: Send + Sync {
 
     /// The rule content committed to `name` in `dir` must follow; `None`: opaque bytes.
     fn rule(&self, _dir: &Dir, _name: &[u8]) -> Option<Rule> {
+        None
+    }
+
+    /// Whether `name` in `dir` is a snapshot's tree, shown read-only: the id the
+    /// engine knows it by (`Engine::frozen`). Asked before generated files.
+    fn snapshot_root(&self, _cx: &Cx<'_>, _dir: &Dir, _name: &[u8]) -> Option<u64> {
         None
     }
 
@@ -421,6 +428,7 @@ impl Regions {
         r.register(Box::new(records::Records))?;
         r.register(Box::new(config::Configuration::new(cache_mb)))?;
         r.register(Box::new(cosmic_logs::CosmicLogs))?;
+        r.register(Box::new(backups::Backups))?;
         r.register(Box::new(temporal::Temporal::new()))?;
         r.register(Box::new(observatory::Observatory::new()))?;
         r.register(Box::new(entanglement::Entanglement::default()))?;

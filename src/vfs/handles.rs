@@ -12,7 +12,7 @@ use crate::metrics::Op;
 use crate::namespace;
 use crate::regions::{Event, Open, OpenKind, Rule, Sink};
 use crate::vfs::views::Content;
-use crate::vfs::{Changes, VIRT, Vfs, lock};
+use crate::vfs::{Changes, VIRT, Vfs, frozen, lock};
 
 pub(super) enum Handle {
     /// A reader holds the version it opened; a writer reads its draft.
@@ -133,6 +133,17 @@ impl Vfs {
                 sink: Arc::new(Mutex::new(sink)),
                 owners: Owners::default(),
             }));
+        }
+        if let Some((id, local)) = frozen::split(ino) {
+            if is_write(flags) {
+                return Err(Error::ReadOnlySnapshot);
+            }
+            let f = self.engine.frozen(id)?;
+            if f.getattr(local)?.kind == Kind::Dir {
+                return Err(Error::IsDir);
+            }
+            let content = Content::Frozen(f, local);
+            return Ok(self.add_handle(Handle::View { dir: ino, content }));
         }
         if ino & VIRT != 0 {
             if is_write(flags) {
@@ -363,6 +374,9 @@ impl Vfs {
     }
 
     pub fn setattr(&self, ino: u64, fh: Option<u64>, c: Changes) -> Result<Attr> {
+        if frozen::split(ino).is_some() {
+            return Err(Error::ReadOnlySnapshot);
+        }
         if ino & VIRT != 0 {
             return Err(Error::ReadOnlyView);
         }

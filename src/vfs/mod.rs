@@ -7,6 +7,7 @@
 
 mod bootstrap;
 mod commit;
+mod frozen;
 mod handles;
 mod names;
 mod views;
@@ -204,6 +205,9 @@ impl Vfs {
 
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
         let _t = self.metrics.time(Op::Lookup);
+        if frozen::split(parent).is_some() {
+            return self.frozen_lookup(parent, name);
+        }
         if parent & VIRT != 0 {
             return Err(Error::NotDir);
         }
@@ -225,6 +229,9 @@ impl Vfs {
 
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
         let _t = self.metrics.time(Op::Getattr);
+        if frozen::split(ino).is_some() {
+            return self.frozen_getattr(ino);
+        }
         if ino & VIRT != 0 {
             return self.view_attr(ino);
         }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Op;
 use crate::regions::telling::Telling;
 use crate::regions::{Dir, Event, Naming, Removal, Tag};
-use crate::vfs::{Caller, VIRT, Vfs, lock};
+use crate::vfs::{Caller, VIRT, Vfs, frozen, lock};
 use std::sync::MutexGuard;
 
 /// What `Vfs::hold` holds while names change.
@@ -105,7 +105,7 @@ impl Vfs {
         target: &[u8],
     ) -> Result<Attr> {
         if parent & VIRT != 0 {
-            return Err(Error::NotDir);
+            return Err(frozen::not_stored(parent));
         }
         let mut perm = (mode & !umask & 0o7777) as u16;
         if let Some(attr) = self.reclaim((parent, name), kind, perm, who)? {
@@ -115,7 +115,7 @@ impl Vfs {
         let dir = self.dir_of(&p)?;
         let _held = self.hold(&[&dir]);
         self.check_new_name(&dir, name)?;
-        self.admit(&dir, name, Naming::Add)?;
+        self.admit(&dir, name, Naming::Add(kind))?;
         let mut gid = who.gid;
         // A setgid directory passes its group on, and its setgid bit to subdirectories.
         if p.perm & libc::S_ISGID as u16 != 0 {
@@ -197,13 +197,16 @@ impl Vfs {
     }
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        if frozen::split(ino).is_some() {
+            return self.frozen_readlink(ino);
+        }
         self.engine.readlink(ino)
     }
 
     pub fn unlink(&self, parent: u64, name: &[u8], dir: bool) -> Result<()> {
         let _t = self.metrics.time(Op::Remove);
         if parent & VIRT != 0 {
-            return Err(Error::NotDir);
+            return Err(frozen::not_stored(parent));
         }
         let ino = self.stored(parent, name)?.ino;
         if self.is_seed(ino) {
@@ -233,8 +236,8 @@ impl Vfs {
         flags: u32,
     ) -> Result<()> {
         let _t = self.metrics.time(Op::Rename);
-        if parent & VIRT != 0 || newparent & VIRT != 0 {
-            return Err(Error::NotDir);
+        if let Some(p) = [parent, newparent].into_iter().find(|p| p & VIRT != 0) {
+            return Err(frozen::not_stored(p));
         }
         if flags & libc::RENAME_WHITEOUT != 0 {
             return Err(Error::NotSupported("RENAME_WHITEOUT"));
@@ -354,13 +357,13 @@ impl Vfs {
             return Err(Error::NotPermitted("hard links to generated files"));
         }
         if newparent & VIRT != 0 {
-            return Err(Error::NotDir);
+            return Err(frozen::not_stored(newparent));
         }
         let (parent, name) = self.engine.entry_of(ino)?;
         let (from, to) = (self.dir(parent)?, self.dir(newparent)?);
         let _held = self.hold(&[&to]);
         self.check_new_name(&to, newname)?;
-        self.admit(&to, newname, Naming::Add)?;
+        self.admit(&to, newname, Naming::Add(Kind::File))?;
         self.same_rule((&from, &name), (&to, newname))?;
         let linked = self.engine.link(ino, newparent, newname)?;
         self.entry_changed(&to, newname);
@@ -384,6 +387,9 @@ impl Vfs {
     pub fn readdir(&self, ino: u64, offset: u64, max: usize) -> Result<Vec<DirEntry>> {
         let _t = self.metrics.time(Op::Readdir);
         const REAL_BASE: u64 = 64;
+        if frozen::split(ino).is_some() {
+            return self.frozen_readdir(ino, offset, max);
+        }
         if ino & VIRT != 0 {
             return Err(Error::NotDir);
         }
@@ -410,8 +416,15 @@ impl Vfs {
                 .enumerate()
                 .take((REAL_BASE - 3) as usize)
             {
-                let view = self.view_ino(ino, &name);
-                fixed.push(entry(3 + i as u64, view, Kind::File, name.as_bytes()));
+                let (view, kind) =
+                    match self
+                        .region(&dir)
+                        .snapshot_root(&self.cx(), &dir, name.as_bytes())
+                    {
+                        Some(id) => (self.frozen_root(id)?.ino, Kind::Dir),
+                        None => (self.view_ino(ino, &name), Kind::File),
+                    };
+                fixed.push(entry(3 + i as u64, view, kind, name.as_bytes()));
             }
         }
         let mut out: Vec<DirEntry> = fixed

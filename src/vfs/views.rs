@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::engine::codec::Tier;
+use crate::engine::snapshots::Frozen;
 use crate::engine::tree::{Kind, Ts};
 use crate::engine::{Attr, Data};
 use crate::error::{Error, Result};
@@ -24,6 +25,8 @@ pub enum Content {
     /// Rendered in full at one engine generation: every read of one open sees one version.
     Document(Arc<Vec<u8>>),
     Ranged(Arc<dyn RangeSource>),
+    /// A file of a snapshot's tree (its inode there).
+    Frozen(Arc<Frozen>, u64),
 }
 
 #[derive(Default)]
@@ -142,6 +145,7 @@ impl Content {
                 Ok(Data::Shared(data.clone(), start..end))
             }
             Content::Ranged(source) => source.read(vfs.engine.as_ref(), off, size).map(Data::Owned),
+            Content::Frozen(f, ino) => vfs.engine.read_frozen(f, *ino, off, size),
         }
     }
 }
@@ -170,10 +174,19 @@ impl Vfs {
     }
 
     pub(super) fn view_attr_by_name(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        if let Some(id) = self.snapshot_root(parent, name) {
+            return self.frozen_root(id);
+        }
         match self.view_in(parent, name) {
             Some(ino) => self.view_attr(ino),
             None => Err(Error::NotFound),
         }
+    }
+
+    /// The snapshot whose tree `name` in `parent` shows, if it is one.
+    pub(super) fn snapshot_root(&self, parent: u64, name: &[u8]) -> Option<u64> {
+        let dir = self.dir(parent).ok()?;
+        self.region(&dir).snapshot_root(&self.cx(), &dir, name)
     }
 
     /// Inode number of a generated file listed in `dir`.

@@ -12,13 +12,16 @@ use crate::engine::codec::Tier;
 use crate::engine::tree::Kind;
 use crate::error::{Error, Result};
 use crate::regions::Event;
-use crate::vfs::{VIRT, Vfs};
+use crate::vfs::{VIRT, Vfs, frozen};
 
 /// The attribute that tells, and where allowed chooses, a file's tier.
 pub const TIER: &[u8] = b"user.islabdb.tier";
 
 impl Vfs {
     fn xattr_target(&self, ino: u64) -> Result<u64> {
+        if frozen::split(ino).is_some() {
+            return Err(Error::ReadOnlySnapshot);
+        }
         if ino & VIRT != 0 {
             return Err(Error::NotSupported("attributes on generated views"));
         }
@@ -26,6 +29,11 @@ impl Vfs {
     }
 
     pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
+        if frozen::split(ino).is_some() {
+            let attrs = self.frozen_xattrs(ino)?;
+            let found = attrs.into_iter().find(|(n, _)| n == name);
+            return found.map(|(_, v)| v).ok_or(Error::NoXattr);
+        }
         if ino & VIRT != 0 {
             return Err(Error::NoXattr);
         }
@@ -36,6 +44,13 @@ impl Vfs {
     }
 
     pub fn listxattr(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
+        if frozen::split(ino).is_some() {
+            return Ok(self
+                .frozen_xattrs(ino)?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect());
+        }
         if ino & VIRT != 0 {
             return Ok(Vec::new());
         }

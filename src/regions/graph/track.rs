@@ -23,7 +23,7 @@ pub fn admit(
     };
     match place {
         Place::Type(kind) => match change {
-            Naming::Add | Naming::RenameFrom(..) => {
+            Naming::Add(_) | Naming::RenameFrom(..) => {
                 check_node_name(name)?;
                 let Some(id) = node_id(name) else {
                     return Ok(());
@@ -57,7 +57,7 @@ pub fn admit(
             }
         },
         Place::Relation(relation) => match change {
-            Naming::Add | Naming::RenameFrom(..) => {
+            Naming::Add(_) | Naming::RenameFrom(..) => {
                 check_edge_name(name)?;
                 let Some((a, b)) = edge_ends(name) else {
                     return Ok(());

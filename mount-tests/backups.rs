@@ -1,0 +1,227 @@
+//! `backups/snapshots/`: a snapshot taken by `mkdir`, consistent while writers run,
+//! browsed read-only as `universe/`, the same after `kill -9` and a remount, gone with
+//! `rmdir`.
+
+use std::fs;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const SNAPSHOTS: &str = "backups/snapshots";
+
+fn snapshot(m: &Mount, name: &str) {
+    fs::create_dir(m.path(&format!("{SNAPSHOTS}/{name}"))).expect("mkdir takes a snapshot");
+}
+
+/// The files below `dir`, as (path relative to it, content), sorted.
+fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let list = sh(&format!("cd {} && find . -type f | sort", shq(dir)));
+    list.lines()
+        .map(|p| (p.to_string(), fs::read(dir.join(p)).expect("read")))
+        .collect()
+}
+
+/// Tokens moved between two collections one rename at a time, and two records rewritten
+/// in turn (`a` at `b`'s step or one ahead): every snapshot taken meanwhile holds each
+/// token exactly once and the two records of one moment.
+#[test]
+fn a_snapshot_taken_while_writers_run_is_of_one_moment() {
+    let m = Mount::new();
+    let (left, right) = (
+        "spacetime/hot_data/particles/left",
+        "spacetime/warm_data/particles/right",
+    );
+    for d in [left, right] {
+        fs::create_dir_all(m.path(d)).unwrap();
+    }
+    let tokens = 200;
+    for i in 0..tokens {
+        fs::write(
+            m.path(&format!("{left}/t{i}.json")),
+            json!({"t": i}).to_string(),
+        )
+        .unwrap();
+    }
+    let pair = "spacetime/hot_data/particles/pair";
+    fs::create_dir_all(m.path(pair)).unwrap();
+    for name in ["a", "b"] {
+        fs::write(
+            m.path(&format!("{pair}/{name}.json")),
+            json!({"step": 0}).to_string(),
+        )
+        .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mover = {
+        let (stop, l, r) = (stop.clone(), m.path(left), m.path(right));
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let name = format!("t{}.json", i % tokens);
+                let (from, to) = if l.join(&name).exists() {
+                    (&l, &r)
+                } else {
+                    (&r, &l)
+                };
+                fs::rename(from.join(&name), to.join(&name)).unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    let writer = {
+        let (stop, dir) = (stop.clone(), m.path(pair));
+        std::thread::spawn(move || {
+            let mut step = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                step += 1;
+                for name in ["a", "b"] {
+                    let body = json!({"step": step}).to_string();
+                    fs::write(dir.join(format!("{name}.json")), body).unwrap();
+                }
+            }
+            step
+        })
+    };
+    let rounds = 8;
+    for k in 0..rounds {
+        std::thread::sleep(Duration::from_millis(100));
+        snapshot(&m, &format!("s{k}"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (moves, steps) = (mover.join().unwrap(), writer.join().unwrap());
+    assert!(moves > 100 && steps > 50, "{moves} moves, {steps} steps");
+    for k in 0..rounds {
+        let u = m.path(&format!("{SNAPSHOTS}/s{k}/universe"));
+        let mut seen = Vec::new();
+        for d in [left, right] {
+            for e in fs::read_dir(u.join(d)).unwrap() {
+                seen.push(e.unwrap().file_name().into_string().unwrap());
+            }
+        }
+        seen.sort();
+        let mut want: Vec<String> = (0..tokens).map(|i| format!("t{i}.json")).collect();
+        want.sort();
+        assert_eq!(seen, want, "snapshot s{k}: each token once");
+        let step = |name: &str| {
+            let v: Value =
+                serde_json::from_slice(&fs::read(u.join(format!("{pair}/{name}.json"))).unwrap())
+                    .unwrap();
+            v["step"].as_u64().unwrap()
+        };
+        let (a, b) = (step("a"), step("b"));
+        assert!(a == b || a == b + 1, "snapshot s{k}: a at {a}, b at {b}");
+    }
+}
+
+/// What `universe/` shows is the universe as it was, byte for byte and mode for mode,
+/// while the live one moves on; it is read-only; it survives `kill -9` and a remount;
+/// `rmdir` removes it.
+#[test]
+fn a_snapshot_is_browsed_read_only_and_kept_until_removed() {
+    let mut m = Mount::new();
+    let users = "spacetime/warm_data/particles/users";
+    fs::create_dir_all(m.path(users)).unwrap();
+    for i in 0..50 {
+        fs::write(
+            m.path(&format!("{users}/u{i}.json")),
+            json!({"n": i, "pad": "x".repeat(i * 40)}).to_string(),
+        )
+        .unwrap();
+    }
+    fs::write(m.path("spacetime/cold_data/big.bin"), vec![7u8; 3 << 20]).unwrap();
+    run("chmod", &["0600", &m.ps(&format!("{users}/u3.json"))]);
+    let before = m.scratch().join("before");
+    // The users' data (a data directory lists only what users put there).
+    run("cp", &["-a", &m.ps(users), &before.display().to_string()]);
+    snapshot(&m, "kept");
+    // The live universe moves on.
+    fs::write(m.path(&format!("{users}/u1.json")), b"{\"changed\": true}").unwrap();
+    fs::remove_file(m.path(&format!("{users}/u2.json"))).unwrap();
+    fs::write(m.path(&format!("{users}/new.json")), b"{}").unwrap();
+    fs::write(m.path("spacetime/cold_data/big.bin"), b"small now").unwrap();
+    let u = m.path(&format!("{SNAPSHOTS}/kept/universe"));
+    let check = |m: &Mount| {
+        let diff = output_of(
+            std::process::Command::new("diff")
+                .arg("-r")
+                .arg(&before)
+                .arg(m.path(&format!("{SNAPSHOTS}/kept/universe/{users}"))),
+        );
+        assert!(diff.status.success(), "{}", stdout(&diff));
+        assert_eq!(
+            sh(&format!(
+                "stat -c %a {}",
+                shq(u.join(format!("{users}/u3.json")))
+            ))
+            .trim(),
+            "600"
+        );
+        let big = fs::read(u.join("spacetime/cold_data/big.bin")).unwrap();
+        assert!(big == vec![7u8; 3 << 20], "the snapshot's big.bin");
+        // Only stored files: no generated one is part of a snapshot.
+        assert!(!u.join("spacetime/cold_data/shard.metadata").exists());
+    };
+    check(&m);
+    for (what, o) in [
+        (
+            "write",
+            bash_output(&format!(
+                "echo x > {}",
+                shq(u.join(format!("{users}/u1.json")))
+            )),
+        ),
+        (
+            "create",
+            bash_output(&format!("touch {}", shq(u.join("new")))),
+        ),
+        (
+            "remove",
+            bash_output(&format!("rm {}", shq(u.join(format!("{users}/u1.json"))))),
+        ),
+        (
+            "chmod",
+            bash_output(&format!("chmod 0777 {}", shq(u.join(users)))),
+        ),
+    ] {
+        assert!(!o.status.success(), "{what} in a snapshot");
+        assert!(
+            stderr(&o).contains("Read-only file system"),
+            "{what}: {}",
+            stderr(&o)
+        );
+    }
+    let manifest: Value = serde_json::from_slice(
+        &fs::read(m.path(&format!("{SNAPSHOTS}/kept/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["name"], "kept");
+    // The records are the users' 50; the cold tier holds big.bin alone.
+    assert_eq!(manifest["regions"]["records"]["files"], 50, "{manifest}");
+    assert_eq!(
+        manifest["tiers"]["cold_data"]["bytes"],
+        3 << 20,
+        "{manifest}"
+    );
+    m.kill9();
+    m.remount();
+    check(&m);
+    assert_eq!(
+        sh(&format!("ls {}", m.ps(SNAPSHOTS)))
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["_manifest.json", "incremental", "kept"]
+    );
+    // A second name is refused while taken; a file is no snapshot.
+    assert!(fs::create_dir(m.path(&format!("{SNAPSHOTS}/kept"))).is_err());
+    assert!(fs::write(m.path(&format!("{SNAPSHOTS}/file")), b"x").is_err());
+    run("rmdir", &[m.ps(&format!("{SNAPSHOTS}/kept"))]);
+    assert!(!m.path(&format!("{SNAPSHOTS}/kept")).exists());
+    m.remount();
+    assert!(!m.path(&format!("{SNAPSHOTS}/kept")).exists());
+    assert_eq!(files(&m.path(users)).len(), 50);
+}
