@@ -225,3 +225,98 @@ fn a_snapshot_is_browsed_read_only_and_kept_until_removed() {
     assert!(!m.path(&format!("{SNAPSHOTS}/kept")).exists());
     assert_eq!(files(&m.path(users)).len(), 50);
 }
+
+/// `universe.tar.gz` unpacks with plain `tar -xzf` into exactly `universe/` (names,
+/// modes, sizes, symlinks, contents); `md5sum -c verification.md5` passes in the
+/// snapshot's directory and where the archive was unpacked, and fails there once a byte
+/// of an unpacked file is flipped; `gzip -t` finds the archive whole.
+#[test]
+fn the_archive_and_the_checksums_are_what_the_snapshot_holds() {
+    let m = Mount::new();
+    let users = "spacetime/hot_data/particles/users";
+    fs::create_dir_all(m.path(users)).unwrap();
+    for i in 0..300 {
+        fs::write(
+            m.path(&format!("{users}/u{i}.json")),
+            json!({"n": i}).to_string(),
+        )
+        .unwrap();
+    }
+    // Past one gzip member, a name past tar's 100 bytes, odd names, a symlink, modes.
+    let mut big = Vec::with_capacity(9 << 20);
+    let mut x: u32 = 1;
+    while big.len() < 9 << 20 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    fs::write(m.path("spacetime/cold_data/big.bin"), &big).unwrap();
+    let long = format!("spacetime/warm_data/particles/{}", "l".repeat(120));
+    fs::create_dir_all(m.path(&long)).unwrap();
+    fs::write(m.path(&format!("{long}/a b \\ c.json")), b"{}").unwrap();
+    std::os::unix::fs::symlink("u1.json", m.path(&format!("{users}/link"))).unwrap();
+    run("chmod", &["0640", &m.ps(&format!("{users}/u7.json"))]);
+    snapshot(&m, "arch");
+    let snap = m.path(&format!("{SNAPSHOTS}/arch"));
+    // Names, types, modes, sizes (of all but directories) and symlink targets.
+    let listing = |dir: &std::path::Path| {
+        sh(&format!(
+            "cd {} && {{ find universe -type d -printf '%p %y %m\\n'; \
+             find universe ! -type d -printf '%p %y %m %s %l\\n'; }} | sort",
+            shq(dir)
+        ))
+    };
+    run_in(&snap, "gzip", &["-t", "universe.tar.gz"]);
+    run_in(&snap, "md5sum", &["-c", "--quiet", "verification.md5"]);
+    let out = m.scratch().join("unpacked");
+    fs::create_dir_all(&out).unwrap();
+    run_in(
+        &out,
+        "tar",
+        &["-xzf", &snap.join("universe.tar.gz").display().to_string()],
+    );
+    let (unpacked, shown) = (listing(&out), listing(&snap));
+    assert!(
+        unpacked == shown,
+        "unpacked:\n{}\nshown:\n{}",
+        tail(&unpacked, 20),
+        tail(&shown, 20)
+    );
+    let tar_names = sh(&format!(
+        "tar --quoting-style=literal -tzf {} | sed 's,/$,,' | sort",
+        shq(snap.join("universe.tar.gz"))
+    ));
+    let found = sh(&format!("cd {} && find universe | sort", shq(&snap)));
+    assert!(
+        tar_names == found,
+        "tar -t:\n{}\nfind:\n{}",
+        tail(&tar_names, 5),
+        tail(&found, 5)
+    );
+    run(
+        "diff",
+        &[
+            "-r",
+            &out.join("universe").display().to_string(),
+            &snap.join("universe").display().to_string(),
+        ],
+    );
+    // The size stat gives is what a read returns.
+    let size = fs::metadata(snap.join("universe.tar.gz")).unwrap().len();
+    assert_eq!(
+        fs::read(snap.join("universe.tar.gz")).unwrap().len() as u64,
+        size
+    );
+    fs::copy(snap.join("verification.md5"), out.join("verification.md5")).unwrap();
+    run_in(&out, "md5sum", &["-c", "--quiet", "verification.md5"]);
+    let victim = out.join("universe/spacetime/cold_data/big.bin");
+    let mut bytes = fs::read(&victim).unwrap();
+    bytes[4 << 20] ^= 1;
+    fs::write(&victim, bytes).unwrap();
+    let o = output_of(
+        std::process::Command::new("md5sum")
+            .args(["-c", "--quiet", "verification.md5"])
+            .current_dir(&out),
+    );
+    assert!(!o.status.success(), "a flipped byte passed md5sum -c");
+    assert!(stdout(&o).contains("big.bin: FAILED"), "{}", stdout(&o));
+}

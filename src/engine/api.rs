@@ -78,6 +78,7 @@ pub trait Storage: Send + Sync {
     fn remove_snapshot(&self, id: u64) -> Result<()>;
     /// A snapshot's tree, to browse (`Engine::frozen`).
     fn frozen(&self, id: u64) -> Result<Arc<Frozen>>;
+    fn read_frozen(&self, f: &Frozen, ino: u64, off: u64, size: usize) -> Result<Data>;
 }
 
 impl Storage for Engine {
@@ -260,5 +261,9 @@ impl Storage for Engine {
 
     fn frozen(&self, id: u64) -> Result<Arc<Frozen>> {
         Engine::frozen(self, id)
+    }
+
+    fn read_frozen(&self, f: &Frozen, ino: u64, off: u64, size: usize) -> Result<Data> {
+        Engine::read_frozen(self, f, ino, off, size)
     }
 }

@@ -214,6 +214,11 @@ impl Frozen {
         Ok(self.tree.get(ino)?.meta.xattrs().to_vec())
     }
 
+    /// The names from the root down to `ino`.
+    pub fn path(&self, ino: u64) -> Vec<Vec<u8>> {
+        self.tree.path(ino)
+    }
+
     /// Every entry below the root, parents before children, as (path from the root,
     /// attributes): each inode once, under its first name.
     pub fn walk(&self) -> Vec<(Vec<Vec<u8>>, Attr)> {

@@ -428,7 +428,7 @@ impl Regions {
         r.register(Box::new(records::Records))?;
         r.register(Box::new(config::Configuration::new(cache_mb)))?;
         r.register(Box::new(cosmic_logs::CosmicLogs))?;
-        r.register(Box::new(backups::Backups))?;
+        r.register(Box::new(backups::Backups::default()))?;
         r.register(Box::new(temporal::Temporal::new()))?;
         r.register(Box::new(observatory::Observatory::new()))?;
         r.register(Box::new(entanglement::Entanglement::default()))?;

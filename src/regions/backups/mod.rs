@@ -1,7 +1,14 @@
 //! `backups/snapshots/`: `mkdir backups/snapshots/<name>` takes a snapshot of the whole
 //! universe (`Engine::take_snapshot`: content shared, not copied); the directory then
 //! shows it, read-only: `universe/` (the universe as it was, browsed in the snapshot's
-//! own tree) and `manifest.json`. `rmdir` removes it.
+//! own tree), `universe.tar.gz` (`archive`), `verification.md5` (`checksums`) and
+//! `manifest.json`. `rmdir` removes it.
+
+mod archive;
+mod checksums;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
@@ -16,11 +23,51 @@ const SNAPSHOTS: &str = "backups/snapshots";
 const INCREMENTAL: &str = "incremental";
 const UNIVERSE: &str = "universe";
 const MANIFEST: &str = "manifest.json";
+const ARCHIVE: &str = "universe.tar.gz";
+const CHECKSUMS: &str = "verification.md5";
 /// The manifest's format; a restore refuses a newer one.
 const FORMAT_VERSION: u64 = 1;
 
+/// What was made of each snapshot, kept while it is: a snapshot never changes.
 #[derive(Default)]
-pub struct Backups;
+pub struct Backups {
+    archives: Mutex<HashMap<u64, Arc<archive::Archive>>>,
+    checksums: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
+}
+
+impl Backups {
+    fn archive(&self, cx: &Cx<'_>, info: &SnapInfo) -> Result<Arc<archive::Archive>> {
+        if let Some(a) = lock(&self.archives).get(&info.id) {
+            return Ok(a.clone());
+        }
+        let a = Arc::new(archive::Archive::build(
+            cx.store,
+            cx.store.frozen(info.id)?,
+        )?);
+        lock(&self.archives).insert(info.id, a.clone());
+        Ok(a)
+    }
+
+    fn checksums(&self, cx: &Cx<'_>, info: &SnapInfo) -> Result<Arc<Vec<u8>>> {
+        if let Some(c) = lock(&self.checksums).get(&info.id) {
+            return Ok(c.clone());
+        }
+        let frozen = cx.store.frozen(info.id)?;
+        let c = Arc::new(checksums::verification(cx.store, &frozen)?);
+        lock(&self.checksums).insert(info.id, c.clone());
+        Ok(c)
+    }
+
+    /// Forgets what was made of snapshot `id` (removed).
+    fn forget(&self, id: u64) {
+        lock(&self.archives).remove(&id);
+        lock(&self.checksums).remove(&id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The snapshot a directory of `backups/snapshots/` shows.
 fn shown(cx: &Cx<'_>, dir: &Dir) -> Option<std::sync::Arc<SnapInfo>> {
@@ -125,7 +172,10 @@ impl Region for Backups {
                     .into_iter()
                     .find(|s| s.name.as_bytes() == name);
                 match found {
-                    Some(s) => cx.store.remove_snapshot(s.id),
+                    Some(s) => {
+                        self.forget(s.id);
+                        cx.store.remove_snapshot(s.id)
+                    }
                     None => Ok(()),
                 }
             }
@@ -142,7 +192,9 @@ impl Region for Backups {
 
     fn views(&self, cx: &Cx<'_>, dir: &Dir) -> Vec<String> {
         match shown(cx, dir) {
-            Some(_) => vec![UNIVERSE.into(), MANIFEST.into()],
+            Some(_) => [UNIVERSE, ARCHIVE, MANIFEST, CHECKSUMS]
+                .map(String::from)
+                .to_vec(),
             None => Vec::new(),
         }
     }
@@ -159,6 +211,17 @@ impl Region for Backups {
         match name {
             MANIFEST => Some(match manifest(cx, &info) {
                 Ok(doc) => Generated::Fixed(pretty(&doc)),
+                Err(e) => Generated::Failed(e),
+            }),
+            CHECKSUMS => Some(match self.checksums(cx, &info) {
+                Ok(c) => Generated::Fixed(c.to_vec()),
+                Err(e) => Generated::Failed(e),
+            }),
+            ARCHIVE => Some(match self.archive(cx, &info) {
+                Ok(a) => Generated::Ranged {
+                    len: a.len(),
+                    source: a,
+                },
                 Err(e) => Generated::Failed(e),
             }),
             _ => None,

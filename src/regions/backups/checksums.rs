@@ -1,0 +1,77 @@
+//! `verification.md5`: the MD5 of every regular file of a snapshot, as `md5sum` prints
+//! them (`<hex>  universe/<path>`), so that `md5sum -c verification.md5` run in the
+//! snapshot's directory, or where its `universe.tar.gz` was unpacked, checks every file.
+
+use md5::{Digest, Md5};
+
+use super::archive::archived_path;
+use crate::engine::api::Storage;
+use crate::engine::snapshots::Frozen;
+use crate::engine::tree::Kind;
+use crate::error::Result;
+
+/// One line as `md5sum` writes it: a name holding a newline or a backslash is escaped,
+/// and its line starts with a backslash.
+pub fn line(hex: &str, name: &[u8]) -> Vec<u8> {
+    let escape = name.iter().any(|&b| b == b'\n' || b == b'\\');
+    let mut out = Vec::with_capacity(name.len() + hex.len() + 4);
+    if escape {
+        out.push(b'\\');
+    }
+    out.extend_from_slice(hex.as_bytes());
+    out.extend_from_slice(b"  ");
+    for &b in name {
+        match b {
+            b'\n' if escape => out.extend_from_slice(b"\\n"),
+            b'\\' if escape => out.extend_from_slice(b"\\\\"),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'\n');
+    out
+}
+
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The checksum file of snapshot `frozen`.
+pub fn verification(store: &dyn Storage, frozen: &Frozen) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for (path, attr) in frozen.walk() {
+        if attr.kind != Kind::File {
+            continue;
+        }
+        let mut md5 = Md5::new();
+        let mut off = 0;
+        while off < attr.size {
+            let data = store.read_frozen(frozen, attr.ino, off, 1 << 20)?;
+            if data.is_empty() {
+                break;
+            }
+            md5.update(&data[..]);
+            off += data.len() as u64;
+        }
+        out.extend(line(&hex(&md5.finalize()), &archived_path(&path)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_escaped_as_md5sum_escapes_them() {
+        let h = hex(&Md5::digest(b""));
+        assert_eq!(h, "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            line(&h, b"universe/a b"),
+            format!("{h}  universe/a b\n").into_bytes()
+        );
+        assert_eq!(
+            line(&h, b"universe/a\nb\\c"),
+            format!("\\{h}  universe/a\\nb\\\\c\n").into_bytes()
+        );
+    }
+}
