@@ -320,3 +320,126 @@ fn the_archive_and_the_checksums_are_what_the_snapshot_holds() {
     assert!(!o.status.success(), "a flipped byte passed md5sum -c");
     assert!(stdout(&o).contains("big.bin: FAILED"), "{}", stdout(&o));
 }
+
+/// `islabdb restore` rebuilds a snapshot from a copy of its directory into a new data
+/// directory that mounts as the snapshot was; a damaged copy is refused before anything
+/// is written; the live data directory is refused; `islabdb verify` passes on the
+/// restored directory and names the damage once a shard file is flipped.
+#[test]
+fn a_backup_restores_into_a_new_data_directory_and_damage_is_refused() {
+    let m = Mount::new();
+    let users = "spacetime/hot_data/particles/users";
+    fs::create_dir_all(m.path(&format!("{users}/deep/er"))).unwrap();
+    for i in 0..100 {
+        fs::write(
+            m.path(&format!("{users}/u{i}.json")),
+            json!({"n": i}).to_string(),
+        )
+        .unwrap();
+    }
+    fs::write(m.path(&format!("{users}/deep/er/x.json")), b"[1, 2]").unwrap();
+    let mut big = Vec::with_capacity(3 << 20);
+    let mut x: u32 = 7;
+    while big.len() < 3 << 20 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    fs::write(m.path("spacetime/warm_data/big.bin"), &big).unwrap();
+    std::os::unix::fs::symlink("u1.json", m.path(&format!("{users}/link"))).unwrap();
+    run("chmod", &["0600", &m.ps(&format!("{users}/u5.json"))]);
+    run("chown", &["7:8", &m.ps(&format!("{users}/u6.json"))]);
+    run(
+        &bin().display().to_string(),
+        &["snapshot", "create", &m.ps(""), "full"],
+    );
+    let snap = m.path(&format!("{SNAPSHOTS}/full"));
+    let backup = m.scratch().join("backup");
+    fs::create_dir_all(&backup).unwrap();
+    for f in ["universe.tar.gz", "verification.md5", "manifest.json"] {
+        fs::copy(snap.join(f), backup.join(f)).unwrap();
+    }
+    let restore = |from: &std::path::Path, to: &std::path::Path| {
+        output_of(
+            std::process::Command::new(bin())
+                .arg("restore")
+                .arg(from)
+                .arg(to),
+        )
+    };
+    // The live data directory is refused.
+    let o = restore(&backup, m.data());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
+    // Into a new one, mounted as the snapshot was.
+    let mut m2 = Mount::new();
+    m2.unmount_and_wait();
+    fs::remove_dir_all(m2.data()).unwrap();
+    let o = restore(&backup, m2.data());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("112 checked"), "{}", stdout(&o));
+    m2.remount();
+    let listing = |dir: &std::path::Path| {
+        sh(&format!(
+            "cd {} && find . ! -name _manifest.json -printf '%p %y %m %U:%G %s %l\\n' | sort",
+            shq(dir)
+        ))
+    };
+    let (was, now) = (
+        listing(&snap.join("universe").join(users)),
+        listing(&m2.path(users)),
+    );
+    assert!(was == now, "snapshot:\n{was}\nrestored:\n{now}");
+    assert!(fs::read(m2.path("spacetime/warm_data/big.bin")).unwrap() == big);
+    let sums = sh(&format!(
+        "grep '  universe/spacetime/' {} | sed 's,  universe/,  ,'",
+        shq(backup.join("verification.md5"))
+    ));
+    fs::write(m2.scratch().join("sums"), &sums).unwrap();
+    run_in(
+        m2.mnt(),
+        "md5sum",
+        &[
+            "-c",
+            "--quiet",
+            &m2.scratch().join("sums").display().to_string(),
+        ],
+    );
+    // A restored universe checks out whole, and a flipped byte of a shard file shows.
+    m2.unmount_and_wait();
+    let verify = || {
+        output_of(
+            std::process::Command::new(bin())
+                .arg("verify")
+                .arg(m2.data()),
+        )
+    };
+    let o = verify();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("no problem found"), "{}", stdout(&o));
+    let blob = sh(&format!(
+        "ls -S {}/spacetime/*/shard/*.blob | head -1",
+        shq(m2.data())
+    ));
+    let blob = blob.trim();
+    let mut bytes = fs::read(blob).unwrap();
+    bytes[1 << 20] ^= 1;
+    fs::write(blob, bytes).unwrap();
+    let o = verify();
+    assert!(!o.status.success(), "a flipped shard byte passed verify");
+    assert!(stderr(&o).contains("big.bin"), "{}", stderr(&o));
+    // A damaged backup is refused, and nothing is written.
+    let archive = backup.join("universe.tar.gz");
+    let mut bytes = fs::read(&archive).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    fs::write(&archive, bytes).unwrap();
+    let target = m.scratch().join("never");
+    let o = restore(&backup, &target);
+    assert!(!o.status.success(), "a damaged backup was restored");
+    assert!(stderr(&o).contains("damaged"), "{}", stderr(&o));
+    assert!(
+        !target.exists(),
+        "a refused restore wrote {}",
+        target.display()
+    );
+}

@@ -1,6 +1,7 @@
 //! `islabdb`: mounts a universe. Parses the command line, opens the engine, mounts, waits
 //! for the mount to end (umount or SIGINT/SIGTERM), then makes everything durable.
 
+mod backup_cli;
 mod engine;
 mod error;
 mod fuse;
@@ -99,6 +100,21 @@ enum Command {
         /// A `hash_<h>.erl`, or a copy of one.
         file: PathBuf,
     },
+    /// Snapshots of a mounted universe: create, list, remove.
+    #[command(subcommand)]
+    Snapshot(backup_cli::Snapshot),
+    /// Rebuild a universe in NEW_DATA_DIR (new or empty) from a backup: a snapshot's
+    /// directory (or a copy of it), or its `universe.tar.gz`. The backup is checked whole
+    /// first (every file against `verification.md5` when it is beside the archive, and
+    /// the archive's own checksums); a damaged one is refused and nothing is written.
+    Restore {
+        backup: PathBuf,
+        new_data_dir: PathBuf,
+    },
+    /// Check a data directory (not in use by a daemon) whole: every checkpoint and log
+    /// frame, every file's content and every snapshot's read back. Exits 1 and lists what
+    /// is wrong if anything is.
+    Verify { data_dir: PathBuf },
     /// Print `qql/schema/validation_rules.erl` (the compiled schemas, see FORMAT.md) as
     /// JSON.
     Rules {
@@ -192,6 +208,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Snapshot(cmd) => print_decoded(backup_cli::snapshot(cmd)),
+        Command::Restore {
+            backup,
+            new_data_dir,
+        } => print_decoded(backup_cli::restore(&backup, &new_data_dir)),
+        Command::Verify { data_dir } => print_decoded(backup_cli::verify(&data_dir)),
         Command::Maintain { mountpoint } => match maintain(&mountpoint) {
             Ok(report) => {
                 println!("{report}");

@@ -42,6 +42,7 @@ pub mod store;
 pub(crate) mod testutil;
 pub mod tree;
 mod types;
+mod verify;
 pub mod wal;
 mod xattr;
 

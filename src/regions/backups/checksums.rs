@@ -31,6 +31,38 @@ pub fn line(hex: &str, name: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The (hex, name) pairs of a checksum file as `md5sum` writes it; `None` for a line
+/// that is not one.
+pub fn parse(text: &[u8]) -> Vec<Option<(String, Vec<u8>)>> {
+    text.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (escaped, l) = match l.strip_prefix(b"\\") {
+                Some(rest) => (true, rest),
+                None => (false, l),
+            };
+            let hex = std::str::from_utf8(l.get(..32)?).ok()?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            let name = l.get(32..)?.strip_prefix(b"  ")?;
+            let mut out = Vec::with_capacity(name.len());
+            let mut bytes = name.iter();
+            while let Some(&b) = bytes.next() {
+                match (escaped, b) {
+                    (true, b'\\') => match bytes.next() {
+                        Some(b'n') => out.push(b'\n'),
+                        Some(b'\\') => out.push(b'\\'),
+                        _ => return None,
+                    },
+                    _ => out.push(b),
+                }
+            }
+            Some((hex.to_ascii_lowercase(), out))
+        })
+        .collect()
+}
+
 pub fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -72,6 +104,18 @@ mod tests {
         assert_eq!(
             line(&h, b"universe/a\nb\\c"),
             format!("\\{h}  universe/a\\nb\\\\c\n").into_bytes()
+        );
+        // Read back as written.
+        let mut file = line(&h, b"universe/a b");
+        file.extend(line(&h, b"universe/a\nb\\c"));
+        file.extend(b"not a line\n");
+        assert_eq!(
+            parse(&file),
+            [
+                Some((h.clone(), b"universe/a b".to_vec())),
+                Some((h.clone(), b"universe/a\nb\\c".to_vec())),
+                None
+            ]
         );
     }
 }

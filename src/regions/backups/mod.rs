@@ -5,7 +5,7 @@
 //! `manifest.json`. `rmdir` removes it.
 
 mod archive;
-mod checksums;
+pub mod checksums;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
