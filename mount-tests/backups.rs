@@ -443,3 +443,104 @@ fn a_backup_restores_into_a_new_data_directory_and_damage_is_refused() {
         target.display()
     );
 }
+
+/// Each snapshot after the first comes with `incremental/<name>/`: what changed since the
+/// snapshot before it. A full backup and then its incrementals, restored in order, give
+/// exactly the later snapshot; incrementals out of order are refused.
+#[test]
+fn a_full_backup_and_its_incrementals_restore_to_the_later_snapshot() {
+    let m = Mount::new();
+    let users = "spacetime/hot_data/particles/users";
+    let u = |rel: &str| m.path(&format!("{users}/{rel}"));
+    fs::create_dir_all(u("d1")).unwrap();
+    for i in 0..60 {
+        fs::write(u(&format!("u{i}.json")), json!({"n": i}).to_string()).unwrap();
+    }
+    fs::write(u("d1/x.json"), b"{}").unwrap();
+    snapshot(&m, "s1");
+    // Changed, removed (a file, a directory with a file), made, a mode changed.
+    fs::write(u("u1.json"), b"{\"n\": \"changed\"}").unwrap();
+    fs::remove_file(u("u2.json")).unwrap();
+    fs::remove_dir_all(u("d1")).unwrap();
+    fs::create_dir(u("d2")).unwrap();
+    fs::write(u("d2/y.json"), b"{\"new\": 1}").unwrap();
+    run("chmod", &["0600", &u("u3.json").display().to_string()]);
+    snapshot(&m, "s2");
+    // A name that was a directory becomes a file, and one removed comes back.
+    fs::remove_dir_all(u("d2")).unwrap();
+    fs::write(u("d2"), b"now a file").unwrap();
+    fs::write(u("u2.json"), b"{\"back\": true}").unwrap();
+    snapshot(&m, "s3");
+    let inc = m.path(&format!("{SNAPSHOTS}/incremental"));
+    assert_eq!(
+        sh(&format!("ls {}", shq(&inc)))
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["_manifest.json", "s2", "s3"]
+    );
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(inc.join("s2/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["parent"], "s1");
+    assert_eq!(manifest["deleted"], 2, "{manifest}");
+    // Only what changed: the three files changed or made, not the 57 others.
+    assert_eq!(manifest["changed_files"], 3, "{manifest}");
+    // The snapshots' own directories are not part of a snapshot.
+    let shown = sh(&format!(
+        "ls -A {}",
+        m.ps(&format!("{SNAPSHOTS}/s3/universe/{SNAPSHOTS}"))
+    ));
+    assert_eq!(shown.trim(), "incremental");
+    // Copies, as a user would keep them.
+    let keep = |from: &std::path::Path, to: &str| {
+        let dir = m.scratch().join(to);
+        fs::create_dir_all(&dir).unwrap();
+        for e in fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() && e.file_name() != "_manifest.json" {
+                fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+            }
+        }
+        dir
+    };
+    let full = keep(&m.path(&format!("{SNAPSHOTS}/s1")), "s1");
+    let (i2, i3) = (keep(&inc.join("s2"), "i2"), keep(&inc.join("s3"), "i3"));
+    let restore = |args: &[&std::path::Path], to: &std::path::Path| {
+        output_of(
+            std::process::Command::new(bin())
+                .arg("restore")
+                .args(args)
+                .arg(to),
+        )
+    };
+    let o = restore(&[&full, &i3], &m.scratch().join("skipped"));
+    assert!(
+        !o.status.success() && stderr(&o).contains("in order"),
+        "{}",
+        stderr(&o)
+    );
+    let mut m2 = Mount::new();
+    m2.unmount_and_wait();
+    fs::remove_dir_all(m2.data()).unwrap();
+    let o = restore(&[&full, &i2, &i3], m2.data());
+    assert!(o.status.success(), "{}", stderr(&o));
+    m2.remount();
+    let listing = |dir: &std::path::Path| {
+        sh(&format!(
+            "cd {} && find . -printf '%p %y %m %s %l\\n' | sort",
+            shq(dir)
+        ))
+    };
+    let (want, got) = (
+        listing(&m.path(&format!("{SNAPSHOTS}/s3/universe/{users}"))),
+        listing(&m2.path(users)),
+    );
+    assert!(want == got, "s3:\n{want}\nrestored:\n{got}");
+    run(
+        "diff",
+        &[
+            "-r",
+            &m.ps(&format!("{SNAPSHOTS}/s3/universe/{users}")),
+            &m2.ps(users),
+        ],
+    );
+}

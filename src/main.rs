@@ -103,13 +103,17 @@ enum Command {
     /// Snapshots of a mounted universe: create, list, remove.
     #[command(subcommand)]
     Snapshot(backup_cli::Snapshot),
-    /// Rebuild a universe in NEW_DATA_DIR (new or empty) from a backup: a snapshot's
-    /// directory (or a copy of it), or its `universe.tar.gz`. The backup is checked whole
-    /// first (every file against `verification.md5` when it is beside the archive, and
-    /// the archive's own checksums); a damaged one is refused and nothing is written.
+    /// Rebuild a universe in NEW_DATA_DIR (new or empty) from a backup (a snapshot's
+    /// directory, a copy of it, or its `universe.tar.gz`), then apply incremental backups
+    /// in order (`backups/snapshots/incremental/<name>/` or copies of them). Every backup
+    /// is checked whole first (every file against `verification.md5` when it is beside
+    /// the archive, the archives' own checksums, the incrementals' order); a damaged or
+    /// misordered set is refused and nothing is written.
+    #[command(verbatim_doc_comment)]
     Restore {
-        backup: PathBuf,
-        new_data_dir: PathBuf,
+        /// BACKUP [INCREMENTAL...] NEW_DATA_DIR
+        #[arg(num_args = 2.., required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
     },
     /// Check a data directory (not in use by a daemon) whole: every checkpoint and log
     /// frame, every file's content and every snapshot's read back. Exits 1 and lists what
@@ -209,10 +213,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Snapshot(cmd) => print_decoded(backup_cli::snapshot(cmd)),
-        Command::Restore {
-            backup,
-            new_data_dir,
-        } => print_decoded(backup_cli::restore(&backup, &new_data_dir)),
+        Command::Restore { paths } => print_decoded(backup_cli::restore(&paths)),
         Command::Verify { data_dir } => print_decoded(backup_cli::verify(&data_dir)),
         Command::Maintain { mountpoint } => match maintain(&mountpoint) {
             Ok(report) => {

@@ -76,8 +76,12 @@ pub fn snapshot(cmd: Snapshot) -> Result<String, String> {
     }
 }
 
-pub fn restore(backup: &Path, target: &Path) -> Result<String, String> {
-    let r = restore::restore(backup, target)?;
+/// `paths`: the full backup, its incrementals in order, then the new data directory.
+pub fn restore(paths: &[PathBuf]) -> Result<String, String> {
+    let [backup, incrementals @ .., target] = paths else {
+        return Err("restore needs a backup and a new data directory".into());
+    };
+    let r = restore::restore(backup, incrementals, target)?;
     Ok(format!(
         "restored {} entries ({} files, {} bytes; {} checked against their checksums) into {}",
         r.entries,

@@ -1,8 +1,10 @@
-//! `islabdb restore BACKUP NEW_DATA_DIR`: a universe rebuilt from a snapshot's
-//! `universe.tar.gz` (a snapshot's directory, a copy of one, or the archive alone). The
-//! backup is checked whole first — every file against `verification.md5` when there is
-//! one, and the archive's own checksums (gzip CRC-32, tar header sums) always — and a
-//! damaged one is refused before anything is written.
+//! `islabdb restore BACKUP [INCREMENTAL…] NEW_DATA_DIR`: a universe rebuilt from a
+//! snapshot's `universe.tar.gz` (a snapshot's directory, a copy of one, or the archive
+//! alone), then each incremental backup applied in order (its `deletions`, then its
+//! `changes.tar.gz`). Every backup is checked whole first — every file against its
+//! `verification.md5` when there is one, the archives' own checksums (gzip CRC-32, tar
+//! header sums) always, and that each incremental follows the one before — and a damaged
+//! or misordered set is refused before anything is written.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,23 +17,27 @@ use md5::{Digest, Md5};
 
 use super::progress::Progress;
 use crate::engine::tree::{Kind, ROOT, Ts};
-use crate::engine::{CommitAt, Engine, NewNode, SetAttr, Settings};
+use crate::engine::{Change, CommitAt, Engine, NewNode, SetAttr, Settings};
 use crate::error::Error;
 use crate::namespace::SEED;
 use crate::regions::Regions;
+use crate::regions::backups::archive::DELETIONS;
 use crate::regions::backups::checksums;
 use crate::vfs::Vfs;
 
 const ARCHIVE: &str = "universe.tar.gz";
+const CHANGES: &str = "changes.tar.gz";
 const CHECKSUMS: &str = "verification.md5";
 const MANIFEST: &str = "manifest.json";
 /// The newest manifest format this build restores.
 const FORMAT_VERSION: u64 = 1;
 
-/// A backup's files.
+/// A backup's files, and what its manifest says.
 struct Backup {
     archive: PathBuf,
     checksums: Option<PathBuf>,
+    /// (name, kind, parent) from `manifest.json`, when there is one.
+    named: Option<(String, String, Option<String>)>,
 }
 
 /// What a restore did.
@@ -42,9 +48,9 @@ pub struct Restored {
     pub checked: u64,
 }
 
-fn locate(path: &Path) -> Result<Backup, String> {
+fn locate(path: &Path, archive_name: &str) -> Result<Backup, String> {
     let (dir, archive) = if path.is_dir() {
-        (path.to_path_buf(), path.join(ARCHIVE))
+        (path.to_path_buf(), path.join(archive_name))
     } else {
         let dir = path
             .parent()
@@ -54,6 +60,7 @@ fn locate(path: &Path) -> Result<Backup, String> {
     if !archive.is_file() {
         return Err(format!("{}: no such archive", archive.display()));
     }
+    let mut named = None;
     if let Ok(text) = std::fs::read(dir.join(MANIFEST)) {
         let doc: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| format!("{}: not a manifest: {e}", dir.join(MANIFEST).display()))?;
@@ -64,9 +71,49 @@ fn locate(path: &Path) -> Result<Backup, String> {
                 dir.join(MANIFEST).display()
             ));
         }
+        let text = |k: &str| doc[k].as_str().map(str::to_string);
+        named = Some((
+            text("name").unwrap_or_default(),
+            text("kind").unwrap_or_default(),
+            text("parent"),
+        ));
     }
     let checksums = Some(dir.join(CHECKSUMS)).filter(|p| p.is_file());
-    Ok(Backup { archive, checksums })
+    Ok(Backup {
+        archive,
+        checksums,
+        named,
+    })
+}
+
+/// Refuses incrementals that are not each the next after the backup before it (when
+/// their manifests say).
+fn check_chain(full: &Backup, incrementals: &[Backup]) -> Result<(), String> {
+    let mut before = full.named.as_ref().map(|(name, _, _)| name.clone());
+    for inc in incrementals {
+        let Some((name, kind, parent)) = &inc.named else {
+            return Err(format!(
+                "{}: no manifest.json beside it: cannot tell what it follows",
+                inc.archive.display()
+            ));
+        };
+        if kind != "incremental" {
+            return Err(format!(
+                "{}: a {kind} backup, not an incremental",
+                inc.archive.display()
+            ));
+        }
+        if let Some(b) = &before
+            && parent.as_deref() != Some(b.as_str())
+        {
+            return Err(format!(
+                "incremental {name} follows {}, not {b}: give them in order",
+                parent.as_deref().unwrap_or("nothing")
+            ));
+        }
+        before = Some(name.clone());
+    }
+    Ok(())
 }
 
 /// Counts what is read of the compressed archive, for the progress shown.
@@ -83,11 +130,18 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Each entry of the archive, with its path below `universe/` (empty for the top).
+/// An archive's entry: below `universe/` (empty for the top), or an incremental's list
+/// of removed paths.
+enum Item {
+    Universe(Vec<u8>),
+    Deletions,
+}
+
+/// Each entry of the archive.
 fn each_entry(
     archive: &Path,
     what: &str,
-    mut each: impl FnMut(Vec<u8>, &mut tar::Entry<'_, &mut dyn Read>) -> Result<(), String>,
+    mut each: impl FnMut(Item, &mut tar::Entry<'_, &mut dyn Read>) -> Result<(), String>,
 ) -> Result<(), String> {
     let damaged = |e: std::io::Error| format!("{}: damaged archive: {e}", archive.display());
     let file = File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
@@ -103,6 +157,10 @@ fn each_entry(
         for entry in tar.entries().map_err(damaged)? {
             let mut entry = entry.map_err(damaged)?;
             let path = entry.path_bytes().into_owned();
+            if path == DELETIONS.as_bytes() {
+                each(Item::Deletions, &mut entry)?;
+                continue;
+            }
             let rel = match path.strip_prefix(b"universe") {
                 Some(rest) if rest.is_empty() || rest.starts_with(b"/") => rest
                     .trim_ascii_start()
@@ -118,7 +176,7 @@ fn each_entry(
                 }
             };
             let rel = rel.strip_suffix(b"/").map(<[u8]>::to_vec).unwrap_or(rel);
-            each(rel, &mut entry)?;
+            each(Item::Universe(rel), &mut entry)?;
         }
     }
     counting.progress.finish();
@@ -138,10 +196,16 @@ fn verify(backup: &Backup) -> Result<u64, String> {
         }
     }
     let mut checked = 0;
-    each_entry(&backup.archive, "verifying", |rel, entry| {
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            return Ok(());
-        }
+    each_entry(&backup.archive, "verifying", |item, entry| {
+        let rel = match item {
+            Item::Universe(rel) if entry.header().entry_type() == tar::EntryType::Regular => rel,
+            // Read through all the same: gzip's CRC covers every byte.
+            _ => {
+                std::io::copy(entry, &mut std::io::sink())
+                    .map_err(|e| format!("{}: damaged archive: {e}", backup.archive.display()))?;
+                return Ok(());
+            }
+        };
         let mut md5 = Md5::new();
         std::io::copy(entry, &mut md5)
             .map_err(|e| format!("{}: damaged archive: {e}", backup.archive.display()))?;
@@ -181,13 +245,24 @@ fn check_target(target: &Path) -> Result<(), String> {
     }
 }
 
-pub fn restore(backup: &Path, target: &Path) -> Result<Restored, String> {
+pub fn restore(backup: &Path, incrementals: &[PathBuf], target: &Path) -> Result<Restored, String> {
     // A live data directory is refused here (it is not empty) and by its lock.
     check_target(target)?;
-    let backup = locate(backup)?;
-    let checked = verify(&backup)?;
-    if backup.checksums.is_none() {
-        eprintln!("no {CHECKSUMS} beside the archive: checked its own checksums only");
+    let full = locate(backup, ARCHIVE)?;
+    let incrementals = incrementals
+        .iter()
+        .map(|p| locate(p, CHANGES))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_chain(&full, &incrementals)?;
+    let mut checked = 0;
+    for b in std::iter::once(&full).chain(&incrementals) {
+        checked += verify(b)?;
+        if b.checksums.is_none() {
+            eprintln!(
+                "no {CHECKSUMS} beside {}: checked its own checksums only",
+                b.archive.display()
+            );
+        }
     }
     let fail = |e: Error| format!("{}: {e}", target.display());
     let engine = Arc::new(Engine::open(target, Settings::default()).map_err(fail)?);
@@ -208,16 +283,22 @@ pub fn restore(backup: &Path, target: &Path) -> Result<Restored, String> {
                 checked,
             },
         };
-        each_entry(&backup.archive, "restoring", |rel, entry| {
-            into.entry(&rel, entry)
-                .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(&rel)))
-        })?;
-        for (ino, mtime) in into.mtimes.drain(..) {
-            let set = SetAttr {
-                mtime: Some(mtime),
-                ..SetAttr::default()
-            };
-            engine.setattr(ino, set).map_err(fail)?;
+        for b in std::iter::once(&full).chain(&incrementals) {
+            each_entry(&b.archive, "restoring", |item, entry| match item {
+                Item::Universe(rel) => into
+                    .entry(&rel, entry)
+                    .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(&rel))),
+                Item::Deletions => into
+                    .delete(entry)
+                    .map_err(|e| format!("{}: {DELETIONS}: {e}", b.archive.display())),
+            })?;
+            for (ino, mtime) in into.mtimes.drain(..) {
+                let set = SetAttr {
+                    mtime: Some(mtime),
+                    ..SetAttr::default()
+                };
+                engine.setattr(ino, set).map_err(fail)?;
+            }
         }
         into.done
     };
@@ -276,7 +357,7 @@ impl Into<'_> {
             Some(i) => (&rel[..i], &rel[i + 1..]),
             None => (&rel[..0], rel),
         };
-        let parent = *self.dirs.get(parent_path).ok_or(Error::NotFound)?;
+        let parent = self.dir(parent_path)?;
         let target = match kind {
             Kind::Symlink => entry
                 .link_name_bytes()
@@ -326,6 +407,44 @@ impl Into<'_> {
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// The directory at `path`: made or found before, or looked up (an incremental holds
+    /// only the directories that changed).
+    fn dir(&mut self, path: &[u8]) -> crate::error::Result<u64> {
+        if let Some(&ino) = self.dirs.get(path) {
+            return Ok(ino);
+        }
+        let mut ino = ROOT;
+        for part in path.split(|&b| b == b'/') {
+            ino = self.engine.lookup(ino, part)?.ino;
+        }
+        self.dirs.insert(path.to_vec(), ino);
+        Ok(ino)
+    }
+
+    /// Removes what an incremental's list names (each `universe/<path>`, NUL-ended).
+    fn delete(&mut self, list: &mut dyn Read) -> crate::error::Result<()> {
+        let mut bytes = Vec::new();
+        list.read_to_end(&mut bytes)?;
+        for path in bytes.split(|&b| b == 0).filter(|p| !p.is_empty()) {
+            let rel = path
+                .strip_prefix(b"universe/")
+                .ok_or(Error::InvalidArgument("a removed path not below universe/"))?;
+            let (parent, name) = match rel.iter().rposition(|&b| b == b'/') {
+                Some(i) => (self.dir(&rel[..i])?, &rel[i + 1..]),
+                None => (ROOT, rel),
+            };
+            let change = Change::RemoveTree {
+                parent,
+                name: name.to_vec(),
+            };
+            self.engine.apply(vec![change], false)?;
+        }
+        // What was removed may have been a directory looked up before.
+        self.dirs.clear();
+        self.dirs.insert(Vec::new(), ROOT);
         Ok(())
     }
 

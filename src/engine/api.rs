@@ -72,8 +72,9 @@ pub trait Storage: Send + Sync {
     fn log_segments(&self) -> Vec<(String, u64)>;
     fn read_log_segment(&self, name: &str, off: u64, size: usize) -> Result<Vec<u8>>;
     fn log_segment_len(&self, name: &str) -> Option<u64>;
-    /// Takes a snapshot of the whole universe now (`Engine::take_snapshot`).
-    fn take_snapshot(&self, name: &str) -> Result<Arc<SnapInfo>>;
+    /// Takes a snapshot of the whole universe now, the directories `hidden` taken empty
+    /// (`Engine::take_snapshot`).
+    fn take_snapshot(&self, name: &str, hidden: &[u64]) -> Result<Arc<SnapInfo>>;
     fn snapshots(&self) -> Vec<Arc<SnapInfo>>;
     fn remove_snapshot(&self, id: u64) -> Result<()>;
     /// A snapshot's tree, to browse (`Engine::frozen`).
@@ -247,8 +248,8 @@ impl Storage for Engine {
         Engine::log_segment_len(self, name)
     }
 
-    fn take_snapshot(&self, name: &str) -> Result<Arc<SnapInfo>> {
-        Engine::take_snapshot(self, name)
+    fn take_snapshot(&self, name: &str, hidden: &[u64]) -> Result<Arc<SnapInfo>> {
+        Engine::take_snapshot(self, name, hidden)
     }
 
     fn snapshots(&self) -> Vec<Arc<SnapInfo>> {

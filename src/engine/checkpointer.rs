@@ -22,10 +22,11 @@ impl Engine {
         self.checkpoint_keeping(None).map(|_| ())
     }
 
-    /// A checkpoint, whose entries are also kept as snapshot `snapshot` if named.
+    /// A checkpoint, whose entries are also kept as a snapshot if `snapshot` names one
+    /// (with the directories it takes empty).
     pub(super) fn checkpoint_keeping(
         &self,
-        snapshot: Option<&str>,
+        snapshot: Option<(&str, &[u64])>,
     ) -> Result<Option<Arc<SnapInfo>>> {
         let mut seq = lock(&self.checkpoint_seq);
         let started = Instant::now();
@@ -35,6 +36,9 @@ impl Engine {
         // and the live entries of packs that are mostly garbage; of a file in pieces, the
         // pieces that are such.
         let mut held = Duration::ZERO;
+        // A pack a snapshot keeps is never freed: rewriting it would only copy what it
+        // holds (and make unchanged files look changed between snapshots).
+        let kept_packs = lock(&self.snapshots).kept().0;
         let (mut work, sparse): (Vec<Work>, HashSet<(Tier, u64)>) = {
             let tree = lock(&self.tree);
             let since = Instant::now();
@@ -51,7 +55,9 @@ impl Engine {
                 .files()
                 .into_iter()
                 .filter(|(t, k, id, size)| {
-                    *k == FileKind::Pack && live.get(&(*t, *id)).is_some_and(|l| l * 2 < *size)
+                    *k == FileKind::Pack
+                        && live.get(&(*t, *id)).is_some_and(|l| l * 2 < *size)
+                        && !kept_packs.contains(&(*t, *k, *id))
                 })
                 .map(|(t, _, id, _)| (t, id))
                 .collect();
@@ -139,7 +145,7 @@ impl Engine {
             }
             let log_end = self.wal.written();
             // What a snapshot names is freed by checkpoints only, and this one keeps it.
-            let kept = snapshot.map(|name| self.snapshot_info(name, &order, log_end));
+            let kept = snapshot.map(|request| self.snapshot_info(request, &order, log_end));
             for loc in tree.orphan_locations() {
                 keep.extend(extents::each(&loc, 0).filter_map(|p| shard_file(p.part)));
             }
@@ -166,6 +172,7 @@ impl Engine {
         self.checkpointed_at.store(log_end, Ordering::Relaxed);
         let published = kept.map(|info| self.publish_snapshot(info)).transpose()?;
 
+        // Taken again: this checkpoint may have made one.
         let (snapshot_files, snapshot_segments) = lock(&self.snapshots).kept();
         keep.extend(snapshot_files);
         self.wal.retire_before(new_seg, &snapshot_segments)?;

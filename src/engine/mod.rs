@@ -35,6 +35,7 @@ mod open_files;
 mod read;
 pub mod readahead;
 mod record;
+pub mod snapshot_diff;
 pub mod snapshots;
 mod stats;
 pub mod store;

@@ -45,15 +45,24 @@ pub struct SnapInfo {
     pub tiers: [Totals; 3],
     pub dirs: u64,
     pub others: u64,
+    /// The snapshot newest when this one was taken: an incremental backup goes from it
+    /// to this one.
+    pub parent: Option<u64>,
+    /// Directories taken empty (what is below them is not part of the snapshot): a
+    /// region's own bookkeeping, such as the snapshots' directories themselves.
+    pub hidden: Vec<u64>,
     /// The shard files and log segments its entries name: kept while it is.
     refs: Vec<(Tier, FileKind, u64)>,
     segments: Vec<u64>,
 }
 
 impl SnapInfo {
-    fn of(id: u64, name: &str, nodes: &[&Node], log_position: u64) -> SnapInfo {
+    /// `nodes`: the whole tree, parents before children.
+    fn of(id: u64, name: &str, nodes: &[&Node], log_position: u64, hidden: &[u64]) -> SnapInfo {
         let mut info = SnapInfo {
             id,
+            parent: None,
+            hidden: hidden.to_vec(),
             name: name.to_string(),
             taken: Ts::now(),
             log_position,
@@ -64,7 +73,12 @@ impl SnapInfo {
             segments: Vec::new(),
         };
         let (mut refs, mut segments) = (HashSet::new(), HashSet::new());
+        let mut below_hidden: HashSet<u64> = hidden.iter().copied().collect();
         for n in nodes {
+            if below_hidden.contains(&n.meta.parent) && !hidden.contains(&n.meta.ino) {
+                below_hidden.insert(n.meta.ino);
+                continue;
+            }
             match n.meta.kind {
                 Kind::File => {
                     let t = &mut info.tiers[n.meta.tier as usize];
@@ -219,6 +233,10 @@ impl Frozen {
         self.tree.path(ino)
     }
 
+    pub(super) fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
     /// Every entry below the root, parents before children, as (path from the root,
     /// attributes): each inode once, under its first name.
     pub fn walk(&self) -> Vec<(Vec<Vec<u8>>, Attr)> {
@@ -238,21 +256,30 @@ impl Engine {
 
     /// Takes a snapshot named `name` (names are the caller's to keep unique): a
     /// checkpoint, whose entries are kept.
-    pub fn take_snapshot(&self, name: &str) -> Result<Arc<SnapInfo>> {
-        let info = self.checkpoint_keeping(Some(name))?;
+    /// The directories `hidden` are taken empty.
+    pub fn take_snapshot(&self, name: &str, hidden: &[u64]) -> Result<Arc<SnapInfo>> {
+        let info = self.checkpoint_keeping(Some((name, hidden)))?;
         info.ok_or(Error::Corrupt(
             "a snapshot's checkpoint kept nothing".into(),
         ))
     }
 
     /// A new snapshot of `nodes` (the whole tree, under its lock).
-    pub(super) fn snapshot_info(&self, name: &str, nodes: &[&Node], log_position: u64) -> SnapInfo {
-        let id = {
+    pub(super) fn snapshot_info(
+        &self,
+        (name, hidden): (&str, &[u64]),
+        nodes: &[&Node],
+        log_position: u64,
+    ) -> SnapInfo {
+        let (id, parent) = {
             let mut cat = lock(&self.snapshots);
             cat.next_id += 1;
-            cat.next_id - 1
+            (cat.next_id - 1, cat.infos.keys().next_back().copied())
         };
-        SnapInfo::of(id, name, nodes, log_position)
+        SnapInfo {
+            parent,
+            ..SnapInfo::of(id, name, nodes, log_position, hidden)
+        }
     }
 
     /// Writes a snapshot's entries, as a checkpoint of its own.
@@ -330,7 +357,16 @@ impl Engine {
             cat.infos.get(&id).cloned().ok_or(Error::NotFound)?
         };
         // Loaded outside the lock: a large tree takes a while, and others browse.
-        let (tree, _) = checkpoint::load_tree(&*self.disk, &tree_path(&self.snapshot_dir(), id))?;
+        let (mut tree, _) =
+            checkpoint::load_tree(&*self.disk, &tree_path(&self.snapshot_dir(), id))?;
+        for &dir in &info.hidden {
+            // Deepest first: each goes from a directory still there.
+            for ino in tree.descendants(dir).into_iter().rev() {
+                if !info.hidden.contains(&ino) {
+                    tree.delete(ino);
+                }
+            }
+        }
         let f = Arc::new(Frozen { info, tree });
         let mut cat = lock(&self.snapshots);
         if cat.infos.contains_key(&id) {
@@ -400,7 +436,7 @@ mod tests {
                 put(&e, gone, b"removed after");
                 e.checkpoint().expect("checkpoint");
                 put(&e, small, b"before, and more");
-                let info = e.take_snapshot("one").expect("snapshot");
+                let info = e.take_snapshot("one", &[]).expect("snapshot");
                 id = info.id;
                 assert_eq!(info.name, "one");
                 assert_eq!(info.files(), 3);
@@ -468,7 +504,7 @@ mod tests {
             let e = new_universe(tmp.path(), Tier::Hot);
             let a = file(&e, "a");
             put(&e, a, b"x");
-            let info = e.take_snapshot("cut").expect("snapshot");
+            let info = e.take_snapshot("cut", &[]).expect("snapshot");
             // As a crash between writing the tree and its info would leave it.
             std::fs::remove_file(info_path(&e.snapshot_dir(), info.id)).expect("rm");
         }

@@ -31,11 +31,14 @@ const BLOCK: u64 = 512;
 const END: u64 = 2 * BLOCK;
 /// The top directory every path in the archive is under.
 pub const TOP: &str = "universe";
+/// An incremental's entry listing the paths removed since its parent, each
+/// `universe/<path>` and a NUL (`xargs -0 rm -rf < DELETIONS`), before everything else.
+pub const DELETIONS: &str = "deletions";
 
-/// One entry's place in the tar.
+/// One entry's place in the tar: an inode of the snapshot, or `DELETIONS`.
 struct Item {
     tar_off: u64,
-    ino: u64,
+    ino: Option<u64>,
     head_len: u64,
     /// Data bytes after the header (a regular file's size; 0 for anything else).
     size: u64,
@@ -49,6 +52,8 @@ struct Member {
 
 pub struct Archive {
     frozen: Arc<Frozen>,
+    /// An incremental's list of removed paths, first in the tar as `DELETIONS`.
+    deletions: Option<Vec<u8>>,
     items: Vec<Item>,
     tar_len: u64,
     members: Vec<Member>,
@@ -64,6 +69,21 @@ pub fn archived_path(path: &[Vec<u8>]) -> Vec<u8> {
         out.extend_from_slice(part);
     }
     out
+}
+
+/// The header of the deletions list: a regular file of `len` bytes, of the snapshot's time.
+fn deletions_header(len: u64, frozen: &Frozen) -> Result<Vec<u8>> {
+    let root = frozen.getattr(ROOT)?;
+    let attr = Attr {
+        kind: Kind::File,
+        perm: 0o644,
+        uid: 0,
+        gid: 0,
+        size: len,
+        mtime: frozen.info.taken,
+        ..root
+    };
+    header(DELETIONS.as_bytes(), &attr, None)
 }
 
 fn padded(len: u64) -> u64 {
@@ -117,14 +137,37 @@ fn header(path: &[u8], attr: &Attr, target: Option<&[u8]>) -> Result<Vec<u8>> {
 }
 
 impl Archive {
-    /// Lays the snapshot out as a tar and compresses it once, to learn each member's size.
-    pub fn build(store: &dyn Storage, frozen: Arc<Frozen>) -> Result<Archive> {
+    /// The whole snapshot as a tar: the top directory (the root's mode and owner) and
+    /// every entry below it.
+    pub fn whole(store: &dyn Storage, frozen: Arc<Frozen>) -> Result<Archive> {
+        let mut inos = vec![ROOT];
+        inos.extend(frozen.walk().into_iter().map(|(_, attr)| attr.ino));
+        Archive::build(store, frozen, &inos, None)
+    }
+
+    /// The entries `inos` of a snapshot as a tar, after `deletions` if given. It is
+    /// compressed once here, to learn each member's size.
+    pub fn build(
+        store: &dyn Storage,
+        frozen: Arc<Frozen>,
+        inos: &[u64],
+        deletions: Option<Vec<u8>>,
+    ) -> Result<Archive> {
         let mut items = Vec::new();
         let mut off = 0;
-        // The top directory first: it carries the root's mode and owner.
-        let root = (Vec::new(), frozen.getattr(ROOT)?);
-        for (path, attr) in std::iter::once(root).chain(frozen.walk()) {
-            let head = Archive::entry_header(&frozen, &path, &attr)?;
+        if let Some(list) = &deletions {
+            let head = deletions_header(list.len() as u64, &frozen)?;
+            items.push(Item {
+                tar_off: 0,
+                ino: None,
+                head_len: head.len() as u64,
+                size: list.len() as u64,
+            });
+            off += head.len() as u64 + padded(list.len() as u64);
+        }
+        for &ino in inos {
+            let attr = frozen.getattr(ino)?;
+            let head = Archive::entry_header(&frozen, &frozen.path(ino), &attr)?;
             if head.is_empty() {
                 continue;
             }
@@ -135,7 +178,7 @@ impl Archive {
             };
             items.push(Item {
                 tar_off: off,
-                ino: attr.ino,
+                ino: Some(ino),
                 head_len: head.len() as u64,
                 size,
             });
@@ -143,6 +186,7 @@ impl Archive {
         }
         let mut archive = Archive {
             frozen,
+            deletions,
             items,
             tar_len: off + END,
             members: Vec::new(),
@@ -189,8 +233,16 @@ impl Archive {
                 continue;
             }
             if pos < head_end {
-                let attr = self.frozen.getattr(item.ino)?;
-                let head = Archive::entry_header(&self.frozen, &self.frozen.path(item.ino), &attr)?;
+                let head = match (item.ino, &self.deletions) {
+                    (Some(ino), _) => {
+                        let attr = self.frozen.getattr(ino)?;
+                        Archive::entry_header(&self.frozen, &self.frozen.path(ino), &attr)?
+                    }
+                    (None, list) => {
+                        let len = list.as_ref().map_or(0, Vec::len) as u64;
+                        deletions_header(len, &self.frozen)?
+                    }
+                };
                 let from = (pos - item.tar_off) as usize;
                 let to = (end.min(head_end) - item.tar_off) as usize;
                 out.extend_from_slice(head.get(from..to).ok_or(Error::Corrupt(
@@ -200,7 +252,14 @@ impl Archive {
             }
             while pos < end.min(data_end) {
                 let want = (end.min(data_end) - pos).min(1 << 20) as usize;
-                let data = store.read_frozen(&self.frozen, item.ino, pos - head_end, want)?;
+                let from = pos - head_end;
+                let data = match (item.ino, &self.deletions) {
+                    (Some(ino), _) => store.read_frozen(&self.frozen, ino, from, want)?.to_vec(),
+                    (None, list) => {
+                        let list = list.as_deref().unwrap_or_default();
+                        list[from as usize..from as usize + want].to_vec()
+                    }
+                };
                 if data.is_empty() {
                     return Err(Error::Corrupt(
                         "a snapshot's file is shorter than its size".into(),

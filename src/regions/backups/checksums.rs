@@ -67,13 +67,15 @@ pub fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The checksum file of snapshot `frozen`.
-pub fn verification(store: &dyn Storage, frozen: &Frozen) -> Result<Vec<u8>> {
+/// The checksum file of the regular files among `inos` of snapshot `frozen`.
+pub fn verification(store: &dyn Storage, frozen: &Frozen, inos: &[u64]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    for (path, attr) in frozen.walk() {
+    for &ino in inos {
+        let attr = frozen.getattr(ino)?;
         if attr.kind != Kind::File {
             continue;
         }
+        let path = frozen.path(ino);
         let mut md5 = Md5::new();
         let mut off = 0;
         while off < attr.size {

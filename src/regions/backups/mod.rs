@@ -4,23 +4,24 @@
 //! own tree), `universe.tar.gz` (`archive`), `verification.md5` (`checksums`) and
 //! `manifest.json`. `rmdir` removes it.
 
-mod archive;
+pub mod archive;
 pub mod checksums;
+mod manifests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde_json::json;
-
-use crate::engine::snapshots::SnapInfo;
+use crate::engine::snapshot_diff::Changes;
+use crate::engine::snapshots::{Frozen, SnapInfo};
 use crate::engine::tree::Kind;
 use crate::error::{Error, Result};
-use crate::regions::manifest::rfc3339;
 use crate::regions::{Cx, Dir, Generated, Naming, Region, Tag, pretty};
 
 pub const TAG: Tag = 12;
 const SNAPSHOTS: &str = "backups/snapshots";
 const INCREMENTAL: &str = "incremental";
+const INCREMENTAL_DIR: &str = "backups/snapshots/incremental";
+const CHANGES: &str = "changes.tar.gz";
 const UNIVERSE: &str = "universe";
 const MANIFEST: &str = "manifest.json";
 const ARCHIVE: &str = "universe.tar.gz";
@@ -28,104 +29,170 @@ const CHECKSUMS: &str = "verification.md5";
 /// The manifest's format; a restore refuses a newer one.
 const FORMAT_VERSION: u64 = 1;
 
+/// What a directory of the region shows.
+enum Shown {
+    /// A snapshot's directory.
+    Full(Arc<SnapInfo>),
+    /// `incremental/<name>`: from the snapshot's parent to it.
+    Incremental(Arc<SnapInfo>, Arc<SnapInfo>),
+}
+
+/// An incremental backup: what changed, and what is made of it.
+struct Delta {
+    changes: Changes,
+    frozen: Arc<Frozen>,
+}
+
+/// A snapshot's id, and whether it is its incremental backup that is meant.
+type Key = (u64, bool);
+
 /// What was made of each snapshot, kept while it is: a snapshot never changes.
 #[derive(Default)]
 pub struct Backups {
-    archives: Mutex<HashMap<u64, Arc<archive::Archive>>>,
-    checksums: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
-}
-
-impl Backups {
-    fn archive(&self, cx: &Cx<'_>, info: &SnapInfo) -> Result<Arc<archive::Archive>> {
-        if let Some(a) = lock(&self.archives).get(&info.id) {
-            return Ok(a.clone());
-        }
-        let a = Arc::new(archive::Archive::build(
-            cx.store,
-            cx.store.frozen(info.id)?,
-        )?);
-        lock(&self.archives).insert(info.id, a.clone());
-        Ok(a)
-    }
-
-    fn checksums(&self, cx: &Cx<'_>, info: &SnapInfo) -> Result<Arc<Vec<u8>>> {
-        if let Some(c) = lock(&self.checksums).get(&info.id) {
-            return Ok(c.clone());
-        }
-        let frozen = cx.store.frozen(info.id)?;
-        let c = Arc::new(checksums::verification(cx.store, &frozen)?);
-        lock(&self.checksums).insert(info.id, c.clone());
-        Ok(c)
-    }
-
-    /// Forgets what was made of snapshot `id` (removed).
-    fn forget(&self, id: u64) {
-        lock(&self.archives).remove(&id);
-        lock(&self.checksums).remove(&id);
-    }
+    archives: Mutex<HashMap<Key, Arc<archive::Archive>>>,
+    checksums: Mutex<HashMap<Key, Arc<Vec<u8>>>>,
+    deltas: Mutex<HashMap<u64, Arc<Delta>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The snapshot a directory of `backups/snapshots/` shows.
-fn shown(cx: &Cx<'_>, dir: &Dir) -> Option<std::sync::Arc<SnapInfo>> {
+/// `universe/<path>` NUL-terminated, for each path removed.
+fn deletions(changes: &Changes) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in &changes.deleted {
+        out.extend(archive::archived_path(p));
+        out.push(0);
+    }
+    out
+}
+
+impl Backups {
+    fn delta(&self, cx: &Cx<'_>, info: &SnapInfo, parent: &SnapInfo) -> Result<Arc<Delta>> {
+        if let Some(d) = lock(&self.deltas).get(&info.id) {
+            return Ok(d.clone());
+        }
+        let frozen = cx.store.frozen(info.id)?;
+        let earlier = cx.store.frozen(parent.id)?;
+        let changes = frozen.changes_since(&earlier);
+        let d = Arc::new(Delta { changes, frozen });
+        lock(&self.deltas).insert(info.id, d.clone());
+        Ok(d)
+    }
+
+    fn archive(&self, cx: &Cx<'_>, shown: &Shown) -> Result<Arc<archive::Archive>> {
+        let key = shown.key();
+        if let Some(a) = lock(&self.archives).get(&key) {
+            return Ok(a.clone());
+        }
+        let a = Arc::new(match shown {
+            Shown::Full(info) => archive::Archive::whole(cx.store, cx.store.frozen(info.id)?)?,
+            Shown::Incremental(info, parent) => {
+                let d = self.delta(cx, info, parent)?;
+                let list = deletions(&d.changes);
+                archive::Archive::build(cx.store, d.frozen.clone(), &d.changes.changed, Some(list))?
+            }
+        });
+        lock(&self.archives).insert(key, a.clone());
+        Ok(a)
+    }
+
+    fn checksums(&self, cx: &Cx<'_>, shown: &Shown) -> Result<Arc<Vec<u8>>> {
+        let key = shown.key();
+        if let Some(c) = lock(&self.checksums).get(&key) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(match shown {
+            Shown::Full(info) => {
+                let frozen = cx.store.frozen(info.id)?;
+                let inos: Vec<u64> = frozen.walk().into_iter().map(|(_, a)| a.ino).collect();
+                checksums::verification(cx.store, &frozen, &inos)?
+            }
+            Shown::Incremental(info, parent) => {
+                let d = self.delta(cx, info, parent)?;
+                checksums::verification(cx.store, &d.frozen, &d.changes.changed)?
+            }
+        });
+        lock(&self.checksums).insert(key, c.clone());
+        Ok(c)
+    }
+
+    fn manifest(&self, cx: &Cx<'_>, shown: &Shown) -> Result<serde_json::Value> {
+        match shown {
+            Shown::Full(info) => manifests::full(cx, info),
+            Shown::Incremental(info, parent) => {
+                let d = self.delta(cx, info, parent)?;
+                Ok(manifests::incremental(info, parent, &d.frozen, &d.changes))
+            }
+        }
+    }
+
+    /// Forgets what was made of snapshot `id` (removed), and of incrementals from it.
+    fn forget(&self, id: u64) {
+        // An incremental's parent may be the one removed: all of them go.
+        let gone = |&(i, incremental): &Key| i == id || incremental;
+        lock(&self.archives).retain(|k, _| !gone(k));
+        lock(&self.checksums).retain(|k, _| !gone(k));
+        lock(&self.deltas).clear();
+    }
+
+    /// Gives `incremental/` a directory for each snapshot whose parent is still there,
+    /// and no other.
+    fn sync_incrementals(&self, cx: &Cx<'_>) -> Result<()> {
+        let Some(dir) = cx.seed_dir(INCREMENTAL_DIR) else {
+            return Ok(());
+        };
+        let snaps = cx.store.snapshots();
+        let want: Vec<&str> = snaps
+            .iter()
+            .filter(|s| s.parent.is_some_and(|p| snaps.iter().any(|o| o.id == p)))
+            .map(|s| s.name.as_str())
+            .collect();
+        for (name, _) in cx.store.readdir_names(dir.ino)? {
+            if !want.iter().any(|w| w.as_bytes() == name.as_slice()) {
+                cx.store.remove(dir.ino, &name)?;
+                (cx.gone)(dir.ino, &name);
+            }
+        }
+        for name in want {
+            cx.store.mkdir(dir.ino, name.as_bytes(), None)?;
+        }
+        Ok(())
+    }
+}
+
+impl Shown {
+    fn key(&self) -> Key {
+        match self {
+            Shown::Full(i) => (i.id, false),
+            Shown::Incremental(i, _) => (i.id, true),
+        }
+    }
+}
+
+/// What a directory of the region shows, if anything.
+fn shown(cx: &Cx<'_>, dir: &Dir) -> Option<Shown> {
     if dir.seed.is_some() {
         return None;
     }
-    let parent = cx.seed_dir(SNAPSHOTS)?;
     let path = cx.store.path_of(dir.ino);
     let name = path.last()?;
-    if cx.store.lookup(parent.ino, name).ok()?.ino != dir.ino {
-        return None;
+    let snaps = cx.store.snapshots();
+    let find = |name: &[u8]| snaps.iter().find(|s| s.name.as_bytes() == name).cloned();
+    for (seed, incremental) in [(SNAPSHOTS, false), (INCREMENTAL_DIR, true)] {
+        let parent = cx.seed_dir(seed)?;
+        if cx.store.lookup(parent.ino, name).ok()?.ino != dir.ino {
+            continue;
+        }
+        let info = find(name)?;
+        if !incremental {
+            return Some(Shown::Full(info));
+        }
+        let parent = snaps.iter().find(|s| Some(s.id) == info.parent)?.clone();
+        return Some(Shown::Incremental(info, parent));
     }
-    cx.store
-        .snapshots()
-        .into_iter()
-        .find(|s| s.name.as_bytes() == name.as_slice())
-}
-
-fn manifest(cx: &Cx<'_>, info: &SnapInfo) -> Result<serde_json::Value> {
-    let frozen = cx.store.frozen(info.id)?;
-    let mut regions = serde_json::Map::new();
-    for (_, attr) in frozen.walk() {
-        let name = cx.regions.by_tag(attr.tag).name();
-        let entry = regions
-            .entry(name)
-            .or_insert_with(|| json!({"files": 0, "bytes": 0, "directories": 0}));
-        let (key, bytes) = match attr.kind {
-            Kind::Dir => ("directories", 0),
-            _ => ("files", attr.size),
-        };
-        entry[key] = json!(entry[key].as_u64().unwrap_or(0) + 1);
-        entry["bytes"] = json!(entry["bytes"].as_u64().unwrap_or(0) + bytes);
-    }
-    let tiers: serde_json::Map<String, serde_json::Value> = crate::engine::codec::Tier::ALL
-        .iter()
-        .map(|&t| {
-            let totals = info.tiers[t as usize];
-            (
-                t.dir_name().to_string(),
-                json!({"files": totals.files, "bytes": totals.bytes}),
-            )
-        })
-        .collect();
-    Ok(json!({
-        "name": info.name,
-        "id": info.id,
-        "taken": rfc3339(info.taken),
-        "engine_position": info.log_position,
-        "format_version": FORMAT_VERSION,
-        "kind": "full",
-        "parent": null,
-        "files": info.files(),
-        "bytes": info.bytes(),
-        "directories": info.dirs,
-        "other_entries": info.others,
-        "tiers": tiers,
-        "regions": regions,
-    }))
+    None
 }
 
 impl Region for Backups {
@@ -142,8 +209,13 @@ impl Region for Backups {
     }
 
     /// `backups/snapshots/` takes directories only, each a new snapshot; a snapshot's
-    /// directory takes nothing.
+    /// directory takes nothing; `incremental/` is kept by the region alone.
     fn admit(&self, cx: &Cx<'_>, dir: &Dir, name: &[u8], change: Naming<'_>) -> Result<()> {
+        if dir.is_seed(INCREMENTAL_DIR) {
+            return Err(Error::NotPermitted(
+                "an incremental backup comes with each snapshot (mkdir in backups/snapshots/)",
+            ));
+        }
         if !dir.is_seed(SNAPSHOTS) {
             if dir.seed.is_none() {
                 return Err(Error::ReadOnlySnapshot);
@@ -159,8 +231,11 @@ impl Region for Backups {
                 {
                     return Err(Error::Exists);
                 }
-                cx.store.take_snapshot(name)?;
-                Ok(())
+                // The snapshots' own directories are not part of one.
+                let mut hidden = vec![dir.ino];
+                hidden.extend(cx.seed_dir(INCREMENTAL_DIR).map(|d| d.ino));
+                cx.store.take_snapshot(name, &hidden)?;
+                self.sync_incrementals(cx)
             }
             Naming::Add(_) => Err(Error::NotPermitted(
                 "backups/snapshots/ holds snapshots: mkdir takes one",
@@ -174,7 +249,8 @@ impl Region for Backups {
                 match found {
                     Some(s) => {
                         self.forget(s.id);
-                        cx.store.remove_snapshot(s.id)
+                        cx.store.remove_snapshot(s.id)?;
+                        self.sync_incrementals(cx)
                     }
                     None => Ok(()),
                 }
@@ -192,9 +268,12 @@ impl Region for Backups {
 
     fn views(&self, cx: &Cx<'_>, dir: &Dir) -> Vec<String> {
         match shown(cx, dir) {
-            Some(_) => [UNIVERSE, ARCHIVE, MANIFEST, CHECKSUMS]
+            Some(Shown::Full(_)) => [UNIVERSE, ARCHIVE, MANIFEST, CHECKSUMS]
                 .map(String::from)
                 .to_vec(),
+            Some(Shown::Incremental(..)) => {
+                [CHANGES, MANIFEST, CHECKSUMS].map(String::from).to_vec()
+            }
             None => Vec::new(),
         }
     }
@@ -203,13 +282,20 @@ impl Region for Backups {
         if name != UNIVERSE.as_bytes() {
             return None;
         }
-        shown(cx, dir).map(|s| s.id)
+        match shown(cx, dir)? {
+            Shown::Full(info) => Some(info.id),
+            Shown::Incremental(..) => None,
+        }
     }
 
     fn generate(&self, cx: &Cx<'_>, dir: &Dir, name: &str) -> Option<Generated> {
         let info = shown(cx, dir)?;
+        let archive = match info {
+            Shown::Full(_) => ARCHIVE,
+            Shown::Incremental(..) => CHANGES,
+        };
         match name {
-            MANIFEST => Some(match manifest(cx, &info) {
+            MANIFEST => Some(match self.manifest(cx, &info) {
                 Ok(doc) => Generated::Fixed(pretty(&doc)),
                 Err(e) => Generated::Failed(e),
             }),
@@ -217,7 +303,7 @@ impl Region for Backups {
                 Ok(c) => Generated::Fixed(c.to_vec()),
                 Err(e) => Generated::Failed(e),
             }),
-            ARCHIVE => Some(match self.archive(cx, &info) {
+            n if n == archive => Some(match self.archive(cx, &info) {
                 Ok(a) => Generated::Ranged {
                     len: a.len(),
                     source: a,
@@ -229,8 +315,9 @@ impl Region for Backups {
     }
 
     /// A snapshot taken with no directory made for it (the daemon stopped in between)
-    /// gets its directory now.
+    /// gets its directory now, and so does its incremental backup.
     fn start(&self, cx: &Cx<'_>) -> Result<()> {
+        self.sync_incrementals(cx)?;
         let Some(dir) = cx.seed_dir(SNAPSHOTS) else {
             return Ok(());
         };
