@@ -544,3 +544,88 @@ fn a_full_backup_and_its_incrementals_restore_to_the_later_snapshot() {
         ],
     );
 }
+
+/// `backups/cosmic_logs/cosmic_events.jsonl` records the mount, the recovery, a snapshot,
+/// a configuration change and a refused write, one JSON object a line (`jq` reads every
+/// one); what was written survives `kill -9`, and the next mount adds its recovery.
+#[test]
+fn significant_events_are_kept_in_cosmic_events() {
+    let mut m = Mount::new();
+    let events = m.path("backups/cosmic_logs/cosmic_events.jsonl");
+    snapshot(&m, "ev");
+    let bad = bash_output(&format!(
+        "echo '{{bad' > {}",
+        m.ps("spacetime/hot_data/particles/users/x.json")
+    ));
+    assert!(!bad.status.success());
+    run(
+        "sed",
+        &[
+            "-i",
+            "s/\"cache_budget_mb\": [0-9]*/\"cache_budget_mb\": 128/",
+            &m.ps("configuration/universe_parameters.json"),
+        ],
+    );
+    let kinds = |m: &Mount| -> Vec<String> {
+        let text = sh(&format!("jq -c .kind {}", shq(&events)));
+        let _ = m;
+        text.lines()
+            .map(|l| l.trim_matches('"').to_string())
+            .collect()
+    };
+    // Written at the next tick of the regions (about a second).
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen = if events.exists() {
+            kinds(&m)
+        } else {
+            Vec::new()
+        };
+        if seen.iter().any(|k| k == "configuration") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for want in [
+        "recovery",
+        "mount",
+        "snapshot",
+        "checkpoint",
+        "refused",
+        "configuration",
+    ] {
+        assert!(
+            seen.iter().any(|k| k == want),
+            "no {want} event in {seen:?}"
+        );
+    }
+    let refused = sh(&format!(
+        "jq -c 'select(.kind == \"refused\")' {}",
+        shq(&events)
+    ));
+    assert!(
+        refused.contains("x.json") && refused.contains("\"operation\":\"write\""),
+        "{refused}"
+    );
+    // Durable within the warm window: give it that, then kill.
+    std::thread::sleep(Duration::from_millis(300));
+    m.kill9();
+    m.remount();
+    let mut after = Vec::new();
+    for _ in 0..50 {
+        after = kinds(&m);
+        if after.iter().filter(|k| *k == "recovery").count() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        after.starts_with(&seen),
+        "before kill -9: {seen:?}\nafter: {after:?}"
+    );
+    assert_eq!(
+        after.iter().filter(|k| *k == "recovery").count(),
+        2,
+        "{after:?}"
+    );
+}

@@ -113,6 +113,9 @@ impl log::Log for Tee {
         if record.level() <= log::Level::Warn {
             self.book.problems.add(&line);
         }
+        if record.level() == log::Level::Error {
+            crate::events::error(record.target(), &record.args().to_string());
+        }
     }
 
     fn flush(&self) {

@@ -4,6 +4,7 @@
 mod backup_cli;
 mod engine;
 mod error;
+mod events;
 mod fuse;
 mod logbook;
 mod metrics;
@@ -306,6 +307,16 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     let engine = Arc::new(
         opened.map_err(|e| format!("cannot open universe in {}: {e}", data_dir.display()))?,
     );
+    let c = engine.counters();
+    events::record(
+        "recovery",
+        serde_json::json!({
+            "result": "ok",
+            "inodes": engine.inode_count(),
+            "log_records_replayed": c.recovered_records,
+            "micros": c.recovery_us,
+        }),
+    );
     let regions = regions::Regions::builtin(args.cache_mb)
         .map_err(|e| format!("cannot register the regions: {e}"))?;
     let mut vfs = vfs::Vfs::new(engine.clone(), regions, namespace::SEED)
@@ -344,10 +355,14 @@ fn mount(args: &MountArgs) -> Result<(), String> {
             return Err(format!("cannot mount on {}: {e}", mountpoint.display()));
         }
     };
-    log::info!(
-        "universe {} mounted on {} ({threads} threads)",
-        data_dir.display(),
-        mountpoint.display()
+    events::record(
+        "mount",
+        serde_json::json!({
+            "data_dir": data_dir.display().to_string(),
+            "mountpoint": mountpoint.display().to_string(),
+            "pid": std::process::id(),
+            "version": env!("CARGO_PKG_VERSION"),
+        }),
     );
     let notifier = session.notifier();
     std::thread::Builder::new()
@@ -375,6 +390,10 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     };
 
     let served = session.run();
+    events::record(
+        "unmount",
+        serde_json::json!({"mountpoint": mountpoint.display().to_string()}),
+    );
     ticking.store(false, std::sync::atomic::Ordering::Relaxed);
     if ticker.join().is_err() {
         log::error!("the regions' periodic work panicked");

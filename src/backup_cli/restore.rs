@@ -271,7 +271,7 @@ pub fn restore(backup: &Path, incrementals: &[PathBuf], target: &Path) -> Result
         // The seed's hierarchy and its regions first: what the archive holds lands in the
         // regions it came from.
         let regions = Regions::builtin(None).map_err(fail)?;
-        let _vfs = Vfs::new(engine.clone(), regions, SEED).map_err(fail)?;
+        let vfs = Vfs::new(engine.clone(), regions, SEED).map_err(fail)?;
         let mut into = Into {
             engine: &engine,
             dirs: HashMap::from([(Vec::new(), ROOT)]),
@@ -300,7 +300,20 @@ pub fn restore(backup: &Path, incrementals: &[PathBuf], target: &Path) -> Result
                 engine.setattr(ino, set).map_err(fail)?;
             }
         }
-        into.done
+        let done = into.done;
+        crate::events::record(
+            "restore",
+            serde_json::json!({
+                "from": backup.display().to_string(),
+                "incrementals": incrementals.len(),
+                "entries": done.entries,
+                "files": done.files,
+                "bytes": done.bytes,
+            }),
+        );
+        // The restored universe's event log starts with its restore.
+        vfs.stop();
+        done
     };
     engine.shutdown().map_err(fail)?;
     Ok(restored)

@@ -194,6 +194,15 @@ impl Engine {
             *seq,
             started.elapsed()
         );
+        crate::events::record(
+            "checkpoint",
+            serde_json::json!({
+                "checkpoint": *seq,
+                "micros": started.elapsed().as_micros() as u64,
+                "tree_held_micros": held.as_micros() as u64,
+                "shard_files_retired": removed,
+            }),
+        );
         Ok(published)
     }
 

@@ -312,12 +312,15 @@ impl Engine {
         self.disk.sync_dir(&dir)?;
         let info = Arc::new(info);
         lock(&self.snapshots).infos.insert(info.id, info.clone());
-        log::info!(
-            "snapshot {} ({:?}) taken: {} files, {} bytes",
-            info.id,
-            info.name,
-            info.files(),
-            info.bytes()
+        crate::events::record(
+            "snapshot",
+            serde_json::json!({
+                "name": info.name,
+                "id": info.id,
+                "files": info.files(),
+                "bytes": info.bytes(),
+                "engine_position": info.log_position,
+            }),
         );
         Ok(info)
     }
@@ -340,7 +343,7 @@ impl Engine {
         cat.loaded.retain(|f| f.info.id != id);
         drop(cat);
         self.disk.remove(&tree_path(&dir, id))?;
-        log::info!("snapshot {id} removed");
+        crate::events::record("snapshot_removed", serde_json::json!({"id": id}));
         Ok(())
     }
 

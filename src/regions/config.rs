@@ -457,7 +457,10 @@ impl Region for Configuration {
     }
 
     fn committed(&self, cx: &Cx<'_>, dir: &Dir, name: &[u8]) {
-        if dir.is_seed(DIR) && Self::known(name).is_some() {
+        if dir.is_seed(DIR)
+            && let Some(file) = Self::known(name)
+        {
+            crate::events::record("configuration", serde_json::json!({"file": file}));
             Self::apply(cx, dir.ino);
         }
     }

@@ -1,15 +1,20 @@
 //! `backups/cosmic_logs/`: the write-ahead log's segments, shown read-only as they are on
-//! disk (read in ranges, never held whole).
+//! disk (read in ranges, never held whole), and `cosmic_events.jsonl`, the significant
+//! events (`crate::events`) written at each tick, bounded to its newest `EVENTS_KEPT`.
 
 use std::sync::Arc;
 
 use crate::engine::api::Storage;
 use crate::error::{Error, Result};
+use crate::regions::appended::Appended;
 use crate::regions::{Cx, Dir, Generated, RangeSource, Region, Tag};
 
 pub struct CosmicLogs;
 
 const LOG_DIR: &str = "backups/cosmic_logs";
+/// Lines `cosmic_events.jsonl` keeps (cut back to them once a tenth past).
+const EVENTS_KEPT: u64 = 10_000;
+static EVENTS: Appended = Appended::new(LOG_DIR, "cosmic_events.jsonl", "");
 
 struct Segment(String);
 
@@ -49,6 +54,20 @@ impl Region for CosmicLogs {
             .into_iter()
             .map(|(name, _)| name)
             .collect()
+    }
+
+    /// Writes the events recorded since the last tick.
+    fn tick(&self, cx: &Cx<'_>) {
+        let lines = crate::events::take();
+        if let Err(e) = EVENTS.append(cx, &lines, EVENTS_KEPT) {
+            log::warn!("cosmic_events.jsonl: {e}; the events wait for the next tick");
+            crate::events::put_back(lines);
+        }
+    }
+
+    /// Events of the last moments are not lost to a clean stop.
+    fn stop(&self, cx: &Cx<'_>) {
+        self.tick(cx);
     }
 
     fn generate(&self, cx: &Cx<'_>, dir: &Dir, name: &str) -> Option<Generated> {

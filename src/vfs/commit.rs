@@ -72,8 +72,17 @@ impl Vfs {
 
     /// Logs and counts a refused commit.
     fn refused(&self, ino: u64, e: &crate::error::Error) {
+        self.note_refusal(ino, "commit", e);
+    }
+
+    /// A refused commit or write (`what`) of `ino`: logged, counted, and an event.
+    pub(super) fn note_refusal(&self, ino: u64, what: &str, e: &crate::error::Error) {
         let path = namespace::join(&self.engine.path_of(ino));
-        log::warn!("refusing commit of {path}: {e}; the previous version stays");
+        log::warn!("refusing a {what} to {path}: {e}; the previous version stays");
+        crate::events::record(
+            "refused",
+            serde_json::json!({"operation": what, "path": path, "reason": e.to_string()}),
+        );
         self.metrics.refused(format!("{path}: {e}"));
     }
 

@@ -9,7 +9,6 @@ use crate::engine::tree::Kind;
 use crate::engine::{Attr, CommitAt, Data, Snapshot};
 use crate::error::{Error, Result};
 use crate::metrics::Op;
-use crate::namespace;
 use crate::regions::{Event, Open, OpenKind, Rule, Sink};
 use crate::vfs::views::Content;
 use crate::vfs::{Changes, VIRT, Vfs, frozen, lock};
@@ -352,12 +351,7 @@ impl Vfs {
             if let Error::InvalidRecord(why) = &e {
                 self.engine.refuse_draft(ino, why.clone());
             }
-            let path = namespace::join(&self.engine.path_of(ino));
-            log::warn!(
-                "refusing a write of {} bytes at offset {off} to {path}: {e}",
-                data.len()
-            );
-            self.metrics.refused(format!("{path}: {e}"));
+            self.note_refusal(ino, "write", &e);
             return Err(e);
         }
         match self.engine.write(ino, off, data) {
