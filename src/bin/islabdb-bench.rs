@@ -12,6 +12,8 @@
 //! Standalone on purpose: it drives the daemon only through the kernel mount,
 //! as a user would, and depends on nothing of the daemon's code.
 
+#[path = "islabdb-bench/backups.rs"]
+mod backups;
 #[path = "islabdb-bench/cost.rs"]
 mod cost;
 #[path = "islabdb-bench/daemon.rs"]
@@ -92,6 +94,12 @@ struct Args {
     /// pipelines, every answer verified; ratios against the targets.
     #[arg(long, conflicts_with_all = ["records", "native_only", "statistics_cost"])]
     queries: bool,
+    /// Backup mode: 100,000 x --scale records of ~400 B on the mount and natively; the
+    /// time of a snapshot (`mkdir backups/snapshots/<name>`) and the daemon's memory
+    /// around it, and `universe.tar.gz` read through against `tar -czf` of the native
+    /// records.
+    #[arg(long, conflicts_with_all = ["records", "native_only", "statistics_cost", "queries"])]
+    backups: bool,
     /// `--queries`: jq pipelines per workload (each reads every record file).
     #[arg(long, default_value_t = 3, requires = "queries")]
     jq_queries: usize,
@@ -338,6 +346,20 @@ fn run(args: &Args) -> Result<()> {
             None => default_json("islabdb-bench-records.json")?,
         };
         return records::run(n, &opts, &work, &json, Duration::from_secs(args.stall_secs));
+    }
+    if args.backups {
+        let opts = daemon_opts.ok_or_else(|| Error::msg("--backups needs the daemon"))?;
+        let json = match &args.json {
+            Some(p) => p.clone(),
+            None => default_json("islabdb-bench-backups.json")?,
+        };
+        return backups::run(
+            args.scale,
+            &opts,
+            &work,
+            &json,
+            Duration::from_secs(args.stall_secs),
+        );
     }
     if args.queries {
         let opts = daemon_opts.ok_or_else(|| Error::msg("--queries needs the daemon"))?;

@@ -91,6 +91,15 @@ pub struct Entries {
 const CHUNK: usize = 4 << 20;
 
 impl Entries {
+    /// The entries of `order` (every inode of `tree`, parents first).
+    pub fn of(tree: &Tree, order: &[&super::tree::Node]) -> Entries {
+        let mut entries = Entries::default();
+        for n in order {
+            entries.push(&n.meta, &n.loc, tree.links(n.meta.ino));
+        }
+        entries
+    }
+
     pub fn push(&mut self, meta: &Meta, loc: &Location, links: &[Link]) {
         #[derive(Serialize)]
         struct EntryRef<'a> {

@@ -3,13 +3,11 @@
 //! are retired.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::codec::Tier;
 use super::extents::{self, Part, Piece};
-use super::snapshots::SnapInfo;
 use super::store::{self, FileKind};
 use super::tree::{Location, Ts};
 use super::{Engine, Settings, checkpoint, lock};
@@ -19,15 +17,6 @@ impl Engine {
     /// Moves committed content out of the log into the tiers' shards (coded for the tier),
     /// writes a checkpoint of every inode, then retires old log segments and shard files.
     pub fn checkpoint(&self) -> Result<()> {
-        self.checkpoint_keeping(None).map(|_| ())
-    }
-
-    /// A checkpoint, whose entries are also kept as a snapshot if `snapshot` names one
-    /// (with the directories it takes empty).
-    pub(super) fn checkpoint_keeping(
-        &self,
-        snapshot: Option<(&str, &[u64])>,
-    ) -> Result<Option<Arc<SnapInfo>>> {
         let mut seq = lock(&self.checkpoint_seq);
         let started = Instant::now();
         let new_seg = self.wal.rotate()?;
@@ -107,7 +96,7 @@ impl Engine {
 
         // Swap locations and snapshot every inode at one log position.
         let ckpt_dir = self.root.join("checkpoints");
-        let (header, entries, mut keep, log_end, next_file_id, kept) = {
+        let (header, entries, mut keep, log_end, next_file_id) = {
             let mut tree = lock(&self.tree);
             let since = Instant::now();
             for (ino, old, parts, new) in moved {
@@ -137,15 +126,11 @@ impl Engine {
                 count: order.len() as u64,
                 taken: Ts::now(),
             };
-            let mut entries = checkpoint::Entries::default();
+            let entries = checkpoint::Entries::of(&tree, &order);
             let mut keep = HashSet::new();
             for n in &order {
-                entries.push(&n.meta, &n.loc, tree.links(n.meta.ino));
                 keep.extend(extents::each(&n.loc, n.meta.size).filter_map(|p| shard_file(p.part)));
             }
-            let log_end = self.wal.written();
-            // What a snapshot names is freed by checkpoints only, and this one keeps it.
-            let kept = snapshot.map(|request| self.snapshot_info(request, &order, log_end));
             for loc in tree.orphan_locations() {
                 keep.extend(extents::each(&loc, 0).filter_map(|p| shard_file(p.part)));
             }
@@ -156,23 +141,19 @@ impl Engine {
                     .map(|(t, id)| (t, FileKind::Blob, id)),
             );
             held += since.elapsed();
-            (header, entries, keep, log_end, next_file_id, kept)
+            (header, entries, keep, self.wal.written(), next_file_id)
         };
         let mut writer =
             checkpoint::Writer::numbered(self.disk.clone(), &ckpt_dir, *seq + 1, &header)?;
         writer.entries(&entries)?;
-        if let Some(info) = &kept {
-            self.write_snapshot_tree(info, &header, &entries)?;
-        }
         drop(entries);
         // Every change the snapshot contains must be durable before the snapshot is.
         self.wal.sync_to(log_end)?;
         writer.finish()?;
         *seq += 1;
         self.checkpointed_at.store(log_end, Ordering::Relaxed);
-        let published = kept.map(|info| self.publish_snapshot(info)).transpose()?;
 
-        // Taken again: this checkpoint may have made one.
+        // What the snapshots name stays: no snapshot is taken while this runs.
         let (snapshot_files, snapshot_segments) = lock(&self.snapshots).kept();
         keep.extend(snapshot_files);
         self.wal.retire_before(new_seg, &snapshot_segments)?;
@@ -203,7 +184,7 @@ impl Engine {
                 "shard_files_retired": removed,
             }),
         );
-        Ok(published)
+        Ok(())
     }
 
     /// Writes a piece's bytes where they belong in `tier`: a pack entry, or a blob for a

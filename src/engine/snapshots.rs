@@ -256,16 +256,38 @@ impl Engine {
 
     /// Takes a snapshot named `name` (names are the caller's to keep unique): a
     /// checkpoint, whose entries are kept.
-    /// The directories `hidden` are taken empty.
+    /// Takes snapshot `name` (names are the caller's to keep unique), the directories
+    /// `hidden` taken empty: every inode's entry, written as a checkpoint of its own, with
+    /// its content where it lies now (log segments included); no content moves, so its
+    /// time is that of writing the entries, whatever the log holds.
     pub fn take_snapshot(&self, name: &str, hidden: &[u64]) -> Result<Arc<SnapInfo>> {
-        let info = self.checkpoint_keeping(Some((name, hidden)))?;
-        info.ok_or(Error::Corrupt(
-            "a snapshot's checkpoint kept nothing".into(),
-        ))
+        // No checkpoint retires what the snapshot names before it is published.
+        let _checkpoints = lock(&self.checkpoint_seq);
+        let (header, entries, info) = {
+            let tree = lock(&self.tree);
+            let order = tree.walk();
+            let header = checkpoint::Header {
+                wal_from: 0,
+                next_ino: tree.next_ino,
+                next_file_id: self.store.next_id(),
+                count: order.len() as u64,
+                taken: Ts::now(),
+            };
+            let entries = checkpoint::Entries::of(&tree, &order);
+            let info = self.snapshot_info((name, hidden), &order, self.wal.written());
+            (header, entries, info)
+        };
+        // A snapshot holds nothing that is not durable.
+        self.wal.sync_to(info.log_position)?;
+        let path = tree_path(&self.snapshot_dir(), info.id);
+        let mut w = checkpoint::Writer::create(self.disk.clone(), path, &header)?;
+        w.entries(&entries)?;
+        w.finish()?;
+        self.publish_snapshot(info)
     }
 
     /// A new snapshot of `nodes` (the whole tree, under its lock).
-    pub(super) fn snapshot_info(
+    fn snapshot_info(
         &self,
         (name, hidden): (&str, &[u64]),
         nodes: &[&Node],
@@ -282,22 +304,8 @@ impl Engine {
         }
     }
 
-    /// Writes a snapshot's entries, as a checkpoint of its own.
-    pub(super) fn write_snapshot_tree(
-        &self,
-        info: &SnapInfo,
-        header: &checkpoint::Header,
-        entries: &checkpoint::Entries,
-    ) -> Result<()> {
-        let path = tree_path(&self.snapshot_dir(), info.id);
-        let mut w = checkpoint::Writer::create(self.disk.clone(), path, header)?;
-        w.entries(entries)?;
-        w.finish()?;
-        Ok(())
-    }
-
     /// Makes a kept tree a snapshot: its info, durable.
-    pub(super) fn publish_snapshot(&self, info: SnapInfo) -> Result<Arc<SnapInfo>> {
+    fn publish_snapshot(&self, info: SnapInfo) -> Result<Arc<SnapInfo>> {
         let dir = self.snapshot_dir();
         let mut out = frame::file_header(MAGIC, VERSION).to_vec();
         out.extend_from_slice(&encode(&info));
