@@ -376,7 +376,15 @@ fn a_backup_restores_into_a_new_data_directory_and_damage_is_refused() {
     fs::remove_dir_all(m2.data()).unwrap();
     let o = restore(&backup, m2.data());
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("112 checked"), "{}", stdout(&o));
+    let listed = fs::read_to_string(backup.join("verification.md5"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        stdout(&o).contains(&format!("{listed} checked")),
+        "{}",
+        stdout(&o)
+    );
     m2.remount();
     let listing = |dir: &std::path::Path| {
         sh(&format!(
@@ -620,5 +628,57 @@ fn significant_events_are_kept_in_cosmic_events() {
         after.iter().filter(|k| *k == "recovery").count(),
         2,
         "{after:?}"
+    );
+}
+
+/// `configuration/backup_policy.json` keeps the newest `keep_last` snapshots: older ones
+/// go, with their directories, at the regions' next tick; an invalid edit is `EINVAL`.
+#[test]
+fn the_retention_policy_keeps_the_newest_snapshots() {
+    let m = Mount::new();
+    let policy = m.path("configuration/backup_policy.json");
+    // sed -i's rename is checked: an invalid edit fails in the tool.
+    let bad = output_of(
+        std::process::Command::new("sed")
+            .args(["-i", "s/\"keep_last\": 0/\"keep_last\": -1/"])
+            .arg(&policy),
+    );
+    assert!(
+        stderr(&bad).contains("Invalid argument"),
+        "{}",
+        stderr(&bad)
+    );
+    for k in 0..4 {
+        snapshot(&m, &format!("r{k}"));
+    }
+    fs::write(
+        &policy,
+        json!({"keep_last": 2, "keep_days": 0, "events_kept": 100}).to_string(),
+    )
+    .unwrap();
+    let names = || {
+        let text = sh(&format!("ls {}", m.ps(SNAPSHOTS)));
+        text.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let want = ["_manifest.json", "incremental", "r2", "r3"];
+    for _ in 0..50 {
+        if names() == want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(names(), want);
+    // r3's parent r2 is still there: its incremental stays; r2's parent went.
+    assert_eq!(
+        sh(&format!("ls {}", m.ps(&format!("{SNAPSHOTS}/incremental"))))
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["_manifest.json", "r3"]
+    );
+    assert_eq!(
+        files(&m.path(&format!("{SNAPSHOTS}/r3/universe/configuration"))).len(),
+        7
     );
 }

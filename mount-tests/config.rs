@@ -140,6 +140,7 @@ fn configuration_holds_exactly_the_files_the_daemon_obeys() {
         names(&m.path(CONF)),
         [
             "_manifest.json",
+            "backup_policy.json",
             "entanglement_rules.json",
             OBSERVATORY,
             TOPOLOGY,

@@ -35,6 +35,8 @@ pub trait Storage: Send + Sync {
     /// region's own files.
     fn put(&self, parent: u64, name: &[u8], bytes: &[u8]) -> Result<()>;
     fn remove(&self, parent: u64, name: &[u8]) -> Result<()>;
+    /// Removes the empty directory `parent/name`.
+    fn remove_dir(&self, parent: u64, name: &[u8]) -> Result<()>;
     /// Applies every change in one atomic step (`Engine::apply`): durable on return with
     /// `sync`, else within a short window (or at the next `sync()`).
     fn apply(&self, changes: Vec<Change>, sync: bool) -> Result<()>;
@@ -134,6 +136,10 @@ impl Storage for Engine {
 
     fn remove(&self, parent: u64, name: &[u8]) -> Result<()> {
         Engine::remove(self, parent, name, false)
+    }
+
+    fn remove_dir(&self, parent: u64, name: &[u8]) -> Result<()> {
+        Engine::remove(self, parent, name, true)
     }
 
     fn apply(&self, changes: Vec<Change>, sync: bool) -> Result<()> {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::Settings;
 use crate::engine::codec::Tier;
 use crate::error::{Error, Result};
+use crate::regions::backups;
 use crate::regions::entanglement::{self, settings::Settings as EntanglementRules};
 use crate::regions::json::JsonCheck;
 use crate::regions::observatory;
@@ -233,7 +234,7 @@ struct Obeyed {
 }
 
 /// Every file the daemon obeys.
-const OBEYED: [Obeyed; 6] = [
+const OBEYED: [Obeyed; 7] = [
     Obeyed {
         name: SHARD_TOPOLOGY,
         check: |b| parse::<ShardTopology>(SHARD_TOPOLOGY, b)?.check(),
@@ -263,6 +264,11 @@ const OBEYED: [Obeyed; 6] = [
         name: TIERING_POLICY,
         check: |b| tiering::policy::Policy::parse(b).map(|_| ()),
         default: Some(|| pretty(&tiering::policy::Policy::default())),
+    },
+    Obeyed {
+        name: backups::policy::FILE,
+        check: |b| backups::policy::Policy::parse(b).map(|_| ()),
+        default: Some(|| pretty(&backups::policy::Policy::default())),
     },
 ];
 

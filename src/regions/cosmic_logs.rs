@@ -1,19 +1,30 @@
 //! `backups/cosmic_logs/`: the write-ahead log's segments, shown read-only as they are on
 //! disk (read in ranges, never held whole), and `cosmic_events.jsonl`, the significant
-//! events (`crate::events`) written at each tick, bounded to its newest `EVENTS_KEPT`.
+//! events (`crate::events`) written at each tick, bounded to its newest lines as
+//! `configuration/backup_policy.json` says.
 
 use std::sync::Arc;
 
 use crate::engine::api::Storage;
 use crate::error::{Error, Result};
 use crate::regions::appended::Appended;
+use crate::regions::backups::policy::{self, Policy};
+use crate::regions::config::Watched;
 use crate::regions::{Cx, Dir, Generated, RangeSource, Region, Tag};
 
-pub struct CosmicLogs;
+pub struct CosmicLogs {
+    policy: Watched<Policy>,
+}
+
+impl Default for CosmicLogs {
+    fn default() -> Self {
+        CosmicLogs {
+            policy: Watched::new(policy::FILE, Policy::parse),
+        }
+    }
+}
 
 const LOG_DIR: &str = "backups/cosmic_logs";
-/// Lines `cosmic_events.jsonl` keeps (cut back to them once a tenth past).
-const EVENTS_KEPT: u64 = 10_000;
 static EVENTS: Appended = Appended::new(LOG_DIR, "cosmic_events.jsonl", "");
 
 struct Segment(String);
@@ -59,7 +70,7 @@ impl Region for CosmicLogs {
     /// Writes the events recorded since the last tick.
     fn tick(&self, cx: &Cx<'_>) {
         let lines = crate::events::take();
-        if let Err(e) = EVENTS.append(cx, &lines, EVENTS_KEPT) {
+        if let Err(e) = EVENTS.append(cx, &lines, self.policy.get(cx).events_kept) {
             log::warn!("cosmic_events.jsonl: {e}; the events wait for the next tick");
             crate::events::put_back(lines);
         }

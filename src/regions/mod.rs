@@ -427,7 +427,7 @@ impl Regions {
         r.register(Box::new(spacetime::Spacetime::default()))?;
         r.register(Box::new(records::Records))?;
         r.register(Box::new(config::Configuration::new(cache_mb)))?;
-        r.register(Box::new(cosmic_logs::CosmicLogs))?;
+        r.register(Box::new(cosmic_logs::CosmicLogs::default()))?;
         r.register(Box::new(backups::Backups::default()))?;
         r.register(Box::new(temporal::Temporal::new()))?;
         r.register(Box::new(observatory::Observatory::new()))?;

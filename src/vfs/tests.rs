@@ -509,6 +509,7 @@ fn an_older_data_directory_is_migrated_to_the_regions_of_this_build() {
             ".",
             "..",
             "_manifest.json",
+            "backup_policy.json",
             config::ENTANGLEMENT,
             config::OBSERVATORY,
             config::SHARD_TOPOLOGY,

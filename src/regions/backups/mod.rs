@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod checksums;
 mod manifests;
+pub mod policy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use crate::engine::snapshot_diff::Changes;
 use crate::engine::snapshots::{Frozen, SnapInfo};
 use crate::engine::tree::Kind;
 use crate::error::{Error, Result};
+use crate::regions::config::Watched;
 use crate::regions::{Cx, Dir, Generated, Naming, Region, Tag, pretty};
 
 pub const TAG: Tag = 12;
@@ -46,12 +48,24 @@ struct Delta {
 /// A snapshot's id, and whether it is its incremental backup that is meant.
 type Key = (u64, bool);
 
-/// What was made of each snapshot, kept while it is: a snapshot never changes.
-#[derive(Default)]
+/// What was made of each snapshot, kept while it is: a snapshot never changes; and the
+/// policy.
 pub struct Backups {
     archives: Mutex<HashMap<Key, Arc<archive::Archive>>>,
     checksums: Mutex<HashMap<Key, Arc<Vec<u8>>>>,
     deltas: Mutex<HashMap<u64, Arc<Delta>>>,
+    policy: Watched<policy::Policy>,
+}
+
+impl Default for Backups {
+    fn default() -> Self {
+        Backups {
+            archives: Mutex::default(),
+            checksums: Mutex::default(),
+            deltas: Mutex::default(),
+            policy: Watched::new(policy::FILE, policy::Policy::parse),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -137,6 +151,42 @@ impl Backups {
         lock(&self.deltas).clear();
     }
 
+    /// Removes snapshot `info` and its directory (`rmdir`, or the retention policy).
+    fn remove(&self, cx: &Cx<'_>, info: &SnapInfo) -> Result<()> {
+        self.forget(info.id);
+        cx.store.remove_snapshot(info.id)?;
+        self.sync_incrementals(cx)
+    }
+
+    /// Removes the snapshots the policy no longer keeps, with their directories.
+    fn apply_retention(&self, cx: &Cx<'_>) -> Result<()> {
+        let policy = self.policy.get(cx);
+        let snaps = cx.store.snapshots();
+        let now = crate::engine::tree::Ts::now().secs;
+        let taken: Vec<(u64, u64)> = snaps
+            .iter()
+            .map(|s| (s.id, now.saturating_sub(s.taken.secs).max(0) as u64))
+            .collect();
+        let Some(dir) = cx.seed_dir(SNAPSHOTS) else {
+            return Ok(());
+        };
+        for id in policy.expired(&taken) {
+            let Some(info) = snaps.iter().find(|s| s.id == id) else {
+                continue;
+            };
+            log::info!(
+                "snapshot {:?} is past the retention policy: removed",
+                info.name
+            );
+            self.remove(cx, info)?;
+            match cx.store.remove_dir(dir.ino, info.name.as_bytes()) {
+                Ok(()) | Err(Error::NotFound) => (cx.gone)(dir.ino, info.name.as_bytes()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Gives `incremental/` a directory for each snapshot whose parent is still there,
     /// and no other.
     fn sync_incrementals(&self, cx: &Cx<'_>) -> Result<()> {
@@ -151,7 +201,7 @@ impl Backups {
             .collect();
         for (name, _) in cx.store.readdir_names(dir.ino)? {
             if !want.iter().any(|w| w.as_bytes() == name.as_slice()) {
-                cx.store.remove(dir.ino, &name)?;
+                cx.store.remove_dir(dir.ino, &name)?;
                 (cx.gone)(dir.ino, &name);
             }
         }
@@ -247,11 +297,7 @@ impl Region for Backups {
                     .into_iter()
                     .find(|s| s.name.as_bytes() == name);
                 match found {
-                    Some(s) => {
-                        self.forget(s.id);
-                        cx.store.remove_snapshot(s.id)?;
-                        self.sync_incrementals(cx)
-                    }
+                    Some(s) => self.remove(cx, &s),
                     None => Ok(()),
                 }
             }
@@ -311,6 +357,12 @@ impl Region for Backups {
                 Err(e) => Generated::Failed(e),
             }),
             _ => None,
+        }
+    }
+
+    fn tick(&self, cx: &Cx<'_>) {
+        if let Err(e) = self.apply_retention(cx) {
+            log::error!("backups: the retention policy could not be applied: {e}");
         }
     }
 
