@@ -355,6 +355,11 @@ fn mount(args: &MountArgs) -> Result<(), String> {
             return Err(format!("cannot mount on {}: {e}", mountpoint.display()));
         }
     };
+    log::info!(
+        "universe {} mounted on {} ({threads} threads)",
+        data_dir.display(),
+        mountpoint.display()
+    );
     events::record(
         "mount",
         serde_json::json!({

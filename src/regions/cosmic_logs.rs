@@ -25,7 +25,8 @@ impl Default for CosmicLogs {
 }
 
 const LOG_DIR: &str = "backups/cosmic_logs";
-static EVENTS: Appended = Appended::new(LOG_DIR, "cosmic_events.jsonl", "");
+const EVENTS_FILE: &str = "cosmic_events.jsonl";
+static EVENTS: Appended = Appended::new(LOG_DIR, EVENTS_FILE, "");
 
 struct Segment(String);
 
@@ -65,6 +66,17 @@ impl Region for CosmicLogs {
             .into_iter()
             .map(|(name, _)| name)
             .collect()
+    }
+
+    /// The events' file is there from the start (empty in a new universe), not from the
+    /// first tick: what the tiers hold does not change a second after a mount.
+    fn start(&self, cx: &Cx<'_>) -> Result<()> {
+        if let Some(dir) = cx.seed_dir(LOG_DIR)
+            && cx.store.lookup(dir.ino, EVENTS_FILE.as_bytes()).is_err()
+        {
+            cx.store.put(dir.ino, EVENTS_FILE.as_bytes(), b"")?;
+        }
+        Ok(())
     }
 
     /// Writes the events recorded since the last tick.
