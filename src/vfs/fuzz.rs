@@ -274,3 +274,14 @@ proptest! {
         v.readdir(users, 0, 1000).expect("the universe reopens and lists");
     }
 }
+
+/// Found by the fuzz test: an empty write far past the end of a draft, then a copy
+/// from it.
+#[test]
+fn an_empty_write_far_past_the_end_then_a_copy_from_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    run(&v, &[Call::Write(1, 64 << 20, vec![]), Call::Copy(1, 0, 1)]);
+    drop(v);
+    drop(open(tmp.path()));
+}
