@@ -366,11 +366,7 @@ impl Into<'_> {
             self.mtimes.push((ROOT, mtime));
             return Ok(());
         }
-        let (parent_path, name) = match rel.iter().rposition(|&b| b == b'/') {
-            Some(i) => (&rel[..i], &rel[i + 1..]),
-            None => (&rel[..0], rel),
-        };
-        let parent = self.dir(parent_path)?;
+        let (parent, name) = self.parent_of(rel)?;
         let target = match kind {
             Kind::Symlink => entry
                 .link_name_bytes()
@@ -437,6 +433,14 @@ impl Into<'_> {
         Ok(ino)
     }
 
+    /// The directory holding `rel`, and `rel`'s last name.
+    fn parent_of<'r>(&mut self, rel: &'r [u8]) -> crate::error::Result<(u64, &'r [u8])> {
+        match rel.iter().rposition(|&b| b == b'/') {
+            Some(i) => Ok((self.dir(&rel[..i])?, &rel[i + 1..])),
+            None => Ok((ROOT, rel)),
+        }
+    }
+
     /// Removes what an incremental's list names (each `universe/<path>`, NUL-ended).
     fn delete(&mut self, list: &mut dyn Read) -> crate::error::Result<()> {
         let mut bytes = Vec::new();
@@ -445,10 +449,7 @@ impl Into<'_> {
             let rel = path
                 .strip_prefix(b"universe/")
                 .ok_or(Error::InvalidArgument("a removed path not below universe/"))?;
-            let (parent, name) = match rel.iter().rposition(|&b| b == b'/') {
-                Some(i) => (self.dir(&rel[..i])?, &rel[i + 1..]),
-                None => (ROOT, rel),
-            };
+            let (parent, name) = self.parent_of(rel)?;
             let change = Change::RemoveTree {
                 parent,
                 name: name.to_vec(),
