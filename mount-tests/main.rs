@@ -35,6 +35,7 @@
 
 mod common;
 
+mod access;
 mod backups;
 mod config;
 mod disk_full;

@@ -25,6 +25,9 @@ pub enum Error {
     ReadOnlySnapshot,
     /// Removing or moving a directory of the seed's fixed hierarchy.
     Protected,
+    /// The access configuration grants none of the caller's roles this operation: says
+    /// what was missing.
+    Denied(String),
     /// An operation this filesystem deliberately does not offer (hard links, device nodes).
     NotPermitted(&'static str),
     /// What must stay in one tier or region would leave it: a directory moving into
@@ -72,6 +75,7 @@ impl Error {
             // DESIGN.md: writes to generated files answer EACCES.
             Error::ReadOnlyView => libc::EACCES,
             Error::ReadOnlySnapshot => libc::EROFS,
+            Error::Denied(_) => libc::EACCES,
             Error::Protected => libc::EPERM,
             Error::NotPermitted(_) => libc::EPERM,
             Error::InUse(_) => libc::EBUSY,
@@ -109,6 +113,7 @@ impl fmt::Display for Error {
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
             Error::ReadOnlyView => write!(f, "generated view is read-only"),
             Error::ReadOnlySnapshot => write!(f, "a snapshot is read-only"),
+            Error::Denied(why) => write!(f, "access denied: {why}"),
             Error::Protected => write!(f, "part of the fixed universe hierarchy"),
             Error::NotPermitted(what) => write!(f, "not permitted: {what}"),
             Error::InUse(why) => write!(f, "in use: {why}"),

@@ -4,18 +4,12 @@
 //! `backups/cosmic_logs/cosmic_events.jsonl` at its next tick (about a second later),
 //! where they survive restarts.
 
-use std::sync::Mutex;
-
 use serde_json::{Map, Value, json};
 
-/// Lines not yet written to the universe: bounded, the oldest dropped first (a daemon
-/// whose universe cannot take them must not grow for it).
-static WAITING: Mutex<Vec<String>> = Mutex::new(Vec::new());
-const WAITING_MAX: usize = 10_000;
+use crate::waiting::Waiting;
 
-fn waiting() -> std::sync::MutexGuard<'static, Vec<String>> {
-    WAITING.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// Events not yet written to the universe.
+static WAITING: Waiting = Waiting::new(10_000);
 
 /// Records an event of `kind`, with `fields` (an object), as one JSON line.
 pub fn record(kind: &str, fields: Value) {
@@ -27,37 +21,26 @@ pub fn record(kind: &str, fields: Value) {
     }
     let text = Value::Object(line).to_string();
     log::info!(target: "islabdb::event", "{text}");
-    queue(text);
+    WAITING.push(text);
 }
 
 /// An error the daemon logged, as an event (the logger calls it).
 pub fn error(target: &str, message: &str) {
     let line = json!({"time": now(), "kind": "error", "source": target, "message": message});
-    queue(line.to_string());
+    WAITING.push(line.to_string());
 }
 
-fn queue(line: String) {
-    let mut w = waiting();
-    if w.len() >= WAITING_MAX {
-        w.remove(0);
-    }
-    w.push(line + "\n");
-}
-
-fn now() -> String {
+/// The time of a line of the universe's logs: UTC, to the millisecond.
+pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The lines recorded since the last call, oldest first.
 pub fn take() -> Vec<String> {
-    std::mem::take(&mut *waiting())
+    WAITING.take()
 }
 
 /// Lines taken but not written (the universe refused them): back at the front.
-pub fn put_back(mut lines: Vec<String>) {
-    let mut w = waiting();
-    lines.append(&mut w);
-    let excess = lines.len().saturating_sub(WAITING_MAX);
-    lines.drain(..excess);
-    *w = lines;
+pub fn put_back(lines: Vec<String>) {
+    WAITING.put_back(lines);
 }

@@ -19,7 +19,7 @@ use crate::engine::Attr;
 use crate::engine::tree::{Kind, Ts};
 use crate::error::Error;
 use crate::placement;
-use crate::vfs::{Caller, Changes, Vfs};
+use crate::vfs::{Caller, Changes, Vfs, acting};
 
 /// How long the kernel may trust names and attributes of stored inodes. Every change goes
 /// through this daemon, so the kernel's own updates keep its cache right in between.
@@ -143,6 +143,7 @@ fn caller(req: &Request) -> Caller {
     Caller {
         uid: req.uid(),
         gid: req.gid(),
+        pid: req.pid(),
     }
 }
 
@@ -227,6 +228,7 @@ impl Filesystem for Fuse {
         reply: ReplyAttr,
     ) {
         placement::follow(req.pid());
+        let _by = acting(caller(req));
         let changes = Changes {
             mode,
             uid,
@@ -259,6 +261,7 @@ impl Filesystem for Fuse {
         reply: ReplyEntry,
     ) {
         placement::follow(req.pid());
+        let _by = acting(caller(req));
         entry(
             &self.vfs,
             reply,
@@ -278,6 +281,7 @@ impl Filesystem for Fuse {
         reply: ReplyEntry,
     ) {
         placement::follow(req.pid());
+        let _by = acting(caller(req));
         entry(
             &self.vfs,
             reply,
@@ -289,6 +293,7 @@ impl Filesystem for Fuse {
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         placement::follow(req.pid());
+        let _by = acting(caller(req));
         empty(
             reply,
             "unlink",
@@ -298,6 +303,7 @@ impl Filesystem for Fuse {
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         placement::follow(req.pid());
+        let _by = acting(caller(req));
         empty(
             reply,
             "rmdir",
@@ -314,6 +320,7 @@ impl Filesystem for Fuse {
         reply: ReplyEntry,
     ) {
         placement::follow(req.pid());
+        let _by = acting(caller(req));
         entry(
             &self.vfs,
             reply,
@@ -338,6 +345,7 @@ impl Filesystem for Fuse {
         reply: ReplyEmpty,
     ) {
         placement::follow(req.pid());
+        let _by = acting(caller(req));
         let res = self.vfs.rename(
             parent.0,
             name.as_bytes(),
@@ -357,12 +365,14 @@ impl Filesystem for Fuse {
         reply: ReplyEntry,
     ) {
         placement::follow(req.pid());
+        let _by = acting(caller(req));
         let res = self.vfs.link(ino.0, newparent.0, newname.as_bytes());
         entry(&self.vfs, reply, "link", res);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         placement::follow(req.pid());
+        let _by = acting(caller(req));
         match self.vfs.open(ino.0, flags.0) {
             Ok(fh) => reply.opened(FileHandle(fh), open_flags(self.vfs.flush_needed(fh))),
             Err(e) => reply.error(fail("open", &e)),
@@ -451,7 +461,7 @@ impl Filesystem for Fuse {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         lock_owner: LockOwner,
@@ -459,6 +469,7 @@ impl Filesystem for Fuse {
     ) {
         // Not `placement::follow`: a process closes its descriptors while it execs, and
         // reading its /proc entry then waits for the exec, which waits for this reply.
+        let _by = acting(caller(req));
         empty(reply, "close", self.vfs.flush(fh.0, Some(lock_owner.0)));
     }
 
@@ -492,13 +503,14 @@ impl Filesystem for Fuse {
         reply: ReplyEmpty,
     ) {
         placement::follow(req.pid());
+        let _by = acting(caller(req));
         empty(reply, "fsync", self.vfs.fsync(fh.0));
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.vfs.getattr(ino.0) {
-            Ok(a) if a.kind == Kind::Dir => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Ok(_) => reply.error(Errno::ENOTDIR),
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _by = acting(caller(req));
+        match self.vfs.opendir(ino.0) {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
             Err(e) => reply.error(fail("opendir", &e)),
         }
     }
@@ -548,7 +560,7 @@ impl Filesystem for Fuse {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -556,6 +568,7 @@ impl Filesystem for Fuse {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _by = acting(caller(req));
         empty(
             reply,
             "setxattr",
@@ -584,7 +597,8 @@ impl Filesystem for Fuse {
         }
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _by = acting(caller(req));
         empty(
             reply,
             "removexattr",
@@ -623,6 +637,7 @@ impl Filesystem for Fuse {
         reply: ReplyCreate,
     ) {
         placement::follow(req.pid());
+        let _by = acting(caller(req));
         match self
             .vfs
             .create(parent.0, name.as_bytes(), mode, umask, flags, caller(req))

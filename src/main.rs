@@ -1,11 +1,13 @@
 //! `islabdb`: mounts a universe. Parses the command line, opens the engine, mounts, waits
 //! for the mount to end (umount or SIGINT/SIGTERM), then makes everything durable.
 
+mod audit;
 mod backup_cli;
 mod engine;
 mod error;
 mod events;
 mod fuse;
+mod identity;
 mod logbook;
 mod metrics;
 mod namespace;
@@ -15,6 +17,7 @@ mod regions;
 mod rng;
 mod status;
 mod vfs;
+mod waiting;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

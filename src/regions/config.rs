@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::Settings;
 use crate::engine::codec::Tier;
 use crate::error::{Error, Result};
+use crate::regions::access;
 use crate::regions::backups;
 use crate::regions::entanglement::{self, settings::Settings as EntanglementRules};
 use crate::regions::json::JsonCheck;
@@ -234,7 +235,7 @@ struct Obeyed {
 }
 
 /// Every file the daemon obeys.
-const OBEYED: [Obeyed; 7] = [
+const OBEYED: [Obeyed; 8] = [
     Obeyed {
         name: SHARD_TOPOLOGY,
         check: |b| parse::<ShardTopology>(SHARD_TOPOLOGY, b)?.check(),
@@ -269,6 +270,12 @@ const OBEYED: [Obeyed; 7] = [
         name: backups::policy::FILE,
         check: |b| backups::policy::Policy::parse(b).map(|_| ()),
         default: Some(|| pretty(&backups::policy::Policy::default())),
+    },
+    // Not written at start: without it, modes and owners alone decide.
+    Obeyed {
+        name: access::policy::FILE,
+        check: |b| access::policy::Rules::parse(b).map(|_| ()),
+        default: None,
     },
 ];
 
@@ -468,6 +475,9 @@ impl Region for Configuration {
         {
             crate::events::record("configuration", serde_json::json!({"file": file}));
             Self::apply(cx, dir.ino);
+            if file == access::policy::FILE {
+                cx.regions.access().reload(cx);
+            }
         }
     }
 
@@ -515,6 +525,7 @@ impl Region for Configuration {
                 .put(dir, UNIVERSE_PARAMETERS.as_bytes(), &pretty(&params))?;
         }
         Self::apply(cx, dir);
+        cx.regions.access().reload(cx);
         Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! `backups/cosmic_logs/`: the write-ahead log's segments, shown read-only as they are on
-//! disk (read in ranges, never held whole), and `cosmic_events.jsonl`, the significant
-//! events (`crate::events`) written at each tick, bounded to its newest lines as
-//! `configuration/backup_policy.json` says.
+//! disk (read in ranges, never held whole); `cosmic_events.jsonl`, the significant
+//! events (`crate::events`); and `audit_trail.log`, who changed what and who was denied
+//! (`crate::audit`). Both logs are written at each tick, and bounded to their newest
+//! lines as `configuration/backup_policy.json` says.
 
 use std::sync::Arc;
 
@@ -26,7 +27,35 @@ impl Default for CosmicLogs {
 
 const LOG_DIR: &str = "backups/cosmic_logs";
 const EVENTS_FILE: &str = "cosmic_events.jsonl";
+const AUDIT_FILE: &str = "audit_trail.log";
 static EVENTS: Appended = Appended::new(LOG_DIR, EVENTS_FILE, "");
+static AUDIT: Appended = Appended::new(LOG_DIR, AUDIT_FILE, "");
+
+/// One of the logs the region writes: where its lines wait, and how many it keeps.
+struct Log {
+    file: &'static Appended,
+    name: &'static str,
+    take: fn() -> Vec<String>,
+    put_back: fn(Vec<String>),
+    kept: fn(&Policy) -> u64,
+}
+
+const LOGS: [Log; 2] = [
+    Log {
+        file: &EVENTS,
+        name: EVENTS_FILE,
+        take: crate::events::take,
+        put_back: crate::events::put_back,
+        kept: |p| p.events_kept,
+    },
+    Log {
+        file: &AUDIT,
+        name: AUDIT_FILE,
+        take: crate::audit::take,
+        put_back: crate::audit::put_back,
+        kept: |p| p.audit_kept,
+    },
+];
 
 struct Segment(String);
 
@@ -68,23 +97,28 @@ impl Region for CosmicLogs {
             .collect()
     }
 
-    /// The events' file is there from the start (empty in a new universe), not from the
-    /// first tick: what the tiers hold does not change a second after a mount.
+    /// The logs are there from the start (empty in a new universe), not from the first
+    /// tick: what the tiers hold does not change a second after a mount.
     fn start(&self, cx: &Cx<'_>) -> Result<()> {
-        if let Some(dir) = cx.seed_dir(LOG_DIR)
-            && cx.store.lookup(dir.ino, EVENTS_FILE.as_bytes()).is_err()
-        {
-            cx.store.put(dir.ino, EVENTS_FILE.as_bytes(), b"")?;
+        if let Some(dir) = cx.seed_dir(LOG_DIR) {
+            for log in &LOGS {
+                if cx.store.lookup(dir.ino, log.name.as_bytes()).is_err() {
+                    cx.store.put(dir.ino, log.name.as_bytes(), b"")?;
+                }
+            }
         }
         Ok(())
     }
 
-    /// Writes the events recorded since the last tick.
+    /// Writes the lines recorded since the last tick.
     fn tick(&self, cx: &Cx<'_>) {
-        let lines = crate::events::take();
-        if let Err(e) = EVENTS.append(cx, &lines, self.policy.get(cx).events_kept) {
-            log::warn!("cosmic_events.jsonl: {e}; the events wait for the next tick");
-            crate::events::put_back(lines);
+        let policy = self.policy.get(cx);
+        for log in &LOGS {
+            let lines = (log.take)();
+            if let Err(e) = log.file.append(cx, &lines, (log.kept)(&policy)) {
+                log::warn!("{}: {e}; its lines wait for the next tick", log.name);
+                (log.put_back)(lines);
+            }
         }
     }
 

@@ -8,6 +8,7 @@
 //! Adding a region: a module implementing [`Region`], one line in [`Regions::builtin`],
 //! and its directories in the seed table.
 
+pub mod access;
 pub mod appended;
 pub mod backups;
 pub mod cache_state;
@@ -414,6 +415,7 @@ pub trait Region: Send + Sync {
 pub struct Regions {
     list: Vec<Box<dyn Region>>,
     untold: telling::Untold,
+    access: access::Access,
 }
 
 impl Regions {
@@ -423,6 +425,7 @@ impl Regions {
         let mut r = Regions {
             list: vec![Box::new(universe::Universe)],
             untold: telling::Untold::default(),
+            access: access::Access::default(),
         };
         r.register(Box::new(spacetime::Spacetime::default()))?;
         r.register(Box::new(records::Records))?;
@@ -473,6 +476,11 @@ impl Regions {
 
     pub fn all(&self) -> impl Iterator<Item = &dyn Region> {
         self.list.iter().map(|r| r.as_ref())
+    }
+
+    /// Who may do what, by region (`configuration/cosmic_security.json`).
+    pub fn access(&self) -> &access::Access {
+        &self.access
     }
 
     /// Marks `dirs` as changing from now until the returned telling is dropped: after

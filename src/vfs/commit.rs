@@ -36,8 +36,30 @@ impl Read for VersionReader<'_> {
 impl Vfs {
     /// Commits `ino`'s draft if it has unsaved changes, under its region's rule.
     pub(super) fn commit(&self, ino: u64, when: CommitAt) -> Result<()> {
+        self.commit_attempt(ino, when).1
+    }
+
+    /// A writer's commit (close, fsync, last release): a change by whoever acts, so it is
+    /// audited, refused or not, when there was something to commit.
+    pub(super) fn commit_by_writer(&self, ino: u64, when: CommitAt) -> Result<()> {
+        let (tried, res) = self.commit_attempt(ino, when);
+        if tried {
+            self.audit_ino("write", ino, res.as_ref().copied());
+        }
+        res
+    }
+
+    /// [`commit`](Self::commit), and whether there was content to check.
+    fn commit_attempt(&self, ino: u64, when: CommitAt) -> (bool, Result<()>) {
+        let tried = std::cell::Cell::new(false);
+        let res = self.commit_checked(ino, when, &tried);
+        (tried.get(), res)
+    }
+
+    fn commit_checked(&self, ino: u64, when: CommitAt, tried: &std::cell::Cell<bool>) -> Result<()> {
         let committed = RefCell::new(None);
         self.engine.commit(ino, when, &|meta, bytes| {
+            tried.set(true);
             let dir = self.dir(meta.parent)?;
             self.check_commit(&dir, meta, bytes)?;
             let telling = self.regions.telling(&[dir.ino]);

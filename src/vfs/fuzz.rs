@@ -14,7 +14,11 @@ use crate::error::Error;
 use crate::namespace::SEED;
 use crate::regions::Regions;
 
-const ROOT_CALLER: Caller = Caller { uid: 0, gid: 0 };
+const ROOT_CALLER: Caller = Caller {
+    uid: 0,
+    gid: 0,
+    pid: 0,
+};
 
 #[derive(Debug, Clone)]
 enum Call {

@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 use crate::metrics::Op;
 use crate::regions::{Event, Open, OpenKind, Rule, Sink};
 use crate::vfs::views::Content;
+use crate::regions::access::Verb;
+use crate::vfs::guard::Target;
 use crate::vfs::{Changes, VIRT, Vfs, frozen, lock};
 
 pub(super) enum Handle {
@@ -22,6 +24,8 @@ pub(super) enum Handle {
         /// Who wrote through it: the kernel's ids of the writers' descriptor tables (its
         /// "lock owners"; one per process), when the kernel said (see `flush`).
         owners: Owners,
+        /// Who opened it: a commit at the last release (which carries no caller) is theirs.
+        by: Option<crate::vfs::Caller>,
     },
     /// A generated file of the directory `dir`.
     View { dir: u64, content: Content },
@@ -121,12 +125,24 @@ impl Vfs {
     /// Opens a file or a generated file; returns the handle.
     pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
         let _t = self.metrics.time(Op::Open);
+        let mut wants = Vec::with_capacity(2);
+        if flags & libc::O_ACCMODE != libc::O_WRONLY {
+            wants.push((Target::Ino(ino), Verb::Read));
+        }
+        if is_write(flags) {
+            wants.push((Target::Ino(ino), Verb::Write));
+        }
+        self.permit("open", &wants)?;
         let taken = self.taken(ino);
         if is_write(flags)
             && let Some((dir, name)) = &taken
         {
-            let truncate = flags & libc::O_TRUNC != 0;
-            let sink = self.region(dir).sink(&self.cx(), dir, name, truncate)?;
+            // What a stream's writer appends is taken as it comes: no commit to audit.
+            let appends = [(Target::Ino(ino), Verb::Write)];
+            let sink = self.audited("append", &appends, || {
+                let truncate = flags & libc::O_TRUNC != 0;
+                self.region(dir).sink(&self.cx(), dir, name, truncate)
+            })?;
             return Ok(self.add_handle(Handle::Sink {
                 ino,
                 sink: Arc::new(Mutex::new(sink)),
@@ -196,6 +212,7 @@ impl Vfs {
             writer,
             snap,
             owners: Owners::default(),
+            by: crate::vfs::acting_now(),
         }))
     }
 
@@ -368,6 +385,18 @@ impl Vfs {
     }
 
     pub fn setattr(&self, ino: u64, fh: Option<u64>, c: Changes) -> Result<Attr> {
+        let op = match &c {
+            Changes { size: Some(_), .. } => "truncate",
+            Changes { mode: Some(_), .. } => "chmod",
+            Changes { uid: Some(_), .. } | Changes { gid: Some(_), .. } => "chown",
+            _ => "touch",
+        };
+        self.audited(op, &[(Target::Ino(ino), Verb::Write)], || {
+            self.set_attributes(ino, fh, c)
+        })
+    }
+
+    fn set_attributes(&self, ino: u64, fh: Option<u64>, c: Changes) -> Result<Attr> {
         if frozen::split(ino).is_some() {
             return Err(Error::ReadOnlySnapshot);
         }
@@ -511,7 +540,7 @@ impl Vfs {
             Some(Handle::File { .. } | Handle::View { .. }) => return Ok(()),
             None => return Err(Error::BadHandle),
         };
-        self.commit(ino, CommitAt::Close)
+        self.commit_by_writer(ino, CommitAt::Close)
     }
 
     /// Whether a close of `fh` does anything [`flush`](Self::flush) would do: a writer's
@@ -530,7 +559,7 @@ impl Vfs {
             return lock(&sink).sync(&self.cx());
         }
         match self.file_handle(fh) {
-            Ok((ino, true)) => self.commit(ino, CommitAt::Fsync),
+            Ok((ino, true)) => self.commit_by_writer(ino, CommitAt::Fsync),
             Ok((_, false)) => self.engine.sync_all(),
             Err(Error::ReadOnlyView) => Ok(()),
             Err(e) => Err(e),
@@ -549,7 +578,11 @@ impl Vfs {
             return Ok(false);
         }
         let Some(Handle::File {
-            ino, writer, snap, ..
+            ino,
+            writer,
+            snap,
+            by,
+            ..
         }) = h
         else {
             return Ok(false);
@@ -560,7 +593,8 @@ impl Vfs {
         // Normally flush already committed; this covers writes after the last flush
         // (mmap). Errors cannot reach anyone here, so they are only logged.
         if writer {
-            match self.commit(ino, CommitAt::Release) {
+            let _by = by.map(crate::vfs::acting);
+            match self.commit_by_writer(ino, CommitAt::Release) {
                 Ok(()) | Err(Error::InvalidRecord(_)) => {}
                 Err(e) => log::warn!("commit at release of inode {ino} failed: {e}"),
             }

@@ -6,8 +6,10 @@
 //! (generated files), `bootstrap` (seed hierarchy and migration at start).
 
 mod bootstrap;
+mod caller;
 mod commit;
 mod frozen;
+mod guard;
 mod handles;
 mod names;
 mod views;
@@ -29,6 +31,7 @@ use crate::metrics::{Metrics, Op};
 use crate::namespace::SeedDir;
 use crate::regions::{Cx, Dir, Region, Regions};
 
+pub use self::caller::{Caller, acting, acting_now};
 pub use self::views::VIRT;
 
 /// What `setattr` may change.
@@ -40,13 +43,6 @@ pub struct Changes {
     pub size: Option<u64>,
     pub atime: Option<Ts>,
     pub mtime: Option<Ts>,
-}
-
-/// The caller of a request.
-#[derive(Clone, Copy)]
-pub struct Caller {
-    pub uid: u32,
-    pub gid: u32,
 }
 
 pub struct Statfs {

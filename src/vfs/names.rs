@@ -5,8 +5,10 @@ use crate::engine::tree::{Kind, ROOT};
 use crate::engine::{Attr, DirEntry, NewNode, SetAttr};
 use crate::error::{Error, Result};
 use crate::metrics::Op;
+use crate::regions::access::Verb;
 use crate::regions::telling::Telling;
 use crate::regions::{Dir, Event, Naming, Removal, Tag};
+use crate::vfs::guard::Target;
 use crate::vfs::{Caller, VIRT, Vfs, frozen, lock};
 use std::sync::MutexGuard;
 
@@ -97,6 +99,26 @@ impl Vfs {
 
     /// Creates an inode with permission bits `mode & !umask`.
     pub(super) fn new_node(
+        &self,
+        (parent, name): (u64, &[u8]),
+        kind: Kind,
+        mode: (u32, u32),
+        who: Caller,
+        target: &[u8],
+    ) -> Result<Attr> {
+        let op = match kind {
+            Kind::Dir => "mkdir",
+            Kind::Symlink => "symlink",
+            Kind::File => "create",
+            _ => "mknod",
+        };
+        let made = (Target::Name(parent, name), Verb::Write);
+        self.audited(op, &[made], || {
+            self.make_node((parent, name), kind, mode, who, target)
+        })
+    }
+
+    fn make_node(
         &self,
         (parent, name): (u64, &[u8]),
         kind: Kind,
@@ -205,6 +227,12 @@ impl Vfs {
 
     pub fn unlink(&self, parent: u64, name: &[u8], dir: bool) -> Result<()> {
         let _t = self.metrics.time(Op::Remove);
+        let op = if dir { "rmdir" } else { "unlink" };
+        let gone = (Target::Name(parent, name), Verb::Remove);
+        self.audited(op, &[gone], || self.remove_entry(parent, name, dir))
+    }
+
+    fn remove_entry(&self, parent: u64, name: &[u8], dir: bool) -> Result<()> {
         if parent & VIRT != 0 {
             return Err(frozen::not_stored(parent));
         }
@@ -236,6 +264,21 @@ impl Vfs {
         flags: u32,
     ) -> Result<()> {
         let _t = self.metrics.time(Op::Rename);
+        let targets = [
+            (Target::Name(parent, name), Verb::Remove),
+            (Target::Name(newparent, newname), Verb::Write),
+        ];
+        self.audited("rename", &targets, || {
+            self.rename_entry((parent, name), (newparent, newname), flags)
+        })
+    }
+
+    fn rename_entry(
+        &self,
+        (parent, name): (u64, &[u8]),
+        (newparent, newname): (u64, &[u8]),
+        flags: u32,
+    ) -> Result<()> {
         if let Some(p) = [parent, newparent].into_iter().find(|p| p & VIRT != 0) {
             return Err(frozen::not_stored(p));
         }
@@ -353,6 +396,14 @@ impl Vfs {
     /// share one rule too (a name checked by another rule would let content in unchecked
     /// through the other names); the engine keeps them in one tier and region.
     pub fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> Result<Attr> {
+        let targets = [
+            (Target::Ino(ino), Verb::Write),
+            (Target::Name(newparent, newname), Verb::Write),
+        ];
+        self.audited("link", &targets, || self.link_entry(ino, newparent, newname))
+    }
+
+    fn link_entry(&self, ino: u64, newparent: u64, newname: &[u8]) -> Result<Attr> {
         if ino & VIRT != 0 {
             return Err(Error::NotPermitted("hard links to generated files"));
         }
@@ -379,6 +430,14 @@ impl Vfs {
             ));
         }
         Ok(())
+    }
+
+    /// opendir(2): a directory, listed if the caller may read it.
+    pub fn opendir(&self, ino: u64) -> Result<()> {
+        if self.getattr(ino)?.kind != Kind::Dir {
+            return Err(Error::NotDir);
+        }
+        self.permit("list", &[(Target::Ino(ino), Verb::Read)])
     }
 
     /// Entries after `offset`. Offsets 1 and 2 are "." and "..", then the generated files

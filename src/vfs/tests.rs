@@ -8,7 +8,11 @@ use crate::engine::tree::Kind;
 use crate::namespace::SEED;
 use crate::regions::{Check, Generated, Rule, Tag, config};
 
-const ROOT_CALLER: Caller = Caller { uid: 0, gid: 0 };
+const ROOT_CALLER: Caller = Caller {
+    uid: 0,
+    gid: 0,
+    pid: 0,
+};
 
 fn open(dir: &std::path::Path) -> Vfs {
     let e = Arc::new(Engine::open(dir, Settings::default()).expect("engine"));

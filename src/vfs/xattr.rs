@@ -12,6 +12,8 @@ use crate::engine::codec::Tier;
 use crate::engine::tree::Kind;
 use crate::error::{Error, Result};
 use crate::regions::Event;
+use crate::regions::access::Verb;
+use crate::vfs::guard::Target;
 use crate::vfs::{VIRT, Vfs, frozen};
 
 /// The attribute that tells, and where allowed chooses, a file's tier.
@@ -58,6 +60,12 @@ impl Vfs {
     }
 
     pub fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: i32) -> Result<()> {
+        self.audited("setxattr", &[(Target::Ino(ino), Verb::Write)], || {
+            self.set_xattr(ino, name, value, flags)
+        })
+    }
+
+    fn set_xattr(&self, ino: u64, name: &[u8], value: &[u8], flags: i32) -> Result<()> {
         let ino = self.xattr_target(ino)?;
         if !name.starts_with(b"user.") {
             return Err(Error::NotSupported("xattr namespaces other than user."));
@@ -75,6 +83,12 @@ impl Vfs {
     }
 
     pub fn removexattr(&self, ino: u64, name: &[u8]) -> Result<()> {
+        self.audited("removexattr", &[(Target::Ino(ino), Verb::Write)], || {
+            self.remove_xattr(ino, name)
+        })
+    }
+
+    fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<()> {
         let ino = self.xattr_target(ino)?;
         if !name.starts_with(b"user.") {
             return Err(Error::NoXattr);

@@ -1,5 +1,5 @@
 //! `configuration/backup_policy.json`: how many snapshots are kept, and for how long, and
-//! how many lines `cosmic_events.jsonl` keeps. Checked by the configuration region (an
+//! how many lines `cosmic_events.jsonl` and `audit_trail.log` keep. Checked by the configuration region (an
 //! invalid edit is EINVAL); applied by the backups region at its next tick.
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,14 @@ pub struct Policy {
     pub keep_days: u64,
     /// Lines `backups/cosmic_logs/cosmic_events.jsonl` keeps (the oldest go first).
     pub events_kept: u64,
+    /// Lines `backups/cosmic_logs/audit_trail.log` keeps (the oldest go first). A file
+    /// written before the audit trail existed lacks it, and gets the default.
+    #[serde(default = "audit_kept_default")]
+    pub audit_kept: u64,
+}
+
+fn audit_kept_default() -> u64 {
+    100_000
 }
 
 impl Default for Policy {
@@ -25,20 +33,27 @@ impl Default for Policy {
             keep_last: 0,
             keep_days: 0,
             events_kept: 10_000,
+            audit_kept: audit_kept_default(),
         }
     }
 }
 
 /// Each bounded setting with its accepted range (the README lists the same).
-const RANGES: [(&str, u64, u64); 3] = [
+const RANGES: [(&str, u64, u64); 4] = [
     ("keep_last", 0, 100_000),
     ("keep_days", 0, 36_500),
     ("events_kept", 10, 10_000_000),
+    ("audit_kept", 10, 10_000_000),
 ];
 
 impl Policy {
     pub fn check(&self) -> Result<()> {
-        let values = [self.keep_last, self.keep_days, self.events_kept];
+        let values = [
+            self.keep_last,
+            self.keep_days,
+            self.events_kept,
+            self.audit_kept,
+        ];
         crate::regions::config::check_ranges(FILE, &RANGES, &values)
     }
 

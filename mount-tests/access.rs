@@ -1,0 +1,244 @@
+//! Roles by region (`configuration/cosmic_security.json`) and the audit trail
+//! (`backups/cosmic_logs/audit_trail.log`), driven as other users with `setpriv`. Modes
+//! are opened wide first, so every refusal seen here is the roles' (the kernel's mode
+//! checks are `permissions.rs`'s).
+
+use crate::common::*;
+use std::fs;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const NOBODY: u32 = 65534;
+const DAEMON: u32 = 1;
+/// Debian's `users` group: the observer and analytics roles.
+const USERS_GID: u32 = 100;
+/// Debian's `adm` group: the admin role.
+const ADM_GID: u32 = 4;
+const SECURITY: &str = "configuration/cosmic_security.json";
+const AUDIT: &str = "backups/cosmic_logs/audit_trail.log";
+
+/// The seed's grants, with its roles given to this machine's users and groups.
+const SEED_GRANTS: &str = r#"{"cosmic_security": {
+  "roles": {
+    "admin": {"groups": ["adm"]},
+    "physics_engine": {"users": ["daemon"]},
+    "observer": {"groups": ["users"]},
+    "quantum_engineer": {"users": ["daemon"]},
+    "archivist": {"users": ["nobody"]},
+    "real_time_processor": {"users": ["daemon"]},
+    "analytics_engine": {"groups": ["users"]},
+    "data_scientist": {"users": ["nobody"]}
+  },
+  "spacetime_access": {
+    "hot_data": ["admin", "physics_engine"],
+    "warm_data": ["admin", "physics_engine", "observer"],
+    "cold_data": ["admin", "archivist"]
+  },
+  "quantum_operations": {
+    "entangle": ["admin", "quantum_engineer"],
+    "observe": ["admin", "physics_engine", "observer"],
+    "collapse": ["admin", "quantum_engineer"]
+  },
+  "temporal_access": {
+    "live": ["admin", "real_time_processor"],
+    "recent": ["admin", "analytics_engine"],
+    "historical": ["admin", "data_scientist", "archivist"]
+  },
+  "qql_access": ["analytics_engine"],
+  "backups_access": ["archivist"],
+  "configuration_access": {"read": ["observer"], "write": []}
+}}
+"#;
+
+/// `sh -c script` in the mount as uid/gid `id` with the supplementary `groups`.
+fn sh_as(m: &Mount, id: u32, groups: &[u32], script: &str) -> Output {
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={id}")).arg(format!("--regid={id}"));
+    if groups.is_empty() {
+        c.arg("--clear-groups");
+    } else {
+        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+        c.arg(format!("--groups={}", list.join(",")));
+    }
+    output_of(c.arg("sh").arg("-c").arg(script).current_dir(m.path("")))
+}
+
+/// Who acts in a case of the grants' table.
+#[derive(Clone, Copy, Debug)]
+enum Who {
+    Daemon,
+    Nobody,
+    /// nobody in the `users` group.
+    User,
+    /// nobody in the `adm` group.
+    Admin,
+}
+
+impl Who {
+    fn run(self, m: &Mount, script: &str) -> Output {
+        match self {
+            Who::Daemon => sh_as(m, DAEMON, &[], script),
+            Who::Nobody => sh_as(m, NOBODY, &[], script),
+            Who::User => sh_as(m, NOBODY, &[USERS_GID], script),
+            Who::Admin => sh_as(m, NOBODY, &[ADM_GID], script),
+        }
+    }
+}
+
+#[track_caller]
+fn allowed(m: &Mount, who: Who, script: &str) {
+    let o = who.run(m, script);
+    assert!(
+        o.status.success(),
+        "{who:?} was refused `{script}`: {}",
+        stderr(&o)
+    );
+}
+
+#[track_caller]
+fn denied(m: &Mount, who: Who, script: &str) {
+    let o = who.run(m, script);
+    assert!(
+        !o.status.success() && stderr(&o).contains("Permission denied"),
+        "{who:?} was not denied `{script}`: status {:?}, {}",
+        o.status.code(),
+        stderr(&o)
+    );
+}
+
+/// The audit trail's lines once they hold `want` (written at the regions' next tick).
+#[track_caller]
+fn audit_with(m: &Mount, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = fs::read_to_string(m.path(AUDIT)).unwrap_or_default();
+        if text.contains(want) || Instant::now() > deadline {
+            assert!(text.contains(want), "no line with {want} in:\n{text}");
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Data in every region the grants name, written by root, modes opened to all.
+fn universe_for_everyone(m: &Mount) {
+    let script = r#"set -e
+        mkdir -p spacetime/warm_data/particles/things spacetime/cold_data/particles/old
+        echo '{"name": "hot"}' > spacetime/hot_data/particles/users/h.json
+        echo '{"name": "warm"}' > spacetime/warm_data/particles/things/w.json
+        echo '{"name": "cold"}' > spacetime/cold_data/particles/old/c.json
+        echo '{"name": "Alice"}' > quantum_graph/nodes/persons/alice.json
+        echo '{"name": "Acme"}' > quantum_graph/nodes/organizations/acme.json
+        echo '{"strength": 0.5}' > quantum_graph/edges/works_for/alice_to_acme.json
+        echo '{"id": "1", "type": "start"}' >> temporal/live/events.jsonl
+        echo 'FROM spacetime/*/particles/users SELECT .name' > qql/queries/names.qql
+        mkdir backups/snapshots/first
+        find spacetime quantum_graph temporal/live qql/queries configuration -type d \
+            -exec chmod 777 {} +
+        chmod 666 spacetime/*/particles/*/*.json quantum_graph/*/*/*.json \
+            temporal/live/*/events.jsonl configuration/shard_topology.json
+    "#;
+    let o = bash_output(&format!("cd {} && {script}", shq(m.path(""))));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Each of the seed's grants, allowed to the roles it names and denied to the others,
+/// through real tools; root and the admin role do everything; denials are audited with
+/// the user's name and uid.
+#[test]
+fn each_seed_grant_is_allowed_and_denied_as_configured() {
+    let m = Mount::new();
+    universe_for_everyone(&m);
+    // Before the file exists, modes alone decide.
+    allowed(&m, Who::Nobody, "cat spacetime/hot_data/particles/users/h.json");
+    put(&m.path(SECURITY), SEED_GRANTS.as_bytes());
+
+    let hot = "spacetime/hot_data/particles/users";
+    allowed(&m, Who::Daemon, &format!("cat {hot}/h.json"));
+    allowed(&m, Who::Daemon, &format!("echo '{{}}' > {hot}/d.json"));
+    denied(&m, Who::Nobody, &format!("cat {hot}/h.json"));
+    denied(&m, Who::User, &format!("ls {hot}"));
+    denied(&m, Who::User, &format!("echo '{{}}' > {hot}/u.json"));
+    denied(&m, Who::Nobody, &format!("rm {hot}/d.json"));
+    denied(&m, Who::Nobody, &format!("mv {hot}/d.json {hot}/e.json"));
+    denied(&m, Who::Nobody, &format!("touch {hot}/h.json"));
+
+    let warm = "spacetime/warm_data/particles/things";
+    allowed(&m, Who::User, &format!("cat {warm}/w.json && ls {warm}"));
+    allowed(&m, Who::User, &format!("echo '{{}}' > {warm}/u.json"));
+    denied(&m, Who::Nobody, &format!("cat {warm}/w.json"));
+
+    let cold = "spacetime/cold_data/particles/old";
+    allowed(&m, Who::Nobody, &format!("cat {cold}/c.json"));
+    allowed(&m, Who::Nobody, &format!("echo '{{}}' > {cold}/n.json"));
+    denied(&m, Who::Daemon, &format!("cat {cold}/c.json"));
+    // A move out of a tier is a removal there.
+    denied(&m, Who::Nobody, &format!("mv {cold}/n.json {warm}/n.json"));
+
+    let graph = "quantum_graph";
+    allowed(&m, Who::User, &format!("cat {graph}/nodes/persons/alice.json"));
+    denied(&m, Who::Nobody, &format!("cat {graph}/nodes/persons/alice.json"));
+    denied(
+        &m,
+        Who::User,
+        &format!("echo '{{}}' > {graph}/edges/leads/alice_to_acme.json"),
+    );
+    denied(&m, Who::User, &format!("rm {graph}/edges/works_for/alice_to_acme.json"));
+    allowed(
+        &m,
+        Who::Daemon,
+        &format!("echo '{{}}' > {graph}/edges/leads/alice_to_acme.json"),
+    );
+    allowed(&m, Who::Daemon, &format!("rm {graph}/edges/leads/alice_to_acme.json"));
+
+    // The hour's partition (the entry point `events.jsonl` is root's, by its mode).
+    let live = fs::read_dir(m.path("temporal/live"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| format!("temporal/live/{}/events.jsonl", e.file_name().to_string_lossy()))
+        .find(|p| m.path(p).is_file())
+        .expect("the hour's partition");
+    allowed(&m, Who::Daemon, &format!("echo '{{\"id\": \"2\", \"type\": \"t\"}}' >> {live}"));
+    denied(&m, Who::User, &format!("echo '{{\"id\": \"3\", \"type\": \"t\"}}' >> {live}"));
+    denied(&m, Who::User, &format!("cat {live}"));
+    allowed(&m, Who::Daemon, &format!("cat {live}"));
+    allowed(&m, Who::User, "ls temporal/recent");
+    denied(&m, Who::Nobody, "ls temporal/recent");
+    allowed(&m, Who::Nobody, "ls temporal/historical");
+    denied(&m, Who::Daemon, "ls temporal/historical");
+
+    allowed(&m, Who::User, "cat qql/results/names.json && ls qql/queries");
+    denied(&m, Who::Nobody, "cat qql/results/names.json");
+    denied(&m, Who::Daemon, "echo 'FROM qql SELECT .x' > qql/queries/mine.qql");
+
+    allowed(&m, Who::Nobody, "ls backups/snapshots/first/universe && cat backups/snapshots/first/manifest.json");
+    denied(&m, Who::Daemon, "ls backups/snapshots");
+    denied(&m, Who::Daemon, "cat backups/snapshots/first/manifest.json");
+
+    allowed(&m, Who::User, "cat configuration/shard_topology.json");
+    denied(&m, Who::Nobody, "cat configuration/shard_topology.json");
+    denied(&m, Who::User, "cat configuration/shard_topology.json > configuration/shard_topology.json");
+
+    // The admin role, by group, and root do everything.
+    allowed(&m, Who::Admin, &format!("cat {hot}/h.json {cold}/c.json {live}"));
+    allowed(&m, Who::Admin, &format!("rm {graph}/edges/works_for/alice_to_acme.json"));
+    allowed(&m, Who::Admin, "ls backups/snapshots qql/results");
+    let o = bash_output(&format!("cat {} > /dev/null", m.ps(&format!("{hot}/h.json"))));
+    assert!(o.status.success(), "root: {}", stderr(&o));
+
+    let trail = audit_with(&m, "daemon(1) denied list \"backups/snapshots\"");
+    for want in [
+        format!("nobody(65534) denied open \"{hot}/h.json\": access denied: no role of nobody(65534) is granted read in spacetime/hot_data"),
+        format!("nobody(65534) denied unlink \"{hot}/d.json\""),
+        format!("nobody(65534) denied rename \"{cold}/n.json\" \"{warm}/n.json\""),
+        format!("daemon(1) denied open \"{cold}/c.json\""),
+        format!("nobody(65534) denied create \"{graph}/edges/leads/alice_to_acme.json\": access denied: no role of nobody(65534) is granted entangle in quantum_graph"),
+        format!("nobody(65534) denied unlink \"{graph}/edges/works_for/alice_to_acme.json\": access denied: no role of nobody(65534) is granted collapse"),
+        format!("daemon(1) ok create \"{graph}/edges/leads/alice_to_acme.json\""),
+        format!("daemon(1) ok unlink \"{graph}/edges/leads/alice_to_acme.json\""),
+        format!("nobody(65534) ok unlink \"{graph}/edges/works_for/alice_to_acme.json\""),
+        format!("daemon(1) ok write \"{hot}/d.json\""),
+    ] {
+        assert!(trail.contains(&want), "no `{want}` in the audit trail:\n{trail}");
+    }
+}

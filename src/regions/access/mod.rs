@@ -1,0 +1,68 @@
+//! Access by region: who may read, change and remove what, by the roles of
+//! `configuration/cosmic_security.json` (`policy`). Asked by the filesystem before each
+//! operation a user makes; without the file, everything is as modes and owners say.
+//! The file is read again whenever it is committed (the configuration region says so).
+
+pub mod policy;
+
+use std::sync::{Arc, RwLock};
+
+use crate::error::Result;
+use crate::regions::Cx;
+use crate::vfs::Caller;
+
+pub use policy::Verb;
+
+#[derive(Default)]
+pub struct Access {
+    /// The rules in force; `None` without a security file.
+    rules: RwLock<Option<Arc<policy::Rules>>>,
+}
+
+impl Access {
+    /// Reads the security file (at start, and when it was committed). A stored file that
+    /// does not resolve (a user it names was removed from the machine since) keeps the
+    /// rules that were in force, loudly: access must not open up by accident.
+    pub fn reload(&self, cx: &Cx<'_>) {
+        let Some(dir) = cx.seed_dir("configuration") else {
+            return;
+        };
+        let bytes = match crate::regions::read_own(cx, dir.ino, policy::FILE) {
+            Ok(Some(b)) => b,
+            Ok(None) => return,
+            Err(e) => {
+                log::error!("{}: {e}; the rules in force stay", policy::FILE);
+                return;
+            }
+        };
+        match policy::Rules::parse(&bytes) {
+            Ok(r) => {
+                *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(r));
+                log::info!("{}: access rules in force", policy::FILE);
+            }
+            Err(e) => log::error!("{e}; the rules in force stay"),
+        }
+    }
+
+    /// Whether any rules are in force (without them nothing is checked).
+    pub fn active(&self) -> bool {
+        self.current().is_some()
+    }
+
+    fn current(&self) -> Option<Arc<policy::Rules>> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether `who` may do `verb` to the entry at `parts` (its path's names).
+    pub fn check(&self, who: &Caller, parts: &[&[u8]], verb: Verb) -> Result<()> {
+        match self.current() {
+            Some(rules) => rules.decide(
+                who.uid,
+                || crate::identity::groups(who.pid, who.gid),
+                parts,
+                verb,
+            ),
+            None => Ok(()),
+        }
+    }
+}
