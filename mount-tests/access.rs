@@ -150,7 +150,11 @@ fn each_seed_grant_is_allowed_and_denied_as_configured() {
     let m = Mount::new();
     universe_for_everyone(&m);
     // Before the file exists, modes alone decide.
-    allowed(&m, Who::Nobody, "cat spacetime/hot_data/particles/users/h.json");
+    allowed(
+        &m,
+        Who::Nobody,
+        "cat spacetime/hot_data/particles/users/h.json",
+    );
     put(&m.path(SECURITY), SEED_GRANTS.as_bytes());
 
     let hot = "spacetime/hot_data/particles/users";
@@ -176,30 +180,59 @@ fn each_seed_grant_is_allowed_and_denied_as_configured() {
     denied(&m, Who::Nobody, &format!("mv {cold}/n.json {warm}/n.json"));
 
     let graph = "quantum_graph";
-    allowed(&m, Who::User, &format!("cat {graph}/nodes/persons/alice.json"));
-    denied(&m, Who::Nobody, &format!("cat {graph}/nodes/persons/alice.json"));
+    allowed(
+        &m,
+        Who::User,
+        &format!("cat {graph}/nodes/persons/alice.json"),
+    );
+    denied(
+        &m,
+        Who::Nobody,
+        &format!("cat {graph}/nodes/persons/alice.json"),
+    );
     denied(
         &m,
         Who::User,
         &format!("echo '{{}}' > {graph}/edges/leads/alice_to_acme.json"),
     );
-    denied(&m, Who::User, &format!("rm {graph}/edges/works_for/alice_to_acme.json"));
+    denied(
+        &m,
+        Who::User,
+        &format!("rm {graph}/edges/works_for/alice_to_acme.json"),
+    );
     allowed(
         &m,
         Who::Daemon,
         &format!("echo '{{}}' > {graph}/edges/leads/alice_to_acme.json"),
     );
-    allowed(&m, Who::Daemon, &format!("rm {graph}/edges/leads/alice_to_acme.json"));
+    allowed(
+        &m,
+        Who::Daemon,
+        &format!("rm {graph}/edges/leads/alice_to_acme.json"),
+    );
 
     // The hour's partition (the entry point `events.jsonl` is root's, by its mode).
     let live = fs::read_dir(m.path("temporal/live"))
         .unwrap()
         .filter_map(|e| e.ok())
-        .map(|e| format!("temporal/live/{}/events.jsonl", e.file_name().to_string_lossy()))
+        .map(|e| {
+            format!(
+                "temporal/live/{}/events.jsonl",
+                e.file_name().to_string_lossy()
+            )
+        })
         .find(|p| m.path(p).is_file())
         .expect("the hour's partition");
-    allowed(&m, Who::Daemon, &format!("echo '{{\"id\": \"2\", \"type\": \"t\"}}' >> {live}"));
-    denied(&m, Who::User, &format!("echo '{{\"id\": \"3\", \"type\": \"t\"}}' >> {live}"));
+    allowed(
+        &m,
+        Who::Daemon,
+        &format!("echo '{{\"id\": \"2\", \"type\": \"t\"}}' >> {live}"),
+    );
+    denied(
+        &m,
+        Who::User,
+        &format!("echo '{{\"id\": \"3\", \"type\": \"t\"}}' >> {live}"),
+    );
     denied(&m, Who::User, &format!("cat {live}"));
     allowed(&m, Who::Daemon, &format!("cat {live}"));
     allowed(&m, Who::User, "ls temporal/recent");
@@ -207,38 +240,225 @@ fn each_seed_grant_is_allowed_and_denied_as_configured() {
     allowed(&m, Who::Nobody, "ls temporal/historical");
     denied(&m, Who::Daemon, "ls temporal/historical");
 
-    allowed(&m, Who::User, "cat qql/results/names.json && ls qql/queries");
+    allowed(
+        &m,
+        Who::User,
+        "cat qql/results/names.json && ls qql/queries",
+    );
     denied(&m, Who::Nobody, "cat qql/results/names.json");
-    denied(&m, Who::Daemon, "echo 'FROM qql SELECT .x' > qql/queries/mine.qql");
+    denied(
+        &m,
+        Who::Daemon,
+        "echo 'FROM qql SELECT .x' > qql/queries/mine.qql",
+    );
 
-    allowed(&m, Who::Nobody, "ls backups/snapshots/first/universe && cat backups/snapshots/first/manifest.json");
+    allowed(
+        &m,
+        Who::Nobody,
+        "ls backups/snapshots/first/universe && cat backups/snapshots/first/manifest.json",
+    );
     denied(&m, Who::Daemon, "ls backups/snapshots");
     denied(&m, Who::Daemon, "cat backups/snapshots/first/manifest.json");
 
     allowed(&m, Who::User, "cat configuration/shard_topology.json");
     denied(&m, Who::Nobody, "cat configuration/shard_topology.json");
-    denied(&m, Who::User, "cat configuration/shard_topology.json > configuration/shard_topology.json");
+    denied(
+        &m,
+        Who::User,
+        "cat configuration/shard_topology.json > configuration/shard_topology.json",
+    );
 
     // The admin role, by group, and root do everything.
-    allowed(&m, Who::Admin, &format!("cat {hot}/h.json {cold}/c.json {live}"));
-    allowed(&m, Who::Admin, &format!("rm {graph}/edges/works_for/alice_to_acme.json"));
+    allowed(
+        &m,
+        Who::Admin,
+        &format!("cat {hot}/h.json {cold}/c.json {live}"),
+    );
+    allowed(
+        &m,
+        Who::Admin,
+        &format!("rm {graph}/edges/works_for/alice_to_acme.json"),
+    );
     allowed(&m, Who::Admin, "ls backups/snapshots qql/results");
-    let o = bash_output(&format!("cat {} > /dev/null", m.ps(&format!("{hot}/h.json"))));
+    let o = bash_output(&format!(
+        "cat {} > /dev/null",
+        m.ps(&format!("{hot}/h.json"))
+    ));
     assert!(o.status.success(), "root: {}", stderr(&o));
 
     let trail = audit_with(&m, "daemon(1) denied list \"backups/snapshots\"");
     for want in [
-        format!("nobody(65534) denied open \"{hot}/h.json\": access denied: no role of nobody(65534) is granted read in spacetime/hot_data"),
+        format!(
+            "nobody(65534) denied open \"{hot}/h.json\": access denied: no role of nobody(65534) is granted read in spacetime/hot_data"
+        ),
         format!("nobody(65534) denied unlink \"{hot}/d.json\""),
         format!("nobody(65534) denied rename \"{cold}/n.json\" \"{warm}/n.json\""),
         format!("daemon(1) denied open \"{cold}/c.json\""),
-        format!("nobody(65534) denied create \"{graph}/edges/leads/alice_to_acme.json\": access denied: no role of nobody(65534) is granted entangle in quantum_graph"),
-        format!("nobody(65534) denied unlink \"{graph}/edges/works_for/alice_to_acme.json\": access denied: no role of nobody(65534) is granted collapse"),
+        format!(
+            "nobody(65534) denied create \"{graph}/edges/leads/alice_to_acme.json\": access denied: no role of nobody(65534) is granted entangle in quantum_graph"
+        ),
+        format!(
+            "nobody(65534) denied unlink \"{graph}/edges/works_for/alice_to_acme.json\": access denied: no role of nobody(65534) is granted collapse"
+        ),
         format!("daemon(1) ok create \"{graph}/edges/leads/alice_to_acme.json\""),
         format!("daemon(1) ok unlink \"{graph}/edges/leads/alice_to_acme.json\""),
         format!("nobody(65534) ok unlink \"{graph}/edges/works_for/alice_to_acme.json\""),
         format!("daemon(1) ok write \"{hot}/d.json\""),
     ] {
-        assert!(trail.contains(&want), "no `{want}` in the audit trail:\n{trail}");
+        assert!(
+            trail.contains(&want),
+            "no `{want}` in the audit trail:\n{trail}"
+        );
     }
+}
+
+/// Only root and the admin role change the security file: another user's edit, removal
+/// or replacement is `EACCES` and audited, even with the file's mode open to all; the
+/// admin's edit (by `sed -i`) takes effect at once; an invalid edit is `EINVAL` and
+/// changes nothing.
+#[test]
+fn only_the_admin_role_changes_the_security_configuration() {
+    let m = Mount::new();
+    universe_for_everyone(&m);
+    put(&m.path(SECURITY), SEED_GRANTS.as_bytes());
+    let o = bash_output(&format!("chmod 666 {}", m.ps(SECURITY)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let hot = "spacetime/hot_data/particles/users/h.json";
+    denied(&m, Who::User, &format!("cat {hot}"));
+
+    denied(&m, Who::Daemon, &format!("echo '{{}}' > {SECURITY}"));
+    denied(&m, Who::Daemon, &format!("rm {SECURITY}"));
+    denied(
+        &m,
+        Who::Daemon,
+        &format!("sed -i 's/observer/x/' {SECURITY}"),
+    );
+    denied(&m, Who::User, &format!("truncate -s 0 {SECURITY}"));
+    assert_eq!(get(&m.path(SECURITY)), SEED_GRANTS.as_bytes(), "unchanged");
+
+    // The admin gives the observers the hot tier; it holds from the next request.
+    allowed(
+        &m,
+        Who::Admin,
+        &format!(
+            r#"sed -i 's/"hot_data": \["admin", "physics_engine"\]/"hot_data": ["admin", "physics_engine", "observer"]/' {SECURITY}"#
+        ),
+    );
+    allowed(&m, Who::User, &format!("cat {hot}"));
+
+    // An invalid edit: cp reports the refused close; file and rules stay.
+    let before = get(&m.path(SECURITY));
+    let bad = Who::Admin.run(
+        &m,
+        &format!(
+            r#"echo '{{"cosmic_security": {{"roles": {{}}, "qql_access": ["ghost"]}}}}' > /tmp/islabdb-bad-security.json && cp /tmp/islabdb-bad-security.json {SECURITY}"#
+        ),
+    );
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("Invalid argument"),
+        "an invalid edit: {:?} {}",
+        bad.status.code(),
+        stderr(&bad)
+    );
+    assert_eq!(
+        get(&m.path(SECURITY)),
+        before,
+        "the refused edit changed nothing"
+    );
+    allowed(&m, Who::User, &format!("cat {hot}"));
+    denied(&m, Who::Nobody, &format!("cat {hot}"));
+
+    let trail = audit_with(&m, "failed write \"configuration/cosmic_security.json\"");
+    for want in [
+        "daemon(1) denied open \"configuration/cosmic_security.json\": access denied: only root and the admin role may change cosmic_security.json",
+        "daemon(1) denied unlink \"configuration/cosmic_security.json\"",
+        "nobody(65534) denied open \"configuration/cosmic_security.json\"",
+        "\"configuration/cosmic_security.json\"\n",
+        "nobody(65534) failed write \"configuration/cosmic_security.json\": invalid record: cosmic_security.json: role 'ghost' is granted but not in \"roles\"",
+    ] {
+        assert!(
+            trail.contains(want),
+            "no `{want}` in the audit trail:\n{trail}"
+        );
+    }
+    assert!(
+        trail.lines().any(|l| l.contains("nobody(65534) ok rename")
+            && l.ends_with(" \"configuration/cosmic_security.json\"")),
+        "the admin's sed -i is not in the audit trail:\n{trail}"
+    );
+}
+
+/// Every change a user makes is one line of the audit trail, with the user's name and
+/// uid, the operation and the path; the lines survive `kill -9` and a remount, and the
+/// trail keeps the newest `audit_kept` lines.
+#[test]
+fn changes_are_audited_kept_across_kill_9_and_bounded() {
+    let mut m = Mount::new();
+    let dir = "spacetime/hot_data/particles/users";
+    let o = bash_output(&format!("chmod 777 {}", m.ps(dir)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = format!(
+        r#"set -e; cd {dir}
+        echo '{{"a": 1}}' > a.json
+        chmod 600 a.json
+        mv a.json b.json
+        ln b.json c.json
+        setfattr -n user.note -v hi b.json
+        truncate -s 0 b.json
+        echo '{{bad' > b.json || true
+        mkdir sub && rmdir sub
+        rm c.json"#
+    );
+    let o = sh_as(&m, NOBODY, &[], &script);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let trail = audit_with(&m, &format!("ok unlink \"{dir}/c.json\""));
+    let ops = [
+        ("create", "a.json"),
+        ("write", "a.json"),
+        ("chmod", "a.json"),
+        ("setxattr", "b.json"),
+        ("truncate", "b.json"),
+        ("mkdir", "sub"),
+        ("rmdir", "sub"),
+        ("unlink", "c.json"),
+    ];
+    for (op, name) in ops {
+        let want = format!("nobody(65534) ok {op} \"{dir}/{name}\"");
+        assert!(trail.contains(&want), "no `{want}` in:\n{trail}");
+    }
+    for (op, from, to) in [("rename", "a.json", "b.json"), ("link", "b.json", "c.json")] {
+        let want = format!("nobody(65534) ok {op} \"{dir}/{from}\" \"{dir}/{to}\"");
+        assert!(trail.contains(&want), "no `{want}` in:\n{trail}");
+    }
+    // A record refused at commit: a failed change, audited as such.
+    let refused = format!("nobody(65534) failed write \"{dir}/b.json\": invalid record");
+    assert!(trail.contains(&refused), "no `{refused}` in:\n{trail}");
+
+    // Durable within the warm window: give it that, then kill.
+    std::thread::sleep(Duration::from_millis(300));
+    m.kill9();
+    m.remount();
+    let after = fs::read_to_string(m.path(AUDIT)).unwrap();
+    assert!(
+        after.starts_with(&trail),
+        "lost by kill -9:\nbefore:\n{trail}\nafter:\n{after}"
+    );
+
+    let policy = m.path("configuration/backup_policy.json");
+    let mut p = read_json(&policy);
+    p["audit_kept"] = 10.into();
+    put(&policy, p.to_string().as_bytes());
+    let o = bash_output(&format!(
+        "cd {} && for i in $(seq 1 30); do echo '{{}}' > r$i.json; done",
+        m.ps(dir)
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let last = format!("root(0) ok write \"{dir}/r30.json\"");
+    let text = audit_with(&m, &last);
+    let lines = text.lines().count();
+    assert!(lines <= 11, "{lines} lines kept of 10:\n{text}");
+    assert!(
+        text.lines().last().is_some_and(|l| l.contains(&last)),
+        "{text}"
+    );
 }

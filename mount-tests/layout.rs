@@ -434,8 +434,8 @@ fn structural_directories_list_their_generated_files() {
     );
     assert_eq!(
         other,
-        vec!["_manifest.json", "cosmic_events.jsonl"],
-        "backups/cosmic_logs lists the manifest, the events and the segments: {logs:?}"
+        vec!["_manifest.json", "audit_trail.log", "cosmic_events.jsonl"],
+        "backups/cosmic_logs lists the manifest, the audit trail, the events and the segments: {logs:?}"
     );
     // `ls -A` agrees with readdir.
     let ls = stdout(&run("ls", &["-A", &m.ps("spacetime/hot_data")]));

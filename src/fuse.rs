@@ -410,6 +410,7 @@ impl Filesystem for Fuse {
         reply: ReplyWrite,
     ) {
         placement::follow(req.pid());
+        let _by = acting(caller(req));
         match self
             .vfs
             .write_by(fh.0, offset, data, lock_owner.map(|o| o.0))

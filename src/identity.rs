@@ -25,9 +25,8 @@ fn looked_up_name(uid: u32) -> Option<String> {
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
     let mut found: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: every pointer is to a live local of the size passed.
-    let rc = unsafe {
-        libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found)
-    };
+    let rc =
+        unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found) };
     if rc != 0 || found.is_null() || pw.pw_name.is_null() {
         return None;
     }
@@ -88,7 +87,10 @@ pub fn groups(pid: u32, gid: u32) -> Vec<u32> {
     let mut out = vec![gid];
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     if let Some(line) = status.lines().find_map(|l| l.strip_prefix("Groups:")) {
-        out.extend(line.split_whitespace().filter_map(|g| g.parse::<u32>().ok()));
+        out.extend(
+            line.split_whitespace()
+                .filter_map(|g| g.parse::<u32>().ok()),
+        );
     }
     out
 }

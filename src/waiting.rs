@@ -59,7 +59,11 @@ mod tests {
         assert_eq!(taken, ["2\n", "3\n", "4\n"]);
         w.push("5".into());
         w.put_back(taken);
-        assert_eq!(w.take(), ["3\n", "4\n", "5\n"], "put back before the new, bounded");
+        assert_eq!(
+            w.take(),
+            ["3\n", "4\n", "5\n"],
+            "put back before the new, bounded"
+        );
         assert!(w.take().is_empty());
     }
 }

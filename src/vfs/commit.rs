@@ -56,7 +56,12 @@ impl Vfs {
         (tried.get(), res)
     }
 
-    fn commit_checked(&self, ino: u64, when: CommitAt, tried: &std::cell::Cell<bool>) -> Result<()> {
+    fn commit_checked(
+        &self,
+        ino: u64,
+        when: CommitAt,
+        tried: &std::cell::Cell<bool>,
+    ) -> Result<()> {
         let committed = RefCell::new(None);
         self.engine.commit(ino, when, &|meta, bytes| {
             tried.set(true);

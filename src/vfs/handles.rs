@@ -9,10 +9,10 @@ use crate::engine::tree::Kind;
 use crate::engine::{Attr, CommitAt, Data, Snapshot};
 use crate::error::{Error, Result};
 use crate::metrics::Op;
-use crate::regions::{Event, Open, OpenKind, Rule, Sink};
-use crate::vfs::views::Content;
 use crate::regions::access::Verb;
+use crate::regions::{Event, Open, OpenKind, Rule, Sink};
 use crate::vfs::guard::Target;
+use crate::vfs::views::Content;
 use crate::vfs::{Changes, VIRT, Vfs, frozen, lock};
 
 pub(super) enum Handle {
@@ -369,6 +369,7 @@ impl Vfs {
                 self.engine.refuse_draft(ino, why.clone());
             }
             self.note_refusal(ino, "write", &e);
+            self.audit_ino("write", ino, Err(&e));
             return Err(e);
         }
         match self.engine.write(ino, off, data) {

@@ -400,7 +400,9 @@ impl Vfs {
             (Target::Ino(ino), Verb::Write),
             (Target::Name(newparent, newname), Verb::Write),
         ];
-        self.audited("link", &targets, || self.link_entry(ino, newparent, newname))
+        self.audited("link", &targets, || {
+            self.link_entry(ino, newparent, newname)
+        })
     }
 
     fn link_entry(&self, ino: u64, newparent: u64, newname: &[u8]) -> Result<Attr> {

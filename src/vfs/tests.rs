@@ -748,9 +748,10 @@ fn special_files_are_stored_as_metadata_and_survive_a_restart() {
             .iter()
             .map(|s| s.records)
             .sum::<u64>(),
-        configuration_files(&v) + 5,
+        configuration_files(&v) + 6,
         "special files are not records (the configuration files, entropy's history and \
-         rebalancing log, the query schema and performance log, the events' log are)"
+         rebalancing log, the query schema and performance log, the events' log and the \
+         audit trail are)"
     );
 }
 

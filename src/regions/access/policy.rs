@@ -361,54 +361,111 @@ mod tests {
         let hot = "spacetime/hot_data/particles/users/a.json";
         assert!(may(&r, DAEMON, &[], hot, Verb::Write));
         assert!(!may(&r, NOBODY, &[], hot, Verb::Read));
-        assert!(may(&r, NOBODY, &[], "spacetime/cold_data/particles/x", Verb::Remove));
+        assert!(may(
+            &r,
+            NOBODY,
+            &[],
+            "spacetime/cold_data/particles/x",
+            Verb::Remove
+        ));
         let warm = "spacetime/warm_data/particles/x/y.json";
         assert!(may(&r, NOBODY, &[777], warm, Verb::Read), "by group");
         assert!(!may(&r, NOBODY, &[777], warm, Verb::Write), "read only");
         assert!(!may(&r, NOBODY, &[], warm, Verb::Read), "not in the group");
         let edge = "quantum_graph/edges/works_for/e.json";
         assert!(may(&r, DAEMON, &[], edge, Verb::Write), "entangle");
-        assert!(!may(&r, DAEMON, &[], edge, Verb::Remove), "nobody may collapse");
+        assert!(
+            !may(&r, DAEMON, &[], edge, Verb::Remove),
+            "nobody may collapse"
+        );
         assert!(may(&r, NOBODY, &[777], edge, Verb::Read), "observe");
         assert!(!may(&r, NOBODY, &[], edge, Verb::Read));
-        assert!(may(&r, 4242, &[], edge, Verb::Remove), "admin does everything");
+        assert!(
+            may(&r, 4242, &[], edge, Verb::Remove),
+            "admin does everything"
+        );
         assert!(may(&r, 0, &[], edge, Verb::Remove), "root does everything");
-        assert!(may(&r, DAEMON, &[], "temporal/live/s/now.jsonl", Verb::Write));
-        assert!(!may(&r, NOBODY, &[], "temporal/live/s/now.jsonl", Verb::Read));
-        assert!(may(&r, NOBODY, &[], "temporal/historical/x", Verb::Read), "not named");
+        assert!(may(
+            &r,
+            DAEMON,
+            &[],
+            "temporal/live/s/now.jsonl",
+            Verb::Write
+        ));
+        assert!(!may(
+            &r,
+            NOBODY,
+            &[],
+            "temporal/live/s/now.jsonl",
+            Verb::Read
+        ));
+        assert!(
+            may(&r, NOBODY, &[], "temporal/historical/x", Verb::Read),
+            "not named"
+        );
         assert!(
             !may(&r, NOBODY, &[], "temporal/range/a..b.jsonl", Verb::Read),
             "a range reads the live stage too"
         );
-        assert!(may(&r, NOBODY, &[], "qql/queries/q.qql", Verb::Write), "open");
-        assert!(may(&r, NOBODY, &[], "observatory/dashboard.json", Verb::Read));
-        assert!(may(&r, NOBODY, &[], "spacetime", Verb::Read), "above the tiers");
+        assert!(
+            may(&r, NOBODY, &[], "qql/queries/q.qql", Verb::Write),
+            "open"
+        );
+        assert!(may(
+            &r,
+            NOBODY,
+            &[],
+            "observatory/dashboard.json",
+            Verb::Read
+        ));
+        assert!(
+            may(&r, NOBODY, &[], "spacetime", Verb::Read),
+            "above the tiers"
+        );
     }
 
     #[test]
     fn only_root_and_admin_change_the_security_file() {
         let r = rules(SEED);
         let file = format!("configuration/{FILE}");
-        assert!(may(&r, NOBODY, &[777], &file, Verb::Read), "read as configuration");
+        assert!(
+            may(&r, NOBODY, &[777], &file, Verb::Read),
+            "read as configuration"
+        );
         for verb in [Verb::Write, Verb::Remove] {
             assert!(!may(&r, DAEMON, &[777], &file, verb));
             assert!(may(&r, 4242, &[], &file, verb));
             assert!(may(&r, 0, &[], &file, verb));
         }
-        assert!(!may(&r, NOBODY, &[777], "configuration/shard_topology.json", Verb::Write));
+        assert!(!may(
+            &r,
+            NOBODY,
+            &[777],
+            "configuration/shard_topology.json",
+            Verb::Write
+        ));
     }
 
     #[test]
     fn an_invalid_file_is_refused_with_its_reason() {
         let bad = [
-            (r#"{"cosmic_security": {"roles": {}, "qql_access": ["ghost"]}}"#, "ghost"),
+            (
+                r#"{"cosmic_security": {"roles": {}, "qql_access": ["ghost"]}}"#,
+                "ghost",
+            ),
             (
                 r#"{"cosmic_security": {"roles": {"a": {"users": ["no-such-user-x"]}}}}"#,
                 "no-such-user-x",
             ),
-            (r#"{"cosmic_security": {"roles": {}, "spacetime_access": {"hot": []}}}"#, "hot"),
+            (
+                r#"{"cosmic_security": {"roles": {}, "spacetime_access": {"hot": []}}}"#,
+                "hot",
+            ),
             (r#"{"roles": {}}"#, "cosmic_security"),
-            (r#"{"cosmic_security": {"roles": {}, "qql_access": 3}}"#, "line"),
+            (
+                r#"{"cosmic_security": {"roles": {}, "qql_access": 3}}"#,
+                "line",
+            ),
         ];
         for (text, why) in bad {
             match Rules::parse(text.as_bytes()) {
