@@ -916,3 +916,46 @@ fn a_query_waits_out_a_change_its_regions_have_not_all_heard_of() {
     assert_eq!(ask(&v, text), serde_json::json!([{"count": 1}]));
     drop(elsewhere);
 }
+
+#[test]
+fn the_roles_are_checked_for_whoever_acts_and_only_once_there_are_rules() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = open(tmp.path());
+    let ino = put(&v, users(&v), "a.json", b"{}").expect("record");
+    let nobody = Caller {
+        uid: 65534,
+        gid: 65534,
+        pid: std::process::id(),
+    };
+    let errno = |r: Result<()>| r.map_err(|e| e.errno());
+    let read = |v: &Vfs| {
+        let _as = acting(nobody);
+        let fh = v.open(ino, libc::O_RDONLY)?;
+        v.release(fh).map(|_| ())
+    };
+    assert_eq!(errno(read(&v)), Ok(()), "no rules: modes alone decide");
+    let conf = v.resolve("configuration").expect("conf");
+    let rules = br#"{"cosmic_security": {"roles": {"keeper": {"users": ["daemon"]}},
+        "spacetime_access": {"hot_data": ["keeper"]}}}"#;
+    put(&v, conf, "cosmic_security.json", rules).expect("rules");
+    assert_eq!(errno(read(&v)), Err(libc::EACCES), "nobody is no keeper");
+    {
+        let _as = acting(nobody);
+        let gone = v.unlink(users(&v), b"a.json", false);
+        assert_eq!(errno(gone), Err(libc::EACCES));
+        assert_eq!(errno(v.opendir(users(&v))), Err(libc::EACCES));
+        assert_eq!(errno(v.opendir(conf)), Ok(()), "a place not named is open");
+        let _as = acting(Caller { uid: 0, ..nobody });
+        assert_eq!(errno(v.opendir(users(&v))), Ok(()), "root does everything");
+    }
+    assert_eq!(get(&v, ino), b"{}", "the daemon's own requests are not checked");
+    let keeper = Caller {
+        uid: 1,
+        gid: 1,
+        pid: std::process::id(),
+    };
+    let _as = acting(keeper);
+    let edit = put(&v, conf, "cosmic_security.json", b"{}").map(|_| ());
+    assert_eq!(errno(edit), Err(libc::EACCES), "only admin edits the rules");
+    assert_eq!(errno(v.unlink(users(&v), b"a.json", false)), Ok(()));
+}

@@ -5,6 +5,7 @@
 
 pub mod policy;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::error::Result;
@@ -17,6 +18,8 @@ pub use policy::Verb;
 pub struct Access {
     /// The rules in force; `None` without a security file.
     rules: RwLock<Option<Arc<policy::Rules>>>,
+    /// Whether `rules` holds any: asked on every open, without taking the lock.
+    active: AtomicBool,
 }
 
 impl Access {
@@ -38,6 +41,7 @@ impl Access {
         match policy::Rules::parse(&bytes) {
             Ok(r) => {
                 *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(r));
+                self.active.store(true, Ordering::Release);
                 log::info!("{}: access rules in force", policy::FILE);
             }
             Err(e) => log::error!("{e}; the rules in force stay"),
@@ -46,7 +50,7 @@ impl Access {
 
     /// Whether any rules are in force (without them nothing is checked).
     pub fn active(&self) -> bool {
-        self.current().is_some()
+        self.active.load(Ordering::Acquire)
     }
 
     fn current(&self) -> Option<Arc<policy::Rules>> {
