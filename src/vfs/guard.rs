@@ -82,7 +82,7 @@ impl Vfs {
         for (place, (_, verb)) in places.iter().zip(targets) {
             let parts: Vec<&[u8]> = place.parts.iter().map(Vec::as_slice).collect();
             if let Err(e) = self.regions.access().check(&who, &parts, *verb) {
-                let shown: Vec<&str> = places.iter().map(|p| p.shown.as_str()).collect();
+                let shown = shown(places);
                 log::info!("{op} of {} by uid {}: {e}", shown.join(" to "), who.uid);
                 crate::audit::record(Some(who), op, &shown, Err(&e));
                 return Err(e);
@@ -112,7 +112,18 @@ impl Vfs {
     }
 
     fn audit(&self, op: &str, places: &[Place], res: std::result::Result<(), &Error>) {
-        let shown: Vec<&str> = places.iter().map(|p| p.shown.as_str()).collect();
-        crate::audit::record(acting_now(), op, &shown, res);
+        crate::audit::record(acting_now(), op, &shown(places), res);
     }
+}
+
+/// How the audit trail shows places: each once, in order (an exchange names both
+/// entries twice, once for each way).
+fn shown(places: &[Place]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::with_capacity(places.len());
+    for p in places {
+        if !out.contains(&p.shown.as_str()) {
+            out.push(&p.shown);
+        }
+    }
+    out
 }

@@ -264,10 +264,15 @@ impl Vfs {
         flags: u32,
     ) -> Result<()> {
         let _t = self.metrics.time(Op::Rename);
-        let targets = [
+        let mut targets = vec![
             (Target::Name(parent, name), Verb::Remove),
             (Target::Name(newparent, newname), Verb::Write),
         ];
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            // The other entry leaves its place for this one's.
+            targets.push((Target::Name(newparent, newname), Verb::Remove));
+            targets.push((Target::Name(parent, name), Verb::Write));
+        }
         self.audited("rename", &targets, || {
             self.rename_entry((parent, name), (newparent, newname), flags)
         })

@@ -948,7 +948,11 @@ fn the_roles_are_checked_for_whoever_acts_and_only_once_there_are_rules() {
         let _as = acting(Caller { uid: 0, ..nobody });
         assert_eq!(errno(v.opendir(users(&v))), Ok(()), "root does everything");
     }
-    assert_eq!(get(&v, ino), b"{}", "the daemon's own requests are not checked");
+    assert_eq!(
+        get(&v, ino),
+        b"{}",
+        "the daemon's own requests are not checked"
+    );
     let keeper = Caller {
         uid: 1,
         gid: 1,
