@@ -20,19 +20,18 @@ pub fn user_name(uid: u32) -> String {
 }
 
 fn looked_up_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: an all-zero `passwd` is a valid value to be filled in.
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is to a live local of the size passed.
-    let rc =
-        unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found) };
-    if rc != 0 || found.is_null() || pw.pw_name.is_null() {
-        return None;
-    }
-    // SAFETY: getpwuid_r succeeded, so `pw_name` points into `buf`, terminated.
-    let name = unsafe { CStr::from_ptr(pw.pw_name) };
-    Some(name.to_string_lossy().into_owned())
+    // SAFETY (of the call): `getpwuid_r` is given what `entry` promises.
+    from_database(
+        |pw, buf, len, found| unsafe { libc::getpwuid_r(uid, pw, buf, len, found) },
+        |pw: &libc::passwd| {
+            // SAFETY: a found entry's name points into the buffer, NUL-ended.
+            (!pw.pw_name.is_null()).then(|| {
+                unsafe { CStr::from_ptr(pw.pw_name) }
+                    .to_string_lossy()
+                    .into_owned()
+            })
+        },
+    )
 }
 
 /// The uid of a user given by name or number.
@@ -41,21 +40,11 @@ pub fn uid_of(user: &str) -> Option<u32> {
         return Some(n);
     }
     let name = CString::new(user).ok()?;
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: as in `looked_up_name`.
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is to a live local of the size passed.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            name.as_ptr(),
-            &mut pw,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    (rc == 0 && !found.is_null()).then_some(pw.pw_uid)
+    // SAFETY (of the call): as in `looked_up_name`.
+    from_database(
+        |pw, buf, len, found| unsafe { libc::getpwnam_r(name.as_ptr(), pw, buf, len, found) },
+        |pw: &libc::passwd| Some(pw.pw_uid),
+    )
 }
 
 /// The gid of a group given by name or number.
@@ -64,21 +53,34 @@ pub fn gid_of(group: &str) -> Option<u32> {
         return Some(n);
     }
     let name = CString::new(group).ok()?;
+    // SAFETY (of the call): as in `looked_up_name`.
+    from_database(
+        |gr, buf, len, found| unsafe { libc::getgrnam_r(name.as_ptr(), gr, buf, len, found) },
+        |gr: &libc::group| Some(gr.gr_gid),
+    )
+}
+
+/// An entry of the user database.
+trait Entry {}
+impl Entry for libc::passwd {}
+impl Entry for libc::group {}
+
+/// One of libc's reentrant lookups in the user database (`get*_r`): `call` fills an
+/// entry whose strings point into a buffer, and `read` takes what is wanted from it
+/// while the buffer lives.
+fn from_database<T: Entry, R>(
+    call: impl FnOnce(*mut T, *mut libc::c_char, usize, *mut *mut T) -> libc::c_int,
+    read: impl FnOnce(&T) -> Option<R>,
+) -> Option<R> {
     let mut buf = vec![0u8; 16384];
-    // SAFETY: an all-zero `group` is a valid value to be filled in.
-    let mut gr: libc::group = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: every pointer is to a live local of the size passed.
-    let rc = unsafe {
-        libc::getgrnam_r(
-            name.as_ptr(),
-            &mut gr,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    (rc == 0 && !found.is_null()).then_some(gr.gr_gid)
+    // SAFETY: an `Entry` is a C struct of integers and pointers: all zeros is valid.
+    let mut entry: T = unsafe { std::mem::zeroed() };
+    let mut found: *mut T = std::ptr::null_mut();
+    let rc = call(&mut entry, buf.as_mut_ptr().cast(), buf.len(), &mut found);
+    if rc != 0 || found.is_null() {
+        return None;
+    }
+    read(&entry)
 }
 
 /// The groups process `pid` acts with: `gid` and its supplementary groups, as the kernel
