@@ -263,6 +263,7 @@ impl Engine {
     pub fn take_snapshot(&self, name: &str, hidden: &[u64]) -> Result<Arc<SnapInfo>> {
         // No checkpoint retires what the snapshot names before it is published.
         let _checkpoints = lock(&self.checkpoint_seq);
+        let started = std::time::Instant::now();
         let (header, entries, info) = {
             let tree = lock(&self.tree);
             let order = tree.walk();
@@ -277,13 +278,21 @@ impl Engine {
             let info = self.snapshot_info((name, hidden), &order, self.wal.written());
             (header, entries, info)
         };
+        let held = started.elapsed();
         // A snapshot holds nothing that is not durable.
         self.wal.sync_to(info.log_position)?;
         let path = tree_path(&self.snapshot_dir(), info.id);
         let mut w = checkpoint::Writer::create(self.disk.clone(), path, &header)?;
         w.entries(&entries)?;
         w.finish()?;
-        self.publish_snapshot(info)
+        let info = self.publish_snapshot(info)?;
+        log::info!(
+            "snapshot {} of {} entries taken in {:?} (the tree held for {held:?})",
+            info.id,
+            header.count,
+            started.elapsed()
+        );
+        Ok(info)
     }
 
     /// A new snapshot of `nodes` (the whole tree, under its lock).
