@@ -203,16 +203,25 @@ impl Frozen {
     }
 
     /// `dir`'s entries in listing order, with their attributes.
-    pub fn entries(&self, dir: u64) -> Result<Vec<(Vec<u8>, Attr)>> {
+    /// At most `max` entries of `dir` listed after position `after` (from the start for
+    /// `None`), each with its position: a listing read in pages costs each page alone.
+    pub fn entries(
+        &self,
+        dir: u64,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<Vec<(u64, Vec<u8>, Attr)>> {
         let listing = self.tree.dir(dir)?;
+        let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         Ok(listing
             .order
-            .iter()
+            .range((from, std::ops::Bound::Unbounded))
             .filter_map(|(&cookie, &ino)| {
                 let node = self.tree.get(ino).ok()?;
                 let name = self.tree.entry_name(node, dir, cookie)?;
-                Some((name.to_vec(), attr_of(&self.tree, node)))
+                Some((cookie, name.to_vec(), attr_of(&self.tree, node)))
             })
+            .take(max)
             .collect())
     }
 
@@ -491,10 +500,10 @@ mod tests {
             assert_eq!(frozen_get(&e, &f, "small"), b"before, and more");
             assert_eq!(frozen_get(&e, &f, "large"), big);
             let names: Vec<Vec<u8>> = f
-                .entries(ROOT)
+                .entries(ROOT, None, usize::MAX)
                 .expect("list")
                 .into_iter()
-                .map(|(n, _)| n)
+                .map(|(_, n, _)| n)
                 .collect();
             assert_eq!(
                 names,

@@ -68,33 +68,38 @@ impl Vfs {
         self.frozen_attr(&f, f.lookup(local, name)?)
     }
 
-    /// Entries after `offset`: "." and "..", then the tree's entries in order.
+    /// Entries after `offset`: "." and ".." (offsets 1 and 2), then the tree's entries in
+    /// order, each at its listing position + `LISTED`, so that a page starts where the
+    /// last ended without listing what came before.
     pub(super) fn frozen_readdir(
         &self,
         ino: u64,
         offset: u64,
         max: usize,
     ) -> Result<Vec<DirEntry>> {
+        const LISTED: u64 = 3;
         let (f, local) = self.frozen(ino)?;
-        let mut all = vec![
-            (b".".to_vec(), ino, Kind::Dir),
-            (b"..".to_vec(), ino, Kind::Dir),
-        ];
-        for (name, attr) in f.entries(local)? {
-            all.push((name, join(f.info.id, attr.ino)?, attr.kind));
+        let mut out = Vec::new();
+        for (at, name) in [(1, &b"."[..]), (2, b"..")] {
+            if offset < at && out.len() < max {
+                out.push(DirEntry {
+                    offset: at,
+                    ino,
+                    kind: Kind::Dir,
+                    name: name.to_vec(),
+                });
+            }
         }
-        Ok(all
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, ino, kind))| DirEntry {
-                offset: i as u64 + 1,
-                ino,
-                kind,
+        let after = offset.checked_sub(LISTED);
+        for (cookie, name, attr) in f.entries(local, after, max - out.len())? {
+            out.push(DirEntry {
+                offset: cookie.saturating_add(LISTED),
+                ino: join(f.info.id, attr.ino)?,
+                kind: attr.kind,
                 name,
-            })
-            .filter(|e| e.offset > offset)
-            .take(max)
-            .collect())
+            });
+        }
+        Ok(out)
     }
 
     pub(super) fn frozen_readlink(&self, ino: u64) -> Result<Vec<u8>> {

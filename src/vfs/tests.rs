@@ -250,6 +250,27 @@ fn large_directories_list_every_entry_once_across_calls() {
         3000 + 2,
         ". .. and every file: a data directory lists no generated file"
     );
+    // The same directory in a snapshot's tree, read in pages of 100.
+    let snapshots = v.resolve("backups/snapshots").expect("snapshots");
+    v.mkdir(snapshots, b"s", 0o755, 0, ROOT_CALLER)
+        .expect("snapshot");
+    let path = "s/universe/spacetime/hot_data/particles/users/many";
+    let frozen = path.split('/').try_fold(snapshots, |dir, name| {
+        v.lookup(dir, name.as_bytes()).map(|a| a.ino)
+    });
+    let frozen = frozen.expect("the directory in the snapshot");
+    let (mut listed, mut off) = (Vec::new(), 0);
+    loop {
+        let batch = v.readdir(frozen, off, 100).expect("readdir");
+        let Some(last) = batch.last() else {
+            break;
+        };
+        off = last.offset;
+        listed.extend(batch.into_iter().map(|e| e.name));
+    }
+    let unique: std::collections::HashSet<&Vec<u8>> = listed.iter().collect();
+    assert_eq!(unique.len(), listed.len(), "an entry listed twice");
+    assert_eq!(listed.len(), 2999 + 2, ". .. and every file left");
 }
 
 fn names_in(v: &Vfs, dir: u64) -> Vec<String> {

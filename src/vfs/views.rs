@@ -173,20 +173,19 @@ impl Vfs {
             .then(|| self.views.ino(parent, name))
     }
 
+    /// A name the engine does not store: a snapshot's tree, or a generated file (the
+    /// directory resolved once for both questions: this runs at every missed lookup).
     pub(super) fn view_attr_by_name(&self, parent: u64, name: &[u8]) -> Result<Attr> {
-        if let Some(id) = self.snapshot_root(parent, name) {
+        let Ok(dir) = self.dir(parent) else {
+            return Err(Error::NotFound);
+        };
+        if let Some(id) = self.region(&dir).snapshot_root(&self.cx(), &dir, name) {
             return self.frozen_root(id);
         }
-        match self.view_in(parent, name) {
-            Some(ino) => self.view_attr(ino),
-            None => Err(Error::NotFound),
+        match std::str::from_utf8(name) {
+            Ok(text) if self.is_view(&dir, name) => self.view_attr(self.views.ino(parent, text)),
+            _ => Err(Error::NotFound),
         }
-    }
-
-    /// The snapshot whose tree `name` in `parent` shows, if it is one.
-    pub(super) fn snapshot_root(&self, parent: u64, name: &[u8]) -> Option<u64> {
-        let dir = self.dir(parent).ok()?;
-        self.region(&dir).snapshot_root(&self.cx(), &dir, name)
     }
 
     /// Inode number of a generated file listed in `dir`.
