@@ -25,27 +25,38 @@ pub struct Access {
 impl Access {
     /// Reads the security file (at start, and when it was committed). A stored file that
     /// does not resolve (a user it names was removed from the machine since) keeps the
-    /// rules that were in force, loudly: access must not open up by accident.
+    /// rules that were in force, or at a mount locks every place to all but root, loudly:
+    /// access must not open up by accident.
     pub fn reload(&self, cx: &Cx<'_>) {
         let Some(dir) = cx.seed_dir("configuration") else {
             return;
         };
-        let bytes = match crate::regions::read_own(cx, dir.ino, policy::FILE) {
-            Ok(Some(b)) => b,
+        let parsed = match crate::regions::read_own(cx, dir.ino, policy::FILE) {
+            Ok(Some(bytes)) => policy::Rules::parse(&bytes),
             Ok(None) => return,
-            Err(e) => {
-                log::error!("{}: {e}; the rules in force stay", policy::FILE);
-                return;
-            }
+            Err(e) => Err(e),
         };
-        match policy::Rules::parse(&bytes) {
+        match parsed {
             Ok(r) => {
-                *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(r));
-                self.active.store(true, Ordering::Release);
+                self.enforce(r);
                 log::info!("{}: access rules in force", policy::FILE);
             }
-            Err(e) => log::error!("{e}; the rules in force stay"),
+            Err(e) if self.active() => {
+                log::error!("{}: {e}; the rules in force stay", policy::FILE)
+            }
+            Err(e) => {
+                self.enforce(policy::Rules::locked());
+                log::error!(
+                    "{}: {e}; until it is mended, only root may use the places it can name",
+                    policy::FILE
+                );
+            }
         }
+    }
+
+    fn enforce(&self, rules: policy::Rules) {
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(rules));
+        self.active.store(true, Ordering::Release);
     }
 
     /// Whether any rules are in force (without them nothing is checked).

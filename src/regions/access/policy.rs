@@ -132,6 +132,20 @@ pub struct Rules {
 
 /// Where in the universe a path is, as far as access goes: the places it needs a grant
 /// of (none: open), and whether only root and admin may change it.
+/// Every place the file can grant.
+const PLACES: [&str; 10] = [
+    "spacetime/hot_data",
+    "spacetime/warm_data",
+    "spacetime/cold_data",
+    "temporal/live",
+    "temporal/recent",
+    "temporal/historical",
+    "quantum_graph",
+    "qql",
+    "backups",
+    "configuration",
+];
+
 struct Needs {
     places: &'static [&'static str],
     admin_only: bool,
@@ -247,6 +261,24 @@ impl Rules {
             roles,
             places,
         })
+    }
+
+    /// Rules for a security file that is there but cannot be obeyed at mount (a user it
+    /// names was removed from the machine since): every place it could name is closed to
+    /// all but root, who can mend the file. Access never opens up by accident.
+    pub fn locked() -> Rules {
+        let none = || Some(Vec::new());
+        let closed = || Allowed {
+            read: none(),
+            write: none(),
+            remove: none(),
+        };
+        Rules {
+            roles: Vec::new(),
+            admin: None,
+            places: PLACES.iter().map(|p| (*p, closed())).collect(),
+            by_group: false,
+        }
     }
 
     /// Whether `uid` (in `groups`, asked only if a role names groups) may do `verb` to the
@@ -442,6 +474,34 @@ mod tests {
             NOBODY,
             &[777],
             "configuration/shard_topology.json",
+            Verb::Write
+        ));
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_obeyed_closes_every_place_to_all_but_root() {
+        let r = Rules::locked();
+        for place in PLACES {
+            let path = format!("{place}/x");
+            assert!(!may(&r, NOBODY, &[], &path, Verb::Read), "{place}");
+            assert!(may(&r, 0, &[], &path, Verb::Remove), "{place}");
+        }
+        assert!(
+            may(&r, NOBODY, &[], "observatory/x", Verb::Read),
+            "not a place"
+        );
+        assert!(may(
+            &r,
+            0,
+            &[],
+            &format!("configuration/{FILE}"),
+            Verb::Write
+        ));
+        assert!(!may(
+            &r,
+            4242,
+            &[],
+            &format!("configuration/{FILE}"),
             Verb::Write
         ));
     }
