@@ -16,8 +16,8 @@ use crate::identity;
 use crate::vfs::Caller;
 use crate::waiting::Waiting;
 
-/// Lines not yet written to the universe.
-static WAITING: Waiting = Waiting::new(100_000);
+/// Lines not yet written to the universe (`cosmic_logs` writes them).
+pub static WAITING: Waiting = Waiting::new(100_000);
 
 /// Records that `who` (`None`: the daemon itself) did `op` on `paths`, with `result`.
 pub fn record(who: Option<Caller>, op: &str, paths: &[&str], result: Result<(), &Error>) {
@@ -44,16 +44,6 @@ fn line(who: Option<Caller>, op: &str, paths: &[&str], result: Result<(), &Error
         text.push_str(&e.to_string().replace('\n', " "));
     }
     text
-}
-
-/// The lines recorded since the last call, oldest first.
-pub fn take() -> Vec<String> {
-    WAITING.take()
-}
-
-/// Lines taken but not written (the universe refused them): back at the front.
-pub fn put_back(lines: Vec<String>) {
-    WAITING.put_back(lines);
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 
 use crate::waiting::Waiting;
 
-/// Events not yet written to the universe.
-static WAITING: Waiting = Waiting::new(10_000);
+/// Events not yet written to the universe (`cosmic_logs` writes them).
+pub static WAITING: Waiting = Waiting::new(10_000);
 
 /// Records an event of `kind`, with `fields` (an object), as one JSON line.
 pub fn record(kind: &str, fields: Value) {
@@ -33,14 +33,4 @@ pub fn error(target: &str, message: &str) {
 /// The time of a line of the universe's logs: UTC, to the millisecond.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// The lines recorded since the last call, oldest first.
-pub fn take() -> Vec<String> {
-    WAITING.take()
-}
-
-/// Lines taken but not written (the universe refused them): back at the front.
-pub fn put_back(lines: Vec<String>) {
-    WAITING.put_back(lines);
 }

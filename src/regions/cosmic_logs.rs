@@ -12,6 +12,7 @@ use crate::regions::appended::Appended;
 use crate::regions::backups::policy::{self, Policy};
 use crate::regions::config::Watched;
 use crate::regions::{Cx, Dir, Generated, RangeSource, Region, Tag};
+use crate::waiting::Waiting;
 
 pub struct CosmicLogs {
     policy: Watched<Policy>,
@@ -35,8 +36,7 @@ static AUDIT: Appended = Appended::new(LOG_DIR, AUDIT_FILE, "");
 struct Log {
     file: &'static Appended,
     name: &'static str,
-    take: fn() -> Vec<String>,
-    put_back: fn(Vec<String>),
+    waiting: &'static Waiting,
     kept: fn(&Policy) -> u64,
 }
 
@@ -44,15 +44,13 @@ const LOGS: [Log; 2] = [
     Log {
         file: &EVENTS,
         name: EVENTS_FILE,
-        take: crate::events::take,
-        put_back: crate::events::put_back,
+        waiting: &crate::events::WAITING,
         kept: |p| p.events_kept,
     },
     Log {
         file: &AUDIT,
         name: AUDIT_FILE,
-        take: crate::audit::take,
-        put_back: crate::audit::put_back,
+        waiting: &crate::audit::WAITING,
         kept: |p| p.audit_kept,
     },
 ];
@@ -114,10 +112,10 @@ impl Region for CosmicLogs {
     fn tick(&self, cx: &Cx<'_>) {
         let policy = self.policy.get(cx);
         for log in &LOGS {
-            let lines = (log.take)();
+            let lines = log.waiting.take();
             if let Err(e) = log.file.append(cx, &lines, (log.kept)(&policy)) {
                 log::warn!("{}: {e}; its lines wait for the next tick", log.name);
-                (log.put_back)(lines);
+                log.waiting.put_back(lines);
             }
         }
     }

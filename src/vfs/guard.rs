@@ -23,18 +23,26 @@ struct Place {
     shown: String,
 }
 
-impl Vfs {
-    fn place(&self, t: Target<'_>) -> Place {
-        let (mut parts, name) = match t {
-            Target::Ino(ino) => match self.ino_place(ino) {
-                Some(p) => return p,
-                None => (self.engine.path_of(ino), None),
-            },
-            Target::Name(parent, name) => (self.engine.path_of(parent), Some(name)),
-        };
-        parts.extend(name.map(<[u8]>::to_vec));
+impl Place {
+    /// A place in the live universe, shown by its path.
+    fn at(parts: Vec<Vec<u8>>) -> Place {
         let shown = crate::namespace::join(&parts);
         Place { parts, shown }
+    }
+}
+
+impl Vfs {
+    fn place(&self, t: Target<'_>) -> Place {
+        match t {
+            Target::Ino(ino) => self
+                .ino_place(ino)
+                .unwrap_or_else(|| Place::at(self.engine.path_of(ino))),
+            Target::Name(parent, name) => {
+                let mut parts = self.engine.path_of(parent);
+                parts.push(name.to_vec());
+                Place::at(parts)
+            }
+        }
     }
 
     /// The place of an inode that is not stored: a generated file is where its directory
@@ -53,10 +61,7 @@ impl Vfs {
         }
         if ino & VIRT != 0 {
             let (dir, name) = self.views.key(ino)?;
-            let mut parts = self.engine.path_of(dir);
-            parts.push(name.as_bytes().to_vec());
-            let shown = crate::namespace::join(&parts);
-            return Some(Place { parts, shown });
+            return Some(self.place(Target::Name(dir, name.as_bytes())));
         }
         None
     }
@@ -68,17 +73,20 @@ impl Vfs {
 
     /// Whether the caller may do each verb to its target; a denial is audited as `op`.
     pub(super) fn permit(&self, op: &str, targets: &[(Target<'_>, Verb)]) -> Result<()> {
-        if self.checked().is_none() {
-            return Ok(());
-        }
-        let places: Vec<Place> = targets.iter().map(|(t, _)| self.place(*t)).collect();
-        self.check(op, targets, &places)
-    }
-
-    fn check(&self, op: &str, targets: &[(Target<'_>, Verb)], places: &[Place]) -> Result<()> {
         let Some(who) = self.checked() else {
             return Ok(());
         };
+        let places: Vec<Place> = targets.iter().map(|(t, _)| self.place(*t)).collect();
+        self.check(who, op, targets, &places)
+    }
+
+    fn check(
+        &self,
+        who: crate::vfs::Caller,
+        op: &str,
+        targets: &[(Target<'_>, Verb)],
+        places: &[Place],
+    ) -> Result<()> {
         for (place, (_, verb)) in places.iter().zip(targets) {
             let parts: Vec<&[u8]> = place.parts.iter().map(Vec::as_slice).collect();
             if let Err(e) = self.regions.access().check(&who, &parts, *verb) {
@@ -100,7 +108,9 @@ impl Vfs {
         change: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         let places: Vec<Place> = targets.iter().map(|(t, _)| self.place(*t)).collect();
-        self.check(op, targets, &places)?;
+        if let Some(who) = self.checked() {
+            self.check(who, op, targets, &places)?;
+        }
         let res = change();
         self.audit(op, &places, res.as_ref().map(|_| ()));
         res
