@@ -258,6 +258,10 @@ fn each_seed_grant_is_allowed_and_denied_as_configured() {
         "ls backups/snapshots/first/universe && cat backups/snapshots/first/manifest.json",
     );
     denied(&m, Who::Daemon, "ls backups/snapshots");
+    // A snapshot's copy of a file is granted as the file was where it was taken.
+    let copy = format!("backups/snapshots/first/universe/{hot}/h.json");
+    allowed(&m, Who::Daemon, &format!("cat {copy}"));
+    denied(&m, Who::User, &format!("cat {copy}"));
     denied(&m, Who::Daemon, "cat backups/snapshots/first/manifest.json");
 
     allowed(&m, Who::User, "cat configuration/shard_topology.json");
