@@ -7,6 +7,7 @@
 //! Written to a temporary name, fsynced, renamed, and the directory fsynced: a checkpoint
 //! file either exists whole or not at all, so any damage in one is real corruption.
 
+use std::collections::HashSet;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +37,24 @@ pub struct Header {
     pub taken: Ts,
 }
 
+impl Header {
+    /// The header of a checkpoint of `tree` holding the entries of `order`.
+    pub fn of(
+        tree: &Tree,
+        order: &[&super::tree::Node],
+        wal_from: u64,
+        next_file_id: u64,
+    ) -> Header {
+        Header {
+            wal_from,
+            next_ino: tree.next_ino,
+            next_file_id,
+            count: order.len() as u64,
+            taken: Ts::now(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Entry {
     pub meta: Meta,
@@ -53,6 +72,11 @@ struct EntryV1 {
 
 fn name(seq: u64) -> String {
     format!("ckpt-{seq:08}.ckpt")
+}
+
+/// Checkpoint `seq` of `dir`.
+pub fn path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(name(seq))
 }
 
 fn list(disk: &dyn Disk, dir: &Path) -> Result<Vec<u64>> {
@@ -74,7 +98,7 @@ fn list(disk: &dyn Disk, dir: &Path) -> Result<Vec<u64>> {
 
 /// The newest checkpoint, if any.
 pub fn latest(disk: &dyn Disk, dir: &Path) -> Result<Option<(u64, PathBuf)>> {
-    Ok(list(disk, dir)?.last().map(|&s| (s, dir.join(name(s)))))
+    Ok(list(disk, dir)?.last().map(|&s| (s, path(dir, s))))
 }
 
 /// Entries framed in memory, so that the tree is locked only while they are encoded and
@@ -142,7 +166,7 @@ pub struct Writer {
 impl Writer {
     /// A writer of checkpoint `seq` in `dir`.
     pub fn numbered(disk: Arc<dyn Disk>, dir: &Path, seq: u64, header: &Header) -> Result<Writer> {
-        Writer::create(disk, dir.join(name(seq)), header)
+        Writer::create(disk, path(dir, seq), header)
     }
 
     /// A writer of a checkpoint that becomes `path` when finished.
@@ -279,11 +303,11 @@ pub fn load_tree(disk: &dyn Disk, path: &Path) -> Result<(Tree, Header)> {
     Ok((tree, header))
 }
 
-/// Deletes checkpoints older than `seq`.
-pub fn remove_older(disk: &dyn Disk, dir: &Path, seq: u64) -> Result<()> {
+/// Deletes checkpoints older than `seq`, but those in `kept` (snapshots pin them).
+pub fn remove_older(disk: &dyn Disk, dir: &Path, seq: u64, kept: &HashSet<u64>) -> Result<()> {
     for old in list(disk, dir)? {
-        if old < seq {
-            disk.remove(&dir.join(name(old)))?;
+        if old < seq && !kept.contains(&old) {
+            disk.remove(&path(dir, old))?;
         }
     }
     Ok(())
@@ -343,7 +367,7 @@ mod tests {
         let mut names = Vec::new();
         let h = load(&Real, &path, |e| names.push(e.meta.name)).expect("load");
         assert_eq!((h.wal_from, h.count, names.len()), (7, 5, 5));
-        remove_older(&Real, tmp.path(), 2).expect("rm");
+        remove_older(&Real, tmp.path(), 2, &HashSet::new()).expect("rm");
         assert_eq!(list(&Real, tmp.path()).expect("list"), vec![2]);
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::codec::Tier;
 use super::extents::{self, Part, Piece};
 use super::store::{self, FileKind};
-use super::tree::{Location, Ts};
+use super::tree::Location;
 use super::{Engine, Settings, checkpoint, lock};
 use crate::error::{Error, Result};
 
@@ -19,6 +19,7 @@ impl Engine {
     pub fn checkpoint(&self) -> Result<()> {
         let mut seq = lock(&self.checkpoint_seq);
         let started = Instant::now();
+        self.read_snapshot_files();
         let new_seg = self.wal.rotate()?;
 
         // What must move: content still in the log, blobs in the wrong tier or uncoded,
@@ -27,7 +28,7 @@ impl Engine {
         let mut held = Duration::ZERO;
         // A pack a snapshot keeps is never freed: rewriting it would only copy what it
         // holds (and make unchanged files look changed between snapshots).
-        let kept_packs = lock(&self.snapshots).kept().0;
+        let kept_packs = lock(&self.snapshots).kept().files;
         let (mut work, sparse): (Vec<Work>, HashSet<(Tier, u64)>) = {
             let tree = lock(&self.tree);
             let since = Instant::now();
@@ -119,20 +120,14 @@ impl Engine {
             }
             let next_file_id = self.store.next_id();
             let order = tree.walk();
-            let header = checkpoint::Header {
-                wal_from: new_seg,
-                next_ino: tree.next_ino,
-                next_file_id,
-                count: order.len() as u64,
-                taken: Ts::now(),
-            };
+            let header = checkpoint::Header::of(&tree, &order, new_seg, next_file_id);
             let entries = checkpoint::Entries::of(&tree, &order);
             let mut keep = HashSet::new();
             for n in &order {
-                keep.extend(extents::each(&n.loc, n.meta.size).filter_map(|p| shard_file(p.part)));
+                keep.extend(extents::each(&n.loc, n.meta.size).filter_map(|p| p.part.shard_file()));
             }
             for loc in tree.orphan_locations() {
-                keep.extend(extents::each(&loc, 0).filter_map(|p| shard_file(p.part)));
+                keep.extend(extents::each(&loc, 0).filter_map(|p| p.part.shard_file()));
             }
             keep.extend(
                 self.pins
@@ -153,16 +148,25 @@ impl Engine {
         *seq += 1;
         self.checkpointed_at.store(log_end, Ordering::Relaxed);
 
-        // What the snapshots name stays: no snapshot is taken while this runs.
-        let (snapshot_files, snapshot_segments) = lock(&self.snapshots).kept();
-        keep.extend(snapshot_files);
-        self.wal.retire_before(new_seg, &snapshot_segments)?;
-        checkpoint::remove_older(&*self.disk, &ckpt_dir, *seq)?;
+        // What the snapshots pin stays. Decided and done under their lock: one taken
+        // meanwhile pins this checkpoint, or one before it that is then kept.
         let mut removed = 0;
-        for (tier, kind, id, _) in self.store.files() {
-            if id < next_file_id && !keep.contains(&(tier, kind, id)) {
-                self.store.remove(tier, kind, id)?;
-                removed += 1;
+        {
+            let mut snapshots = lock(&self.snapshots);
+            snapshots.set_latest(*seq, new_seg);
+            let kept = snapshots.kept();
+            self.wal.retire_before(new_seg, &kept.segments)?;
+            checkpoint::remove_older(&*self.disk, &ckpt_dir, *seq, &kept.checkpoints)?;
+            if kept.unread {
+                log::info!("a snapshot's shard files are not read yet: none is retired");
+            } else {
+                keep.extend(kept.files);
+                for (tier, kind, id, _) in self.store.files() {
+                    if id < next_file_id && !keep.contains(&(tier, kind, id)) {
+                        self.store.remove(tier, kind, id)?;
+                        removed += 1;
+                    }
+                }
             }
         }
         self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
@@ -309,24 +313,14 @@ fn must_move(part: Part, tier: Tier, new_seg: u64, sparse: &HashSet<(Tier, u64)>
     }
 }
 
-/// The shard file a piece lives in, if any.
-fn shard_file(part: Part) -> Option<(Tier, FileKind, u64)> {
-    match part {
-        Part::Pack { tier, id, .. } => Some((tier, FileKind::Pack, id)),
-        Part::Blob { tier, id, .. } => Some((tier, FileKind::Blob, id)),
-        Part::Wal { .. } => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
     use crate::engine::Engine;
     use crate::engine::codec::Tier;
     use crate::engine::store;
-    use crate::engine::testutil::{file, get, new_universe, put, settings};
+    use crate::engine::testutil::{Checkpointing, file, get, new_universe, put, settings};
 
     #[test]
     fn the_interval_checkpoints_a_log_worth_it_and_any_log_after_ten() {
@@ -384,15 +378,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let e = Arc::new(new_universe(tmp.path(), Tier::Warm));
         let f = file(&e, "f");
-        let stop = Arc::new(AtomicBool::new(false));
-        let checkpointer = {
-            let (e, stop) = (e.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    e.checkpoint().expect("checkpoint");
-                }
-            })
-        };
+        let checkpointer = Checkpointing::start(&e);
         for round in 0..60u8 {
             let body: Vec<u8> = (0..2 * store::CHUNK + 7)
                 .map(|i| (i % 241) as u8 ^ round)
@@ -403,7 +389,6 @@ mod tests {
                 "round {round}: the committed blob went missing"
             );
         }
-        stop.store(true, Ordering::SeqCst);
-        checkpointer.join().expect("checkpointer");
+        checkpointer.stop();
     }
 }

@@ -59,6 +59,8 @@ struct Model {
     /// Path to file (`None`: a directory).
     names: BTreeMap<String, Option<u64>>,
     files: BTreeMap<u64, Arc<Vec<u8>>>,
+    /// Each snapshot taken, by name: the universe it should show.
+    snapshots: BTreeMap<String, Tree>,
 }
 
 impl Model {
@@ -168,12 +170,25 @@ impl Model {
                 self.names.insert(to.clone(), self.names[from]);
             }
             Op::Unlink(path) => self.unlink(path),
+            Op::Snapshot(name) => {
+                self.snapshots.insert(name.clone(), self.live());
+            }
             Op::Rename(..) | Op::Link(..) | Op::Checkpoint => {}
         }
     }
 
-    /// What the engine should show.
+    /// What the engine should show: the live universe, then each snapshot's (see
+    /// `SNAPSHOT`).
     fn view(&self) -> Tree {
+        let mut t = self.live();
+        for (name, snap) in &self.snapshots {
+            t.extend(in_snapshot(name, snap.clone()));
+        }
+        t
+    }
+
+    /// What the live universe should show.
+    fn live(&self) -> Tree {
         let mut first: BTreeMap<u64, &String> = BTreeMap::new();
         for (path, file) in &self.names {
             if let Some(file) = file {
@@ -203,6 +218,17 @@ impl From<&Tree> for Model {
         let mut m = Model::default();
         let mut ids: BTreeMap<&String, u64> = BTreeMap::new();
         for (path, entry) in t {
+            if let Some(rest) = path.strip_prefix(SNAPSHOT) {
+                let (name, inner) = rest.split_once('/').unwrap_or((rest, ""));
+                let entry = entry
+                    .clone()
+                    .with_first(|f| f[SNAPSHOT.len() + name.len()..].to_string());
+                m.snapshots
+                    .entry(name.to_string())
+                    .or_default()
+                    .insert(format!("/{inner}"), entry);
+                continue;
+            }
             let file = match entry {
                 Entry::Dir => None,
                 Entry::File { content, first, .. } => {
@@ -244,6 +270,37 @@ enum Op {
     Link(String, String),
     Unlink(String),
     Checkpoint,
+    /// A snapshot of that name (each name once).
+    Snapshot(String),
+}
+
+/// Where a snapshot's entries show in a `Tree`: `@<name>/<path>`.
+const SNAPSHOT: &str = "@";
+
+/// A snapshot's entries, as they show in a `Tree` with the live universe's.
+fn in_snapshot(name: &str, snap: Tree) -> impl Iterator<Item = (String, Entry)> + '_ {
+    snap.into_iter().map(move |(path, entry)| {
+        let entry = entry.with_first(|f| format!("{SNAPSHOT}{name}{f}"));
+        (format!("{SNAPSHOT}{name}{path}"), entry)
+    })
+}
+
+impl Entry {
+    /// The entry with its file's first path changed by `f`.
+    fn with_first(self, f: impl FnOnce(&str) -> String) -> Entry {
+        match self {
+            Entry::File {
+                content,
+                first,
+                nlink,
+            } => Entry::File {
+                content,
+                first: f(&first),
+                nlink,
+            },
+            Entry::Dir => Entry::Dir,
+        }
+    }
 }
 
 fn bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
@@ -277,7 +334,7 @@ fn workload(seed: u64, n: usize) -> Vec<Op> {
         let name = format!("{dir}/f{}", rng.below(5));
         let files: Vec<&String> = m.names.keys().filter(|p| m.is_file(p)).collect();
         let existing = files.get(rng.below(files.len())).map(|f| f.to_string());
-        let op = match (rng.below(23), existing) {
+        let op = match (rng.below(25), existing) {
             (0..=6, _) | (_, None) => {
                 let len = size(&mut rng);
                 Op::Put(name, bytes(&mut rng, len))
@@ -305,7 +362,8 @@ fn workload(seed: u64, n: usize) -> Vec<Op> {
                     _ => Op::Link(f, name),
                 }
             }
-            _ => Op::Checkpoint,
+            (20..=22, _) => Op::Checkpoint,
+            _ => Op::Snapshot(format!("s{}", m.snapshots.len())),
         };
         m.apply(&op);
         ops.push(op);
@@ -441,6 +499,9 @@ impl Runner<'_> {
                 self.step(res, |m| m.unlink(path))
             }
             Op::Checkpoint => e.checkpoint(),
+            Op::Snapshot(name) => self
+                .step(e.take_snapshot(name, &[]), |m| m.apply(op))
+                .map(drop),
         }
     }
 }
@@ -502,23 +563,68 @@ fn run(disk: Arc<dyn Disk>, ops: &[Op]) -> Outcome {
 }
 
 /// Every file and directory of the universe (unreadable content shows as such), the
-/// names of one inode as one file.
+/// names of one inode as one file; then every snapshot's, under `SNAPSHOT`.
 pub(super) fn read_tree(e: &Engine) -> Tree {
-    let mut t = Tree::new();
     if e.getattr(ROOT).is_err() {
-        return t;
+        return Tree::new();
     }
+    let list = |dir| {
+        let entries = e.readdir(dir, 0, usize::MAX).expect("readdir");
+        entries
+            .into_iter()
+            .map(|d| (d.name, d.ino, d.kind))
+            .collect()
+    };
+    let content = |ino| e.read(ino, 0, 1 << 30, false).map(|d| d.to_vec());
+    let nlink = |ino| e.getattr(ino).map_or(0, |a| a.nlink);
+    let mut t = walk(list, content, nlink);
+    for info in e.snapshots() {
+        let snap = match e.frozen(info.id) {
+            Ok(f) => {
+                let list = |dir| {
+                    let entries = f.entries(dir, None, usize::MAX).expect("snapshot readdir");
+                    entries
+                        .into_iter()
+                        .map(|(_, name, a)| (name, a.ino, a.kind))
+                        .collect()
+                };
+                let content = |ino| e.read_frozen(&f, ino, 0, 1 << 30).map(|d| d.to_vec());
+                let nlink = |ino| f.getattr(ino).map_or(0, |a| a.nlink);
+                walk(list, content, nlink)
+            }
+            Err(err) => {
+                let unbuilt = Entry::File {
+                    content: Arc::new(format!("<not rebuilt: {err}>").into_bytes()),
+                    first: "/".into(),
+                    nlink: 0,
+                };
+                Tree::from([("/".to_string(), unbuilt)])
+            }
+        };
+        t.extend(in_snapshot(&info.name, snap));
+    }
+    t
+}
+
+/// The tree below the root as `list` (a directory's names, inodes and kinds), `content`
+/// and `nlink` show it.
+fn walk(
+    list: impl Fn(u64) -> Vec<(Vec<u8>, u64, Kind)>,
+    content: impl Fn(u64) -> Result<Vec<u8>>,
+    nlink: impl Fn(u64) -> u32,
+) -> Tree {
+    let mut t = Tree::new();
     t.insert("/".into(), Entry::Dir);
     let mut files = Vec::new();
     let mut todo = vec![(ROOT, String::new())];
     while let Some((dir, path)) = todo.pop() {
-        for d in e.readdir(dir, 0, usize::MAX).expect("readdir") {
-            let p = format!("{path}/{}", String::from_utf8_lossy(&d.name));
-            if d.kind == Kind::Dir {
+        for (name, ino, kind) in list(dir) {
+            let p = format!("{path}/{}", String::from_utf8_lossy(&name));
+            if kind == Kind::Dir {
                 t.insert(p.clone(), Entry::Dir);
-                todo.push((d.ino, p));
+                todo.push((ino, p));
             } else {
-                files.push((p, d.ino));
+                files.push((p, ino));
             }
         }
     }
@@ -530,14 +636,12 @@ pub(super) fn read_tree(e: &Engine) -> Tree {
             .or_insert(p);
     }
     for (p, ino) in &files {
-        let content = match e.read(*ino, 0, 1 << 30, false) {
-            Ok(data) => data.to_vec(),
-            Err(err) => format!("<unreadable: {err}>").into_bytes(),
-        };
+        let content =
+            content(*ino).unwrap_or_else(|err| format!("<unreadable: {err}>").into_bytes());
         let entry = Entry::File {
             content: Arc::new(content),
             first: first[ino].clone(),
-            nlink: e.getattr(*ino).map_or(0, |a| a.nlink),
+            nlink: nlink(*ino),
         };
         t.insert(p.clone(), entry);
     }
@@ -642,9 +746,13 @@ fn cut_and_check(seed: u64, ops: &[Op], cut: u64) {
 
 #[test]
 fn a_power_cut_at_any_durability_point_keeps_every_acknowledged_commit() {
-    let mut points = 0;
+    let (mut points, mut snapshots) = (0, 0);
     for seed in 0..SEEDS {
         let ops = workload(seed, OPS);
+        snapshots += ops
+            .iter()
+            .filter(|op| matches!(op, Op::Snapshot(_)))
+            .count();
         let disk = Sim::default();
         let out = run(Arc::new(disk.clone()), &ops);
         if let Some((err, _)) = out.failed {
@@ -665,7 +773,8 @@ fn a_power_cut_at_any_durability_point_keeps_every_acknowledged_commit() {
         points += total;
     }
     assert!(points > 2000, "only {points} durability points");
-    eprintln!("{points} power cuts, each recovered three times");
+    assert!(snapshots > 40, "only {snapshots} snapshots taken");
+    eprintln!("{points} power cuts, each recovered three times; {snapshots} snapshots");
 }
 
 /// The disk fails as `spec` says (see `disk::faults`) under `seed`'s workload.

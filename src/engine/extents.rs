@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::codec::Tier;
+use super::store::FileKind;
 use super::tree::Location;
 
 /// Pieces a content may have after a commit.
@@ -60,6 +61,15 @@ impl Part {
             Part::Wal { seg, off } => Location::Wal { seg, off },
             Part::Pack { tier, id, off, len } => Location::Pack { tier, id, off, len },
             Part::Blob { tier, id } => Location::Blob { tier, id },
+        }
+    }
+
+    /// The shard file the part lives in, if any (else a log segment).
+    pub fn shard_file(self) -> Option<(Tier, FileKind, u64)> {
+        match self {
+            Part::Pack { tier, id, .. } => Some((tier, FileKind::Pack, id)),
+            Part::Blob { tier, id } => Some((tier, FileKind::Blob, id)),
+            Part::Wal { .. } => None,
         }
     }
 }

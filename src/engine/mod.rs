@@ -175,7 +175,9 @@ impl Engine {
             started.elapsed()
         );
         let recovery = (records as u64, started.elapsed());
-        let snapshots = snapshots::Catalog::open(&*disk, &root.join("snapshots"))?;
+        // Without a checkpoint the log starts at its first segment, 1.
+        let latest = (ckpt_seq, wal_from.max(1));
+        let snapshots = snapshots::Catalog::open(&*disk, &root.join("snapshots"), latest)?;
         let wal = Wal::open(disk, &wal_dir, settings.segment_max)?;
         Ok(Engine {
             disk: fence,

@@ -1,6 +1,8 @@
 //! Helpers the engine's unit tests share: a small universe, whole-file puts and gets.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::codec::Tier;
 use super::tree::ROOT;
@@ -37,6 +39,32 @@ pub fn new_universe(dir: &Path, tier: Tier) -> Engine {
     let e = Engine::open(dir, settings()).expect("open");
     e.create_root(0o755, tier, 0).expect("root");
     e
+}
+
+/// Checkpoints taken back to back on another thread, until `stop`.
+pub struct Checkpointing {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointing {
+    pub fn start(e: &Arc<Engine>) -> Checkpointing {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (e, stop) = (e.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    e.checkpoint().expect("checkpoint");
+                }
+            })
+        };
+        Checkpointing { stop, thread }
+    }
+
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("checkpointer");
+    }
 }
 
 /// Damage to a file's bytes, as a failing disk or a careless copy leaves it: ranges

@@ -23,7 +23,10 @@ impl Engine {
     /// The bytes `verify` reads: the universe's files and every snapshot's.
     pub fn verify_total(&self) -> u64 {
         let live: u64 = lock(&self.tree).nodes().map(|n| n.meta.size).sum();
-        live + self.snapshots().iter().map(|s| s.bytes()).sum::<u64>()
+        let frozen = self.snapshots().into_iter().map(|s| self.frozen(s.id));
+        live + frozen
+            .filter_map(|f| Some(f.ok()?.contents.bytes()))
+            .sum::<u64>()
     }
 
     /// Reads everything back; `progress` hears of the bytes read as they are.

@@ -39,6 +39,14 @@ pub enum Durability {
     Within(Duration),
 }
 
+/// A place in the log between two records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    pub seg: u64,
+    /// The byte of segment `seg` the next record starts at.
+    pub off: u64,
+}
+
 /// Where an appended record landed.
 #[derive(Clone, Copy, Debug)]
 pub struct Appended {
@@ -134,42 +142,93 @@ pub fn replay(
             continue;
         }
         frame::check_file_header(&buf, MAGIC, VERSION, &what)?;
-        let mut at = frame::FILE_HEADER;
-        while at < buf.len() {
-            match frame::decode(&buf, at, MAX_RECORD) {
-                // The zero-filled space after the last record.
-                Decoded::Frame { payload, .. }
-                    if payload.is_empty() && buf[at..].iter().all(|&b| b == 0) =>
-                {
-                    break;
-                }
-                Decoded::Frame { payload, next } if !payload.is_empty() => {
-                    apply(seq, (at + frame::FRAME_HEADER) as u64, payload)?;
-                    records += 1;
-                    at = next;
-                }
-                bad => {
-                    if !newest || has_valid_frame_after(&buf, at + 1) {
-                        return Err(Error::Corrupt(format!(
-                            "{what}: damaged record at byte {at} ({bad:?}) with acknowledged \
-                             records after it; refusing to guess. Restore this segment from a \
-                             backup, or remove it to accept the loss"
-                        )));
-                    }
-                    log::warn!(
-                        "{what}: torn tail at byte {at} ({} bytes dropped); truncating to the \
-                         last whole record",
-                        buf.len() - at
-                    );
-                    let f = disk.open(&path, Open::Write)?;
-                    f.set_len(at as u64)?;
-                    f.sync_all()?;
-                    break;
-                }
+        let (n, damage) = scan(&buf, buf.len(), |off, payload| apply(seq, off, payload))?;
+        records += n;
+        if let Some((at, bad)) = damage {
+            if !newest || has_valid_frame_after(&buf, at + 1) {
+                return Err(Error::Corrupt(format!(
+                    "{what}: damaged record at byte {at} ({bad}) with acknowledged records \
+                     after it; refusing to guess. Restore this segment from a backup, or \
+                     remove it to accept the loss"
+                )));
             }
+            log::warn!(
+                "{what}: torn tail at byte {at} ({} bytes dropped); truncating to the last \
+                 whole record",
+                buf.len() - at
+            );
+            let f = disk.open(&path, Open::Write)?;
+            f.set_len(at as u64)?;
+            f.sync_all()?;
         }
     }
     Ok(records)
+}
+
+/// Replays the records of segments `from..=until.seg`, of `until.seg` only those before
+/// byte `until.off`: the log as it stood at `until`, which was durable then. Nothing is
+/// repaired: these records were all whole, so a missing segment or any damage is an
+/// error.
+pub fn replay_until(
+    disk: &dyn Disk,
+    dir: &Path,
+    from: u64,
+    until: Position,
+    mut apply: impl FnMut(u64, u64, &[u8]) -> Result<()>,
+) -> Result<u64> {
+    let mut records = 0;
+    for seq in from..=until.seg {
+        let path = dir.join(segment_name(seq));
+        let what = path.display().to_string();
+        let buf = disk::read(disk, &path).map_err(|e| {
+            Error::Corrupt(format!(
+                "{what}, which a snapshot needs, cannot be read: {e}"
+            ))
+        })?;
+        frame::check_file_header(&buf, MAGIC, VERSION, &what)?;
+        let end = if seq == until.seg {
+            (until.off as usize).min(buf.len())
+        } else {
+            buf.len()
+        };
+        let (n, damage) = scan(&buf, end, |off, payload| apply(seq, off, payload))?;
+        records += n;
+        if let Some((at, bad)) = damage {
+            return Err(Error::Corrupt(format!(
+                "{what}: damaged record at byte {at} ({bad}), which a snapshot needs"
+            )));
+        }
+    }
+    Ok(records)
+}
+
+/// Calls `apply(payload_off, payload)` for each record of a segment's `buf` that starts
+/// before `end`, up to the zero-filled space after the last one. Returns the records
+/// applied, and where and how the first damaged frame was, if one was met.
+fn scan(
+    buf: &[u8],
+    end: usize,
+    mut apply: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<(u64, Option<(usize, String)>)> {
+    let mut at = frame::FILE_HEADER;
+    let mut records = 0;
+    while at < end {
+        match frame::decode(buf, at, MAX_RECORD) {
+            // The zero-filled space after the last record.
+            Decoded::Frame { payload, .. }
+                if payload.is_empty() && buf[at..].iter().all(|&b| b == 0) =>
+            {
+                break;
+            }
+            Decoded::Frame { payload, next } if !payload.is_empty() => {
+                apply((at + frame::FRAME_HEADER) as u64, payload)?;
+                records += 1;
+                at = next;
+            }
+            bad => return Ok((records, Some((at, format!("{bad:?}"))))),
+        }
+    }
+    Ok((records, None))
 }
 
 fn rewrite_header(disk: &dyn Disk, path: &Path) -> Result<()> {
@@ -357,6 +416,17 @@ impl Wal {
 
     pub fn written(&self) -> u64 {
         self.lock().written
+    }
+
+    /// Where the log ends now, and the bytes appended since open up to there (what
+    /// `sync_to` takes).
+    pub fn position(&self) -> (Position, u64) {
+        let g = self.lock();
+        let at = Position {
+            seg: g.seq,
+            off: g.seg_len,
+        };
+        (at, g.written)
     }
 
     /// (bytes appended, records appended, fsyncs, records those fsyncs covered) since open.

@@ -1,7 +1,8 @@
 //! `--backups`: snapshots and their archives at scale. The same records (100,000 × scale
 //! of ~400 B, in directories of 10,000) are written to a warm-tier collection of the
 //! mount and to the native directory; then the mount takes snapshots (`mkdir` in
-//! `backups/snapshots/`, timed, with the daemon's memory before and after) and
+//! `backups/snapshots/`, timed, with the daemon's memory before and after), the last
+//! one's `universe/` is first listed (timed: its tree is rebuilt then) and
 //! `universe.tar.gz` is read through (the first read lays the archive out and compresses
 //! it once to learn its size; a second read is timed too), against `tar -czf` of the
 //! native records in the same run.
@@ -35,6 +36,11 @@ struct BackupsReport {
     /// The daemon's resident memory before the first snapshot and after the last.
     rss_kib_before: u64,
     rss_kib_after: u64,
+    /// The first listing of the last snapshot's `universe/` (its tree is rebuilt from the
+    /// checkpoint and log it pins, unless a checkpoint did it already), and the daemon's
+    /// resident memory after it.
+    first_browse_secs: f64,
+    rss_kib_after_browse: u64,
     /// `cat universe.tar.gz > /dev/null`: the first (lays the archive out), the second.
     archive_bytes: u64,
     archive_first_read_secs: f64,
@@ -108,6 +114,18 @@ pub fn run(
         snapshot_secs.push(t.elapsed().as_secs_f64());
     }
     let after = d.status()?;
+    let universe = work
+        .mnt
+        .join(format!("backups/snapshots/bench{}/universe", SNAPSHOTS - 1));
+    let t = Instant::now();
+    let listed = std::fs::read_dir(&universe)
+        .ctx(|| format!("ls {}", universe.display()))?
+        .count();
+    let first_browse_secs = t.elapsed().as_secs_f64();
+    let browsed = d.status()?;
+    if listed == 0 {
+        return Err(Error::msg("the snapshot's universe/ is empty"));
+    }
     let archive = work.mnt.join(format!(
         "backups/snapshots/bench{}/universe.tar.gz",
         SNAPSHOTS - 1
@@ -132,6 +150,8 @@ pub fn run(
         snapshot_secs,
         rss_kib_before: before.vm_rss_kib,
         rss_kib_after: after.vm_rss_kib,
+        first_browse_secs,
+        rss_kib_after_browse: browsed.vm_rss_kib,
         archive_bytes,
         archive_first_read_secs: first,
         archive_second_read_secs: second,
@@ -147,6 +167,11 @@ pub fn run(
         report.snapshot_secs,
         before.vm_rss_kib as f64 / 1024.0,
         after.vm_rss_kib as f64 / 1024.0
+    );
+    println!(
+        "first listing of its universe/ (the tree rebuilt): {:.2} s; daemon RSS {:.1} MiB",
+        first_browse_secs,
+        browsed.vm_rss_kib as f64 / 1024.0
     );
     println!(
         "universe.tar.gz: {:.1} MiB, first read {:.2} s ({:.1} MiB/s), second read {:.2} s",

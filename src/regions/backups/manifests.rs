@@ -45,7 +45,7 @@ pub fn full(cx: &Cx<'_>, info: &SnapInfo) -> Result<Value> {
     let tiers: serde_json::Map<String, Value> = crate::engine::codec::Tier::ALL
         .iter()
         .map(|&t| {
-            let totals = info.tiers[t as usize];
+            let totals = frozen.contents.tiers[t as usize];
             (
                 t.dir_name().to_string(),
                 json!({"files": totals.files, "bytes": totals.bytes}),
@@ -53,10 +53,11 @@ pub fn full(cx: &Cx<'_>, info: &SnapInfo) -> Result<Value> {
         })
         .collect();
     let mut doc = common(info, "full", None);
-    doc["files"] = json!(info.files());
-    doc["bytes"] = json!(info.bytes());
-    doc["directories"] = json!(info.dirs);
-    doc["other_entries"] = json!(info.others);
+    let contents = &frozen.contents;
+    doc["files"] = json!(contents.files());
+    doc["bytes"] = json!(contents.bytes());
+    doc["directories"] = json!(contents.dirs);
+    doc["other_entries"] = json!(contents.others);
     doc["tiers"] = Value::Object(tiers);
     doc["regions"] = Value::Object(by_region(cx, &frozen));
     Ok(doc)
