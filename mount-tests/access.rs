@@ -413,9 +413,23 @@ fn changes_are_audited_kept_across_kill_9_and_bounded() {
         mkdir sub && rmdir sub
         rm c.json"#
     );
+    // A stream opened to append (no commit follows: what it appends is taken as it
+    // comes), before the rest, so that its line is in by the last one's.
+    let o = bash_output(&format!(
+        "echo '{{\"id\": \"1\", \"type\": \"t\"}}' >> {}",
+        m.ps("temporal/live/events.jsonl")
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = sh_as(&m, NOBODY, &[], &script);
     assert!(o.status.success(), "{}", stderr(&o));
     let trail = audit_with(&m, &format!("ok unlink \"{dir}/c.json\""));
+    let appended = trail
+        .lines()
+        .find(|l| l.contains(" ok append \"temporal/live/") && l.ends_with("events.jsonl\""));
+    assert!(
+        appended.is_some_and(|l| l.contains(" root(0) ")),
+        "no append of the stream by root in:\n{trail}"
+    );
     let ops = [
         ("create", "a.json"),
         ("write", "a.json"),

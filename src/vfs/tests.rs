@@ -984,3 +984,62 @@ fn the_roles_are_checked_for_whoever_acts_and_only_once_there_are_rules() {
     assert_eq!(errno(edit), Err(libc::EACCES), "only admin edits the rules");
     assert_eq!(errno(v.unlink(users(&v), b"a.json", false)), Ok(()));
 }
+
+/// A stored security file naming a user the machine no longer has (written here below
+/// the filesystem, which would refuse it) cannot be obeyed at the next start: every place
+/// it can name is closed to all but root, also places it did not name, until root
+/// mends it.
+#[test]
+fn a_security_file_that_cannot_be_obeyed_at_start_closes_every_place_to_all_but_root() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = b"cosmic_security.json";
+    {
+        let v = open(tmp.path());
+        let conf = v.resolve("configuration").expect("conf");
+        let rules = br#"{"cosmic_security": {"roles": {"keeper": {"users": ["daemon"]}},
+            "spacetime_access": {"hot_data": ["keeper"]}}}"#;
+        put(&v, conf, "cosmic_security.json", rules).expect("rules");
+        put(&v, users(&v), "a.json", b"{}").expect("record");
+        v.engine().shutdown().expect("shutdown");
+    }
+    {
+        let e = Engine::open(tmp.path(), Settings::default()).expect("engine");
+        let conf = e
+            .lookup(crate::engine::tree::ROOT, b"configuration")
+            .expect("conf");
+        let ino = e.lookup(conf.ino, file).expect("security file").ino;
+        let gone =
+            br#"{"cosmic_security": {"roles": {"keeper": {"users": ["islabdb-no-such-user"]}},
+            "spacetime_access": {"hot_data": ["keeper"]}}}"#;
+        crate::engine::testutil::put(&e, ino, gone);
+        e.shutdown().expect("shutdown");
+    }
+    let v = open(tmp.path());
+    let conf = v.resolve("configuration").expect("conf");
+    let errno = |r: Result<()>| r.map_err(|e| e.errno());
+    let nobody = Caller {
+        uid: 65534,
+        gid: 65534,
+        pid: std::process::id(),
+    };
+    {
+        let _as = acting(nobody);
+        for dir in [users(&v), conf, v.resolve("backups").expect("backups")] {
+            assert_eq!(errno(v.opendir(dir)), Err(libc::EACCES), "{dir}");
+        }
+    }
+    {
+        let _as = acting(Caller { uid: 0, ..nobody });
+        assert_eq!(errno(v.opendir(users(&v))), Ok(()), "root does everything");
+        let mended = br#"{"cosmic_security": {"roles": {"keeper": {"users": ["daemon"]}},
+            "spacetime_access": {"hot_data": ["keeper"]}}}"#;
+        put(&v, conf, "cosmic_security.json", mended).expect("root mends it");
+    }
+    let _as = acting(nobody);
+    assert_eq!(
+        errno(v.opendir(conf)),
+        Ok(()),
+        "mended: an unnamed place is open"
+    );
+    assert_eq!(errno(v.opendir(users(&v))), Err(libc::EACCES));
+}

@@ -110,4 +110,14 @@ mod tests {
         bad["keep"] = 1.into();
         assert!(Policy::parse(bad.to_string().as_bytes()).is_err());
     }
+
+    /// A policy file written before the audit trail existed (no `audit_kept`) still
+    /// parses, and keeps the default number of audit lines.
+    #[test]
+    fn a_policy_from_before_the_audit_trail_gets_its_default() {
+        let old = br#"{"keep_last": 3, "keep_days": 0, "events_kept": 500}"#;
+        let p = Policy::parse(old).expect("parses");
+        assert_eq!(p.audit_kept, 100_000);
+        assert_eq!((p.keep_last, p.events_kept), (3, 500));
+    }
 }
