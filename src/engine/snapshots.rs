@@ -420,7 +420,8 @@ impl Engine {
             .cloned()
             .collect();
         for info in unread {
-            let read = self.frozen(info.id).and_then(|frozen| {
+            // Not kept loaded: a snapshot nobody browses costs no memory.
+            let read = self.load_frozen(info.id, false).and_then(|frozen| {
                 let read = SnapInfo {
                     files: Some(frozen.shard_files()),
                     ..(*info).clone()
@@ -469,6 +470,11 @@ impl Engine {
     /// Snapshot `id`'s tree, rebuilt on first use and kept while it is among the last
     /// few used.
     pub fn frozen(&self, id: u64) -> Result<Arc<Frozen>> {
+        self.load_frozen(id, true)
+    }
+
+    /// Snapshot `id`'s tree: a loaded one, or rebuilt now and, if `keep`, loaded.
+    fn load_frozen(&self, id: u64, keep: bool) -> Result<Arc<Frozen>> {
         let info = {
             let mut cat = lock(&self.snapshots);
             if let Some(i) = cat.loaded.iter().position(|f| f.info.id == id) {
@@ -494,7 +500,7 @@ impl Engine {
             tree,
         });
         let mut cat = lock(&self.snapshots);
-        if cat.infos.contains_key(&id) {
+        if keep && cat.infos.contains_key(&id) {
             cat.loaded.retain(|l| l.info.id != id);
             cat.loaded.push(f.clone());
             if cat.loaded.len() > LOADED {
