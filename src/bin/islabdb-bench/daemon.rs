@@ -11,6 +11,16 @@ use std::time::{Duration, Instant};
 use crate::error::{Context, Error, Result};
 use crate::sys;
 
+impl DaemonOpts {
+    /// The CPUs the daemon runs on.
+    pub fn cpus(&self) -> Vec<usize> {
+        match self.cpu {
+            Some(c) => vec![c],
+            None => (0..sys::online_cpus()).collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DaemonOpts {
     pub path: PathBuf,
@@ -49,6 +59,33 @@ impl Daemon {
         log: &Path,
         ready_timeout: Duration,
     ) -> Result<(Daemon, Duration)> {
+        let mut cmd = Command::new(&opts.path);
+        cmd.arg("mount")
+            .arg("--cache-mb")
+            .arg(opts.cache_mb.to_string());
+        if let Some(t) = opts.threads {
+            cmd.arg("--threads").arg(t.to_string());
+        }
+        if opts.no_follow {
+            cmd.arg("--no-follow");
+        }
+        if opts.no_statistics {
+            cmd.arg("--no-statistics");
+        }
+        cmd.arg(data).arg(mnt);
+        Daemon::spawn(cmd, opts.cpus(), mnt, log, ready_timeout)
+    }
+
+    /// Spawns `cmd`, a FUSE daemon that mounts `mnt` and stays in the foreground, on
+    /// `cpus`, its output in `log`, and waits until `mnt` is a different device from its
+    /// parent. Returns the guard and the time it took to be ready.
+    pub fn spawn(
+        mut cmd: Command,
+        cpus: Vec<usize>,
+        mnt: &Path,
+        log: &Path,
+        ready_timeout: Duration,
+    ) -> Result<(Daemon, Duration)> {
         if sys::is_mounted(mnt) {
             return Err(Error::msg(format!(
                 "{} is already a mount point; unmount it first",
@@ -64,35 +101,14 @@ impl Daemon {
         let log_err = log_file
             .try_clone()
             .ctx(|| format!("dup daemon log {}", log.display()))?;
-        let mut cmd = Command::new(&opts.path);
-        cmd.arg("mount")
-            .arg("--cache-mb")
-            .arg(opts.cache_mb.to_string());
-        if let Some(t) = opts.threads {
-            cmd.arg("--threads").arg(t.to_string());
-        }
-        if opts.no_follow {
-            cmd.arg("--no-follow");
-        }
-        if opts.no_statistics {
-            cmd.arg("--no-statistics");
-        }
-        cmd.arg(data)
-            .arg(mnt)
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err);
-        let cpus: Vec<usize> = match opts.cpu {
-            Some(c) => vec![c],
-            None => (0..sys::online_cpus()).collect(),
-        };
+        cmd.stdin(Stdio::null()).stdout(log_file).stderr(log_err);
         // Its own process group keeps a terminal's Ctrl-C away from the daemon
         // (the bench's guard stops it in order).
         sys::own_group(&mut cmd, cpus);
         let started = Instant::now();
         let child = cmd
             .spawn()
-            .ctx(|| format!("start daemon {}", opts.path.display()))?;
+            .ctx(|| format!("start {:?}", cmd.get_program()))?;
         let mut daemon = Daemon {
             pid: child.id(),
             child: Some(child),

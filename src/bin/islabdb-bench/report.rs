@@ -65,6 +65,35 @@ pub struct Row {
     pub met: Option<bool>,
     /// A second figure the mount gives besides its rate (graph_knn: recall@5).
     pub extra: Option<Extra>,
+    /// `--peers`: each peer's rates.
+    pub peers: Vec<PeerColumn>,
+}
+
+/// A peer's rates on one workload (`--peers`).
+#[derive(Debug, Serialize)]
+pub struct PeerColumn {
+    pub name: &'static str,
+    pub stats: Option<Stats>,
+    /// median(peer) / median(native)
+    pub ratio: Option<f64>,
+    /// median(mount) / median(peer): above 1, the mount is faster.
+    pub mount_vs_peer: Option<f64>,
+}
+
+impl PeerColumn {
+    pub fn new(name: &'static str, rates: &[f64], row: &Row) -> PeerColumn {
+        let stats = Stats::of(rates);
+        let per = |a: &Option<Stats>, b: &Option<Stats>| match (a, b) {
+            (Some(a), Some(b)) if b.median > 0.0 => Some(a.median / b.median),
+            _ => None,
+        };
+        PeerColumn {
+            name,
+            ratio: per(&stats, &row.native),
+            mount_vs_peer: per(&row.mount, &stats),
+            stats,
+        }
+    }
 }
 
 /// A figure of the mount's per round, other than its rate.
@@ -105,6 +134,7 @@ impl Row {
             target,
             met,
             extra: None,
+            peers: Vec::new(),
         }
     }
 }
@@ -167,11 +197,12 @@ pub struct Report {
 }
 
 pub fn geomean(rows: &[Row]) -> Option<f64> {
-    let ratios: Vec<f64> = rows
-        .iter()
-        .filter_map(|r| r.ratio)
-        .filter(|r| *r > 0.0)
-        .collect();
+    geomean_of(rows.iter().filter_map(|r| r.ratio))
+}
+
+/// The geometric mean of the positive `ratios`.
+fn geomean_of(ratios: impl Iterator<Item = f64>) -> Option<f64> {
+    let ratios: Vec<f64> = ratios.filter(|r| *r > 0.0).collect();
     if ratios.is_empty() {
         return None;
     }
@@ -281,6 +312,60 @@ pub fn print_table(r: &Report) {
     println!(
         "spread = (max-min)/median over the rounds; above {AGREEMENT_PCT:.0}% the median is shaky"
     );
+    print_peers(r);
+}
+
+/// `--peers`: each peer's median, its ratio against native, and the mount against it.
+fn print_peers(r: &Report) {
+    let Some(first) = r.workloads.iter().find(|w| !w.peers.is_empty()) else {
+        return;
+    };
+    let names: Vec<&str> = first.peers.iter().map(|p| p.name).collect();
+    println!();
+    print!("{:<17} {:>12}", "workload", "mount");
+    for n in &names {
+        print!(" {:>12} {:>7} {:>9}", n, "ratio", "mount/it");
+    }
+    println!();
+    println!("{}", "-".repeat(30 + 31 * names.len()));
+    for row in &r.workloads {
+        print!("{:<17} {:>12}", row.name, opt_stat(&row.mount).0);
+        for p in &row.peers {
+            let f = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.2}"));
+            print!(
+                " {:>12} {:>7} {:>9}",
+                opt_stat(&p.stats).0,
+                f(p.ratio),
+                f(p.mount_vs_peer)
+            );
+        }
+        println!();
+    }
+    println!("{}", "-".repeat(30 + 31 * names.len()));
+    for (i, n) in names.iter().enumerate() {
+        let column = || r.workloads.iter().filter_map(move |w| w.peers.get(i));
+        let fmt = |g: Option<f64>| g.map_or("-".into(), |g| format!("{g:.2}"));
+        let behind: Vec<&str> = r
+            .workloads
+            .iter()
+            .filter(|w| {
+                w.peers
+                    .get(i)
+                    .is_some_and(|p| p.mount_vs_peer.is_some_and(|x| x < 1.0))
+            })
+            .map(|w| w.name)
+            .collect();
+        println!(
+            "{n}: geometric mean against native {}; the mount against {n} {} (below 1 on: {})",
+            fmt(geomean_of(column().filter_map(|p| p.ratio))),
+            fmt(geomean_of(column().filter_map(|p| p.mount_vs_peer))),
+            if behind.is_empty() {
+                "none".to_string()
+            } else {
+                behind.join(", ")
+            }
+        );
+    }
 }
 
 pub fn write_json<T: Serialize>(value: &T, path: &Path) -> Result<()> {
