@@ -96,7 +96,7 @@ impl Engine {
         }
 
         // Swap locations and snapshot every inode at one log position.
-        let ckpt_dir = self.root.join("checkpoints");
+        let ckpt_dir = self.checkpoint_dir();
         let (header, entries, mut keep, log_end, next_file_id) = {
             let mut tree = lock(&self.tree);
             let since = Instant::now();

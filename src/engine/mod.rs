@@ -165,7 +165,7 @@ impl Engine {
             wal_from = header.wal_from;
             ckpt_seq = seq;
         }
-        let records = wal::replay(&*disk, &wal_dir, wal_from, |seg, off, payload| {
+        let records = wal::replay(&*disk, &wal_dir, wal_from, None, |seg, off, payload| {
             apply_record(&mut tree, seg, off, payload)
         })?;
         tree.check_connected()?;

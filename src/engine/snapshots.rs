@@ -341,6 +341,10 @@ impl Engine {
         self.root.join("snapshots")
     }
 
+    pub(super) fn checkpoint_dir(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
     /// Takes snapshot `name` (names are the caller's to keep unique), the directories
     /// `hidden` taken empty: it pins the newest checkpoint and the log up to its end, made
     /// durable, so its time is that of an fsync and a small file, whatever the size.
@@ -525,13 +529,13 @@ impl Engine {
             } => {
                 let mut tree = match checkpoint {
                     Some(seq) => {
-                        let dir = self.root.join("checkpoints");
-                        checkpoint::load_tree(&*self.disk, &checkpoint::path(&dir, *seq))?.0
+                        let path = checkpoint::path(&self.checkpoint_dir(), *seq);
+                        checkpoint::load_tree(&*self.disk, &path)?.0
                     }
                     None => Tree::default(),
                 };
-                let wal_dir = self.root.join("backups").join("cosmic_logs");
-                wal::replay_until(&*self.disk, &wal_dir, *from, *until, |seg, off, payload| {
+                let (disk, dir) = (&*self.disk, self.wal.dir());
+                wal::replay(disk, dir, *from, Some(*until), |seg, off, payload| {
                     apply_record(&mut tree, seg, off, payload)
                 })?;
                 tree.check_connected()?;

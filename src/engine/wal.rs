@@ -116,88 +116,71 @@ pub fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<u64>> {
 }
 
 /// Replays every record of segments `>= from` in order, calling `apply(seg, payload_off,
-/// payload)`. A torn or damaged tail of the newest segment is cut at the last whole record
-/// (fsynced, with a warning); damage anywhere else is an error, because records after it
-/// were acknowledged and guessing would lose or invent them.
+/// payload)`.
+///
+/// To the log's end (`until` is `None`): a torn or damaged tail of the newest segment is
+/// cut at the last whole record (fsynced, with a warning); damage anywhere else is an
+/// error, because records after it were acknowledged and guessing would lose or invent
+/// them.
+///
+/// To a position (`until`): the log as it stood there, segments `from..=until.seg` and of
+/// `until.seg` the records before byte `until.off`, which were durable then. Nothing is
+/// repaired: a missing segment or any damage is an error.
 pub fn replay(
     disk: &dyn Disk,
     dir: &Path,
     from: u64,
+    until: Option<Position>,
     mut apply: impl FnMut(u64, u64, &[u8]) -> Result<()>,
 ) -> Result<u64> {
-    let seqs: Vec<u64> = list_segments(disk, dir)?
-        .into_iter()
-        .filter(|s| *s >= from)
-        .collect();
+    let seqs: Vec<u64> = match until {
+        Some(u) => (from..=u.seg).collect(),
+        None => list_segments(disk, dir)?
+            .into_iter()
+            .filter(|s| *s >= from)
+            .collect(),
+    };
     let mut records = 0;
     for (i, &seq) in seqs.iter().enumerate() {
-        let newest = i + 1 == seqs.len();
+        // Only the end of the log can hold what a crash cut.
+        let cut_here = until.is_none() && i + 1 == seqs.len();
         let path = dir.join(segment_name(seq));
-        let buf = disk::read(disk, &path)?;
         let what = path.display().to_string();
-        if buf.len() < frame::FILE_HEADER && newest {
+        let buf = disk::read(disk, &path).map_err(|e| match until {
+            Some(_) => Error::Corrupt(format!("{what}, which a snapshot needs: {e}")),
+            None => e.into(),
+        })?;
+        if buf.len() < frame::FILE_HEADER && cut_here {
             // Crashed while creating the segment: nothing in it was ever acknowledged.
             log::warn!("{what}: incomplete header, discarding the empty segment");
             rewrite_header(disk, &path)?;
             continue;
         }
         frame::check_file_header(&buf, MAGIC, VERSION, &what)?;
-        let (n, damage) = scan(&buf, buf.len(), |off, payload| apply(seq, off, payload))?;
-        records += n;
-        if let Some((at, bad)) = damage {
-            if !newest || has_valid_frame_after(&buf, at + 1) {
-                return Err(Error::Corrupt(format!(
-                    "{what}: damaged record at byte {at} ({bad}) with acknowledged records \
-                     after it; refusing to guess. Restore this segment from a backup, or \
-                     remove it to accept the loss"
-                )));
-            }
-            log::warn!(
-                "{what}: torn tail at byte {at} ({} bytes dropped); truncating to the last \
-                 whole record",
-                buf.len() - at
-            );
-            let f = disk.open(&path, Open::Write)?;
-            f.set_len(at as u64)?;
-            f.sync_all()?;
-        }
-    }
-    Ok(records)
-}
-
-/// Replays the records of segments `from..=until.seg`, of `until.seg` only those before
-/// byte `until.off`: the log as it stood at `until`, which was durable then. Nothing is
-/// repaired: these records were all whole, so a missing segment or any damage is an
-/// error.
-pub fn replay_until(
-    disk: &dyn Disk,
-    dir: &Path,
-    from: u64,
-    until: Position,
-    mut apply: impl FnMut(u64, u64, &[u8]) -> Result<()>,
-) -> Result<u64> {
-    let mut records = 0;
-    for seq in from..=until.seg {
-        let path = dir.join(segment_name(seq));
-        let what = path.display().to_string();
-        let buf = disk::read(disk, &path).map_err(|e| {
-            Error::Corrupt(format!(
-                "{what}, which a snapshot needs, cannot be read: {e}"
-            ))
-        })?;
-        frame::check_file_header(&buf, MAGIC, VERSION, &what)?;
-        let end = if seq == until.seg {
-            (until.off as usize).min(buf.len())
-        } else {
-            buf.len()
+        let end = match until {
+            Some(u) if u.seg == seq => (u.off as usize).min(buf.len()),
+            _ => buf.len(),
         };
         let (n, damage) = scan(&buf, end, |off, payload| apply(seq, off, payload))?;
         records += n;
-        if let Some((at, bad)) = damage {
+        let Some((at, bad)) = damage else {
+            continue;
+        };
+        if !cut_here || has_valid_frame_after(&buf, at + 1) {
             return Err(Error::Corrupt(format!(
-                "{what}: damaged record at byte {at} ({bad}), which a snapshot needs"
+                "{what}: damaged record at byte {at} ({bad}) with acknowledged records \
+                 after it; refusing to guess. Restore this segment from a backup, or \
+                 remove it to accept the loss"
             )));
         }
+        log::warn!(
+            "{what}: torn tail at byte {at} ({} bytes dropped); truncating to the last \
+             whole record",
+            buf.len() - at
+        );
+        let f = disk.open(&path, Open::Write)?;
+        f.set_len(at as u64)?;
+        f.sync_all()?;
     }
     Ok(records)
 }
@@ -279,6 +262,11 @@ fn has_valid_frame_after(buf: &[u8], from: usize) -> bool {
 const SCAN_BUDGET: usize = 1 << 30;
 
 impl Wal {
+    /// The directory of the log's segments.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn set_segment_max(&self, max: u64) {
         self.segment_max.store(max, Ordering::Relaxed);
     }
@@ -604,7 +592,7 @@ mod tests {
 
     fn collect(dir: &Path) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
-        replay(&disk::Real, dir, 0, |_, _, p| {
+        replay(&disk::Real, dir, 0, None, |_, _, p| {
             out.push(p.to_vec());
             Ok(())
         })?;
