@@ -1091,10 +1091,7 @@ fn bench(
                 cost::CostRow {
                     name: wl.name(),
                     small_files: wl.small_files(),
-                    ratio: match (&with, &without) {
-                        (Some(w), Some(o)) if o.median > 0.0 => Some(w.median / o.median),
-                        _ => None,
-                    },
+                    ratio: report::Stats::ratio(&with, &without),
                     with_statistics: with,
                     without,
                 }

@@ -2,9 +2,8 @@
 //! guard: dropping it (on success, error or panic) unmounts the universe and
 //! makes sure the daemon process is gone.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -97,11 +96,7 @@ impl Daemon {
             .ok_or_else(|| Error::msg(format!("{} has no parent", mnt.display())))?;
         let parent_dev = sys::st_dev(parent).ctx(|| format!("stat {}", parent.display()))?;
 
-        let log_file = File::create(log).ctx(|| format!("create daemon log {}", log.display()))?;
-        let log_err = log_file
-            .try_clone()
-            .ctx(|| format!("dup daemon log {}", log.display()))?;
-        cmd.stdin(Stdio::null()).stdout(log_file).stderr(log_err);
+        sys::output_to(&mut cmd, log)?;
         // Its own process group keeps a terminal's Ctrl-C away from the daemon
         // (the bench's guard stops it in order).
         sys::own_group(&mut cmd, cpus);
@@ -249,7 +244,7 @@ impl Daemon {
     }
 }
 
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let t0 = Instant::now();
     loop {
         match child.try_wait() {

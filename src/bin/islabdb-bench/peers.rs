@@ -9,7 +9,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::WorkDir;
@@ -48,14 +48,8 @@ fn which(name: &str) -> Option<PathBuf> {
 
 /// Runs `cmd` to completion, its output in `log`; fails with the log's tail.
 fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
-    let out = std::fs::File::create(log).ctx(|| format!("create {}", log.display()))?;
-    let err = out.try_clone().ctx(|| format!("dup {}", log.display()))?;
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .status()
-        .ctx(|| format!("run {what}"))?;
+    sys::output_to(cmd, log)?;
+    let status = cmd.status().ctx(|| format!("run {what}"))?;
     if status.success() {
         return Ok(());
     }
@@ -127,15 +121,10 @@ impl Drop for Server {
     fn drop(&mut self) {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if crate::daemon::wait_timeout(&mut self.child, Duration::from_secs(10)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -150,8 +139,6 @@ fn start_redis(redis: &Path, dir: &Path, cpus: &[usize]) -> Result<(Server, Stri
     std::fs::create_dir_all(dir).ctx(|| format!("mkdir {}", dir.display()))?;
     let port = free_port()?;
     let log = dir.join("redis.log");
-    let out = std::fs::File::create(&log).ctx(|| format!("create {}", log.display()))?;
-    let err = out.try_clone().ctx(|| format!("dup {}", log.display()))?;
     let mut cmd = Command::new(redis);
     cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
         .args([
@@ -163,10 +150,8 @@ fn start_redis(redis: &Path, dir: &Path, cpus: &[usize]) -> Result<(Server, Stri
             "",
         ])
         .arg("--dir")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+        .arg(dir);
+    sys::output_to(&mut cmd, &log)?;
     sys::own_group(&mut cmd, cpus.to_vec());
     let server = Server {
         child: cmd.spawn().ctx(|| "start redis-server")?,

@@ -48,6 +48,14 @@ impl Stats {
             rounds: values.to_vec(),
         })
     }
+
+    /// median(a) / median(b), where both were measured.
+    pub fn ratio(a: &Option<Stats>, b: &Option<Stats>) -> Option<f64> {
+        match (a, b) {
+            (Some(a), Some(b)) if b.median > 0.0 => Some(a.median / b.median),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -83,14 +91,10 @@ pub struct PeerColumn {
 impl PeerColumn {
     pub fn new(name: &'static str, rates: &[f64], row: &Row) -> PeerColumn {
         let stats = Stats::of(rates);
-        let per = |a: &Option<Stats>, b: &Option<Stats>| match (a, b) {
-            (Some(a), Some(b)) if b.median > 0.0 => Some(a.median / b.median),
-            _ => None,
-        };
         PeerColumn {
             name,
-            ratio: per(&stats, &row.native),
-            mount_vs_peer: per(&row.mount, &stats),
+            ratio: Stats::ratio(&stats, &row.native),
+            mount_vs_peer: Stats::ratio(&row.mount, &stats),
             stats,
         }
     }
@@ -115,10 +119,7 @@ impl Row {
     ) -> Row {
         let native = Stats::of(native);
         let mount = Stats::of(mount);
-        let ratio = match (&native, &mount) {
-            (Some(n), Some(m)) if n.median > 0.0 => Some(m.median / n.median),
-            _ => None,
-        };
+        let ratio = Stats::ratio(&mount, &native);
         let met = match (ratio, target) {
             (Some(r), Some(t)) => Some(r >= t),
             _ => None,

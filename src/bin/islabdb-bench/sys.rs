@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 fn cstring(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
@@ -171,6 +171,15 @@ pub fn umount(mnt: &Path, lazy: bool) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Sends `cmd`'s output (stdout and stderr) to a new file `log`, its stdin from nothing.
+pub fn output_to(cmd: &mut std::process::Command, log: &Path) -> Result<()> {
+    use std::process::Stdio;
+    let out = std::fs::File::create(log).ctx(|| format!("create {}", log.display()))?;
+    let err = out.try_clone().ctx(|| format!("dup {}", log.display()))?;
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    Ok(())
 }
 
 /// Makes `cmd` start on `cpus` (not inheriting the client's pinning), in its own process
