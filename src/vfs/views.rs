@@ -167,10 +167,14 @@ impl Vfs {
 
     /// The generated file `name` of directory `parent`, if it has one.
     pub(super) fn view_in(&self, parent: u64, name: &[u8]) -> Option<u64> {
-        let dir = self.dir(parent).ok()?;
+        self.view_of(&self.dir(parent).ok()?, name)
+    }
+
+    /// The generated file `name` of `dir`, if it has one.
+    fn view_of(&self, dir: &Dir, name: &[u8]) -> Option<u64> {
         let name = std::str::from_utf8(name).ok()?;
-        self.is_view(&dir, name.as_bytes())
-            .then(|| self.views.ino(parent, name))
+        self.is_view(dir, name.as_bytes())
+            .then(|| self.views.ino(dir.ino, name))
     }
 
     /// A name the engine does not store: a snapshot's tree, or a generated file (the
@@ -182,9 +186,9 @@ impl Vfs {
         if let Some(id) = self.region(&dir).snapshot_root(&self.cx(), &dir, name) {
             return self.frozen_root(id);
         }
-        match std::str::from_utf8(name) {
-            Ok(text) if self.is_view(&dir, name) => self.view_attr(self.views.ino(parent, text)),
-            _ => Err(Error::NotFound),
+        match self.view_of(&dir, name) {
+            Some(ino) => self.view_attr(ino),
+            None => Err(Error::NotFound),
         }
     }
 
