@@ -130,8 +130,6 @@ pub struct Rules {
     by_group: bool,
 }
 
-/// Where in the universe a path is, as far as access goes: the places it needs a grant
-/// of (none: open), and whether only root and admin may change it.
 /// Every place the file can grant.
 const PLACES: [&str; 10] = [
     "spacetime/hot_data",
@@ -146,6 +144,8 @@ const PLACES: [&str; 10] = [
     "configuration",
 ];
 
+/// Where in the universe a path is, as far as access goes: the places it needs a grant
+/// of (none: open), and whether only root and admin may change it.
 struct Needs {
     places: &'static [&'static str],
     admin_only: bool,
@@ -480,6 +480,15 @@ mod tests {
 
     #[test]
     fn a_file_that_cannot_be_obeyed_closes_every_place_to_all_but_root() {
+        // Every place a file can grant is one the locked rules close.
+        let every = br#"{"cosmic_security": {"roles": {"a": {"users": ["root"]}},
+            "spacetime_access": {}, "temporal_access": {}, "quantum_operations": {}}}"#;
+        let granted: std::collections::BTreeSet<&str> = Rules::parse(every)
+            .expect("rules")
+            .places
+            .into_keys()
+            .collect();
+        assert_eq!(granted, PLACES.into_iter().collect());
         let r = Rules::locked();
         for place in PLACES {
             let path = format!("{place}/x");
