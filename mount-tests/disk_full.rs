@@ -72,7 +72,7 @@ fn move_data_to(data: &Path, disk: &Path) {
 /// A new universe whose data directory lives on `disk`.
 fn mount_on(disk: &Tmpfs) -> Mount {
     let mut m = Mount::new();
-    assert!(m.unmount_and_wait().success());
+    m.unmount_cleanly();
     move_data_to(m.data(), &disk.path());
     m.remount();
     m

@@ -224,7 +224,10 @@ impl Mount {
         let started = Instant::now();
         let deadline = started + MOUNT_TIMEOUT;
         loop {
-            if self.is_mounted() {
+            // The kernel lists the mount before the daemon has answered its handshake; a
+            // stat of the root waits for that answer. An unmount before it would end the
+            // daemon's session before it began.
+            if self.is_mounted() && fs::metadata(&self.mnt).is_ok() {
                 // A slow start under the suite's load is worth seeing before it is a failure.
                 if started.elapsed() > Duration::from_secs(5) {
                     eprintln!(
@@ -319,6 +322,18 @@ impl Mount {
                 tail(&self.log(), 100)
             ),
         }
+    }
+
+    /// Unmounts and asserts that the daemon exited with success; if not, the panic says
+    /// how it exited and ends with its log.
+    #[track_caller]
+    pub fn unmount_cleanly(&mut self) {
+        let status = self.unmount_and_wait();
+        assert!(
+            status.success(),
+            "daemon exited with {status} at unmount; log:\n{}",
+            tail(&self.log(), 100)
+        );
     }
 
     /// Sends `sig` to the daemon and waits for it to exit; returns its status.
