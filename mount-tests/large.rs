@@ -467,10 +467,29 @@ fn stored_files(m: &Mount) -> HashMap<std::path::PathBuf, u64> {
     out
 }
 
-/// Bytes the log and the shards grew by since `before` (a checkpoint may retire files
-/// meanwhile; only growth counts).
-fn stored_growth(m: &Mount, before: &HashMap<std::path::PathBuf, u64>) -> u64 {
-    stored_files(m)
+/// `stored_files` once they stop growing: what a phase wrote includes its audit lines,
+/// which the daemon writes at its next tick (about once a second). Without waiting for
+/// them, one phase's lines could be counted in the next phase's growth.
+fn settled_files(m: &Mount) -> HashMap<std::path::PathBuf, u64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = stored_files(m);
+    loop {
+        std::thread::sleep(Duration::from_millis(2500));
+        let now = stored_files(m);
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// Bytes the log and the shards grew by from `before` to `after` (a checkpoint may retire
+/// files meanwhile; only growth counts).
+fn stored_growth(
+    before: &HashMap<std::path::PathBuf, u64>,
+    after: &HashMap<std::path::PathBuf, u64>,
+) -> u64 {
+    after
         .iter()
         .map(|(p, len)| len.saturating_sub(before.get(p).copied().unwrap_or(0)))
         .sum()
@@ -495,14 +514,14 @@ fn appends_log_what_they_append_not_the_file() {
     let reader = File::open(&large).unwrap();
 
     let appends = |path: &std::path::Path| {
-        let before = stored_files(&m);
+        let before = settled_files(&m);
         let script = format!(
             "for i in $(seq 200); do echo \"appended line $i\" >> {}; done",
             shq(path)
         );
         let out = sh_output(&script);
         assert!(out.status.success(), "appends: {}", stderr(&out));
-        stored_growth(&m, &before)
+        stored_growth(&before, &settled_files(&m))
     };
     let to_small = appends(&small);
     let to_large = appends(&large);
