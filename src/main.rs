@@ -27,13 +27,13 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::engine::disk::{self, Faults};
+use crate::engine::{Engine, Settings};
+
 /// jemalloc: memory freed by one request thread goes back to the system rather than
 /// staying in that thread's glibc arena (see Cargo.toml).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-use crate::engine::disk::{self, Faults};
-use crate::engine::{Engine, Settings};
 
 #[derive(Parser)]
 #[command(
