@@ -1150,13 +1150,15 @@ fn bench(
             ready_secs,
             peak_rss_kib: st.vm_hwm_kib,
             rss_kib_at_end: st.vm_rss_kib,
-            peak_before_rounds_kib: hwm_before,
-            peak_raised_by: ALL
-                .iter()
-                .zip(&raised)
-                .filter(|&(_, &kib)| kib > 0)
-                .map(|(wl, &kib)| (wl.name(), kib))
-                .collect(),
+            peak_growth: Some(report::PeakGrowth {
+                before_rounds_kib: hwm_before,
+                raised_by: ALL
+                    .iter()
+                    .zip(&raised)
+                    .filter(|&(_, &kib)| kib > 0)
+                    .map(|(wl, &kib)| (wl.name(), kib))
+                    .collect(),
+            }),
             shutdown_secs: shutdown,
             log: d.log_path().display().to_string(),
         });

@@ -1399,8 +1399,7 @@ pub fn run(s: &Setup<'_>) -> Result<()> {
         ready_secs: ready.as_secs_f64(),
         peak_rss_kib: st.vm_hwm_kib,
         rss_kib_at_end: st.vm_rss_kib,
-        peak_before_rounds_kib: 0,
-        peak_raised_by: Vec::new(),
+        peak_growth: None,
         shutdown_secs: stopped.as_ref().ok().map(|s| s.shutdown.as_secs_f64()),
         log: d.log_path().display().to_string(),
     };

@@ -163,14 +163,20 @@ pub struct DaemonInfo {
     /// VmHWM of the daemon just before unmount.
     pub peak_rss_kib: u64,
     pub rss_kib_at_end: u64,
-    /// VmHWM when the rounds began (after the mount and the untimed preparations), and
-    /// the workloads during which it rose after, by how much (KiB, summed over the
-    /// rounds): where the memory went. Tracked by the main benchmark only.
-    pub peak_before_rounds_kib: u64,
-    pub peak_raised_by: Vec<(&'static str, u64)>,
+    /// Where the peak came from (the main benchmark only).
+    pub peak_growth: Option<PeakGrowth>,
     /// From the unmount request until the daemon exited.
     pub shutdown_secs: Option<f64>,
     pub log: String,
+}
+
+/// The daemon's VmHWM when the rounds began (after the mount and the untimed
+/// preparations), and the workloads during which it rose after, by how much (KiB, summed
+/// over the rounds).
+#[derive(Debug, Serialize)]
+pub struct PeakGrowth {
+    pub before_rounds_kib: u64,
+    pub raised_by: Vec<(&'static str, u64)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -315,17 +321,17 @@ pub fn print_table(r: &Report) {
                 s * 1000.0
             ))
         );
-        let raised: Vec<String> = d
-            .peak_raised_by
-            .iter()
-            // Below a MiB is the allocator's noise; the JSON has every figure.
-            .filter(|(_, kib)| *kib >= 1024)
-            .map(|(wl, kib)| format!("{wl} +{:.1}", *kib as f64 / 1024.0))
-            .collect();
-        if d.peak_before_rounds_kib > 0 {
+        if let Some(g) = &d.peak_growth {
+            let raised: Vec<String> = g
+                .raised_by
+                .iter()
+                // Below a MiB is the allocator's noise; the JSON has every figure.
+                .filter(|(_, kib)| *kib >= 1024)
+                .map(|(wl, kib)| format!("{wl} +{:.1}", *kib as f64 / 1024.0))
+                .collect();
             println!(
                 "peak RSS before the rounds {:.1} MiB; raised by at least a MiB during (MiB): {}",
-                d.peak_before_rounds_kib as f64 / 1024.0,
+                g.before_rounds_kib as f64 / 1024.0,
                 if raised.is_empty() {
                     "none".to_string()
                 } else {
