@@ -167,10 +167,15 @@ pub fn replay(
             continue;
         };
         if !cut_here || has_valid_frame_after(&buf, at + 1) {
+            let why = match until {
+                Some(_) => "which a snapshot needs",
+                None => {
+                    "with acknowledged records after it; refusing to guess. Restore this \
+                     segment from a backup, or remove it to accept the loss"
+                }
+            };
             return Err(Error::Corrupt(format!(
-                "{what}: damaged record at byte {at} ({bad}) with acknowledged records \
-                 after it; refusing to guess. Restore this segment from a backup, or \
-                 remove it to accept the loss"
+                "{what}: damaged record at byte {at} ({bad}) {why}"
             )));
         }
         log::warn!(
