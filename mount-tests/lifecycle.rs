@@ -148,6 +148,31 @@ fn umount_exits_zero_and_remount_recovers_everything() {
     );
 }
 
+/// `mount` then `umount` at once, as a script might: the unmount often comes before the
+/// daemon has answered the kernel's first request (the harness holds the daemon still
+/// meanwhile), and is still an ordinary unmount.
+#[test]
+fn umount_right_after_mount_exits_zero() {
+    let mut m = Mount::new();
+    let rec = format!("{USERS}/kept.json");
+    put(&m.path(&rec), b"{\"kept\":true}");
+    m.unmount_cleanly();
+    const STARTS: usize = 10;
+    for i in 0..STARTS {
+        let status = m.restart_and_unmount_at_once();
+        assert!(
+            status.success(),
+            "start {i}: daemon exited with {status} when unmounted at once; log:\n{}",
+            tail(&m.log(), 50)
+        );
+    }
+    // How many came before the daemon's first answer (a race, made likely: shown).
+    let early = m.log().matches("before the kernel's first request").count();
+    eprintln!("{early} of {STARTS} unmounts came before the daemon's handshake");
+    m.remount();
+    assert_eq!(get(&m.path(&rec)), b"{\"kept\":true}");
+}
+
 fn clean_exit_on(sig: i32) {
     let mut m = Mount::new();
     // A cold record is only durable within 1 s unless flushed: the signal

@@ -358,6 +358,19 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     let session = fuser::Session::new(fuse::Fuse::new(vfs.clone(), stale_tx), mountpoint, &config);
     let session = match session {
         Ok(s) => s,
+        // fuser mounts, then waits for the kernel's INIT; the device goes away before it
+        // when the mount is unmounted at once. Nothing was served: an ordinary unmount.
+        Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
+            log::info!(
+                "{} was unmounted before the kernel's first request",
+                mountpoint.display()
+            );
+            engine
+                .shutdown()
+                .map_err(|e| format!("final checkpoint failed: {e}"))?;
+            log::info!("unmounted; everything is durable");
+            return Ok(());
+        }
         Err(e) => {
             let _ = engine.shutdown();
             return Err(format!("cannot mount on {}: {e}", mountpoint.display()));

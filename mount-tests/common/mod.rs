@@ -184,6 +184,34 @@ impl Mount {
     /// up. Panics (with the log) if the daemon exits early or never mounts.
     #[track_caller]
     fn start(&mut self) {
+        // The kernel lists the mount before the daemon has answered its handshake; a
+        // stat of the root waits for that answer, so a test begins on a mount that serves.
+        self.start_until(
+            |m| m.is_mounted() && fs::metadata(&m.mnt).is_ok(),
+            Duration::from_millis(20),
+        );
+    }
+
+    /// Starts the daemon and unmounts as soon as the kernel lists the mount; returns how
+    /// the daemon exited. The daemon is stopped (SIGSTOP) from the moment the mount is
+    /// seen until it is unmounted, so the unmount often comes before it has answered the
+    /// kernel's first request, as it would on a loaded machine.
+    #[track_caller]
+    pub fn restart_and_unmount_at_once(&mut self) -> ExitStatus {
+        self.start_until(Mount::is_mounted, Duration::ZERO);
+        let pid = self.daemon_pid() as i32;
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let unmounted = umount2(&self.mnt, 0);
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        if let Err(e) = unmounted {
+            panic!("umount {}: {e}", self.mnt.display());
+        }
+        self.exit_after_umount()
+    }
+
+    /// Starts the daemon, polling every `poll` until `ready`.
+    #[track_caller]
+    fn start_until(&mut self, ready: impl Fn(&Mount) -> bool, poll: Duration) {
         assert!(self.child.is_none(), "start: a daemon is already running");
         assert!(
             !self.is_mounted(),
@@ -224,10 +252,7 @@ impl Mount {
         let started = Instant::now();
         let deadline = started + MOUNT_TIMEOUT;
         loop {
-            // The kernel lists the mount before the daemon has answered its handshake; a
-            // stat of the root waits for that answer. An unmount before it would end the
-            // daemon's session before it began.
-            if self.is_mounted() && fs::metadata(&self.mnt).is_ok() {
+            if ready(self) {
                 // A slow start under the suite's load is worth seeing before it is a failure.
                 if started.elapsed() > Duration::from_secs(5) {
                     eprintln!(
@@ -252,7 +277,7 @@ impl Mount {
                     tail(&self.log(), 200)
                 );
             }
-            thread::sleep(Duration::from_millis(20));
+            thread::sleep(poll);
         }
     }
 
@@ -315,6 +340,13 @@ impl Mount {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        self.exit_after_umount()
+    }
+
+    /// Waits for the daemon to exit after its mount went; panics with its log if it does
+    /// not in time.
+    #[track_caller]
+    fn exit_after_umount(&mut self) -> ExitStatus {
         match self.wait_exit(EXIT_TIMEOUT) {
             Some(status) => status,
             None => panic!(
