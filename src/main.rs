@@ -365,6 +365,7 @@ fn mount(args: &MountArgs) -> Result<(), String> {
                 "{} was unmounted before the kernel's first request",
                 mountpoint.display()
             );
+            vfs.stop();
             engine
                 .shutdown()
                 .map_err(|e| format!("final checkpoint failed: {e}"))?;
