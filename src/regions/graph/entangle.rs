@@ -46,7 +46,7 @@ pub struct Entangled {
     pub computed_at: Option<Micros>,
     /// Each node's partners, strongest first.
     partners: HashMap<u64, Vec<u64>>,
-    /// Nodes whose nearest were known (noted at their commit, or since the start).
+    /// Nodes whose nearest were known (kept since their commit, or listed since the start).
     pub nearest_known: usize,
 }
 
@@ -105,7 +105,7 @@ pub fn compute(graph: &Graph, space: &Space, rules: &GraphRules, now: Micros) ->
             }
         }
     }
-    // Similar pairs: each node's nearest as noted by the index (`Space::similar`).
+    // Similar pairs: each node's nearest as the space keeps them (`Space::similar`).
     let live = |ino: u64| graph.id_of(ino).is_some();
     for (&a, near) in space.similar().iter().filter(|(a, _)| live(**a)) {
         for &(b, d) in near.iter().filter(|(b, _)| live(*b)) {

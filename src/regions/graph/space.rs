@@ -1,14 +1,21 @@
 //! Where the nodes sit (`dimensions/`): each node's coordinates (its own, or derived from
 //! its content) in the k-nearest index, kept in step with every commit and removal of a
 //! node and logged, one entry per change, to `dimensions/coordinate_index.btree` (read
-//! back at start, rewritten whole once dead entries outnumber live ones). Each commit also
-//! notes the node's nearest nodes as the index found them then (`similar`: what similar
-//! pairs are made of, without a search of every node's nearest each time they are
-//! recomputed). The slow work — the index's proximity graph, the clusters, the nearest
-//! of nodes no commit noted since the start — is done by `upkeep` on copies, away from
-//! the lock every commit and read takes.
+//! back at start, rewritten whole once dead entries outnumber live ones).
+//!
+//! **Each node's nearest are kept** (`similar`), so that reading a neighbourhood costs no
+//! search: a commit lists the node's nearest from the keys its insert met, and offers
+//! itself to each of those keys' lists, where it takes the place of the farthest if it is
+//! nearer. Without a graph the insert meets every key, so the lists are exact, as a scan
+//! would give them; with one they are as good as the insert's search (its
+//! `ef_construction` candidates), measured by the bench's recall. A node that goes (or
+//! moves) leaves the lists it was in short: those are searched again when read, and by
+//! `upkeep`. The same lists make the similar pairs (`entangle`). The slow work — the
+//! index's proximity graph, the clusters, the lists of nodes not listed since the start
+//! or left short — is done by `upkeep` on copies, away from the lock every commit and
+//! read takes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -26,7 +33,7 @@ use crate::regions::temporal::time::{self, Micros};
 pub const CLUSTERS: &str = "similarity_clusters.json";
 /// Clusters are recomputed at most this often while nodes change.
 const RECLUSTER_EVERY: Duration = Duration::from_secs(30);
-/// Nearest nodes noted per node.
+/// Nearest nodes kept per node (a neighbourhood lists as many).
 pub const SIMILAR_KEPT: usize = 5;
 
 pub struct Space {
@@ -36,9 +43,19 @@ pub struct Space {
     /// Nodes changed since the clusters were computed.
     changed: bool,
     clustered: Option<(Instant, Micros, Clustering)>,
-    /// Each indexed node's nearest nodes, with their distances, as found when it was last
-    /// committed (or by `upkeep` after a start).
+    /// Each listed node's nearest nodes (`SIMILAR_KEPT`), with their distances, nearest
+    /// first.
     similar: HashMap<u64, Vec<(u64, f32)>>,
+    /// The nodes whose lists hold a node.
+    listed_by: HashMap<u64, Vec<u64>>,
+    /// Nodes whose lists lost a node that went or moved: to be searched again.
+    short: HashSet<u64>,
+    /// At least the farthest distance in any whole list (infinite while one holds fewer
+    /// than `SIMILAR_KEPT`): a newcomer farther than this joins no list, which spares a
+    /// look at each list of a scan's thousands of keys. It only grows between
+    /// recomputations by `upkeep` (`loose` says one is due).
+    far_bound: f32,
+    loose: bool,
 }
 
 impl Default for Space {
@@ -49,6 +66,10 @@ impl Default for Space {
             changed: true,
             clustered: None,
             similar: HashMap::new(),
+            listed_by: HashMap::new(),
+            short: HashSet::new(),
+            far_bound: f32::INFINITY,
+            loose: true,
         }
     }
 }
@@ -147,19 +168,16 @@ impl Space {
     /// A node's content was committed.
     pub fn committed(&mut self, cx: &Cx<'_>, dir: u64, ino: u64) {
         match coordinates_of(cx, ino) {
-            Ok(Some(v)) => match self.index.upsert_near(ino, &v, SIMILAR_KEPT) {
-                Ok(near) => {
-                    self.similar.insert(ino, near);
-                    self.changed = true;
-                    self.log(
-                        cx,
-                        dir,
-                        Entry::Upsert {
-                            key: ino,
-                            vector: v,
-                        },
-                    );
-                }
+            Ok(Some(v)) => match self.upsert(ino, &v) {
+                Ok(true) => self.log(
+                    cx,
+                    dir,
+                    Entry::Upsert {
+                        key: ino,
+                        vector: v,
+                    },
+                ),
+                Ok(false) => {}
                 Err(e) => log::warn!("node {ino} left out of the index: {e}"),
             },
             Ok(None) => self.removed(cx, dir, ino),
@@ -169,15 +187,136 @@ impl Space {
 
     /// A node went.
     pub fn removed(&mut self, cx: &Cx<'_>, dir: u64, ino: u64) {
-        self.similar.remove(&ino);
-        if self.index.remove(ino) {
-            self.changed = true;
+        if self.remove(ino) {
             self.log(cx, dir, Entry::Remove { key: ino });
         }
     }
 
-    /// The `k` nodes nearest `ino` (itself left out), with their distance.
+    /// Puts `ino` at `v` in the index and the lists; whether anything changed.
+    fn upsert(&mut self, ino: u64, v: &[f32]) -> Result<bool> {
+        let Some(met) = self.index.upsert_met(ino, v)? else {
+            return Ok(false);
+        };
+        self.unlist(ino);
+        self.changed = true;
+        let mut near: Vec<(u64, f32)> = Vec::with_capacity(SIMILAR_KEPT + 1);
+        for &(other, d) in &met {
+            if near.len() < SIMILAR_KEPT || near.last().is_some_and(|&(_, far)| d < far) {
+                near.insert(near.partition_point(|&(_, e)| e <= d), (other, d));
+                near.truncate(SIMILAR_KEPT);
+            }
+            if d < self.far_bound {
+                self.offer(other, ino, d);
+            }
+        }
+        self.set_list(ino, near);
+        Ok(true)
+    }
+
+    /// Takes `ino` out of the index and the lists; whether it was indexed.
+    fn remove(&mut self, ino: u64) -> bool {
+        self.unlist(ino);
+        self.short.remove(&ino);
+        let was = self.index.remove(ino);
+        self.changed |= was;
+        was
+    }
+
+    /// `ino`'s list goes, and `ino` leaves every list it was in (those are left short).
+    fn unlist(&mut self, ino: u64) {
+        for other in self.listed_by.remove(&ino).unwrap_or_default() {
+            if let Some(list) = self.similar.get_mut(&other) {
+                list.retain(|&(n, _)| n != ino);
+                self.short.insert(other);
+            }
+        }
+        for (n, _) in self.similar.remove(&ino).unwrap_or_default() {
+            self.not_listed_by(n, ino);
+        }
+    }
+
+    fn not_listed_by(&mut self, n: u64, by: u64) {
+        if let Some(by_list) = self.listed_by.get_mut(&n) {
+            by_list.retain(|&b| b != by);
+            if by_list.is_empty() {
+                self.listed_by.remove(&n);
+            }
+        }
+    }
+
+    /// `ino`'s list is `near` (nearest first); it is no longer short.
+    fn set_list(&mut self, ino: u64, near: Vec<(u64, f32)>) {
+        for (n, _) in self.similar.remove(&ino).unwrap_or_default() {
+            self.not_listed_by(n, ino);
+        }
+        for &(n, _) in &near {
+            self.listed_by.entry(n).or_default().push(ino);
+        }
+        let far = match near.len() {
+            SIMILAR_KEPT => near.last().map_or(f32::INFINITY, |&(_, d)| d),
+            _ => f32::INFINITY,
+        };
+        if far > self.far_bound {
+            self.far_bound = far;
+            self.loose = true;
+        }
+        self.similar.insert(ino, near);
+        self.short.remove(&ino);
+    }
+
+    /// Makes `far_bound` the farthest distance of the whole lists again.
+    pub fn tighten(&mut self) {
+        let mut bound = f32::NEG_INFINITY;
+        for (ino, list) in &self.similar {
+            if self.short.contains(ino) {
+                continue;
+            }
+            bound = match list.len() {
+                SIMILAR_KEPT => bound.max(list.last().map_or(f32::INFINITY, |&(_, d)| d)),
+                _ => f32::INFINITY,
+            };
+            if bound == f32::INFINITY {
+                break;
+            }
+        }
+        self.far_bound = bound;
+        self.loose = false;
+    }
+
+    /// `newcomer`, at distance `d` from `ino`, joins `ino`'s list if it is among the
+    /// nearest; after nodes at the same distance, as a scan in slot order would put it.
+    fn offer(&mut self, ino: u64, newcomer: u64, d: f32) {
+        if self.short.contains(&ino) {
+            return;
+        }
+        let Some(list) = self.similar.get_mut(&ino) else {
+            return;
+        };
+        if list.len() >= SIMILAR_KEPT && list.last().is_some_and(|&(_, far)| d >= far) {
+            return;
+        }
+        let at = list.partition_point(|&(_, e)| e <= d);
+        list.insert(at, (newcomer, d));
+        let dropped = (list.len() > SIMILAR_KEPT).then(|| list.pop()).flatten();
+        if let Some((n, _)) = dropped {
+            self.not_listed_by(n, ino);
+        }
+        self.listed_by.entry(newcomer).or_default().push(ino);
+    }
+
+    /// The `k` nodes nearest `ino` (itself left out), with their distance: its list when
+    /// that is whole, else a search.
     pub fn nearest(&self, ino: u64, k: usize) -> Vec<(u64, f32)> {
+        if k <= SIMILAR_KEPT
+            && !self.short.contains(&ino)
+            && let Some(list) = self.similar.get(&ino)
+        {
+            return list.iter().copied().take(k).collect();
+        }
+        self.search(ino, k)
+    }
+
+    fn search(&self, ino: u64, k: usize) -> Vec<(u64, f32)> {
         self.index
             .get(ino)
             .and_then(|v| self.index.nearest_others(ino, v, k).ok())
@@ -202,27 +341,32 @@ impl Space {
         self.index.nearest(v, k)
     }
 
-    /// Each indexed node's nearest, as last noted.
+    /// Each listed node's nearest, as kept (a short list has lost a node).
     pub fn similar(&self) -> &HashMap<u64, Vec<(u64, f32)>> {
         &self.similar
     }
 
-    /// Up to `max` indexed nodes whose nearest are not noted (since the start).
+    /// Up to `max` indexed nodes whose list is short, or missing (since the start).
     pub fn unnoted(&self, max: usize) -> Vec<u64> {
-        self.index
-            .iter()
-            .map(|(k, _)| k)
-            .filter(|k| !self.similar.contains_key(k))
-            .take(max)
-            .collect()
+        let mut out: Vec<u64> = self.short.iter().copied().take(max).collect();
+        out.extend(
+            self.index
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|k| !self.similar.contains_key(k))
+                .take(max - out.len()),
+        );
+        out
     }
 
-    /// Notes the nearest of `inos` (those still indexed).
+    /// Lists the nearest of `inos` (those still indexed), by a search.
     pub fn note_nearest(&mut self, inos: &[u64]) {
         for &ino in inos {
             if self.index.get(ino).is_some() {
-                let near = self.nearest(ino, SIMILAR_KEPT);
-                self.similar.insert(ino, near);
+                let near = self.search(ino, SIMILAR_KEPT);
+                self.set_list(ino, near);
+            } else {
+                self.short.remove(&ino);
             }
         }
     }
@@ -264,7 +408,11 @@ impl Space {
 
     /// Whether `upkeep` has anything to do.
     pub fn upkeep_due(&self) -> bool {
-        self.recluster_due() || self.index.wants_graph() || self.similar.len() < self.index.len()
+        self.recluster_due()
+            || self.index.wants_graph()
+            || !self.short.is_empty()
+            || self.loose
+            || self.similar.len() < self.index.len()
     }
 
     fn recluster_due(&self) -> bool {
@@ -299,5 +447,117 @@ impl Space {
             "distance": "cosine",
         });
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+
+    fn random_vec(rng: &mut SplitMix64, dim: usize) -> Vec<f32> {
+        (0..dim)
+            .map(|_| rng.next_f64() as f32 * 2.0 - 1.0)
+            .collect()
+    }
+
+    type Near = Vec<(u64, f32)>;
+
+    /// The whole lists (those no removal left short) and the exact answer for each.
+    fn whole_lists(space: &Space) -> Vec<(Near, Near)> {
+        let keys: Vec<u64> = space.index.iter().map(|(k, _)| k).collect();
+        keys.into_iter()
+            .filter(|k| !space.short.contains(k))
+            .filter_map(|k| {
+                let list = space.similar.get(&k)?.clone();
+                let v = space.index.get(k)?;
+                let mut exact = space.index.exact_nearest(v, SIMILAR_KEPT + 1).ok()?;
+                exact.retain(|&(n, _)| n != k);
+                exact.truncate(SIMILAR_KEPT);
+                Some((list, exact))
+            })
+            .collect()
+    }
+
+    /// Random inserts, moves, unchanged commits and removals below the graph's size: every
+    /// list kept whole equals a scan's answer, order and distances included, and reading a
+    /// neighbourhood answers it without a search.
+    #[test]
+    fn kept_lists_are_exact_without_a_graph() {
+        let mut rng = SplitMix64::new(77);
+        let mut space = Space::default();
+        let mut vectors: HashMap<u64, Vec<f32>> = HashMap::new();
+        for step in 0..3_000u64 {
+            let key = rng.below(2_000) as u64;
+            match rng.below(10) {
+                0..=5 => {
+                    let v = random_vec(&mut rng, 8);
+                    assert!(
+                        space.upsert(key, &v).unwrap(),
+                        "a new vector changes the index"
+                    );
+                    vectors.insert(key, v);
+                }
+                6 => {
+                    if let Some(v) = vectors.get(&key) {
+                        assert!(
+                            !space.upsert(key, v).unwrap(),
+                            "the same vector changes nothing"
+                        );
+                    }
+                }
+                _ => assert_eq!(space.remove(key), vectors.remove(&key).is_some()),
+            }
+            if step % 100 == 99 {
+                let lists = whole_lists(&space);
+                assert!(lists.len() * 2 > vectors.len(), "most lists are whole");
+                for (list, exact) in &lists {
+                    assert_eq!(list, exact);
+                }
+                let listed: usize = space.listed_by.values().map(Vec::len).sum();
+                let held: usize = space.similar.values().map(Vec::len).sum();
+                assert_eq!(listed, held, "each listing is known to the node listed");
+                // upkeep's work: the short lists searched again, then all are whole.
+                let todo = space.unnoted(usize::MAX);
+                space.note_nearest(&todo);
+                space.tighten();
+                assert!(space.short.is_empty() && space.similar.len() == vectors.len());
+                assert!(whole_lists(&space).iter().all(|(l, e)| l == e));
+            }
+        }
+    }
+
+    /// With a graph the lists are as good as the inserts' searches: recall@5 against a
+    /// scan, over nodes inserted after the graph was built.
+    #[test]
+    fn kept_lists_follow_the_graph_closely() {
+        let mut rng = SplitMix64::new(78);
+        let params = Params {
+            approx_from: 500,
+            exact_below: 400,
+            ..Params::default()
+        };
+        let mut space = Space {
+            index: Index::with_params(Metric::Cosine, params),
+            ..Space::default()
+        };
+        for key in 0..600u64 {
+            space.upsert(key, &random_vec(&mut rng, 16)).unwrap();
+        }
+        space.index.settle();
+        space.tighten();
+        assert!(space.index.is_approximate());
+        for key in 600..3_000u64 {
+            space.upsert(key, &random_vec(&mut rng, 16)).unwrap();
+        }
+        let lists = whole_lists(&space);
+        assert_eq!(lists.len(), 3_000, "no removal: every list is whole");
+        let hits: usize = lists
+            .iter()
+            .map(|(l, e)| l.iter().filter(|x| e.iter().any(|y| y.0 == x.0)).count())
+            .sum();
+        let recall = hits as f64 / (lists.len() * SIMILAR_KEPT) as f64;
+        println!("kept lists with a graph: recall@5 {recall:.3}");
+        assert!(recall >= 0.95, "recall@5 {recall}");
     }
 }

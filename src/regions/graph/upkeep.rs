@@ -39,6 +39,7 @@ pub fn start(shared: &Arc<Shared>) {
 fn pass(shared: &Shared) {
     build_index(shared);
     note_nearest(shared);
+    shared.space().tighten();
     let points = shared.space().cluster_input();
     if let Some(c) = points.as_deref().and_then(Space::cluster) {
         shared.space().set_clusters(c);

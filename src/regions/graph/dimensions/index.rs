@@ -179,16 +179,18 @@ impl Index {
 
     /// Sets `key`'s vector (inserting or replacing it).
     pub fn upsert(&mut self, key: u64, v: &[f32]) -> Result<()> {
-        self.upsert_near(key, v, 0).map(drop)
+        self.upsert_met(key, v).map(drop)
     }
 
-    /// Sets `key`'s vector, and answers the `k` keys nearest it (itself left out): those
-    /// the graph's insert met on its way, or a scan while there is no graph. An unchanged
-    /// vector changes nothing and answers a query.
-    pub fn upsert_near(&mut self, key: u64, v: &[f32], k: usize) -> Result<Vec<(u64, f32)>> {
+    /// Sets `key`'s vector, and answers the keys it met, with their distances, itself
+    /// left out: while there is a graph, those its insert met on the lowest level
+    /// (`ef_construction` at most, the nearest among them), nearest first; else every key
+    /// from the scan, in slot order. Either way equal distances come in slot order. `None`:
+    /// the vector is unchanged, and nothing changed.
+    pub fn upsert_met(&mut self, key: u64, v: &[f32]) -> Result<Option<Vec<(u64, f32)>>> {
         self.check(v)?;
         if self.get(key) == Some(v) {
-            return self.nearest_others(key, v, k);
+            return Ok(None);
         }
         if self.is_empty() {
             // A fresh start, possibly at another dimension.
@@ -197,20 +199,29 @@ impl Index {
         }
         self.store.kill(key);
         let slot = self.store.push(key, v);
-        let near = match &mut self.graph {
-            Some(g) => {
-                let met = g.insert(&self.store, self.metric, slot);
-                let live = met
-                    .into_iter()
-                    .filter(|n| n.slot != slot && self.store.is_live(n.slot));
-                self.answer(live.take(k).collect())
+        let met = match &mut self.graph {
+            Some(g) => g.insert(&self.store, self.metric, slot),
+            None => {
+                let iq = self.store.inv(slot);
+                (0..slot)
+                    .map(|s| Near {
+                        d: self
+                            .metric
+                            .raw(v, iq, self.store.vector(s), self.store.inv(s)),
+                        slot: s,
+                    })
+                    .collect()
             }
-            None => self.nearest_others(key, v, k)?,
         };
+        let live = met
+            .into_iter()
+            .filter(|n| n.slot != slot && self.store.is_live(n.slot))
+            .collect();
+        let met = self.answer(live);
         if self.graph.is_none() && self.too_dead() {
             self.store = self.store.compacted();
         }
-        Ok(near)
+        Ok(Some(met))
     }
 
     /// The `k` keys nearest `v` but `key`.

@@ -38,7 +38,8 @@ impl Metric {
     #[inline]
     pub fn raw(self, a: &[f32], ia: f32, b: &[f32], ib: f32) -> f32 {
         match self {
-            Metric::Cosine => 1.0 - dot(a, b) * ia * ib,
+            // The smaller factor first: the same value whichever vector is the query.
+            Metric::Cosine => 1.0 - dot(a, b) * ia.min(ib) * ia.max(ib),
             Metric::Euclidean => squared_l2(a, b),
         }
     }

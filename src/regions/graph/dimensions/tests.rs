@@ -207,7 +207,7 @@ fn a_graph_built_on_a_copy_catches_up_with_the_changes_made_meanwhile() {
 }
 
 #[test]
-fn an_upsert_answers_the_nearest_it_met() {
+fn an_upsert_answers_the_keys_it_met_nearest_first() {
     let mut rng = SplitMix64::new(12);
     for approx in [false, true] {
         let mut idx = Index::with_params(Metric::Cosine, small(300, 200));
@@ -218,8 +218,16 @@ fn an_upsert_answers_the_nearest_it_met() {
             idx.settle();
         }
         let v = random_vec(&mut rng, 8);
-        let near = idx.upsert_near(7, &v, 5).unwrap();
+        let mut met = idx.upsert_met(7, &v).unwrap().expect("a new vector");
+        if approx {
+            assert!(met.windows(2).all(|w| w[0].1 <= w[1].1), "nearest first");
+        } else {
+            assert_eq!(met.len(), 499, "a scan meets every other key");
+            met.sort_by(|a, b| a.1.total_cmp(&b.1));
+        }
+        let near: Vec<(u64, f32)> = met.iter().copied().take(5).collect();
         assert_eq!(near.len(), 5);
+        assert_eq!(idx.upsert_met(7, &v).unwrap(), None, "an unchanged vector");
         assert!(near.iter().all(|&(k, _)| k != 7), "itself left out");
         let exact: Vec<(u64, f32)> = idx
             .exact_nearest(&v, 6)
