@@ -177,9 +177,13 @@ impl Index {
         Ok(())
     }
 
-    /// Sets `key`'s vector (inserting or replacing it).
+    /// Sets `key`'s vector (inserting or replacing it). Loading a file puts every vector
+    /// so: no scan of the others, which would make a start quadratic in the nodes.
     pub fn upsert(&mut self, key: u64, v: &[f32]) -> Result<()> {
-        self.upsert_met(key, v).map(drop)
+        if self.place(key, v)?.is_some() {
+            self.drop_dead();
+        }
+        Ok(())
     }
 
     /// Sets `key`'s vector, and answers the keys it met, with their distances, itself
@@ -188,19 +192,11 @@ impl Index {
     /// from the scan, in slot order. Either way equal distances come in slot order. `None`:
     /// the vector is unchanged, and nothing changed.
     pub fn upsert_met(&mut self, key: u64, v: &[f32]) -> Result<Option<Vec<(u64, f32)>>> {
-        self.check(v)?;
-        if self.get(key) == Some(v) {
+        let Some((slot, met)) = self.place(key, v)? else {
             return Ok(None);
-        }
-        if self.is_empty() {
-            // A fresh start, possibly at another dimension.
-            self.store = Store::new(v.len());
-            self.graph = None;
-        }
-        self.store.kill(key);
-        let slot = self.store.push(key, v);
-        let met = match &mut self.graph {
-            Some(g) => g.insert(&self.store, self.metric, slot),
+        };
+        let met = match self.graph {
+            Some(_) => met,
             None => {
                 let iq = self.store.inv(slot);
                 (0..slot)
@@ -218,10 +214,36 @@ impl Index {
             .filter(|n| n.slot != slot && self.store.is_live(n.slot))
             .collect();
         let met = self.answer(live);
+        self.drop_dead();
+        Ok(Some(met))
+    }
+
+    /// Puts `v` in a new slot for `key` and links it into the graph, if there is one: the
+    /// slot, and the slots the graph's insert met. `None`: the vector is unchanged.
+    fn place(&mut self, key: u64, v: &[f32]) -> Result<Option<(u32, Vec<Near>)>> {
+        self.check(v)?;
+        if self.get(key) == Some(v) {
+            return Ok(None);
+        }
+        if self.is_empty() {
+            // A fresh start, possibly at another dimension.
+            self.store = Store::new(v.len());
+            self.graph = None;
+        }
+        self.store.kill(key);
+        let slot = self.store.push(key, v);
+        let met = match &mut self.graph {
+            Some(g) => g.insert(&self.store, self.metric, slot),
+            None => Vec::new(),
+        };
+        Ok(Some((slot, met)))
+    }
+
+    /// Without a graph, drops the dead slots once they are too many (slot numbers change).
+    fn drop_dead(&mut self) {
         if self.graph.is_none() && self.too_dead() {
             self.store = self.store.compacted();
         }
-        Ok(Some(met))
     }
 
     /// The `k` keys nearest `v` but `key`.
@@ -240,12 +262,11 @@ impl Index {
         if self.store.kill(key).is_none() {
             return false;
         }
-        let below = self.len() < self.params.exact_below;
-        if below || (self.graph.is_none() && self.too_dead()) {
-            if below {
-                self.graph = None;
-            }
+        if self.len() < self.params.exact_below {
+            self.graph = None;
             self.store = self.store.compacted();
+        } else {
+            self.drop_dead();
         }
         true
     }
