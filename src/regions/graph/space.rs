@@ -52,8 +52,9 @@ pub struct Space {
     short: HashSet<u64>,
     /// At least the farthest distance in any whole list (infinite while one holds fewer
     /// than `SIMILAR_KEPT`): a newcomer farther than this joins no list, which spares a
-    /// look at each list of a scan's thousands of keys. It only grows between
-    /// recomputations by `upkeep` (`loose` says one is due).
+    /// look at each list of a scan's thousands of keys. Raised as lists are set, lowered
+    /// by `upkeep` (`tighten`) after a raise (`loose`): a raise to infinity by the first
+    /// short lists must not last.
     far_bound: f32,
     loose: bool,
 }
@@ -84,6 +85,25 @@ fn coordinates_of(cx: &Cx<'_>, ino: u64) -> Result<Option<Vec<f32>>> {
     let v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| crate::error::Error::InvalidRecord(e.to_string()))?;
     coords::of_node(&v).map(Some)
+}
+
+/// Puts `(n, d)` in `list` (nearest first, `SIMILAR_KEPT` long once full) if it is among
+/// the nearest, after entries at the same distance, as a scan in slot order would put it;
+/// whether it went in (the list may then be one too long).
+fn join(list: &mut Vec<(u64, f32)>, n: u64, d: f32) -> bool {
+    if list.len() >= SIMILAR_KEPT && list.last().is_some_and(|&(_, far)| d >= far) {
+        return false;
+    }
+    list.insert(list.partition_point(|&(_, e)| e <= d), (n, d));
+    true
+}
+
+/// The farthest distance a newcomer must beat to join `list`: infinite until it is full.
+fn farthest(list: &[(u64, f32)]) -> f32 {
+    match list.len() {
+        SIMILAR_KEPT => list.last().map_or(f32::INFINITY, |&(_, d)| d),
+        _ => f32::INFINITY,
+    }
 }
 
 impl Space {
@@ -201,8 +221,7 @@ impl Space {
         self.changed = true;
         let mut near: Vec<(u64, f32)> = Vec::with_capacity(SIMILAR_KEPT + 1);
         for &(other, d) in &met {
-            if near.len() < SIMILAR_KEPT || near.last().is_some_and(|&(_, far)| d < far) {
-                near.insert(near.partition_point(|&(_, e)| e <= d), (other, d));
+            if join(&mut near, other, d) {
                 near.truncate(SIMILAR_KEPT);
             }
             if d < self.far_bound {
@@ -216,7 +235,6 @@ impl Space {
     /// Takes `ino` out of the index and the lists; whether it was indexed.
     fn remove(&mut self, ino: u64) -> bool {
         self.unlist(ino);
-        self.short.remove(&ino);
         let was = self.index.remove(ino);
         self.changed |= was;
         was
@@ -230,6 +248,12 @@ impl Space {
                 self.short.insert(other);
             }
         }
+        self.drop_list(ino);
+    }
+
+    /// `ino`'s own list goes (short or not); the nodes in it are no longer listed by it.
+    fn drop_list(&mut self, ino: u64) {
+        self.short.remove(&ino);
         for (n, _) in self.similar.remove(&ino).unwrap_or_default() {
             self.not_listed_by(n, ino);
         }
@@ -246,40 +270,26 @@ impl Space {
 
     /// `ino`'s list is `near` (nearest first); it is no longer short.
     fn set_list(&mut self, ino: u64, near: Vec<(u64, f32)>) {
-        for (n, _) in self.similar.remove(&ino).unwrap_or_default() {
-            self.not_listed_by(n, ino);
-        }
+        self.drop_list(ino);
         for &(n, _) in &near {
             self.listed_by.entry(n).or_default().push(ino);
         }
-        let far = match near.len() {
-            SIMILAR_KEPT => near.last().map_or(f32::INFINITY, |&(_, d)| d),
-            _ => f32::INFINITY,
-        };
+        let far = farthest(&near);
         if far > self.far_bound {
             self.far_bound = far;
             self.loose = true;
         }
         self.similar.insert(ino, near);
-        self.short.remove(&ino);
     }
 
     /// Makes `far_bound` the farthest distance of the whole lists again.
     pub fn tighten(&mut self) {
-        let mut bound = f32::NEG_INFINITY;
-        for (ino, list) in &self.similar {
-            if self.short.contains(ino) {
-                continue;
-            }
-            bound = match list.len() {
-                SIMILAR_KEPT => bound.max(list.last().map_or(f32::INFINITY, |&(_, d)| d)),
-                _ => f32::INFINITY,
-            };
-            if bound == f32::INFINITY {
-                break;
-            }
-        }
-        self.far_bound = bound;
+        self.far_bound = self
+            .similar
+            .iter()
+            .filter(|(ino, _)| !self.short.contains(ino))
+            .map(|(_, list)| farthest(list))
+            .fold(f32::NEG_INFINITY, f32::max);
         self.loose = false;
     }
 
@@ -292,11 +302,9 @@ impl Space {
         let Some(list) = self.similar.get_mut(&ino) else {
             return;
         };
-        if list.len() >= SIMILAR_KEPT && list.last().is_some_and(|&(_, far)| d >= far) {
+        if !join(list, newcomer, d) {
             return;
         }
-        let at = list.partition_point(|&(_, e)| e <= d);
-        list.insert(at, (newcomer, d));
         let dropped = (list.len() > SIMILAR_KEPT).then(|| list.pop()).flatten();
         if let Some((n, _)) = dropped {
             self.not_listed_by(n, ino);
@@ -366,7 +374,7 @@ impl Space {
                 let near = self.search(ino, SIMILAR_KEPT);
                 self.set_list(ino, near);
             } else {
-                self.short.remove(&ino);
+                self.drop_list(ino);
             }
         }
     }
