@@ -365,12 +365,7 @@ fn mount(args: &MountArgs) -> Result<(), String> {
                 "{} was unmounted before the kernel's first request",
                 mountpoint.display()
             );
-            vfs.stop();
-            engine
-                .shutdown()
-                .map_err(|e| format!("final checkpoint failed: {e}"))?;
-            log::info!("unmounted; everything is durable");
-            return Ok(());
+            return close_universe(&vfs, &engine);
         }
         Err(e) => {
             let _ = engine.shutdown();
@@ -425,12 +420,18 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     if ticker.join().is_err() {
         log::error!("the regions' periodic work panicked");
     }
-    vfs.stop();
-    let flushed = engine.shutdown();
     if let Err(e) = &served {
         log::error!("session ended with an error: {e}");
     }
-    flushed.map_err(|e| format!("final checkpoint failed: {e}"))?;
+    close_universe(&vfs, &engine)
+}
+
+/// After the mount went: the regions stop, then the engine writes its final checkpoint.
+fn close_universe(vfs: &vfs::Vfs, engine: &Engine) -> Result<(), String> {
+    vfs.stop();
+    engine
+        .shutdown()
+        .map_err(|e| format!("final checkpoint failed: {e}"))?;
     log::info!("unmounted; everything is durable");
     Ok(())
 }
