@@ -195,25 +195,15 @@ impl Index {
         let Some((slot, met)) = self.place(key, v)? else {
             return Ok(None);
         };
-        let met = match self.graph {
+        let met: Vec<Near> = match self.graph {
             Some(_) => met,
-            None => {
-                let iq = self.store.inv(slot);
-                (0..slot)
-                    .map(|s| Near {
-                        d: self
-                            .metric
-                            .raw(v, iq, self.store.vector(s), self.store.inv(s)),
-                        slot: s,
-                    })
-                    .collect()
-            }
+            None => self.scan(v, self.store.inv(slot)).collect(),
         };
-        let live = met
+        let others = met
             .into_iter()
             .filter(|n| n.slot != slot && self.store.is_live(n.slot))
             .collect();
-        let met = self.answer(live);
+        let met = self.answer(others);
         self.drop_dead();
         Ok(Some(met))
     }
@@ -362,14 +352,7 @@ impl Index {
         }
         let iq = inv_norm(q);
         let mut best: BinaryHeap<Near> = BinaryHeap::with_capacity(k + 1);
-        for slot in 0..self.store.slots() as u32 {
-            if !self.store.is_live(slot) {
-                continue;
-            }
-            let d = self
-                .metric
-                .raw(q, iq, self.store.vector(slot), self.store.inv(slot));
-            let near = Near { d, slot };
+        for near in self.scan(q, iq) {
             if best.len() < k {
                 best.push(near);
             } else if best.peek().is_some_and(|w| near < *w) {
@@ -378,6 +361,18 @@ impl Index {
             }
         }
         Ok(self.answer(best.into_sorted_vec()))
+    }
+
+    /// Every live slot at its distance from `q` (whose `inv_norm` is `iq`), in slot order.
+    fn scan<'a>(&'a self, q: &'a [f32], iq: f32) -> impl Iterator<Item = Near> + 'a {
+        (0..self.store.slots() as u32)
+            .filter(|&slot| self.store.is_live(slot))
+            .map(move |slot| Near {
+                d: self
+                    .metric
+                    .raw(q, iq, self.store.vector(slot), self.store.inv(slot)),
+                slot,
+            })
     }
 
     fn check_query(&self, q: &[f32]) -> Result<()> {
