@@ -9,6 +9,7 @@ mod events;
 mod fuse;
 mod identity;
 mod logbook;
+mod memory;
 mod metrics;
 mod namespace;
 mod placement;
@@ -336,6 +337,8 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     engine
         .start()
         .map_err(|e| format!("cannot start engine threads: {e}"))?;
+    let _governor = memory::Governor::start(engine.clone())
+        .map_err(|e| format!("cannot start the memory thread: {e}"))?;
 
     let mut config = fuser::Config::default();
     config.mount_options = vec![

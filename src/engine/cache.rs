@@ -1,7 +1,11 @@
 //! The content cache: an LRU of decoded contents (whole small files, and 1 MiB chunks of
-//! large ones) bounded by a byte budget, keyed by inode version so that a stale entry can
+//! large ones) bounded by a byte limit, keyed by inode version so that a stale entry can
 //! never be served. Old versions are not hunted down on commit (that would scan the
-//! cache); they are never asked for again and age out under the budget.
+//! cache); they are never asked for again and age out under the limit.
+//!
+//! The budget (`--cache-mb`) is the daemon's memory budget: the limit is what the rest of
+//! the daemon leaves of it (`share`), at least an eighth of it, so that the graph's index,
+//! the inode table and the request buffers are paid for by the cache rather than on top.
 
 use std::sync::Arc;
 
@@ -43,6 +47,8 @@ pub struct Cache {
     lru: LruCache<Key, Arc<Vec<u8>>>,
     bytes: usize,
     budget: usize,
+    /// What the cache may hold now: the budget less what the rest of the daemon uses.
+    limit: usize,
     pub hits: u64,
     pub misses: u64,
     /// (hits, misses) of the reads of each tier's files.
@@ -60,6 +66,7 @@ impl Cache {
             lru: LruCache::unbounded(),
             bytes: 0,
             budget,
+            limit: budget,
             hits: 0,
             misses: 0,
             by_tier: [(0, 0); 3],
@@ -86,11 +93,11 @@ impl Cache {
         hit
     }
 
-    /// Caches `data` (counted by its allocation, not its length) unless it would take more than a quarter of the budget: one large read
-    /// must not flush everything else.
+    /// Caches `data` (counted by its allocation, not its length) unless it would take more
+    /// than a quarter of the limit: one large read must not flush everything else.
     pub fn put(&mut self, key: Key, data: Arc<Vec<u8>>) {
         let cost = cost_of(&data);
-        if cost > self.budget / 4 {
+        if cost > self.limit / 4 {
             return;
         }
         if let Some(old) = self.lru.put(key, data) {
@@ -100,13 +107,22 @@ impl Cache {
         self.shrink();
     }
 
+    /// A new budget; the limit starts there until the next `fit`.
     pub fn set_budget(&mut self, budget: usize) {
         self.budget = budget;
+        self.limit = budget;
+        self.shrink();
+    }
+
+    /// Fits the limit to a daemon whose resident memory is `resident` bytes, this cache
+    /// included, evicting what no longer fits.
+    pub fn fit(&mut self, resident: usize) {
+        self.limit = share(self.budget, resident.saturating_sub(self.bytes));
         self.shrink();
     }
 
     fn shrink(&mut self) {
-        while self.bytes > self.budget {
+        while self.bytes > self.limit {
             match self.lru.pop_lru() {
                 Some((_, v)) => {
                     self.bytes -= cost_of(&v);
@@ -123,6 +139,10 @@ impl Cache {
 
     pub fn budget(&self) -> usize {
         self.budget
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
     /// The files with cached content, most recently used first, with the bytes cached of
@@ -150,6 +170,14 @@ impl Cache {
     pub fn len(&self) -> usize {
         self.lru.len()
     }
+}
+
+/// What the cache may hold of `budget` when the rest of the daemon holds `rest` bytes:
+/// what is left, but never under an eighth of the budget (a cache that holds nothing
+/// would turn every read into a decode; past that point the daemon is over budget, and
+/// `real_time.json` shows it).
+pub fn share(budget: usize, rest: usize) -> usize {
+    budget.saturating_sub(rest).max(budget / 8)
 }
 
 /// What an entry holds in memory.
@@ -203,5 +231,39 @@ mod tests {
         c.put(key(3), Arc::new(vec![0; 2000]));
         c.set_budget(1000);
         assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn the_limit_gives_way_to_the_rest_of_the_daemon() {
+        let mut c = Cache::new(80_000);
+        for i in 0..60 {
+            c.put(key(i), Arc::new(vec![0; 1000]));
+        }
+        let full = c.bytes();
+        assert_eq!(full, 60 * 1192);
+        // The rest of the daemon holds 30,000 bytes beside the cache: 50,000 are left.
+        c.fit(full + 30_000);
+        assert_eq!(c.limit(), 50_000);
+        assert!(
+            c.bytes() <= 50_000 && c.bytes() > 50_000 - 1192,
+            "{}",
+            c.bytes()
+        );
+        // The newest entries stayed.
+        assert!(c.get_hot(&key(59)).is_some() && c.get_hot(&key(0)).is_none());
+        // The rest grows past the budget: the cache keeps its eighth.
+        c.fit(c.bytes() + 200_000);
+        assert_eq!(c.limit(), 10_000);
+        assert!(c.bytes() <= 10_000);
+        // An entry over a quarter of the limit is not cached while it is small.
+        c.put(key(100), Arc::new(vec![0; 3000]));
+        assert!(c.get_hot(&key(100)).is_none());
+        // The rest shrinks again: the limit is back at the budget.
+        c.fit(c.bytes());
+        assert_eq!(c.limit(), 80_000);
+        assert_eq!(
+            (share(100, 0), share(100, 40), share(100, 95)),
+            (100, 60, 12)
+        );
     }
 }

@@ -222,6 +222,11 @@ impl Engine {
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = s;
     }
 
+    /// Fits the cache to a daemon whose resident memory is `resident` bytes (see `cache`).
+    pub fn fit_cache(&self, resident: usize) {
+        lock(&self.cache).fit(resident);
+    }
+
     /// Starts the log flusher and the checkpointer; they stop in `shutdown`.
     pub fn start(self: &Arc<Self>) -> Result<()> {
         let e = self.clone();

@@ -34,6 +34,8 @@ pub struct Counters {
     pub cache_evictions: u64,
     pub cache_bytes: u64,
     pub cache_budget: u64,
+    /// What the cache may hold now: the budget less the rest of the daemon's memory.
+    pub cache_limit: u64,
     pub cache_entries: u64,
     /// Files read into the cache before anyone asked (`Engine::prefetch`).
     pub prefetched: u64,
@@ -132,6 +134,7 @@ impl Engine {
             cache_evictions: c.evictions,
             cache_bytes: c.bytes() as u64,
             cache_budget: c.budget() as u64,
+            cache_limit: c.limit() as u64,
             cache_entries: c.len() as u64,
             prefetched: self.counters.prefetched.load(Ordering::Relaxed),
             log_bytes_since_checkpoint: self.wal.written()

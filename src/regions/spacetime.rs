@@ -73,6 +73,7 @@ impl Spacetime {
                 "hit_ratio": ratio(c.cache_hits, c.cache_misses),
                 "bytes": c.cache_bytes,
                 "budget": c.cache_budget,
+                "limit": c.cache_limit,
                 "entries": c.cache_entries,
                 "evictions": c.cache_evictions,
             },

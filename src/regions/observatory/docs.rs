@@ -84,6 +84,7 @@ pub fn real_time(cx: &Cx<'_>, points: &Points, uptime: Duration) -> Vec<u8> {
             "hit_ratio": if lookups == 0 { Value::Null } else { json!(ratio(c.cache_hits as f64 / lookups as f64)) },
             "bytes": c.cache_bytes,
             "budget": c.cache_budget,
+            "limit": c.cache_limit,
             "entries": c.cache_entries,
             "evictions": c.cache_evictions,
         },

@@ -1,0 +1,100 @@
+//! The daemon's memory: one budget for all of it. The cache is the only part that can give
+//! memory back on demand, so a thread measures the process's resident memory ten times a
+//! second and fits the cache's limit to what the rest leaves of the budget (see
+//! `engine::cache`). The allocator is tuned so that what is freed leaves the resident
+//! set within about a second, or the measure would count memory nobody holds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::engine::Engine;
+
+/// jemalloc's options, read before `main` (the symbol is the prefixed `malloc_conf` of
+/// tikv-jemalloc-sys). Background threads purge freed pages even in arenas whose threads
+/// went idle; a dirty page is returned after 1 s rather than 10 s, and not kept "muzzy"
+/// (lazily freed pages still count as resident until the kernel needs them).
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static MALLOC_CONF: &[u8; 60] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
+/// How often the cache is fitted: a burst of allocation overshoots the budget for at most
+/// this long before the cache gives way.
+const PERIOD: Duration = Duration::from_millis(100);
+
+/// The process's resident memory in bytes (`/proc/self/statm`), if it can be read.
+pub fn resident() -> Option<usize> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * usize::try_from(page).ok()?)
+}
+
+/// The thread that keeps the cache within what the budget leaves; stopped when dropped.
+pub struct Governor {
+    running: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Governor {
+    pub fn start(engine: Arc<Engine>) -> std::io::Result<Governor> {
+        let running = Arc::new(AtomicBool::new(true));
+        let flag = running.clone();
+        let thread = std::thread::Builder::new()
+            .name("memory".into())
+            .spawn(move || {
+                while flag.load(Ordering::Relaxed) {
+                    match resident() {
+                        Some(bytes) => engine.fit_cache(bytes),
+                        None => {
+                            log::warn!(
+                                "cannot read /proc/self/statm: the cache keeps its whole budget"
+                            );
+                            return;
+                        }
+                    }
+                    std::thread::sleep(PERIOD);
+                }
+            })?;
+        Ok(Governor {
+            running,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Governor {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Relaxed);
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            log::error!("the memory governor panicked");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allocator_reads_its_options_and_resident_memory_is_measured() {
+        // jemalloc took the options (a misspelt symbol would leave its defaults).
+        assert!(tikv_jemalloc_ctl::opt::background_thread::read().expect("mallctl"));
+        let decay: isize =
+            unsafe { tikv_jemalloc_ctl::raw::read(b"opt.dirty_decay_ms\0") }.expect("mallctl");
+        assert_eq!(decay, 1000);
+        let before = resident().expect("statm");
+        // Touching 64 MiB makes it resident.
+        let block = vec![1u8; 64 << 20];
+        let after = resident().expect("statm");
+        assert!(
+            after >= before + (60 << 20),
+            "{before} -> {after} with {} bytes touched",
+            block.len()
+        );
+    }
+}
