@@ -403,9 +403,8 @@ impl Space {
     }
 
     /// Clusters `points` (from `cluster_input`): slow, so called without the lock.
-    pub fn cluster(points: &[(u64, Vec<f32>)]) -> Option<Clustering> {
-        let points: Vec<(u64, &[f32])> = points.iter().map(|(k, v)| (*k, v.as_slice())).collect();
-        clusters::cluster(&points, Metric::Cosine, None)
+    pub fn cluster(points: Vec<(u64, Vec<f32>)>) -> Option<Clustering> {
+        clusters::cluster(points, Metric::Cosine, None)
             .map_err(|e| log::warn!("{CLUSTERS}: {e}"))
             .ok()
     }

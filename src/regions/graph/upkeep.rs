@@ -41,7 +41,7 @@ fn pass(shared: &Shared) {
     note_nearest(shared);
     shared.space().tighten();
     let points = shared.space().cluster_input();
-    if let Some(c) = points.as_deref().and_then(Space::cluster) {
+    if let Some(c) = points.and_then(Space::cluster) {
         shared.space().set_clusters(c);
     }
 }

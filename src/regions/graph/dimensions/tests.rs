@@ -341,9 +341,9 @@ fn hundred_thousand_nodes() {
         let (r, aq, eq) = recall(&idx, &queries, 10);
         println!("ef_search {ef}: recall@10 {r:.3}; graph {aq:.0} q/s, scan {eq:.0} q/s");
     }
-    let points: Vec<(u64, &[f32])> = idx.iter().collect();
+    let points: Vec<(u64, Vec<f32>)> = idx.iter().map(|(k, v)| (k, v.to_vec())).collect();
     let t = Instant::now();
-    let c = super::clusters::cluster(&points, Metric::Cosine, None).unwrap();
+    let c = super::clusters::cluster(points, Metric::Cosine, None).unwrap();
     println!(
         "clusters: k {} silhouette {:?} in {:.1} s",
         c.clusters.len(),
