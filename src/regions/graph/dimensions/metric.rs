@@ -37,6 +37,8 @@ impl Metric {
     /// vectors' [`inv_norm`]s (only the cosine reads them).
     #[inline]
     pub fn raw(self, a: &[f32], ia: f32, b: &[f32], ib: f32) -> f32 {
+        #[cfg(test)]
+        RAW_CALLS.with(|c| c.set(c.get() + 1));
         match self {
             // The smaller factor first: the same value whichever vector is the query.
             Metric::Cosine => 1.0 - dot(a, b) * ia.min(ib) * ia.max(ib),
@@ -53,6 +55,17 @@ impl Metric {
             Metric::Euclidean => raw.max(0.0).sqrt(),
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    static RAW_CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Distances computed on this thread so far (tests count what an operation costs).
+#[cfg(test)]
+pub fn raw_calls() -> u64 {
+    RAW_CALLS.with(std::cell::Cell::get)
 }
 
 /// `1/|v|`, or 0 for a zero vector (whose cosine with anything is then 0).
