@@ -1,6 +1,6 @@
 //! `--records N`: memory and recovery at scale. Fills one warm-tier universe
 //! with N records of ~400 B in directories of 10,000, checks the daemon's
-//! peak RSS against the cache budget + 400 B per record, unmounts cleanly,
+//! peak RSS against the cache budget + 300 B per record, unmounts cleanly,
 //! remounts and times recovery (until the mount is ready), then verifies a
 //! sample of records.
 
@@ -17,8 +17,10 @@ use crate::sys::{self, check_interrupt};
 use crate::workloads::{self, RECORD_SIZE};
 
 pub const PER_DIR: usize = 10_000;
-pub const BYTES_PER_RECORD_BUDGET: u64 = 400;
-pub const RECOVERY_TARGET_SECS: f64 = 10.0;
+/// Issue 14's targets at scale (issue 3 asked 400 B a record and 10 s): JuiceFS's
+/// metadata cost a file, and a recovery a user waits for without noticing much.
+pub const BYTES_PER_RECORD_BUDGET: u64 = 300;
+pub const RECOVERY_TARGET_SECS: f64 = 5.0;
 const SAMPLE: usize = 1000;
 
 #[derive(Debug, Serialize)]
@@ -35,7 +37,7 @@ struct RecordsReport {
     /// VmHWM of the daemon after the fill, before unmount.
     peak_rss_kib: u64,
     rss_kib_after_fill: u64,
-    /// cache budget + 400 B per record
+    /// cache budget + 300 B per record
     rss_budget_kib: u64,
     rss_met: bool,
     data_dir_bytes_before_unmount: u64,
@@ -134,7 +136,7 @@ pub fn run(
     let budget_kib = opts.cache_mb * 1024 + (BYTES_PER_RECORD_BUDGET * n as u64).div_ceil(1024);
     let rss_met = fill.vm_hwm_kib <= budget_kib;
     println!(
-        "daemon peak RSS {:.1} MiB vs budget {:.1} MiB ({} MiB cache + 400 B x {n}): {}",
+        "daemon peak RSS {:.1} MiB vs budget {:.1} MiB ({} MiB cache + {BYTES_PER_RECORD_BUDGET} B x {n}): {}",
         mib(fill.vm_hwm_kib),
         mib(budget_kib),
         opts.cache_mb,
