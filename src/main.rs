@@ -12,6 +12,7 @@ mod logbook;
 mod memory;
 mod metrics;
 mod namespace;
+mod periodic;
 mod placement;
 mod query_cli;
 mod regions;
@@ -337,7 +338,7 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     engine
         .start()
         .map_err(|e| format!("cannot start engine threads: {e}"))?;
-    let _governor = memory::Governor::start(engine.clone())
+    let _governor = memory::govern(engine.clone())
         .map_err(|e| format!("cannot start the memory thread: {e}"))?;
 
     let mut config = fuser::Config::default();
@@ -400,18 +401,13 @@ fn mount(args: &MountArgs) -> Result<(), String> {
         .spawn(move || wait_and_unmount(signals, &target))
         .map_err(|e| format!("cannot start signal thread: {e}"))?;
 
-    let ticking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let ticker = {
-        let (vfs, ticking) = (vfs.clone(), ticking.clone());
-        std::thread::Builder::new()
-            .name("regions".into())
-            .spawn(move || {
-                while ticking.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                    vfs.tick();
-                }
-            })
-            .map_err(|e| format!("cannot start the regions' thread: {e}"))?
+        let vfs = vfs.clone();
+        periodic::Periodic::start("regions", std::time::Duration::from_secs(1), move || {
+            vfs.tick();
+            true
+        })
+        .map_err(|e| format!("cannot start the regions' thread: {e}"))?
     };
 
     let served = session.run();
@@ -419,10 +415,7 @@ fn mount(args: &MountArgs) -> Result<(), String> {
         "unmount",
         serde_json::json!({"mountpoint": mountpoint.display().to_string()}),
     );
-    ticking.store(false, std::sync::atomic::Ordering::Relaxed);
-    if ticker.join().is_err() {
-        log::error!("the regions' periodic work panicked");
-    }
+    drop(ticker);
     if let Err(e) = &served {
         log::error!("session ended with an error: {e}");
     }

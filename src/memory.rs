@@ -5,11 +5,10 @@
 //! set within about a second, or the measure would count memory nobody holds.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::engine::Engine;
+use crate::periodic::Periodic;
 
 /// jemalloc's options, read before `main` (the symbol is the prefixed `malloc_conf` of
 /// tikv-jemalloc-sys). Background threads purge freed pages even in arenas whose threads
@@ -33,47 +32,17 @@ pub fn resident() -> Option<usize> {
 }
 
 /// The thread that keeps the cache within what the budget leaves; stopped when dropped.
-pub struct Governor {
-    running: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Governor {
-    pub fn start(engine: Arc<Engine>) -> std::io::Result<Governor> {
-        let running = Arc::new(AtomicBool::new(true));
-        let flag = running.clone();
-        let thread = std::thread::Builder::new()
-            .name("memory".into())
-            .spawn(move || {
-                while flag.load(Ordering::Relaxed) {
-                    match resident() {
-                        Some(bytes) => engine.fit_cache(bytes),
-                        None => {
-                            log::warn!(
-                                "cannot read /proc/self/statm: the cache keeps its whole budget"
-                            );
-                            return;
-                        }
-                    }
-                    std::thread::sleep(PERIOD);
-                }
-            })?;
-        Ok(Governor {
-            running,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Governor {
-    fn drop(&mut self) {
-        self.running.store(false, Ordering::Relaxed);
-        if let Some(t) = self.thread.take()
-            && t.join().is_err()
-        {
-            log::error!("the memory governor panicked");
+pub fn govern(engine: Arc<Engine>) -> std::io::Result<Periodic> {
+    Periodic::start("memory", PERIOD, move || match resident() {
+        Some(bytes) => {
+            engine.fit_cache(bytes);
+            true
         }
-    }
+        None => {
+            log::warn!("cannot read /proc/self/statm: the cache keeps its whole budget");
+            false
+        }
+    })
 }
 
 #[cfg(test)]
