@@ -195,8 +195,8 @@ impl Engine {
     ) -> Result<()> {
         let now = Ts::now();
         let mut ops = Vec::new();
-        // Per step: the file it writes, its directory, and whether its content is inline
-        // whole (then cached, as a commit's is).
+        // Per step: the file it writes, its directory, and its content (cached when inline
+        // or a whole blob, as a commit's is).
         let mut written = Vec::with_capacity(steps.len());
         let mut dirs = Vec::new();
         for (step, s) in steps.iter().zip(&staged) {
@@ -236,8 +236,7 @@ impl Engine {
                 }
             };
             let content = Content::new(from, meta.size, s.blob);
-            let inline = matches!(content, Content::Inline);
-            written.push(Some((meta.ino, meta.parent, inline)));
+            written.push(Some((meta.ino, meta.parent, meta.size, content)));
             ops.push(Op::Upsert { meta, content });
         }
         let mut seen = HashSet::new();
@@ -260,16 +259,23 @@ impl Engine {
         let inline: Vec<&[u8]> = staged.iter().map(|s| &s.inline[..]).collect();
         let lsn = self.log_with(&mut tree, ops, &inline, durability)?;
         let mut cached = Vec::new();
+        let mut blobs = Vec::new();
         for (w, s) in written.iter().zip(staged) {
-            if let Some((ino, _, true)) = *w
-                && let Ok(n) = tree.get(ino)
-            {
-                let key = Key {
-                    ino,
-                    version: n.version,
-                    chunk: WHOLE,
-                };
-                cached.push((key, Arc::new(s.inline)));
+            let Some((ino, _, size, content)) = *w else {
+                continue;
+            };
+            let Ok(n) = tree.get(ino) else { continue };
+            match content {
+                Content::Inline => {
+                    let key = Key {
+                        ino,
+                        version: n.version,
+                        chunk: WHOLE,
+                    };
+                    cached.push((key, Arc::new(s.inline)));
+                }
+                Content::Blob { tier, id } => blobs.push(((tier, id), size, ino, n.version)),
+                _ => {}
             }
         }
         drop(tree);
@@ -278,9 +284,12 @@ impl Engine {
             for (key, bytes) in cached {
                 cache.put(key, bytes);
             }
+            for (blob, size, ino, version) in blobs {
+                cache.adopt_blob(blob, size, ino, version);
+            }
         }
         let mut counters = lock(&self.dir_counters);
-        for &(_, parent, _) in written.iter().flatten() {
+        for &(_, parent, ..) in written.iter().flatten() {
             self.counters.commits.fetch_add(1, Ordering::Relaxed);
             counters.entry(parent).or_default().1 += 1;
         }

@@ -3,6 +3,11 @@
 //! never be served. Old versions are not hunted down on commit (that would scan the
 //! cache); they are never asked for again and age out under the limit.
 //!
+//! Written content is cached as it is written, as a read would cache it: a new blob's
+//! chunks by where they live (`Key::part`) while it is coded (`draft`), renamed to the
+//! file's version when a commit makes the blob a file's whole content (`adopt_blob`). A
+//! blob thrown away uncommitted leaves its chunks to age out likewise.
+//!
 //! The budget (`--cache-mb`) is the daemon's memory budget: the limit is what the rest of
 //! the daemon leaves of it (`share`), at least an eighth of it, so that the graph's index,
 //! the inode table and the request buffers are paid for by the cache rather than on top.
@@ -13,6 +18,7 @@ use lru::LruCache;
 
 use super::codec::Tier;
 use super::extents::Part;
+use super::store::CHUNK;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -105,6 +111,24 @@ impl Cache {
         }
         self.bytes += cost;
         self.shrink();
+    }
+
+    /// Files blob `id`'s chunks, cached by where they live while it was written, under
+    /// version `version` of `ino`, whose whole content (`len` bytes) the blob now is.
+    pub fn adopt_blob(&mut self, (tier, id): (Tier, u64), len: u64, ino: u64, version: u64) {
+        let chunks = len.div_ceil(CHUNK as u64).min(u64::from(WHOLE)) as u32;
+        for chunk in 0..chunks {
+            let from = Key::part(Part::Blob { tier, id }, chunk);
+            if let Some(data) = self.lru.pop(&from) {
+                self.bytes -= cost_of(&data);
+                let to = Key {
+                    ino,
+                    version,
+                    chunk,
+                };
+                self.put(to, data);
+            }
+        }
     }
 
     /// A new budget; the limit starts there until the next `fit`.

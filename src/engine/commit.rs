@@ -138,15 +138,17 @@ impl Engine {
         drop(d);
         {
             let mut cache = lock(&self.cache);
-            if matches!(content, Content::Inline) {
-                cache.put(
+            match content {
+                Content::Inline => cache.put(
                     Key {
                         ino,
                         version,
                         chunk: WHOLE,
                     },
                     Arc::new(inline),
-                );
+                ),
+                Content::Blob { tier, id } => cache.adopt_blob((tier, id), len, ino, version),
+                _ => {}
             }
         }
         self.counters.commits.fetch_add(1, Ordering::Relaxed);

@@ -13,12 +13,15 @@
 use std::collections::VecDeque;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
 
+use super::cache::{Cache, Key};
 use super::codec::{Codec, Tier};
 use super::coder::{self, Coder};
 use super::disk::{Disk, DiskFile, Open, Reader};
+use super::extents::Part;
+use super::lock;
 use super::store::{self, BlobReader, BlobWriter, FileKind, Pin, Pins, Store};
 use super::tree::Ts;
 use crate::error::{Error, Result};
@@ -28,6 +31,8 @@ pub struct StreamTo {
     pub store: Arc<Store>,
     pub coder: Arc<Coder>,
     pub pins: Arc<Pins>,
+    /// Where the blob's chunks are cached as they are written (see `cache`).
+    pub cache: Arc<Mutex<Cache>>,
     pub tier: Tier,
 }
 
@@ -68,6 +73,7 @@ struct Stream {
     queue: VecDeque<Queued>,
     tail: Vec<u8>,
     len: u64,
+    cache: Arc<Mutex<Cache>>,
 }
 
 /// A finished blob holding the draft's bytes.
@@ -126,7 +132,20 @@ impl Stream {
             queue: VecDeque::new(),
             tail: Vec::with_capacity(store::CHUNK),
             len: 0,
+            cache: to.cache.clone(),
         })
+    }
+
+    /// Caches the blob's chunk `index` (`raw`), as a reader of it would.
+    fn keep(&self, index: u64, raw: Arc<Vec<u8>>) {
+        let key = Key::part(
+            Part::Blob {
+                tier: self.tier,
+                id: self.id,
+            },
+            u32::try_from(index).unwrap_or(u32::MAX),
+        );
+        lock(&self.cache).put(key, raw);
     }
 
     fn push(&mut self, mut data: &[u8], coder: &Coder) -> Result<()> {
@@ -143,13 +162,14 @@ impl Stream {
                     .iter()
                     .filter(|q| matches!(q, Queued::Coding(..)))
                     .count();
+                let raw = Arc::new(raw);
                 let q = if coding < IN_FLIGHT {
-                    let raw = Arc::new(raw);
-                    Queued::Coding(raw.clone(), coder.submit(self.codec, raw))
+                    Queued::Coding(raw.clone(), coder.submit(self.codec, raw.clone()))
                 } else {
                     Queued::Coded(raw.len(), self.codec.encode(&raw))
                 };
                 self.queue.push_back(q);
+                self.keep(self.len / store::CHUNK as u64 - 1, raw);
                 while self.queue.len() > IN_FLIGHT {
                     self.write_oldest()?;
                 }
@@ -176,8 +196,13 @@ impl Stream {
             self.write_oldest()?;
         }
         let mut w = self.w.take().ok_or_else(broken)?;
-        w.write(&self.tail)?;
+        let mut tail = std::mem::take(&mut self.tail);
+        w.write(&tail)?;
         w.finish()?;
+        if !tail.is_empty() {
+            tail.shrink_to_fit();
+            self.keep(self.len / store::CHUNK as u64, Arc::new(tail));
+        }
         Ok(())
     }
 }
@@ -747,6 +772,7 @@ mod tests {
             store: store.clone(),
             coder,
             pins: pins.clone(),
+            cache: Arc::new(Mutex::new(Cache::new(64 << 20))),
             tier: Tier::Warm,
         };
         let d = Draft::new(

@@ -57,6 +57,7 @@ impl Engine {
             store: self.store.clone(),
             coder: self.coder.clone(),
             pins: self.pins.clone(),
+            cache: self.cache.clone(),
             tier,
         }
     }

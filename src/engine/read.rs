@@ -586,8 +586,61 @@ mod tests {
 
     use crate::engine::cache::Key;
     use crate::engine::codec::Tier;
-    use crate::engine::store;
     use crate::engine::testutil::{file, get, new_universe, put};
+    use crate::engine::{CommitAt, Engine, Settings, store};
+
+    /// The warm tier's cache (hits, misses) during `read`.
+    fn hits_and_misses(e: &Engine, read: impl FnOnce()) -> (u64, u64) {
+        let (h0, m0) = e.counters().cache_by_tier[Tier::Warm as usize];
+        read();
+        let (h1, m1) = e.counters().cache_by_tier[Tier::Warm as usize];
+        (h1 - h0, m1 - m0)
+    }
+
+    #[test]
+    fn what_is_written_is_read_back_from_the_cache() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let e = new_universe(tmp.path(), Tier::Warm);
+        let content =
+            |n: usize, salt: u8| -> Vec<u8> { (0..n).map(|i| (i % 241) as u8 ^ salt).collect() };
+        let chunks = |n: usize| n.div_ceil(store::CHUNK) as u64;
+        // Streamed into its blob as written (past `spill_at`), and coded at the commit
+        // (a draft held in memory, past `inline_max`).
+        let big = 2 * store::CHUNK + 777;
+        for (name, len) in [("streamed", big), ("staged", 3000)] {
+            let f = file(&e, name);
+            let data = content(len, 1);
+            put(&e, f, &data);
+            let (hits, misses) = hits_and_misses(&e, || assert!(get(&e, f) == data));
+            assert_eq!((hits, misses), (chunks(len), 0), "{name}");
+        }
+        // Appended to a larger file: a new piece, whose chunks are cached as written.
+        let f = file(&e, "appended");
+        let base = content(big, 2);
+        put(&e, f, &base);
+        let more = content(store::CHUNK + 3, 3);
+        e.open_handle(f, true).expect("open");
+        e.write(f, base.len() as u64, &more).expect("append");
+        e.commit(f, CommitAt::Close, &|_, _| Ok(()))
+            .expect("commit");
+        e.close_handle(f, true);
+        let read_more = || {
+            let got = e
+                .read(f, base.len() as u64, more.len(), false)
+                .expect("read");
+            assert!(*got == more[..]);
+        };
+        let (hits, misses) = hits_and_misses(&e, read_more);
+        assert_eq!((hits, misses), (chunks(more.len()), 0));
+        // Evicted, the chunks are read from their blobs, and are the same.
+        e.set_settings(Settings {
+            cache_budget: 0,
+            ..e.settings()
+        });
+        let (hits, misses) = hits_and_misses(&e, read_more);
+        assert_eq!((hits, misses), (0, chunks(more.len())));
+        assert!(get(&e, f) == [base, more].concat());
+    }
 
     #[test]
     fn read_ahead_serves_sequential_readers_the_right_bytes_through_commits() {
