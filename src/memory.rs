@@ -70,13 +70,7 @@ mod tests {
         // test holds: a wrong field of statm (the mapped size) would be gigabytes off.
         let block = vec![1u8; 64 << 20];
         let ours = resident().expect("statm");
-        let status = std::fs::read_to_string("/proc/self/status").expect("status");
-        let kernel = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-            .expect("VmRSS")
-            * 1024;
+        let kernel = crate::regions::observatory::process().rss_bytes as usize;
         assert!(
             ours >= block.len(),
             "{ours} resident with {} bytes touched",

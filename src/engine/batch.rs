@@ -7,9 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 
-use super::cache::{Key, WHOLE};
 use super::codec::Tier;
-use super::commit::Staged;
+use super::commit::{Staged, cache_written};
 use super::draft::{Bytes, Tail};
 use super::extents;
 use super::meta_ops::{check_name, new_meta, touch_dirs};
@@ -259,33 +258,18 @@ impl Engine {
         let inline: Vec<&[u8]> = staged.iter().map(|s| &s.inline[..]).collect();
         let lsn = self.log_with(&mut tree, ops, &inline, durability)?;
         let mut cached = Vec::new();
-        let mut blobs = Vec::new();
         for (w, s) in written.iter().zip(staged) {
-            let Some((ino, _, size, content)) = *w else {
-                continue;
-            };
-            let Ok(n) = tree.get(ino) else { continue };
-            match content {
-                Content::Inline => {
-                    let key = Key {
-                        ino,
-                        version: n.version,
-                        chunk: WHOLE,
-                    };
-                    cached.push((key, Arc::new(s.inline)));
-                }
-                Content::Blob { tier, id } => blobs.push(((tier, id), size, ino, n.version)),
-                _ => {}
+            if let Some((ino, _, size, content)) = *w
+                && let Ok(n) = tree.get(ino)
+            {
+                cached.push(((ino, n.version, size), content, s.inline));
             }
         }
         drop(tree);
         {
             let mut cache = lock(&self.cache);
-            for (key, bytes) in cached {
-                cache.put(key, bytes);
-            }
-            for (blob, size, ino, version) in blobs {
-                cache.adopt_blob(blob, size, ino, version);
+            for (version, content, inline) in cached {
+                cache_written(&mut cache, version, content, inline);
             }
         }
         let mut counters = lock(&self.dir_counters);

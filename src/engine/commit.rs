@@ -4,7 +4,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::cache::{Key, WHOLE};
+use super::cache::{Cache, Key, WHOLE};
 use super::codec::Tier;
 use super::draft::{self, Bytes, Tail};
 use super::extents;
@@ -138,18 +138,7 @@ impl Engine {
         drop(d);
         {
             let mut cache = lock(&self.cache);
-            match content {
-                Content::Inline => cache.put(
-                    Key {
-                        ino,
-                        version,
-                        chunk: WHOLE,
-                    },
-                    Arc::new(inline),
-                ),
-                Content::Blob { tier, id } => cache.adopt_blob((tier, id), len, ino, version),
-                _ => {}
-            }
+            cache_written(&mut cache, (ino, version, len), content, inline);
         }
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
         lock(&self.dir_counters).entry(parent).or_default().1 += 1;
@@ -205,6 +194,29 @@ impl Engine {
     /// Makes everything logged so far durable (fsync of a file without a draft).
     pub fn sync_all(&self) -> Result<()> {
         self.wal.sync_to(self.wal.written())
+    }
+}
+
+/// Caches what a commit wrote as a read of it would find it: inline bytes whole, and a
+/// new blob's chunks (cached while it was coded) under the version, version `version`
+/// of `ino` being `len` bytes.
+pub(super) fn cache_written(
+    cache: &mut Cache,
+    (ino, version, len): (u64, u64, u64),
+    content: Content,
+    inline: Vec<u8>,
+) {
+    match content {
+        Content::Inline => cache.put(
+            Key {
+                ino,
+                version,
+                chunk: WHOLE,
+            },
+            Arc::new(inline),
+        ),
+        Content::Blob { tier, id } => cache.adopt_blob((tier, id), len, ino, version),
+        _ => {}
     }
 }
 

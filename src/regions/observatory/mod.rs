@@ -19,6 +19,9 @@ use crate::regions::config::Watched;
 use crate::regions::temporal::time::{self, Micros};
 use crate::regions::{Cx, Dir, Generated, Region, Tag};
 
+/// The kernel's figures of this process, which `memory`'s tests compare its own with.
+#[cfg(test)]
+pub(crate) use self::sampler::process;
 use self::sampler::{Period, Point, Points, Row};
 use self::settings::Settings;
 
