@@ -17,15 +17,18 @@ fn cache(m: &Mount) -> (u64, u64) {
     (n("hits"), n("misses"))
 }
 
-/// Evicts every small record from the cache: a 1 MiB budget filled with large records,
-/// then the budget back.
+/// Evicts every small record from the cache: a 1 MiB budget filled with larger records,
+/// then the budget back. The daemon fits the cache's limit to its memory ten times a
+/// second, down to an eighth of the budget, and an entry over a quarter of the limit is
+/// not cached: each record is kept under a quarter of that eighth (32 KiB), so that they
+/// push everything older out whichever limit holds while they are read.
 pub fn flush_cache(m: &Mount) {
     let params = m.path("configuration/universe_parameters.json");
     let was = read_json(&params)["cache_budget_mb"].clone();
     edit_json(&params, json!({ "cache_budget_mb": 1 }));
     let big = m.path("spacetime/hot_data/particles/orders");
-    let body = format!("{{\"pad\":\"{}\"}}", "b".repeat(100 << 10));
-    for i in 0..16 {
+    let body = format!("{{\"pad\":\"{}\"}}", "b".repeat(24 << 10));
+    for i in 0..64 {
         put(&big.join(format!("big{i}.json")), body.as_bytes());
         get(&big.join(format!("big{i}.json")));
     }
