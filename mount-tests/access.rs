@@ -4,6 +4,8 @@
 //! checks are `permissions.rs`'s).
 
 use crate::common::*;
+use crate::temporal::{event, hour_key};
+use chrono::{DateTime, Utc};
 use std::fs;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -120,8 +122,13 @@ fn audit_with(m: &Mount, want: &str) -> String {
     }
 }
 
-/// Data in every region the grants name, written by root, modes opened to all.
-fn universe_for_everyone(m: &Mount) {
+/// Data in every region the grants name, written by root, modes opened to all. Returns
+/// the stream's partition written to, with the time its events are stamped with: the next
+/// hour's, live from now until the test ends even if the clock passes an hour meanwhile
+/// (an event stamped now would then belong to another partition than the one chosen).
+fn universe_for_everyone(m: &Mount) -> (String, DateTime<Utc>) {
+    let at = Utc::now() + chrono::Duration::hours(1);
+    let live = format!("temporal/live/{}/events.jsonl", hour_key(at));
     let script = r#"set -e
         mkdir -p spacetime/warm_data/particles/things spacetime/cold_data/particles/old
         echo '{"name": "hot"}' > spacetime/hot_data/particles/users/h.json
@@ -130,16 +137,22 @@ fn universe_for_everyone(m: &Mount) {
         echo '{"name": "Alice"}' > quantum_graph/nodes/persons/alice.json
         echo '{"name": "Acme"}' > quantum_graph/nodes/organizations/acme.json
         echo '{"strength": 0.5}' > quantum_graph/edges/works_for/alice_to_acme.json
-        echo '{"id": "1", "type": "start"}' >> temporal/live/events.jsonl
+        echo "$EVENT" >> temporal/live/events.jsonl
         echo 'FROM spacetime/*/particles/users SELECT .name' > qql/queries/names.qql
         mkdir backups/snapshots/first
         find spacetime quantum_graph temporal/live qql/queries configuration -type d \
             -exec chmod 777 {} +
         chmod 666 spacetime/*/particles/*/*.json quantum_graph/*/*/*.json \
-            temporal/live/*/events.jsonl configuration/shard_topology.json
+            "$LIVE" configuration/shard_topology.json
     "#;
-    let o = bash_output(&format!("cd {} && {script}", shq(m.path(""))));
+    let o = bash_output(&format!(
+        "cd {} && EVENT={} LIVE={} && {script}",
+        shq(m.path("")),
+        shq(event("1", Some(at), "start")),
+        shq(&live)
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
+    (live, at)
 }
 
 /// Each of the seed's grants, allowed to the roles it names and denied to the others,
@@ -148,7 +161,7 @@ fn universe_for_everyone(m: &Mount) {
 #[test]
 fn each_seed_grant_is_allowed_and_denied_as_configured() {
     let m = Mount::new();
-    universe_for_everyone(&m);
+    let (live, at) = universe_for_everyone(&m);
     // Before the file exists, modes alone decide.
     allowed(
         &m,
@@ -212,26 +225,15 @@ fn each_seed_grant_is_allowed_and_denied_as_configured() {
     );
 
     // The hour's partition (the entry point `events.jsonl` is root's, by its mode).
-    let live = fs::read_dir(m.path("temporal/live"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| {
-            format!(
-                "temporal/live/{}/events.jsonl",
-                e.file_name().to_string_lossy()
-            )
-        })
-        .find(|p| m.path(p).is_file())
-        .expect("the hour's partition");
     allowed(
         &m,
         Who::Daemon,
-        &format!("echo '{{\"id\": \"2\", \"type\": \"t\"}}' >> {live}"),
+        &format!("echo {} >> {live}", shq(event("2", Some(at), "t"))),
     );
     denied(
         &m,
         Who::User,
-        &format!("echo '{{\"id\": \"3\", \"type\": \"t\"}}' >> {live}"),
+        &format!("echo {} >> {live}", shq(event("3", Some(at), "t"))),
     );
     denied(&m, Who::User, &format!("cat {live}"));
     allowed(&m, Who::Daemon, &format!("cat {live}"));

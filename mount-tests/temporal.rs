@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const STREAM: &str = "temporal/live/events.jsonl";
 const POLICIES: &str = "configuration/temporal_policies.json";
 
-fn hour_key(t: DateTime<Utc>) -> String {
+pub(crate) fn hour_key(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d-%H").to_string()
 }
 
@@ -22,7 +22,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-fn event(id: &str, t: Option<DateTime<Utc>>, ty: &str) -> String {
+pub(crate) fn event(id: &str, t: Option<DateTime<Utc>>, ty: &str) -> String {
     match t {
         Some(t) => format!(
             r#"{{"id":"{id}","type":"{ty}","timestamp":"{}"}}"#,
