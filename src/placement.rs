@@ -1,4 +1,4 @@
-//! Which CPU a request is served on.
+//! Which CPU a request is served on, and what gives way to requests.
 //!
 //! A FUSE request is a round trip: the caller blocks, a worker wakes, answers, and wakes the
 //! caller. When the worker sleeps on another CPU, both wakeups cross CPUs; on a small VM
@@ -87,6 +87,22 @@ pub fn spread() {
     }
 }
 
+/// Makes the calling thread give way to requests: the lowest scheduling priority (nice 19,
+/// which Linux keeps per thread), for background work that can wait. With a CPU shared
+/// by clients and the daemon, the graph's index builds took a fifth of it and halved the
+/// requests served meanwhile (`scripts/bench --daemon-cpu 1`); at this priority they run
+/// in what requests leave idle.
+pub fn give_way() {
+    // SAFETY: setpriority on the calling thread's own id; raising nice needs no privilege.
+    let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
+    if set != 0 {
+        log::warn!(
+            "background thread keeps its priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// The CPU a thread last ran on: field 39 of `/proc/<tid>/stat`, counted after the
 /// command name, which may itself hold spaces and parentheses.
 fn caller_cpu(tid: u32) -> Option<usize> {
@@ -111,6 +127,26 @@ fn pin_to(cpu: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_that_gives_way_alone_runs_at_the_lowest_priority() {
+        let nice = |tid: libc::pid_t| {
+            // SAFETY: plain libc query of one thread's priority.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t) }
+        };
+        // SAFETY: plain libc query.
+        let here = unsafe { libc::gettid() };
+        let before = nice(here);
+        let background = std::thread::spawn(move || {
+            give_way();
+            // SAFETY: plain libc query.
+            nice(unsafe { libc::gettid() })
+        })
+        .join()
+        .unwrap();
+        assert_eq!(background, 19);
+        assert_eq!(nice(here), before, "the spawning thread keeps its priority");
+    }
 
     #[test]
     fn reads_the_cpu_of_a_thread() {

@@ -27,6 +27,7 @@ pub fn start(shared: &Arc<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("graph-upkeep".into())
         .spawn(move || {
+            crate::placement::give_way();
             pass(&s);
             s.upkeep.store(false, Ordering::Release);
         });
