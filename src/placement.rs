@@ -87,20 +87,30 @@ pub fn spread() {
     }
 }
 
-/// Makes the calling thread give way to requests: the lowest scheduling priority (nice 19,
-/// which Linux keeps per thread), for background work that can wait. With a CPU shared
-/// by clients and the daemon, the graph's index builds took a fifth of it and halved the
-/// requests served meanwhile (`scripts/bench --daemon-cpu 1`); at this priority they run
-/// in what requests leave idle.
-pub fn give_way() {
-    // SAFETY: setpriority on the calling thread's own id; raising nice needs no privilege.
-    let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
-    if set != 0 {
-        log::warn!(
-            "background thread keeps its priority: {}",
-            std::io::Error::last_os_error()
-        );
-    }
+/// Starts background work that gives way to requests: a thread named `name` running `work`
+/// at the lowest scheduling priority (nice 19, which Linux keeps per thread). With a CPU
+/// shared by clients and the daemon, the graph's index builds took a fifth of it and
+/// halved the requests served meanwhile (`scripts/bench --daemon-cpu 1`); at this
+/// priority they run in what requests leave idle.
+pub fn background<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            // SAFETY: setpriority on the calling thread's own id; raising nice needs no
+            // privilege.
+            let set =
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
+            if set != 0 {
+                log::warn!(
+                    "background thread keeps its priority: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            work()
+        })
 }
 
 /// The CPU a thread last ran on: field 39 of `/proc/<tid>/stat`, counted after the
@@ -129,23 +139,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_thread_that_gives_way_alone_runs_at_the_lowest_priority() {
-        let nice = |tid: libc::pid_t| {
-            // SAFETY: plain libc query of one thread's priority.
-            unsafe { libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t) }
+    fn background_work_alone_runs_at_the_lowest_priority() {
+        let nice = || {
+            // SAFETY: plain libc queries of the calling thread's id and priority.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
         };
-        // SAFETY: plain libc query.
-        let here = unsafe { libc::gettid() };
-        let before = nice(here);
-        let background = std::thread::spawn(move || {
-            give_way();
-            // SAFETY: plain libc query.
-            nice(unsafe { libc::gettid() })
-        })
-        .join()
-        .unwrap();
+        let before = nice();
+        let background = background("test-background", nice).unwrap().join().unwrap();
         assert_eq!(background, 19);
-        assert_eq!(nice(here), before, "the spawning thread keeps its priority");
+        assert_eq!(nice(), before, "the spawning thread keeps its priority");
     }
 
     #[test]

@@ -268,8 +268,8 @@ impl Engine {
         drop(tree);
         {
             let mut cache = lock(&self.cache);
-            for (version, content, inline) in cached {
-                cache_written(&mut cache, version, content, inline);
+            for (written, content, inline) in cached {
+                cache_written(&mut cache, written, content, inline);
             }
         }
         let mut counters = lock(&self.dir_counters);

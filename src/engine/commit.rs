@@ -197,9 +197,9 @@ impl Engine {
     }
 }
 
-/// Caches what a commit wrote as a read of it would find it: inline bytes whole, and a
-/// new blob's chunks (cached while it was coded) under the version, version `version`
-/// of `ino` being `len` bytes.
+/// Caches what a commit wrote, version `version` of `ino` (`len` bytes), as a read of it
+/// would find it: inline bytes whole, and a new blob's chunks (cached while it was coded)
+/// moved under the version.
 pub(super) fn cache_written(
     cache: &mut Cache,
     (ino, version, len): (u64, u64, u64),

@@ -24,13 +24,10 @@ pub fn start(shared: &Arc<Shared>) {
         return;
     }
     let s = Arc::clone(shared);
-    let spawned = std::thread::Builder::new()
-        .name("graph-upkeep".into())
-        .spawn(move || {
-            crate::placement::give_way();
-            pass(&s);
-            s.upkeep.store(false, Ordering::Release);
-        });
+    let spawned = crate::placement::background("graph-upkeep", move || {
+        pass(&s);
+        s.upkeep.store(false, Ordering::Release);
+    });
     if let Err(e) = spawned {
         log::warn!("graph maintenance not started: {e}");
         shared.upkeep.store(false, Ordering::Release);
