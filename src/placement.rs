@@ -8,20 +8,43 @@
 //! networking, each worker thread follows its callers: now and then it looks up the CPU
 //! its current caller last ran on and moves there. Only CPUs the daemon was started with
 //! are used (`taskset` still decides).
+//!
+//! The kernel hands a request to whichever worker has waited longest, not to one on the
+//! caller's CPU. So while callers run on several CPUs at once, following each one would
+//! now and then put every worker on the same CPU, and two clients on two CPUs would be
+//! served one at a time (`scripts/bench`'s `parallel`: 0.95 times one client). Then the
+//! workers spread instead, one to each CPU with callers.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often a worker looks where its caller runs; a lookup reads `/proc` (a few µs).
 const RESAMPLE: Duration = Duration::from_millis(20);
 
+/// How long a CPU counts as having callers after one was last seen there: a few
+/// workers' looks, so two clients are both seen while a lone client's rare migration is
+/// soon forgotten.
+const CALLERS_SEEN: Duration = Duration::from_millis(60);
+
 /// The CPUs the daemon may use, read once at start; `None` when following is off.
 static ALLOWED: OnceLock<Option<libc::cpu_set_t>> = OnceLock::new();
+
+/// The origin of the times in [`Callers`].
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Where the daemon's workers have found their callers lately.
+static CALLERS: Callers = Callers::new();
+
+/// Numbers the workers in the order they first follow a caller.
+static WORKERS: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// When this worker looks again, and the CPU it is pinned to (usize::MAX: none).
     static NEXT: Cell<(Option<Instant>, usize)> = const { Cell::new((None, usize::MAX)) };
+    /// This worker's number, which decides its CPU when the workers spread.
+    static WORKER: usize = WORKERS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Turns following on or off for the whole daemon; call once, before serving.
@@ -31,6 +54,7 @@ pub fn init(follow: bool) {
         log::warn!("cannot read the daemon's CPU affinity; workers stay where they are");
     }
     let _ = ALLOWED.set(allowed);
+    EPOCH.get_or_init(Instant::now);
 }
 
 fn current_affinity() -> Option<libc::cpu_set_t> {
@@ -57,13 +81,43 @@ pub fn follow(caller: u32) {
             // SAFETY: CPU_ISSET only reads the set, and cpu was range-checked.
             && cpu < libc::CPU_SETSIZE as usize
             && unsafe { libc::CPU_ISSET(cpu, allowed) }
-            && cpu != pinned
-            && pin_to(cpu)
         {
-            here = cpu;
+            let target = CALLERS.place(cpu, now, allowed, WORKER.with(|w| *w));
+            if target != pinned && pin_to(target) {
+                here = target;
+            }
         }
         next.set((Some(now + RESAMPLE), here));
     });
+}
+
+/// For each CPU, when a worker last found a caller running there (µs after [`EPOCH`],
+/// plus one, so that 0 means never).
+struct Callers([AtomicU64; libc::CPU_SETSIZE as usize]);
+
+impl Callers {
+    const fn new() -> Callers {
+        Callers([const { AtomicU64::new(0) }; libc::CPU_SETSIZE as usize])
+    }
+
+    /// Where a worker goes that found its caller on `cpu` (below CPU_SETSIZE): there,
+    /// unless callers were seen on other CPUs too; then the `worker`-th of those CPUs, so
+    /// the workers spread over them.
+    fn place(&self, cpu: usize, now: Instant, allowed: &libc::cpu_set_t, worker: usize) -> usize {
+        let epoch = *EPOCH.get_or_init(Instant::now);
+        let stamp = |t: Instant| t.saturating_duration_since(epoch).as_micros() as u64 + 1;
+        self.0[cpu].store(stamp(now), Ordering::Relaxed);
+        let since = stamp(now.checked_sub(CALLERS_SEEN).unwrap_or(epoch));
+        let busy: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: CPU_ISSET only reads the set; c is below CPU_SETSIZE.
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, allowed) })
+            .filter(|&c| self.0[c].load(Ordering::Relaxed) >= since)
+            .collect();
+        match busy.len() {
+            0 | 1 => cpu,
+            n => busy[worker % n],
+        }
+    }
 }
 
 /// The CPUs the daemon may use: not those of the calling worker, which follows one.
@@ -148,6 +202,35 @@ mod tests {
         let background = background("test-background", nice).unwrap().join().unwrap();
         assert_eq!(background, 19);
         assert_eq!(nice(), before, "the spawning thread keeps its priority");
+    }
+
+    #[test]
+    fn workers_spread_over_the_cpus_with_callers() {
+        // SAFETY: zeroed is the empty set; CPU_SET writes inside it.
+        let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        for c in [2, 5, 7] {
+            // SAFETY: as above.
+            unsafe { libc::CPU_SET(c, &mut allowed) };
+        }
+        let callers = Callers::new();
+        let t0 = Instant::now() + CALLERS_SEEN;
+        // One client, on CPU 5: every worker follows it there.
+        assert_eq!(callers.place(5, t0, &allowed, 0), 5);
+        assert_eq!(callers.place(5, t0, &allowed, 1), 5);
+        // A second client meanwhile on CPU 2: the workers take one of the two CPUs each,
+        // whichever client they served last.
+        let t1 = t0 + CALLERS_SEEN / 3;
+        assert_eq!(callers.place(2, t1, &allowed, 0), 2);
+        let spread = [
+            callers.place(5, t1, &allowed, 0),
+            callers.place(2, t1, &allowed, 1),
+            callers.place(2, t1, &allowed, 2),
+        ];
+        assert_eq!(spread, [2, 5, 2]);
+        // Once no caller has been seen on CPU 2 for a while, they follow CPU 5's again.
+        let t2 = t1 + CALLERS_SEEN * 2;
+        assert_eq!(callers.place(5, t2, &allowed, 0), 5);
+        assert_eq!(callers.place(5, t2, &allowed, 1), 5);
     }
 
     #[test]

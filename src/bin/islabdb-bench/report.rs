@@ -72,7 +72,8 @@ pub struct Row {
     pub ratio: Option<f64>,
     pub target: Option<f64>,
     pub met: Option<bool>,
-    /// A second figure the mount gives besides its rate (graph_knn: recall@5).
+    /// A second figure besides the rate (graph_knn: the mount's recall@5; parallel: two
+    /// clients' rate over one's).
     pub extra: Option<Extra>,
     /// `--peers`: each peer's rates.
     pub peers: Vec<PeerColumn>,
@@ -101,11 +102,16 @@ impl PeerColumn {
     }
 }
 
-/// A figure of the mount's per round, other than its rate.
+/// A figure per round other than the rate, for each side that gives it.
 #[derive(Debug, Serialize)]
 pub struct Extra {
     pub name: &'static str,
+    /// The target for the mount's median, and whether it was met.
+    pub target: Option<f64>,
+    pub met: Option<bool>,
+    pub native: Option<Stats>,
     pub mount: Stats,
+    pub peers: Vec<(&'static str, Stats)>,
 }
 
 impl Row {
@@ -146,6 +152,8 @@ pub struct Placement {
     pub online_cpus: usize,
     pub client_cpus: String,
     pub client_pinned: bool,
+    /// Where `parallel`'s workers ran, one CPU each in turn.
+    pub parallel_cpus: String,
     pub daemon_cpus: Option<String>,
     pub daemon_threads: Option<u64>,
     /// Whether the daemon's request threads move to their callers' CPU (its default).
@@ -300,12 +308,30 @@ pub fn print_table(r: &Report) {
         }
         if let Some(x) = &row.extra {
             let rounds: Vec<String> = x.mount.rounds.iter().map(|r| format!("{r:.3}")).collect();
+            let target = match (x.target, x.met) {
+                (Some(t), Some(met)) => {
+                    format!(" (target >= {t}: {})", if met { "met" } else { "NOT met" })
+                }
+                _ => String::new(),
+            };
+            let others: Vec<String> = x
+                .native
+                .iter()
+                .map(|s| ("native", s))
+                .chain(x.peers.iter().map(|(name, s)| (*name, s)))
+                .map(|(name, s)| format!("{name} {:.3}", s.median))
+                .collect();
             println!(
-                "note: {}: mount {} median {:.3} (rounds: {})",
+                "note: {}: mount {} median {:.3}{target} (rounds: {}){}",
                 row.name,
                 x.name,
                 x.mount.median,
-                rounds.join(", ")
+                rounds.join(", "),
+                if others.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", others.join(", "))
+                }
             );
         }
     }
