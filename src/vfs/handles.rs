@@ -37,6 +37,12 @@ pub(super) enum Handle {
     },
 }
 
+/// What a close has to finish, taken out of the handle table before it runs.
+enum Closing {
+    Sink(Arc<Mutex<Box<dyn Sink>>>),
+    Writer(u64),
+}
+
 /// A content check running ahead of the commit: while a file is written forward from
 /// offset 0, each write is fed to its region's rule, so that a write making the file
 /// invalid whatever follows fails at once (a shell sees EINVAL from `echo '{bad' > f`;
@@ -518,13 +524,15 @@ impl Vfs {
     /// a half-written file; the writer's own close, or the last release, does.
     pub fn flush(&self, fh: u64, closer: Option<u64>) -> Result<()> {
         let _t = self.metrics.time(Op::Commit);
-        let ino = match lock(&self.handles).get(&fh) {
+        // What to close is taken out of the table first: the table's lock is every open,
+        // write and close's, and a stream's close waits for the log's fsync (with it held,
+        // four writers of a stream were served one at a time).
+        let closing = match lock(&self.handles).get(&fh) {
             Some(Handle::Sink { sink, owners, .. }) => {
                 if owners.stranger(closer) {
                     return Ok(());
                 }
-                let sink = sink.clone();
-                return lock(&sink).close(&self.cx());
+                Closing::Sink(sink.clone())
             }
             Some(Handle::File {
                 ino,
@@ -536,22 +544,26 @@ impl Vfs {
                     log::debug!("close of inode {ino} by a process that wrote nothing: no commit");
                     return Ok(());
                 }
-                *ino
+                Closing::Writer(*ino)
             }
             Some(Handle::File { .. } | Handle::View { .. }) => return Ok(()),
             None => return Err(Error::BadHandle),
         };
-        self.commit_by_writer(ino, CommitAt::Close)
+        match closing {
+            Closing::Sink(sink) => lock(&sink).close(&self.cx()),
+            Closing::Writer(ino) => self.commit_by_writer(ino, CommitAt::Close),
+        }
     }
 
     /// Whether a close of `fh` does anything [`flush`](Self::flush) would do: a writer's
     /// commit, or a stream's end.
     pub fn flush_needed(&self, fh: u64) -> bool {
-        match lock(&self.handles).get(&fh) {
-            Some(Handle::Sink { sink, .. }) => lock(sink).ends_at_close(),
-            Some(Handle::File { writer, .. }) => *writer,
-            Some(Handle::View { .. }) | None => false,
-        }
+        let sink = match lock(&self.handles).get(&fh) {
+            Some(Handle::Sink { sink, .. }) => sink.clone(),
+            Some(Handle::File { writer, .. }) => return *writer,
+            Some(Handle::View { .. }) | None => return false,
+        };
+        lock(&sink).ends_at_close()
     }
 
     pub fn fsync(&self, fh: u64) -> Result<()> {

@@ -1043,3 +1043,41 @@ fn a_security_file_that_cannot_be_obeyed_at_start_closes_every_place_to_all_but_
     );
     assert_eq!(errno(v.opendir(users(&v))), Err(libc::EACCES));
 }
+
+#[test]
+fn a_stream_closing_does_not_hold_up_other_files() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v = Arc::new(open(tmp.path()));
+    let dir = v.resolve("temporal/live").expect("temporal/live");
+    let live = v.lookup(dir, b"events.jsonl").expect("the stream").ino;
+    let stream = v
+        .open(live, libc::O_WRONLY | libc::O_APPEND)
+        .expect("open the stream");
+    let sink = match lock(&v.handles).get(&stream) {
+        Some(handles::Handle::Sink { sink, .. }) => sink.clone(),
+        _ => panic!("a stream's handle is a sink"),
+    };
+    // The stream's close is under way: it waits at its sink (a close waits there for the
+    // log's fsync)...
+    let held = lock(&sink);
+    let closer = {
+        let v = v.clone();
+        std::thread::spawn(move || v.flush(stream, None))
+    };
+    // (not a timing: without the pause the close may come later, and nothing is shown)
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // ...while a record elsewhere is written.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = {
+        let v = v.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(put(&v, users(&v), "meanwhile.json", b"{}").is_ok());
+        })
+    };
+    let served = rx.recv_timeout(std::time::Duration::from_secs(10));
+    drop(held);
+    closer.join().expect("closer").expect("close");
+    writer.join().expect("writer");
+    assert_eq!(served, Ok(true), "the write waited for the stream's close");
+    v.release(stream).expect("release");
+}

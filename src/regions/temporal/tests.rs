@@ -308,7 +308,7 @@ fn a_stream_syncs_at_its_close_and_not_again_at_its_release() {
     let part = format!("temporal/live/{}/events.jsonl", time::hour_key(t));
     let kept = ids(&read(&v, &part).expect("partition"));
     assert!(
-        kept.len() >= 2 && kept.len() % 2 == 0,
+        kept.len() >= 2 && kept.len().is_multiple_of(2),
         "both writers' lines: {kept:?}"
     );
 }
