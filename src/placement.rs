@@ -12,7 +12,7 @@
 //! The kernel hands a request to whichever worker has waited longest, not to one on the
 //! caller's CPU. So while callers run on several CPUs at once, following each one would
 //! now and then put every worker on the same CPU, and two clients on two CPUs would be
-//! served one at a time (`scripts/bench`'s `parallel`: 0.95 times one client). Then the
+//! served one at a time (`scripts/bench`'s `parallel`: 0.94 times one client). Then the
 //! workers spread instead, one to each CPU with callers.
 
 use std::cell::Cell;

@@ -23,8 +23,8 @@ pub struct Stream {
     lines: u64,
     /// Whether lines were stored since the last sync: a close makes them durable. The
     /// last close of an open comes twice (the kernel's flush, then its release); the
-    /// second must not sync again, or it syncs other writers' lines alone, taking a
-    /// request thread from them (four writers sent twice the fsyncs of their events).
+    /// second must not sync again, or it syncs other writers' lines on its own, outside
+    /// their group commit.
     unsynced: bool,
 }
 
@@ -83,10 +83,7 @@ impl Stream {
                 )));
             }
         }
-        if !parsed.is_empty() {
-            self.shared.store(cx, parsed, self.within)?;
-            self.unsynced = true;
-        }
+        self.unsynced |= self.shared.store(cx, parsed, self.within)?;
         Ok((taken, refused.is_some()))
     }
 }

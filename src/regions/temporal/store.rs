@@ -286,9 +286,10 @@ impl Shared {
     /// Stores the events of one write: stamped now if they have no time of their own,
     /// routed, and added to their partitions in time order, all in one atomic batch.
     /// `within`: the events must belong to this partition (a write straight to it).
-    pub fn store(&self, cx: &Cx<'_>, parsed: Vec<Parsed>, within: Option<Dest>) -> Result<()> {
+    /// Returns whether there were any (a close then has something to make durable).
+    pub fn store(&self, cx: &Cx<'_>, parsed: Vec<Parsed>, within: Option<Dest>) -> Result<bool> {
         if parsed.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let p = self.policies(cx);
         let mut st = self.lock();
@@ -360,7 +361,7 @@ impl Shared {
         for ino in touched {
             (cx.changed)(ino);
         }
-        Ok(())
+        Ok(true)
     }
 }
 
