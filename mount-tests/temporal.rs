@@ -269,6 +269,39 @@ fn an_appended_line_is_stamped_and_routed_to_its_hour() {
     );
 }
 
+/// The name lookups and attribute requests the daemon has served so far.
+fn lookups_and_getattrs(m: &Mount) -> u64 {
+    // The document is rendered afresh once the previous rendering is a second old.
+    std::thread::sleep(Duration::from_millis(1100));
+    let ops = &read_json(&m.path("observatory/metrics/real_time.json"))["operations"];
+    ops["lookup"]["count"].as_u64().unwrap() + ops["getattr"]["count"].as_u64().unwrap()
+}
+
+#[test]
+fn the_entry_point_is_known_to_the_kernel_and_reads_empty_after_appends() {
+    let m = Mount::new();
+    let later = Utc::now() + Span::hours(2);
+    let part = format!("temporal/live/{}/events.jsonl", hour_key(later));
+    append(&m, STREAM, &[event("e0", Some(later), "t")]);
+    let before = lookups_and_getattrs(&m);
+    for i in 1..50 {
+        append(&m, STREAM, &[event(&format!("e{i}"), Some(later), "t")]);
+    }
+    let asked = lookups_and_getattrs(&m) - before;
+    // Reading the counters asks for a few names itself; each `>>` asking again would
+    // be 49 lookups and 49 getattrs more.
+    assert!(asked < 10, "{asked} lookups and getattrs for 49 appends");
+    let meta = fs::metadata(m.path(STREAM)).unwrap();
+    assert_eq!(meta.len(), 0, "the entry point's size after appends");
+    assert_eq!(fs::read(m.path(STREAM)).unwrap(), b"");
+    let got: Vec<String> = ids(&fs::read(m.path(&part)).unwrap())
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    let want: Vec<String> = (0..50).map(|i| format!("e{i}")).collect();
+    assert_eq!(got, want);
+}
+
 #[test]
 fn invalid_lines_fail_the_write_that_completes_them_and_lose_nothing_before() {
     let m = Mount::new();

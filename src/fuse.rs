@@ -15,9 +15,9 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::engine::Attr;
 use crate::engine::tree::{Kind, Ts};
-use crate::error::Error;
+use crate::engine::{self, Attr};
+use crate::error::{Error, Result};
 use crate::placement;
 use crate::vfs::{Caller, Changes, Vfs, acting};
 
@@ -49,6 +49,40 @@ impl Fuse {
             }),
         });
         Fuse { vfs, stale }
+    }
+
+    /// Runs a request's `work` and gives its result to `reply`: at once, or, when the work
+    /// acknowledges a change that must be durable first (a hot-tier commit, an fsync),
+    /// from the log's flusher after the fsync covering it. This thread goes on to other
+    /// requests meanwhile, so the writers waiting for one fsync share it (`engine::acks`).
+    fn answer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T>,
+        reply: impl FnOnce(Result<T>) + Send + 'static,
+    ) {
+        match engine::deferring(work) {
+            (res, None) => reply(res),
+            (res, Some(lsn)) => self
+                .vfs
+                .engine()
+                .when_durable(lsn, Box::new(move |synced| reply(synced.and(res)))),
+        }
+    }
+
+    /// `answer` for requests answered with an entry.
+    fn answer_entry(
+        &self,
+        op: &'static str,
+        work: impl FnOnce() -> Result<Attr>,
+        reply: ReplyEntry,
+    ) {
+        let vfs = self.vfs.clone();
+        self.answer(work, move |res| entry(&vfs, reply, op, res));
+    }
+
+    /// `answer` for requests answered with nothing but success or an errno.
+    fn answer_empty(&self, op: &'static str, work: impl FnOnce() -> Result<()>, reply: ReplyEmpty) {
+        self.answer(work, move |res| empty(reply, op, res));
     }
 }
 
@@ -147,14 +181,14 @@ fn caller(req: &Request) -> Caller {
     }
 }
 
-fn entry(vfs: &Vfs, reply: ReplyEntry, op: &str, res: crate::error::Result<Attr>) {
+fn entry(vfs: &Vfs, reply: ReplyEntry, op: &str, res: Result<Attr>) {
     match res {
         Ok(a) => reply.entry(&ttl(vfs, &a), &file_attr(&a), Generation(0)),
         Err(e) => reply.error(fail(op, &e)),
     }
 }
 
-fn empty(reply: ReplyEmpty, op: &str, res: crate::error::Result<()>) {
+fn empty(reply: ReplyEmpty, op: &str, res: Result<()>) {
     match res {
         Ok(()) => reply.ok(),
         Err(e) => reply.error(fail(op, &e)),
@@ -237,10 +271,14 @@ impl Filesystem for Fuse {
             atime: atime.map(ts),
             mtime: mtime.map(ts),
         };
-        match self.vfs.setattr(ino.0, fh.map(|f| f.0), changes) {
-            Ok(a) => reply.attr(&ttl(&self.vfs, &a), &file_attr(&a)),
-            Err(e) => reply.error(fail("setattr", &e)),
-        }
+        let vfs = self.vfs.clone();
+        self.answer(
+            || self.vfs.setattr(ino.0, fh.map(|f| f.0), changes),
+            move |res| match res {
+                Ok(a) => reply.attr(&ttl(&vfs, &a), &file_attr(&a)),
+                Err(e) => reply.error(fail("setattr", &e)),
+            },
+        );
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -262,12 +300,13 @@ impl Filesystem for Fuse {
     ) {
         placement::follow(req.pid());
         let _by = acting(caller(req));
-        entry(
-            &self.vfs,
-            reply,
+        self.answer_entry(
             "mknod",
-            self.vfs
-                .mknod(parent.0, name.as_bytes(), (mode, umask), rdev, caller(req)),
+            || {
+                self.vfs
+                    .mknod(parent.0, name.as_bytes(), (mode, umask), rdev, caller(req))
+            },
+            reply,
         );
     }
 
@@ -282,32 +321,33 @@ impl Filesystem for Fuse {
     ) {
         placement::follow(req.pid());
         let _by = acting(caller(req));
-        entry(
-            &self.vfs,
-            reply,
+        self.answer_entry(
             "mkdir",
-            self.vfs
-                .mkdir(parent.0, name.as_bytes(), mode, umask, caller(req)),
+            || {
+                self.vfs
+                    .mkdir(parent.0, name.as_bytes(), mode, umask, caller(req))
+            },
+            reply,
         );
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         placement::follow(req.pid());
         let _by = acting(caller(req));
-        empty(
-            reply,
+        self.answer_empty(
             "unlink",
-            self.vfs.unlink(parent.0, name.as_bytes(), false),
+            || self.vfs.unlink(parent.0, name.as_bytes(), false),
+            reply,
         );
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         placement::follow(req.pid());
         let _by = acting(caller(req));
-        empty(
-            reply,
+        self.answer_empty(
             "rmdir",
-            self.vfs.unlink(parent.0, name.as_bytes(), true),
+            || self.vfs.unlink(parent.0, name.as_bytes(), true),
+            reply,
         );
     }
 
@@ -321,16 +361,17 @@ impl Filesystem for Fuse {
     ) {
         placement::follow(req.pid());
         let _by = acting(caller(req));
-        entry(
-            &self.vfs,
-            reply,
+        self.answer_entry(
             "symlink",
-            self.vfs.symlink(
-                parent.0,
-                link_name.as_bytes(),
-                target.as_os_str().as_bytes(),
-                caller(req),
-            ),
+            || {
+                self.vfs.symlink(
+                    parent.0,
+                    link_name.as_bytes(),
+                    target.as_os_str().as_bytes(),
+                    caller(req),
+                )
+            },
+            reply,
         );
     }
 
@@ -346,14 +387,16 @@ impl Filesystem for Fuse {
     ) {
         placement::follow(req.pid());
         let _by = acting(caller(req));
-        let res = self.vfs.rename(
-            parent.0,
-            name.as_bytes(),
-            newparent.0,
-            newname.as_bytes(),
-            flags.bits(),
-        );
-        empty(reply, "rename", res);
+        let work = || {
+            self.vfs.rename(
+                parent.0,
+                name.as_bytes(),
+                newparent.0,
+                newname.as_bytes(),
+                flags.bits(),
+            )
+        };
+        self.answer_empty("rename", work, reply);
     }
 
     fn link(
@@ -366,8 +409,8 @@ impl Filesystem for Fuse {
     ) {
         placement::follow(req.pid());
         let _by = acting(caller(req));
-        let res = self.vfs.link(ino.0, newparent.0, newname.as_bytes());
-        entry(&self.vfs, reply, "link", res);
+        let work = || self.vfs.link(ino.0, newparent.0, newname.as_bytes());
+        self.answer_entry("link", work, reply);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -411,13 +454,16 @@ impl Filesystem for Fuse {
     ) {
         placement::follow(req.pid());
         let _by = acting(caller(req));
-        match self
-            .vfs
-            .write_by(fh.0, offset, data, lock_owner.map(|o| o.0))
-        {
-            Ok(n) => reply.written(n as u32),
-            Err(e) => reply.error(fail("write", &e)),
-        }
+        self.answer(
+            || {
+                self.vfs
+                    .write_by(fh.0, offset, data, lock_owner.map(|o| o.0))
+            },
+            move |res| match res {
+                Ok(n) => reply.written(n as u32),
+                Err(e) => reply.error(fail("write", &e)),
+            },
+        );
     }
 
     fn fallocate(
@@ -471,7 +517,7 @@ impl Filesystem for Fuse {
         // Not `placement::follow`: a process closes its descriptors while it execs, and
         // reading its /proc entry then waits for the exec, which waits for this reply.
         let _by = acting(caller(req));
-        empty(reply, "close", self.vfs.flush(fh.0, Some(lock_owner.0)));
+        self.answer_empty("close", || self.vfs.flush(fh.0, Some(lock_owner.0)), reply);
     }
 
     fn release(
@@ -484,15 +530,14 @@ impl Filesystem for Fuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        match self.vfs.release(fh.0) {
-            Ok(stale) => {
-                if stale {
-                    let _ = self.stale.send(Stale::Inode(ino.0));
-                }
-                reply.ok();
+        let work = || {
+            let stale = self.vfs.release(fh.0)?;
+            if stale {
+                let _ = self.stale.send(Stale::Inode(ino.0));
             }
-            Err(e) => reply.error(fail("release", &e)),
-        }
+            Ok(())
+        };
+        self.answer_empty("release", work, reply);
     }
 
     fn fsync(
@@ -505,7 +550,7 @@ impl Filesystem for Fuse {
     ) {
         placement::follow(req.pid());
         let _by = acting(caller(req));
-        empty(reply, "fsync", self.vfs.fsync(fh.0));
+        self.answer_empty("fsync", || self.vfs.fsync(fh.0), reply);
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -547,7 +592,7 @@ impl Filesystem for Fuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        empty(reply, "fsyncdir", self.vfs.engine().sync_all());
+        self.answer_empty("fsyncdir", || self.vfs.engine().sync_all(), reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -570,10 +615,10 @@ impl Filesystem for Fuse {
         reply: ReplyEmpty,
     ) {
         let _by = acting(caller(req));
-        empty(
-            reply,
+        self.answer_empty(
             "setxattr",
-            self.vfs.setxattr(ino.0, name.as_bytes(), value, flags),
+            || self.vfs.setxattr(ino.0, name.as_bytes(), value, flags),
+            reply,
         );
     }
 
@@ -600,10 +645,10 @@ impl Filesystem for Fuse {
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _by = acting(caller(req));
-        empty(
-            reply,
+        self.answer_empty(
             "removexattr",
-            self.vfs.removexattr(ino.0, name.as_bytes()),
+            || self.vfs.removexattr(ino.0, name.as_bytes()),
+            reply,
         );
     }
 
@@ -639,19 +684,23 @@ impl Filesystem for Fuse {
     ) {
         placement::follow(req.pid());
         let _by = acting(caller(req));
-        match self
-            .vfs
-            .create(parent.0, name.as_bytes(), mode, umask, flags, caller(req))
-        {
-            Ok((a, fh)) => reply.created(
-                &ttl(&self.vfs, &a),
+        let work = || {
+            let (a, fh) =
+                self.vfs
+                    .create(parent.0, name.as_bytes(), mode, umask, flags, caller(req))?;
+            let keep = ttl(&self.vfs, &a);
+            Ok((a, fh, keep, self.vfs.flush_needed(fh)))
+        };
+        self.answer(work, move |res| match res {
+            Ok((a, fh, ttl, flush_needed)) => reply.created(
+                &ttl,
                 &file_attr(&a),
                 Generation(0),
                 FileHandle(fh),
-                open_flags(self.vfs.flush_needed(fh)),
+                open_flags(flush_needed),
             ),
             Err(e) => reply.error(fail("create", &e)),
-        }
+        });
     }
 }
 

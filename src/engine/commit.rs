@@ -193,7 +193,7 @@ impl Engine {
 
     /// Makes everything logged so far durable (fsync of a file without a draft).
     pub fn sync_all(&self) -> Result<()> {
-        self.wal.sync_to(self.wal.written())
+        self.wait(Some(self.wal.written()))
     }
 }
 

@@ -14,6 +14,7 @@
 //! committed version without copying it, so an append commits only its new bytes and the
 //! content becomes pieces (`extents`).
 
+mod acks;
 pub mod api;
 mod batch;
 pub mod cache;
@@ -66,6 +67,7 @@ use self::tree::Tree;
 use self::wal::{Durability, Wal};
 use crate::error::{Error, Result};
 
+pub use self::acks::deferring;
 pub use self::batch::{Change, Pinned};
 pub use self::meta_ops::{MAX_FILE_SIZE, NAME_MAX};
 pub use self::record::{decode, encode};

@@ -7,11 +7,11 @@ use std::sync::atomic::Ordering;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::Engine;
 use super::codec::Tier;
 use super::extents::{self, Part};
 use super::tree::{Location, Meta, Tree};
 use super::wal::Durability;
+use super::{Engine, acks};
 use crate::error::{Error, Result};
 
 pub fn encode<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
@@ -185,8 +185,16 @@ impl Engine {
         self.log(tree, vec![Op::Upsert { meta, content }], &[], tier)
     }
 
+    /// Waits until a change acknowledged to someone is durable. Deferring (`acks`), it
+    /// only notes what is owed when another thread's fsync is under way.
     pub(super) fn wait(&self, lsn: Option<u64>) -> Result<()> {
         match lsn {
+            Some(lsn) if acks::deferring_now() => {
+                if !self.wal.sync_unless_busy(lsn)? {
+                    acks::owe(lsn);
+                }
+                Ok(())
+            }
             Some(lsn) => self.wal.sync_to(lsn),
             None => Ok(()),
         }

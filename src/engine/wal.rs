@@ -13,7 +13,8 @@
 //! Durability: a record appended with `Durability::Sync` is returned only after an fsync
 //! covering it; with `Within(d)` a background flusher fsyncs it no later than `d` after the
 //! append. A failed fsync poisons the log: the page cache may have dropped the dirty pages,
-//! so nothing written since can be called durable, and every later commit fails.
+//! so nothing written since can be called durable, and every later commit fails. A reply
+//! owed at a position (`when_durable`) is sent by the flusher after the fsync covering it.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -73,9 +74,14 @@ struct Inner {
     fsyncs: u64,
     syncing: bool,
     deadline: Option<Instant>,
+    /// Replies waiting for the log to be durable up to their position.
+    owed: Vec<(u64, Ack)>,
     poisoned: bool,
     shutdown: bool,
 }
+
+/// What is done once a position is durable: given the fsync's failure if it failed.
+pub type Ack = Box<dyn FnOnce(Result<()>) + Send>;
 
 pub struct Wal {
     disk: Arc<dyn Disk>,
@@ -297,6 +303,7 @@ impl Wal {
                 fsyncs: 0,
                 syncing: false,
                 deadline: None,
+                owed: Vec::new(),
                 poisoned: false,
                 shutdown: false,
             }),
@@ -374,15 +381,29 @@ impl Wal {
     /// Returns once everything up to `lsn` is on disk. Whoever finds no sync running
     /// becomes the leader and syncs for everyone who arrived before it started.
     pub fn sync_to(&self, lsn: u64) -> Result<()> {
+        self.sync(lsn, true).map(|_| ())
+    }
+
+    /// `sync_to`, unless another thread's fsync is under way: then false at once, and
+    /// the caller owes its reply (`when_durable`), to go out after a later fsync that
+    /// covers it and the others owed meanwhile.
+    pub fn sync_unless_busy(&self, lsn: u64) -> Result<bool> {
+        self.sync(lsn, false)
+    }
+
+    fn sync(&self, lsn: u64, wait_for_others: bool) -> Result<bool> {
         let mut g = self.lock();
         loop {
             if g.poisoned {
                 return Err(Error::Poisoned);
             }
             if g.durable >= lsn {
-                return Ok(());
+                return Ok(true);
             }
             if g.syncing {
+                if !wait_for_others {
+                    return Ok(false);
+                }
                 g = self.synced.wait(g).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
@@ -404,7 +425,21 @@ impl Wal {
                 Err(_) => g.poisoned = true,
             }
             self.synced.notify_all();
+            // Replies owed while this fsync ran mostly need the next one: the flusher's.
+            if !g.owed.is_empty() {
+                let paid = Self::take_paid(&mut g);
+                self.wake_flusher.notify_one();
+                drop(g);
+                paid();
+                g = self.lock();
+            }
         }
+    }
+
+    /// Makes the log look as if another thread's fsync were under way (or not).
+    #[cfg(test)]
+    pub(super) fn hold_sync(&self, on: bool) {
+        self.lock().syncing = on;
     }
 
     pub fn written(&self) -> u64 {
@@ -532,27 +567,44 @@ impl Wal {
         self.read_at(seq, off, size)
     }
 
-    /// Background loop that makes windowed records durable on time. Returns on shutdown.
+    /// Calls `ack` once everything up to `lsn` is durable: at once if it is, else after
+    /// the flusher's next fsync, which covers every reply owed by then.
+    pub fn when_durable(&self, lsn: u64, ack: Ack) {
+        let mut g = self.lock();
+        if g.poisoned {
+            drop(g);
+            return ack(Err(Error::Poisoned));
+        }
+        if g.durable >= lsn {
+            drop(g);
+            return ack(Ok(()));
+        }
+        g.owed.push((lsn, ack));
+        self.wake_flusher.notify_one();
+    }
+
+    /// Background loop that makes windowed records durable on time and sends the replies
+    /// owed. Returns on shutdown.
     pub fn run_flusher(&self) {
         let mut g = self.lock();
         loop {
             if g.shutdown {
                 return;
             }
-            match g.deadline {
-                None => {
+            let now = Instant::now();
+            let due = g.deadline.filter(|&d| d > now && g.owed.is_empty());
+            match (g.deadline, due) {
+                (None, _) if g.owed.is_empty() => {
                     g = self.wake_flusher.wait(g).unwrap_or_else(|e| e.into_inner());
                 }
-                Some(due) => {
-                    let now = Instant::now();
-                    if now < due {
-                        g = self
-                            .wake_flusher
-                            .wait_timeout(g, due - now)
-                            .unwrap_or_else(|e| e.into_inner())
-                            .0;
-                        continue;
-                    }
+                (_, Some(due)) => {
+                    g = self
+                        .wake_flusher
+                        .wait_timeout(g, due - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                _ => {
                     g.deadline = None;
                     let target = g.written;
                     drop(g);
@@ -560,12 +612,36 @@ impl Wal {
                         log::error!("background log flush failed: {e}");
                     }
                     g = self.lock();
+                    let paid = Self::take_paid(&mut g);
+                    drop(g);
+                    paid();
+                    g = self.lock();
                 }
             }
         }
     }
 
-    /// Makes everything durable, seals the segment and stops the flusher.
+    /// Takes the replies the log's state settles (durable, or never to be: poisoned);
+    /// the returned call sends them, after the lock is released.
+    fn take_paid(g: &mut MutexGuard<'_, Inner>) -> impl FnOnce() + use<> {
+        let (durable, poisoned) = (g.durable, g.poisoned);
+        let (paid, owed) = std::mem::take(&mut g.owed)
+            .into_iter()
+            .partition(|(lsn, _)| poisoned || *lsn <= durable);
+        g.owed = owed;
+        move || {
+            for (_, ack) in paid {
+                ack(if poisoned {
+                    Err(Error::Poisoned)
+                } else {
+                    Ok(())
+                });
+            }
+        }
+    }
+
+    /// Makes everything durable, seals the segment, sends the replies owed and stops the
+    /// flusher.
     pub fn shutdown(&self) -> Result<()> {
         let target = self.written();
         let mut res = self.sync_to(target);
@@ -575,6 +651,9 @@ impl Wal {
         }
         g.shutdown = true;
         self.wake_flusher.notify_all();
+        let paid = Self::take_paid(&mut g);
+        drop(g);
+        paid();
         res
     }
 }
@@ -809,6 +888,89 @@ mod tests {
         }
         wal.shutdown().expect("shutdown");
         assert_eq!(collect(tmp.path()).expect("replay").len(), 400);
+    }
+
+    #[test]
+    fn replies_owed_meanwhile_share_one_fsync_and_come_after_it() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let wal = Arc::new(Wal::open(disk::real(), tmp.path(), 1 << 30).expect("open"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for i in 0..8 {
+            let rec = format!("record {i}");
+            let a = wal
+                .append(
+                    &[rec.as_bytes()],
+                    Durability::Within(Duration::from_secs(60)),
+                )
+                .expect("append");
+            let (tx, w) = (tx.clone(), wal.clone());
+            wal.when_durable(
+                a.lsn,
+                Box::new(move |res| {
+                    let _ = tx.send((res, w.lock().durable >= a.lsn));
+                }),
+            );
+        }
+        // Owed before the flusher runs: its first fsync pays them all.
+        let flusher = {
+            let wal = wal.clone();
+            std::thread::spawn(move || wal.run_flusher())
+        };
+        for _ in 0..8 {
+            let (res, durable) = rx.recv_timeout(Duration::from_secs(10)).expect("a reply");
+            res.expect("synced");
+            assert!(durable, "a reply went out before its record was durable");
+        }
+        assert_eq!(wal.figures().2, 1, "one fsync for the eight replies");
+        // Owed once durable: sent at once, by the caller.
+        let (tx2, rx2) = std::sync::mpsc::channel();
+        wal.when_durable(
+            wal.written(),
+            Box::new(move |res| {
+                let _ = tx2.send(res);
+            }),
+        );
+        rx2.try_recv().expect("sent at once").expect("durable");
+        wal.shutdown().expect("shutdown");
+        flusher.join().expect("flusher");
+    }
+
+    #[test]
+    fn a_reply_owed_when_the_fsync_fails_reports_the_failure() {
+        let sim = disk::sim::Sim::default();
+        let wal =
+            Arc::new(Wal::open(Arc::new(sim.clone()), Path::new("/log"), 1 << 30).expect("open"));
+        let a = wal
+            .append(
+                &[b"never durable"],
+                Durability::Within(Duration::from_secs(60)),
+            )
+            .expect("append");
+        let (tx, rx) = std::sync::mpsc::channel();
+        wal.when_durable(
+            a.lsn,
+            Box::new(move |res| {
+                let _ = tx.send(res);
+            }),
+        );
+        sim.cut_at(sim.points() + 1);
+        let flusher = {
+            let wal = wal.clone();
+            std::thread::spawn(move || wal.run_flusher())
+        };
+        let res = rx.recv_timeout(Duration::from_secs(10)).expect("a reply");
+        assert!(matches!(res, Err(Error::Poisoned)), "{res:?}");
+        let (tx2, rx2) = std::sync::mpsc::channel();
+        wal.when_durable(
+            a.lsn,
+            Box::new(move |res| {
+                let _ = tx2.send(res);
+            }),
+        );
+        let later = rx2.try_recv().expect("refused at once");
+        assert!(matches!(later, Err(Error::Poisoned)), "{later:?}");
+        let _ = wal.shutdown();
+        flusher.join().expect("flusher");
     }
 
     #[test]

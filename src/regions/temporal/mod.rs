@@ -161,7 +161,9 @@ impl Region for Temporal {
         }
         let doc = match (place, name) {
             (Place::Top, MAINTAIN) => Ok(docs::maintain(&self.shared, cx)),
-            (Place::Live, EVENTS) => Ok(Vec::new()),
+            // The stream's entry point reads empty whatever is appended: fixed, so the
+            // kernel keeps its name and attributes and a `>>` does not ask for them.
+            (Place::Live, EVENTS) => return Some(Generated::Fixed(Vec::new())),
             (Place::Live, CURRENT_STREAMS) => docs::current_streams(&self.shared, cx),
             (Place::Recent, RETENTION_POLICY) => docs::retention_policy(&self.shared, cx),
             (Place::Historical, ARCHIVE_POLICY) => docs::archive_policy(&self.shared, cx),
