@@ -20,6 +20,9 @@ pub struct Link {
     pub partner: u64,
     pub strength: f32,
     pub at: Millis,
+    /// log2 of `strength`, kept: bounding a key's partners ranks them (`rank`) at every
+    /// new pair.
+    log2_strength: f64,
 }
 
 impl Link {
@@ -28,6 +31,15 @@ impl Link {
         let age = (now - self.at).max(0) as f64 / 1000.0;
         f64::from(self.strength) * 0.5f64.powf(age / s.half_life_secs as f64)
     }
+}
+
+/// Orders links as their strengths now do, whatever the time: every strength fades by the
+/// same factor, so log2 of the strength now differs from this by the same amount for all.
+/// Comparing strengths now costs two powers a comparison, which was most of the daemon's
+/// time while records were read in turn (every read makes new pairs, and each new pair
+/// ranks its keys' partners).
+fn rank(log2_strength: f64, at: Millis, s: &Settings) -> f64 {
+    log2_strength + at as f64 / (1000.0 * s.half_life_secs as f64)
 }
 
 /// A pair as it is stored: each pair once, `a < b`.
@@ -44,7 +56,9 @@ pub struct Links {
     /// The latest opens, oldest first, each record once.
     recent: VecDeque<(u64, Millis)>,
     /// Each record's partners; every pair appears on both sides, alike.
-    keys: HashMap<u64, Vec<Link>>,
+    /// foldhash rather than SipHash: the keys are inode numbers, hashed a few dozen times
+    /// a read.
+    keys: HashMap<u64, Vec<Link>, foldhash::fast::RandomState>,
     pairs: usize,
     /// Opens seen and pairs reinforced, since the mount.
     pub reads: u64,
@@ -78,7 +92,7 @@ impl Links {
         }
         self.recent.push_back((ino, now));
         if self.pairs > s.max_pairs {
-            self.shed(now, s);
+            self.shed(s);
         }
         partners.len()
     }
@@ -121,7 +135,7 @@ impl Links {
     }
 
     /// Takes pairs kept from before (a restart), within this build's bounds.
-    pub fn restore(&mut self, pairs: impl IntoIterator<Item = Pair>, now: Millis, s: &Settings) {
+    pub fn restore(&mut self, pairs: impl IntoIterator<Item = Pair>, s: &Settings) {
         for p in pairs {
             if p.a == p.b || !(p.strength.is_finite() && p.strength > 0.0) {
                 continue;
@@ -129,7 +143,7 @@ impl Links {
             self.set(p.a, p.b, p.strength, p.at, s);
         }
         if self.pairs > s.max_pairs {
-            self.shed(now, s);
+            self.shed(s);
         }
     }
 
@@ -159,10 +173,12 @@ impl Links {
         let mut new = false;
         for (x, y) in [(a, b), (b, a)] {
             let list = self.keys.entry(x).or_default();
+            let log2_strength = f64::from(strength).log2();
             match list.iter_mut().find(|l| l.partner == y) {
                 Some(l) => {
                     l.strength = strength;
                     l.at = at;
+                    l.log2_strength = log2_strength;
                 }
                 None => {
                     new = true;
@@ -170,6 +186,7 @@ impl Links {
                         partner: y,
                         strength,
                         at,
+                        log2_strength,
                     });
                 }
             }
@@ -177,19 +194,20 @@ impl Links {
         if new {
             self.pairs += 1;
             for x in [a, b] {
-                self.trim(x, at, s);
+                self.trim(x, s);
             }
         }
     }
 
     /// Keeps `x`'s partners within the bound, dropping the weakest pairs.
-    fn trim(&mut self, x: u64, now: Millis, s: &Settings) {
+    fn trim(&mut self, x: u64, s: &Settings) {
         while self.links_of(x).len() > s.partners_per_key {
             let weakest = self
                 .links_of(x)
                 .iter()
-                .min_by(|p, q| p.effective(now, s).total_cmp(&q.effective(now, s)))
-                .map(|l| l.partner);
+                .map(|l| (rank(l.log2_strength, l.at, s), l.partner))
+                .min_by(|p, q| p.0.total_cmp(&q.0))
+                .map(|(_, partner)| partner);
             let Some(w) = weakest else { return };
             self.unlink_side(x, w);
             self.unlink_side(w, x);
@@ -208,22 +226,19 @@ impl Links {
 
     /// Drops the weakest pairs down to nine tenths of the bound (so that this runs once
     /// per tenth of the bound of new pairs, not at every one).
-    fn shed(&mut self, now: Millis, s: &Settings) {
-        let mut all = self.all_pairs();
+    fn shed(&mut self, s: &Settings) {
         let keep = s.max_pairs * 9 / 10;
-        if all.len() <= keep {
+        if self.pairs <= keep {
             return;
         }
-        let strength = |p: &Pair| {
-            Link {
-                partner: p.b,
-                strength: p.strength,
-                at: p.at,
-            }
-            .effective(now, s)
-        };
-        all.sort_by(|p, q| strength(q).total_cmp(&strength(p)));
-        for p in &all[keep..] {
+        let mut ranked: Vec<(f64, Pair)> = self
+            .all_pairs()
+            .into_iter()
+            .map(|p| (rank(f64::from(p.strength).log2(), p.at, s), p))
+            .collect();
+        // Strongest first; only the split at `keep` matters, not the order on either side.
+        ranked.select_nth_unstable_by(keep, |p, q| q.0.total_cmp(&p.0));
+        for (_, p) in &ranked[keep..] {
             self.unlink_side(p.a, p.b);
             self.unlink_side(p.b, p.a);
             self.pairs -= 1;
@@ -302,5 +317,37 @@ mod tests {
             l.records()
                 .all(|k| l.links_of(k).iter().all(|x| x.partner != first))
         );
+    }
+
+    #[test]
+    fn the_pair_dropped_is_the_weakest_now_not_the_weakest_when_set() {
+        let s = Settings {
+            window_ms: 100,
+            half_life_secs: 100,
+            partners_per_key: 2,
+            max_pairs: 20,
+            ..Settings::default()
+        };
+        // Record 1 has two partners: 2, strong long ago, and 3, weak but recent.
+        let partners_after = |t: Millis| {
+            let mut l = Links::default();
+            let pair = |b, strength, at| Pair {
+                a: 1,
+                b,
+                strength,
+                at,
+            };
+            l.restore([pair(2, 4.0, 0), pair(3, 1.0, t)], &s);
+            // 1 and 4 read together: a third partner for 1, one too many.
+            l.read(1, t + 10, &s);
+            l.read(4, t + 20, &s);
+            let mut kept: Vec<u64> = l.links_of(1).iter().map(|x| x.partner).collect();
+            kept.sort();
+            kept
+        };
+        // 100 s on, 2 is worth 4 / 2 = 2: the newest-but-weakest (3, worth ~1) goes.
+        assert_eq!(partners_after(100_000), [2, 4]);
+        // 300 s on, 2 is worth 4 / 8 = 0.5: now it is the weakest.
+        assert_eq!(partners_after(300_000), [3, 4]);
     }
 }

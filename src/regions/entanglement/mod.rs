@@ -308,7 +308,7 @@ impl Region for Entanglement {
             }
         }
         kept.retain(|p| cx.store.getattr(p.a).is_ok() && cx.store.getattr(p.b).is_ok());
-        self.links_mut().restore(kept, now_ms(), &rules);
+        self.links_mut().restore(kept, &rules);
         lock(&self.persisted).saved = Some(Instant::now());
         *self.rules.write().unwrap_or_else(|e| e.into_inner()) = rules;
         Ok(())
