@@ -60,12 +60,31 @@ impl Fuse {
         work: impl FnOnce() -> Result<T>,
         reply: impl FnOnce(Result<T>) + Send + 'static,
     ) {
+        self.answer_or_undo(work, |_| {}, reply);
+    }
+
+    /// `answer`, where what the work made (a handle) must be let go of when the fsync its
+    /// reply waited for fails: the kernel, told of the failure, never releases it.
+    fn answer_or_undo<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T>,
+        undo: impl FnOnce(T) + Send + 'static,
+        reply: impl FnOnce(Result<T>) + Send + 'static,
+    ) {
         match engine::deferring(work) {
             (res, None) => reply(res),
-            (res, Some(lsn)) => self
-                .vfs
-                .engine()
-                .when_durable(lsn, Box::new(move |synced| reply(synced.and(res)))),
+            (res, Some(lsn)) => self.vfs.engine().when_durable(
+                lsn,
+                Box::new(move |synced| {
+                    reply(match (synced, res) {
+                        (Err(e), Ok(made)) => {
+                            undo(made);
+                            Err(e)
+                        }
+                        (synced, res) => synced.and(res),
+                    })
+                }),
+            ),
         }
     }
 
@@ -691,7 +710,15 @@ impl Filesystem for Fuse {
             let keep = ttl(&self.vfs, &a);
             Ok((a, fh, keep, self.vfs.flush_needed(fh)))
         };
-        self.answer(work, move |res| match res {
+        let vfs = self.vfs.clone();
+        // Runs on the log's flusher after a failed fsync: the log is poisoned, so the
+        // release's commit fails at once instead of waiting for another fsync.
+        let undo = move |(_, fh, _, _): (Attr, u64, Duration, bool)| {
+            if let Err(e) = vfs.release(fh) {
+                log::debug!("releasing the handle of a failed create: {e}");
+            }
+        };
+        self.answer_or_undo(work, undo, move |res| match res {
             Ok((a, fh, ttl, flush_needed)) => reply.created(
                 &ttl,
                 &file_attr(&a),
