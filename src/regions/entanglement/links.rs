@@ -26,6 +26,10 @@ pub struct Link {
 }
 
 impl Link {
+    fn rank(&self, s: &Settings) -> f64 {
+        rank(self.log2_strength, self.at, s)
+    }
+
     /// The strength now, faded since `at`.
     pub fn effective(&self, now: Millis, s: &Settings) -> f64 {
         let age = (now - self.at).max(0) as f64 / 1000.0;
@@ -171,9 +175,9 @@ impl Links {
     /// Sets the pair `a`–`b` on both sides, making room on each if it is new.
     fn set(&mut self, a: u64, b: u64, strength: f32, at: Millis, s: &Settings) {
         let mut new = false;
+        let log2_strength = f64::from(strength).log2();
         for (x, y) in [(a, b), (b, a)] {
             let list = self.keys.entry(x).or_default();
-            let log2_strength = f64::from(strength).log2();
             match list.iter_mut().find(|l| l.partner == y) {
                 Some(l) => {
                     l.strength = strength;
@@ -205,7 +209,7 @@ impl Links {
             let weakest = self
                 .links_of(x)
                 .iter()
-                .map(|l| (rank(l.log2_strength, l.at, s), l.partner))
+                .map(|l| (l.rank(s), l.partner))
                 .min_by(|p, q| p.0.total_cmp(&q.0))
                 .map(|(_, partner)| partner);
             let Some(w) = weakest else { return };
