@@ -55,6 +55,8 @@ pub struct Cache {
     budget: usize,
     /// What the cache may hold now: the budget less what the rest of the daemon uses.
     limit: usize,
+    /// What the rest of the daemon used at the last `fit`.
+    rest: usize,
     pub hits: u64,
     pub misses: u64,
     /// (hits, misses) of the reads of each tier's files.
@@ -73,6 +75,7 @@ impl Cache {
             bytes: 0,
             budget,
             limit: budget,
+            rest: 0,
             hits: 0,
             misses: 0,
             by_tier: [(0, 0); 3],
@@ -131,17 +134,18 @@ impl Cache {
         }
     }
 
-    /// A new budget; the limit starts there until the next `fit`.
+    /// A new budget, less what the rest of the daemon used at the last `fit`.
     pub fn set_budget(&mut self, budget: usize) {
         self.budget = budget;
-        self.limit = budget;
+        self.limit = share(budget, self.rest);
         self.shrink();
     }
 
     /// Fits the limit to a daemon whose resident memory is `resident` bytes, this cache
     /// included, evicting what no longer fits.
     pub fn fit(&mut self, resident: usize) {
-        self.limit = share(self.budget, resident.saturating_sub(self.bytes));
+        self.rest = resident.saturating_sub(self.bytes);
+        self.limit = share(self.budget, self.rest);
         self.shrink();
     }
 
@@ -285,6 +289,11 @@ mod tests {
         // The rest shrinks again: the limit is back at the budget.
         c.fit(c.bytes());
         assert_eq!(c.limit(), 80_000);
+        // A new budget gives way to the rest as the last fit measured it, at once.
+        c.fit(c.bytes() + 30_000);
+        c.set_budget(60_000);
+        assert_eq!(c.limit(), 30_000);
+        assert!(c.bytes() <= 30_000);
         assert_eq!(
             (share(100, 0), share(100, 40), share(100, 95)),
             (100, 60, 12)
