@@ -28,7 +28,9 @@ impl Metric {
         }
     }
 
-    /// The distance between `a` and `b` (same length).
+    /// The distance between `a` and `b` (same length), by definition: what the tests'
+    /// brute-force references use (the daemon computes norms once, `raw` and `finish`).
+    #[cfg(test)]
     pub fn distance(self, a: &[f32], b: &[f32]) -> f32 {
         self.finish(self.raw(a, inv_norm(a), b, inv_norm(b)))
     }
