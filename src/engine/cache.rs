@@ -53,9 +53,7 @@ pub struct Cache {
     lru: LruCache<Key, Arc<Vec<u8>>>,
     bytes: usize,
     budget: usize,
-    /// What the cache may hold now: the budget less what the rest of the daemon uses.
-    limit: usize,
-    /// What the rest of the daemon used at the last `fit`.
+    /// What the rest of the daemon used at the last `fit` (the limit gives way to it).
     rest: usize,
     pub hits: u64,
     pub misses: u64,
@@ -74,7 +72,6 @@ impl Cache {
             lru: LruCache::unbounded(),
             bytes: 0,
             budget,
-            limit: budget,
             rest: 0,
             hits: 0,
             misses: 0,
@@ -106,7 +103,7 @@ impl Cache {
     /// than a quarter of the limit: one large read must not flush everything else.
     pub fn put(&mut self, key: Key, data: Arc<Vec<u8>>) {
         let cost = cost_of(&data);
-        if cost > self.limit / 4 {
+        if cost > self.limit() / 4 {
             return;
         }
         if let Some(old) = self.lru.put(key, data) {
@@ -137,7 +134,6 @@ impl Cache {
     /// A new budget, less what the rest of the daemon used at the last `fit`.
     pub fn set_budget(&mut self, budget: usize) {
         self.budget = budget;
-        self.limit = share(budget, self.rest);
         self.shrink();
     }
 
@@ -145,12 +141,12 @@ impl Cache {
     /// included, evicting what no longer fits.
     pub fn fit(&mut self, resident: usize) {
         self.rest = resident.saturating_sub(self.bytes);
-        self.limit = share(self.budget, self.rest);
         self.shrink();
     }
 
     fn shrink(&mut self) {
-        while self.bytes > self.limit {
+        let limit = self.limit();
+        while self.bytes > limit {
             match self.lru.pop_lru() {
                 Some((_, v)) => {
                     self.bytes -= cost_of(&v);
@@ -169,8 +165,9 @@ impl Cache {
         self.budget
     }
 
+    /// What the cache may hold now: the budget less what the rest of the daemon uses.
     pub fn limit(&self) -> usize {
-        self.limit
+        share(self.budget, self.rest)
     }
 
     /// The files with cached content, most recently used first, with the bytes cached of
