@@ -383,4 +383,56 @@ mod tests {
         let mixed: Vec<(u64, &[f32])> = vec![(1, &[1.0]), (2, &[1.0, 2.0])];
         assert!(cluster(owned(&mixed), Metric::Cosine, None).is_err());
     }
+
+    /// The mean silhouette by its definition, from the vectors themselves: a node's mean
+    /// distance `a` to the others of its cluster, `b` the least mean distance to another
+    /// cluster's, `(b − a) / max(a, b)` (0 alone in its cluster).
+    fn silhouette_by_definition(vecs: &[&[f32]], labels: &[usize], metric: Metric) -> f32 {
+        let k = labels.iter().max().map_or(0, |&c| c + 1);
+        let mut total = 0.0f64;
+        for (i, &own) in labels.iter().enumerate() {
+            let (mut sums, mut sizes) = (vec![0f64; k], vec![0usize; k]);
+            for (j, &c) in labels.iter().enumerate() {
+                sizes[c] += 1;
+                if i != j {
+                    sums[c] += f64::from(metric.distance(vecs[i], vecs[j]));
+                }
+            }
+            if sizes[own] < 2 {
+                continue;
+            }
+            let a = sums[own] / (sizes[own] - 1) as f64;
+            let b = (0..k)
+                .filter(|&c| c != own && sizes[c] > 0)
+                .map(|c| sums[c] / sizes[c] as f64)
+                .fold(f64::INFINITY, f64::min);
+            if a.max(b) > 0.0 {
+                total += (b - a) / a.max(b);
+            }
+        }
+        (total / labels.len() as f64) as f32
+    }
+
+    #[test]
+    fn the_silhouette_from_distances_computed_once_is_its_definition() {
+        let mut rng = SplitMix64::new(7);
+        let vecs: Vec<Vec<f32>> = (0..90)
+            .map(|_| (0..16).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect())
+            .collect();
+        let vecs: Vec<&[f32]> = vecs.iter().map(Vec::as_slice).collect();
+        // Every other vector, as a large graph's sample skips nodes; cluster 3 has one.
+        let sample: Vec<usize> = (0..vecs.len()).step_by(2).collect();
+        let mut labels: Vec<usize> = sample.iter().map(|_| rng.below(3)).collect();
+        labels[7] = 3;
+        let picked: Vec<&[f32]> = sample.iter().map(|&i| vecs[i]).collect();
+        for metric in [Metric::Cosine, Metric::Euclidean] {
+            let between = Between::of(&vecs, &sample, metric);
+            assert_eq!(
+                between.silhouette(&labels),
+                Some(silhouette_by_definition(&picked, &labels, metric)),
+                "{metric:?}"
+            );
+            assert_eq!(between.silhouette(&vec![1; sample.len()]), None);
+        }
+    }
 }
