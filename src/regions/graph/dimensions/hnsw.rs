@@ -167,7 +167,11 @@ impl Graph {
     /// Cuts `slot`'s links on `level` back to `max`, by the same heuristic.
     fn shrink(&mut self, store: &Store, metric: Metric, slot: u32, level: usize, max: usize) {
         let (v, iv) = (store.vector(slot), store.inv(slot));
-        let mut cands: Vec<Near> = self.links[slot as usize][level]
+        let links = &self.links[slot as usize][level];
+        for &n in links {
+            store.prefetch(n);
+        }
+        let mut cands: Vec<Near> = links
             .iter()
             .map(|&n| Near {
                 d: Self::dist(store, metric, v, iv, n),
@@ -232,6 +236,7 @@ impl Graph {
         while best.len() > ef {
             best.pop();
         }
+        let mut fresh: Vec<u32> = Vec::new();
         while let Some(Reverse(c)) = todo.pop() {
             if best.len() >= ef && best.peek().is_some_and(|w| c.d > w.d) {
                 break;
@@ -239,10 +244,15 @@ impl Graph {
             let Some(links) = self.links[c.slot as usize].get(level) else {
                 continue;
             };
+            // The unvisited first, their vectors asked for; then their distances.
+            fresh.clear();
             for &n in links {
-                if !seen.first(n) {
-                    continue;
+                if seen.first(n) {
+                    store.prefetch(n);
+                    fresh.push(n);
                 }
+            }
+            for &n in &fresh {
                 let d = Self::dist(store, metric, q, iq, n);
                 let near = Near { d, slot: n };
                 if best.len() < ef || best.peek().is_some_and(|w| near < *w) {
