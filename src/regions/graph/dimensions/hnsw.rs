@@ -140,17 +140,17 @@ impl Graph {
                 lc,
                 false,
             );
-            let max = if lc == 0 { 2 * self.p.m } else { self.p.m };
-            let room = max + max / 4;
+            let max = Self::max_links(self.p.m, lc);
+            let room = Self::room(max);
             let chosen = self.select(store, metric, &found, self.p.m);
             for &n in &chosen {
                 let theirs = &mut self.links[n as usize][lc];
                 if theirs.len() == theirs.capacity() {
                     // Grown once to the most it holds, not doubled past it.
-                    theirs.reserve_exact(room - theirs.len());
+                    theirs.reserve_exact(room.saturating_sub(theirs.len()).max(1));
                 }
                 theirs.push(slot);
-                if theirs.len() == room {
+                if theirs.len() >= room {
                     self.shrink(store, metric, n, lc, max);
                 }
             }
@@ -162,6 +162,16 @@ impl Graph {
             self.entry = Some(slot);
         }
         eps
+    }
+
+    /// The links a slot keeps on `level` once its list is re-chosen.
+    fn max_links(m: usize, level: usize) -> usize {
+        if level == 0 { 2 * m } else { m }
+    }
+
+    /// The length at which a list of `max` is re-chosen: a quarter more, at least one.
+    fn room(max: usize) -> usize {
+        max + (max / 4).max(1)
     }
 
     /// Cuts `slot`'s links on `level` back to `max`, by the same heuristic.
@@ -292,5 +302,48 @@ impl Graph {
         let mut found = self.search_level(store, metric, q, iq, &eps, ef.max(k), 0, true);
         found.truncate(k);
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::regions::graph::dimensions::metric::inv_norm;
+
+    /// The smallest `m` (a quarter of 2 is 0) still has its lists cut back, and a graph
+    /// with enough links finds a stored vector itself.
+    #[test]
+    fn lists_stay_within_their_room_for_every_m() {
+        let mut rng = SplitMix64::new(3);
+        for m in [2, 3, 4, 24] {
+            let mut store = Store::new(8);
+            let mut g = Graph::new(GraphParams {
+                m,
+                ef_construction: 32,
+            });
+            for key in 0..1_500u64 {
+                let v: Vec<f32> = (0..8).map(|_| rng.next_f64() as f32 - 0.5).collect();
+                let slot = store.push(key, &v);
+                g.insert(&store, Metric::Euclidean, slot);
+            }
+            for (slot, levels) in g.links.iter().enumerate() {
+                for (level, list) in levels.iter().enumerate() {
+                    let room = Graph::room(Graph::max_links(g.p.m, level));
+                    assert!(
+                        list.len() < room,
+                        "m {m}: slot {slot} level {level}: {}",
+                        list.len()
+                    );
+                }
+            }
+            if m < 4 {
+                continue; // too few links to promise every search its way
+            }
+            for slot in (0..1_500u32).step_by(97) {
+                let v = store.vector(slot).to_vec();
+                let found = g.search(&store, Metric::Euclidean, &v, inv_norm(&v), 1, 64);
+                assert_eq!(found.first().map(|n| n.slot), Some(slot), "m {m}");
+            }
+        }
     }
 }

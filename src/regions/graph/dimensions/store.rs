@@ -56,12 +56,14 @@ impl Store {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
             const LINE: usize = 64;
             let v = self.vector(slot);
-            let (start, end) = (v.as_ptr() as usize, v.as_ptr_range().end as usize);
-            let mut at = start & !(LINE - 1);
-            while at < end {
-                // SAFETY: a prefetch is a hint: it reads nothing into the program, cannot
-                // fault, and the addresses are those of the slice's own cache lines.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(at as *const i8) };
+            let first = v.as_ptr().cast::<i8>();
+            let lead = first.addr() % LINE;
+            let line_start = first.wrapping_sub(lead);
+            let mut at = 0;
+            while at < lead + std::mem::size_of_val(v) {
+                // SAFETY: a prefetch is a hint: it reads nothing into the program and cannot
+                // fault; the addresses are those of the cache lines the slice lies in.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(line_start.wrapping_add(at)) };
                 at += LINE;
             }
         }
