@@ -460,13 +460,8 @@ impl Space {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::regions::graph::dimensions::tests::random_vec;
     use crate::rng::SplitMix64;
-
-    fn random_vec(rng: &mut SplitMix64, dim: usize) -> Vec<f32> {
-        (0..dim)
-            .map(|_| rng.next_f64() as f32 * 2.0 - 1.0)
-            .collect()
-    }
 
     type Near = Vec<(u64, f32)>;
 

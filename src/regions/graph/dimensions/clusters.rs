@@ -287,6 +287,7 @@ pub fn to_json(c: &Clustering) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::regions::graph::dimensions::tests::random_vec;
 
     /// `groups` tight blobs of `per` points around far-apart centres in 8 dimensions;
     /// keys interleaved so that no group is a run of keys. Returns the points and each
@@ -416,9 +417,7 @@ mod tests {
     #[test]
     fn the_silhouette_from_distances_computed_once_is_its_definition() {
         let mut rng = SplitMix64::new(7);
-        let vecs: Vec<Vec<f32>> = (0..90)
-            .map(|_| (0..16).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect())
-            .collect();
+        let vecs: Vec<Vec<f32>> = (0..90).map(|_| random_vec(&mut rng, 16)).collect();
         let vecs: Vec<&[f32]> = vecs.iter().map(Vec::as_slice).collect();
         // Every other vector, as a large graph's sample skips nodes; cluster 3 has one.
         let sample: Vec<usize> = (0..vecs.len()).step_by(2).collect();

@@ -309,6 +309,7 @@ impl Graph {
 mod tests {
     use super::*;
     use crate::regions::graph::dimensions::metric::inv_norm;
+    use crate::regions::graph::dimensions::tests::random_vec;
 
     /// The smallest `m` (a quarter of 2 is 0) still has its lists cut back, and a graph
     /// with enough links finds a stored vector itself.
@@ -322,7 +323,7 @@ mod tests {
                 ef_construction: 32,
             });
             for key in 0..1_500u64 {
-                let v: Vec<f32> = (0..8).map(|_| rng.next_f64() as f32 - 0.5).collect();
+                let v = random_vec(&mut rng, 8);
                 let slot = store.push(key, &v);
                 g.insert(&store, Metric::Euclidean, slot);
             }

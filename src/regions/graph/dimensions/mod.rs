@@ -17,4 +17,4 @@ pub mod index_file;
 pub mod metric;
 mod store;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -8,7 +8,8 @@ use super::metric::{self, Metric};
 use crate::error::Error;
 use crate::rng::SplitMix64;
 
-fn random_vec(rng: &mut SplitMix64, dim: usize) -> Vec<f32> {
+/// `dim` coordinates uniform in [-1, 1): the graph's tests' random vector.
+pub(in crate::regions::graph) fn random_vec(rng: &mut SplitMix64, dim: usize) -> Vec<f32> {
     (0..dim)
         .map(|_| rng.next_f64() as f32 * 2.0 - 1.0)
         .collect()
@@ -244,6 +245,7 @@ fn an_upsert_answers_the_keys_it_met_nearest_first() {
 /// What a round of queries showed: mean recall@k of the index's answers against its own
 /// exact scan, the query rates of both, and the distances a graph query computed.
 struct Measured {
+    k: usize,
     recall: f64,
     graph_qps: f64,
     scan_qps: f64,
@@ -254,8 +256,8 @@ impl std::fmt::Display for Measured {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         write!(
             f,
-            "recall@10 {:.3}; graph {:.0} q/s ({} distances each), scan {:.0} q/s",
-            self.recall, self.graph_qps, self.graph_distances, self.scan_qps
+            "recall@{} {:.3}; graph {:.0} q/s ({} distances each), scan {:.0} q/s",
+            self.k, self.recall, self.graph_qps, self.graph_distances, self.scan_qps
         )
     }
 }
@@ -277,6 +279,7 @@ fn recall(idx: &Index, queries: &[Vec<f32>], k: usize) -> Measured {
         hits += a.iter().filter(|x| e.iter().any(|y| y.0 == x.0)).count();
     }
     Measured {
+        k,
         recall: hits as f64 / (queries.len() * k) as f64,
         graph_qps,
         scan_qps,
@@ -357,7 +360,8 @@ fn approximate_recall_on_clustered_data() {
     let near_centre = |rng: &mut SplitMix64, c: usize| -> Vec<f32> {
         centres[c]
             .iter()
-            .map(|x| x + SPREAD * (rng.next_f64() as f32 * 2.0 - 1.0))
+            .zip(random_vec(rng, DIM))
+            .map(|(x, r)| x + SPREAD * r)
             .collect()
     };
     for metric in [Metric::Cosine, Metric::Euclidean] {
