@@ -317,15 +317,29 @@ fn read_all_at(f: &File) -> Vec<u8> {
 /// half-written file. The writer's own close does.
 #[test]
 fn a_child_started_while_writing_does_not_commit_the_half_written_file() {
+    children_exec_while_a_writer_holds("half.txt", b"first half, ", b"second half\n");
+}
+
+/// The same before the writer's first write: the child's close must not publish the file
+/// O_TRUNC emptied.
+#[test]
+fn a_child_started_between_an_o_trunc_open_and_the_first_write_commits_nothing() {
+    children_exec_while_a_writer_holds("emptied.txt", b"", b"new version\n");
+}
+
+/// Writes `first` through an `O_TRUNC` descriptor, starts children (they inherit it and
+/// drop it at exec), checks that readers still see the old version, then writes `second`
+/// and closes.
+fn children_exec_while_a_writer_holds(name: &str, first: &[u8], second: &[u8]) {
     let m = Mount::new();
-    let p = m.path(&format!("{USERS}/half.txt"));
+    let p = m.path(&format!("{USERS}/{name}"));
     put(&p, b"old version\n");
     let mut w = OpenOptions::new()
         .write(true)
         .truncate(true)
         .open(&p)
         .unwrap();
-    w.write_all(b"first half, ").unwrap();
+    w.write_all(first).unwrap();
     for _ in 0..3 {
         let o = output_of(&mut Command::new("true"));
         assert!(o.status.success());
@@ -333,11 +347,11 @@ fn a_child_started_while_writing_does_not_commit_the_half_written_file() {
     assert_eq!(
         get(&p),
         b"old version\n",
-        "a reader sees the half-written file after a child's exec closed its copy"
+        "a reader sees the writer's unfinished file after a child's exec closed its copy"
     );
-    w.write_all(b"second half\n").unwrap();
+    w.write_all(second).unwrap();
     close_file(w).unwrap();
-    assert_eq!(get(&p), b"first half, second half\n");
+    assert_eq!(get(&p), [first, second].concat());
 }
 
 #[test]

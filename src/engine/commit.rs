@@ -36,16 +36,7 @@ impl Engine {
         check: &dyn Fn(&Meta, &Bytes<'_>) -> Result<()>,
     ) -> Result<()> {
         let sync = when == CommitAt::Fsync;
-        let draft = {
-            let drafts = lock(&self.drafts);
-            // The release of one handle must not commit what another writer has only begun
-            // (a new `O_TRUNC` open racing the previous handle's asynchronous release):
-            // that writer's own close or release commits it.
-            if when == CommitAt::Release && drafts.writers.get(&ino).is_some_and(|w| *w > 1) {
-                return Ok(());
-            }
-            drafts.map.get(&ino).cloned()
-        };
+        let draft = lock(&self.drafts).map.get(&ino).cloned();
         let nothing_to_commit = |sync: bool| {
             if sync {
                 self.sync_all()
@@ -57,6 +48,16 @@ impl Engine {
             return nothing_to_commit(sync);
         };
         let mut d = lock(&draft);
+        // The release of one handle must not commit what another writer has only begun
+        // (a new `O_TRUNC` open racing the previous handle's asynchronous release): that
+        // writer's own close or release commits it. Counted with the draft held, as a
+        // writer's open counts itself before it changes the draft: counted before, the
+        // open's truncation could land between the count and this lock, and the release
+        // would publish the emptied file.
+        if when == CommitAt::Release && lock(&self.drafts).writers.get(&ino).is_some_and(|w| *w > 1)
+        {
+            return Ok(());
+        }
         if !d.dirty || (when == CommitAt::Close && !d.written) {
             return nothing_to_commit(sync);
         }
@@ -224,6 +225,7 @@ pub(super) fn cache_written(
 mod tests {
     use crate::engine::CommitAt;
     use crate::engine::codec::Tier;
+    use crate::engine::lock;
     use crate::engine::testutil::{file, get, new_universe, put};
 
     #[test]
@@ -245,5 +247,36 @@ mod tests {
             .expect("release");
         e.close_handle(f, true);
         assert_eq!(get(&e, f), b"");
+    }
+
+    /// The interleaving CI met: the old handle's release is under way when the new
+    /// writer's open counts itself and truncates the draft.
+    #[test]
+    fn a_release_under_way_does_not_commit_a_truncation_made_meanwhile() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let e = new_universe(tmp.path(), Tier::Hot);
+        let f = file(&e, "f");
+        put(&e, f, b"committed");
+        e.open_handle(f, true).expect("old writer");
+        e.truncate(f, 0).expect("old writer's O_TRUNC");
+        e.write(f, 0, b"second").expect("write");
+        e.commit(f, CommitAt::Close, &|_, _| Ok(()))
+            .expect("old writer's close");
+        let draft = lock(&e.drafts).map.get(&f).cloned().expect("a draft");
+        std::thread::scope(|s| {
+            let mut held = lock(&draft);
+            let release = s.spawn(|| e.commit(f, CommitAt::Release, &|_, _| Ok(())));
+            // Time for the release to reach the draft's lock (a slower one only makes
+            // this test pass without showing anything, never fail).
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            // The new writer's open, done before the release has the draft: it counts
+            // itself, then truncates (what `truncate` does once it has the draft).
+            e.open_handle(f, true).expect("new writer");
+            held.truncate(0).expect("new writer's O_TRUNC");
+            held.touch();
+            drop(held);
+            release.join().expect("no panic").expect("release");
+        });
+        assert_eq!(get(&e, f), b"second");
     }
 }
