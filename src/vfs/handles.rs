@@ -612,9 +612,16 @@ impl Vfs {
                 Err(e) => log::warn!("commit at release of inode {ino} failed: {e}"),
             }
         }
+        // The check running ahead now, taken before this handle stops counting: a writer
+        // that opens after that may start its own, which must stay.
+        let ahead = writer
+            .then(|| lock(&self.ahead).get(&ino).cloned())
+            .flatten();
         let stale = self.engine.close_handle(ino, writer);
-        if writer && !self.engine.has_writers(ino) {
-            self.stop_ahead(ino, None);
+        if let Some(ahead) = ahead
+            && !self.engine.has_writers(ino)
+        {
+            self.stop_ahead(ino, Some(&ahead));
         }
         Ok(stale)
     }
