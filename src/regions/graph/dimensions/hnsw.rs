@@ -59,11 +59,99 @@ pub struct Graph {
     p: GraphParams,
     /// `1 / ln M`: levels thin out by a factor M each.
     ml: f64,
-    /// `links[slot][level]`: the slot's neighbours on that level.
-    links: Vec<Vec<Vec<u32>>>,
+    links: Links,
     entry: Option<u32>,
     top: usize,
     rng: SplitMix64,
+}
+
+/// Each slot's neighbours on each of its levels. Level 0, which every slot has and every
+/// search ends on, is one flat array, a fixed stride a slot (its count, then room for a
+/// list at its longest): a search reaches a slot's list in one memory access instead of
+/// three dependent ones (the slot's levels, the level's list, its items), which were
+/// most of a search's stalls. Higher levels (a slot in 24 has any) are lists per slot.
+struct Links {
+    stride: usize,
+    level0: Vec<u32>,
+    upper: Vec<Vec<Vec<u32>>>,
+}
+
+impl Links {
+    fn new(room0: usize) -> Self {
+        Links {
+            stride: 1 + room0,
+            level0: Vec::new(),
+            upper: Vec::new(),
+        }
+    }
+
+    fn slots(&self) -> usize {
+        self.upper.len()
+    }
+
+    /// Adds a slot with empty lists on levels 0 to `level`.
+    fn add(&mut self, level: usize) {
+        self.level0.resize(self.level0.len() + self.stride, 0);
+        self.upper.push(vec![Vec::new(); level]);
+    }
+
+    /// The levels `slot` is on.
+    #[cfg(test)]
+    fn levels(&self, slot: u32) -> usize {
+        1 + self.upper[slot as usize].len()
+    }
+
+    fn get(&self, slot: u32, level: usize) -> Option<&[u32]> {
+        match level {
+            0 => {
+                let at = slot as usize * self.stride;
+                let n = self.level0[at] as usize;
+                Some(&self.level0[at + 1..at + 1 + n])
+            }
+            _ => self.upper[slot as usize].get(level - 1).map(Vec::as_slice),
+        }
+    }
+
+    fn set(&mut self, slot: u32, level: usize, list: &[u32]) {
+        match level {
+            0 => {
+                let at = slot as usize * self.stride;
+                let n = list.len().min(self.stride - 1);
+                self.level0[at] = n as u32;
+                self.level0[at + 1..at + 1 + n].copy_from_slice(&list[..n]);
+            }
+            _ => {
+                let l = &mut self.upper[slot as usize][level - 1];
+                l.clear();
+                l.extend_from_slice(list);
+            }
+        }
+    }
+
+    /// Appends `n` to `slot`'s list on `level` (one of at most `room`); its new length.
+    fn push(&mut self, slot: u32, level: usize, n: u32, room: usize) -> usize {
+        match level {
+            0 => {
+                let at = slot as usize * self.stride;
+                let len = self.level0[at] as usize;
+                if len + 1 >= self.stride {
+                    return len; // full: never met, a list is cut back on reaching `room`
+                }
+                self.level0[at + 1 + len] = n;
+                self.level0[at] += 1;
+                len + 1
+            }
+            _ => {
+                let l = &mut self.upper[slot as usize][level - 1];
+                if l.len() == l.capacity() {
+                    // Grown once to the most it holds, not doubled past it.
+                    l.reserve_exact(room.saturating_sub(l.len()).max(1));
+                }
+                l.push(n);
+                l.len()
+            }
+        }
+    }
 }
 
 /// A visited mark per slot, cleared by being made afresh for each search (a few KiB).
@@ -89,7 +177,7 @@ impl Graph {
         Graph {
             p: GraphParams { m, ..p },
             ml: 1.0 / (m as f64).ln(),
-            links: Vec::new(),
+            links: Links::new(Self::room(Self::max_links(m, 0))),
             entry: None,
             top: 0,
             rng: SplitMix64::new(0x1d1a_b0de_5eed_2024),
@@ -112,10 +200,10 @@ impl Graph {
     /// Links `slot`, the store's newest, into the graph; the slots its search met on the
     /// lowest level (live or dead, `ef_construction` at most), nearest first.
     pub fn insert(&mut self, store: &Store, metric: Metric, slot: u32) -> Vec<Near> {
-        debug_assert_eq!(slot as usize, self.links.len());
+        debug_assert_eq!(slot as usize, self.links.slots());
         let u = 1.0 - self.rng.next_f64(); // (0, 1]: ln is finite
         let level = ((-u.ln() * self.ml) as usize).min(31);
-        self.links.push(vec![Vec::new(); level + 1]);
+        self.links.add(level);
         let Some(entry) = self.entry else {
             self.entry = Some(slot);
             self.top = level;
@@ -144,17 +232,11 @@ impl Graph {
             let room = Self::room(max);
             let chosen = self.select(store, metric, &found, self.p.m);
             for &n in &chosen {
-                let theirs = &mut self.links[n as usize][lc];
-                if theirs.len() == theirs.capacity() {
-                    // Grown once to the most it holds, not doubled past it.
-                    theirs.reserve_exact(room.saturating_sub(theirs.len()).max(1));
-                }
-                theirs.push(slot);
-                if theirs.len() >= room {
+                if self.links.push(n, lc, slot, room) >= room {
                     self.shrink(store, metric, n, lc, max);
                 }
             }
-            self.links[slot as usize][lc] = chosen;
+            self.links.set(slot, lc, &chosen);
             eps = found;
         }
         if level > self.top {
@@ -177,7 +259,7 @@ impl Graph {
     /// Cuts `slot`'s links on `level` back to `max`, by the same heuristic.
     fn shrink(&mut self, store: &Store, metric: Metric, slot: u32, level: usize, max: usize) {
         let (v, iv) = (store.vector(slot), store.inv(slot));
-        let links = &self.links[slot as usize][level];
+        let links = self.links.get(slot, level).unwrap_or_default();
         for &n in links {
             store.prefetch(n);
         }
@@ -189,7 +271,8 @@ impl Graph {
             })
             .collect();
         cands.sort_unstable();
-        self.links[slot as usize][level] = self.select(store, metric, &cands, max);
+        let chosen = self.select(store, metric, &cands, max);
+        self.links.set(slot, level, &chosen);
     }
 
     /// The paper's neighbour heuristic over `cands` (nearest first): keep a candidate
@@ -231,7 +314,7 @@ impl Graph {
         level: usize,
         live_only: bool,
     ) -> Vec<Near> {
-        let mut seen = Visited::new(self.links.len());
+        let mut seen = Visited::new(self.links.slots());
         let mut todo: BinaryHeap<Reverse<Near>> = BinaryHeap::new();
         let mut best: BinaryHeap<Near> = BinaryHeap::new();
         let keep = |s: u32| !live_only || store.is_live(s);
@@ -251,7 +334,7 @@ impl Graph {
             if best.len() >= ef && best.peek().is_some_and(|w| c.d > w.d) {
                 break;
             }
-            let Some(links) = self.links[c.slot as usize].get(level) else {
+            let Some(links) = self.links.get(c.slot, level) else {
                 continue;
             };
             // The unvisited first, their vectors asked for; then their distances.
@@ -327,8 +410,9 @@ mod tests {
                 let slot = store.push(key, &v);
                 g.insert(&store, Metric::Euclidean, slot);
             }
-            for (slot, levels) in g.links.iter().enumerate() {
-                for (level, list) in levels.iter().enumerate() {
+            for slot in 0..g.links.slots() as u32 {
+                for level in 0..g.links.levels(slot) {
+                    let list = g.links.get(slot, level).unwrap_or_default();
                     let room = Graph::room(Graph::max_links(g.p.m, level));
                     assert!(
                         list.len() < room,
