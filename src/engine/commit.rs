@@ -279,4 +279,38 @@ mod tests {
         });
         assert_eq!(get(&e, f), b"second");
     }
+
+    /// A commit holds a draft while it takes the drafts' map; so nothing may hold the map
+    /// while it waits for a draft. `touch -d` on a file being written once did: with a
+    /// release's commit beside it, the two waited for each other for good.
+    #[test]
+    fn nothing_waits_for_a_draft_while_holding_the_drafts_map() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let e = new_universe(tmp.path(), Tier::Hot);
+        let f = file(&e, "f");
+        e.open_handle(f, true).expect("writer");
+        e.write(f, 0, b"draft").expect("write");
+        let draft = lock(&e.drafts).map.get(&f).cloned().expect("a draft");
+        std::thread::scope(|s| {
+            let held = lock(&draft);
+            let touch = s.spawn(|| {
+                let set = crate::engine::SetAttr {
+                    mtime: Some(crate::engine::tree::Ts::now()),
+                    ..Default::default()
+                };
+                e.setattr(f, set)
+            });
+            // Once the setattr waits for the draft (time to get there; a slower one only
+            // makes this pass without showing anything), the map is free: what the commit
+            // holding `held` would take next.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let free = (0..10).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                e.drafts.try_lock().is_ok()
+            });
+            drop(held);
+            touch.join().expect("no panic").expect("setattr");
+            assert!(free, "the map was held by a setattr waiting for the draft");
+        });
+    }
 }

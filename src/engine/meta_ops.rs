@@ -314,7 +314,10 @@ impl Engine {
         };
         drop(tree);
         // An explicit mtime also applies to an open draft (`touch -d` while open, `cp -a`).
-        if let (Some(m), Some(d)) = (set.mtime, lock(&self.drafts).map.get(&ino).cloned()) {
+        // The map's lock goes before the draft's is taken: a commit holds a draft while it
+        // counts the writers in the map.
+        let draft = lock(&self.drafts).map.get(&ino).cloned();
+        if let (Some(m), Some(d)) = (set.mtime, draft) {
             lock(&d).mtime = m;
         }
         self.wait(lsn)?;
