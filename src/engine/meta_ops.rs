@@ -314,8 +314,7 @@ impl Engine {
         };
         drop(tree);
         // An explicit mtime also applies to an open draft (`touch -d` while open, `cp -a`).
-        // The map's lock goes before the draft's is taken: a commit holds a draft while it
-        // counts the writers in the map.
+        // The map's lock goes before the draft's is taken (the order on `drafts`).
         let draft = lock(&self.drafts).map.get(&ino).cloned();
         if let (Some(m), Some(d)) = (set.mtime, draft) {
             lock(&d).mtime = m;

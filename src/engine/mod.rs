@@ -81,6 +81,9 @@ pub struct Engine {
     disk: Arc<Fence>,
     root: PathBuf,
     tree: Mutex<Tree>,
+    /// Lock order: a draft's lock may be held while this map's is taken (a commit counts
+    /// the writers with its draft held), never the reverse: clone a draft out of the map
+    /// and let the map go before locking the draft.
     drafts: Mutex<Drafts>,
     wal: Wal,
     store: Arc<Store>,

@@ -71,17 +71,29 @@ pub struct Graph {
 /// three dependent ones (the slot's levels, the level's list, its items), which were
 /// most of a search's stalls. Higher levels (a slot in 24 has any) are lists per slot.
 struct Links {
+    /// `1 +` level 0's room.
     stride: usize,
+    /// The room of a list above level 0.
+    upper_room: usize,
     level0: Vec<u32>,
     upper: Vec<Vec<Vec<u32>>>,
 }
 
 impl Links {
-    fn new(room0: usize) -> Self {
+    fn new(m: usize) -> Self {
         Links {
-            stride: 1 + room0,
+            stride: 1 + Graph::room(Graph::max_links(m, 0)),
+            upper_room: Graph::room(Graph::max_links(m, 1)),
             level0: Vec::new(),
             upper: Vec::new(),
+        }
+    }
+
+    /// The length at which a list on `level` is cut back.
+    fn room(&self, level: usize) -> usize {
+        match level {
+            0 => self.stride - 1,
+            _ => self.upper_room,
         }
     }
 
@@ -128,8 +140,9 @@ impl Links {
         }
     }
 
-    /// Appends `n` to `slot`'s list on `level` (one of at most `room`); its new length.
-    fn push(&mut self, slot: u32, level: usize, n: u32, room: usize) -> usize {
+    /// Appends `n` to `slot`'s list on `level`; its new length (the caller cuts the list
+    /// back on reaching [`room`](Self::room)).
+    fn push(&mut self, slot: u32, level: usize, n: u32) -> usize {
         match level {
             0 => {
                 let at = slot as usize * self.stride;
@@ -145,7 +158,7 @@ impl Links {
                 let l = &mut self.upper[slot as usize][level - 1];
                 if l.len() == l.capacity() {
                     // Grown once to the most it holds, not doubled past it.
-                    l.reserve_exact(room.saturating_sub(l.len()).max(1));
+                    l.reserve_exact(self.upper_room.saturating_sub(l.len()).max(1));
                 }
                 l.push(n);
                 l.len()
@@ -177,7 +190,7 @@ impl Graph {
         Graph {
             p: GraphParams { m, ..p },
             ml: 1.0 / (m as f64).ln(),
-            links: Links::new(Self::room(Self::max_links(m, 0))),
+            links: Links::new(m),
             entry: None,
             top: 0,
             rng: SplitMix64::new(0x1d1a_b0de_5eed_2024),
@@ -229,10 +242,10 @@ impl Graph {
                 false,
             );
             let max = Self::max_links(self.p.m, lc);
-            let room = Self::room(max);
+            let room = self.links.room(lc);
             let chosen = self.select(store, metric, &found, self.p.m);
             for &n in &chosen {
-                if self.links.push(n, lc, slot, room) >= room {
+                if self.links.push(n, lc, slot) >= room {
                     self.shrink(store, metric, n, lc, max);
                 }
             }
