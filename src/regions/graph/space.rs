@@ -10,7 +10,11 @@
 //! would give them; with one they are as good as the insert's search (its
 //! `ef_construction` candidates), measured by the bench's recall. A node that goes (or
 //! moves) leaves the lists it was in short: those are searched again when read, and by
-//! `upkeep`. The same lists make the similar pairs (`entangle`). The slow work — the
+//! `upkeep`. With a graph a commit's insert waits to be linked (`Index::upsert_met`), and
+//! so do its list and its offers: `upkeep` links it and makes them (`link_deferred`).
+//! Meanwhile a neighbourhood read adds the nodes waiting to the list (exactly, by a scan
+//! of them), so a node is in its neighbours' neighbourhoods as soon as it is committed.
+//! The same lists make the similar pairs (`entangle`). The slow work — the
 //! index's proximity graph, the clusters, the lists of nodes not listed since the start
 //! or left short — is done by `upkeep` on copies, away from the lock every commit and
 //! read takes.
@@ -22,7 +26,7 @@ use serde_json::Value;
 
 use super::dimensions::clusters::{self, Clustering};
 use super::dimensions::coords;
-use super::dimensions::index::{Build, Index, Params};
+use super::dimensions::index::{Build, Index, Linked, Params};
 use super::dimensions::index_file::{self, Entry};
 use super::dimensions::metric::Metric;
 use crate::engine::Change;
@@ -35,6 +39,9 @@ pub const CLUSTERS: &str = "similarity_clusters.json";
 const RECLUSTER_EVERY: Duration = Duration::from_secs(30);
 /// Nearest nodes kept per node (a neighbourhood lists as many).
 pub const SIMILAR_KEPT: usize = 5;
+/// Keys a node whose insert was linked without its list (by a graph built or dropped
+/// meanwhile) is offered to: those a search finds nearest.
+const OFFERED_AFTER_SEARCH: usize = 64;
 
 pub struct Space {
     index: Index,
@@ -50,6 +57,9 @@ pub struct Space {
     listed_by: HashMap<u64, Vec<u64>>,
     /// Nodes whose lists lost a node that went or moved: to be searched again.
     short: HashSet<u64>,
+    /// Nodes committed whose insert waits to be linked: their list, and their offers to
+    /// the others', come then.
+    deferred: HashSet<u64>,
     /// At least the farthest distance in any whole list (infinite while one holds fewer
     /// than `SIMILAR_KEPT`): a newcomer farther than this joins no list, which spares a
     /// look at each list of a scan's thousands of keys. Raised as lists are set, lowered
@@ -69,6 +79,7 @@ impl Default for Space {
             similar: HashMap::new(),
             listed_by: HashMap::new(),
             short: HashSet::new(),
+            deferred: HashSet::new(),
             far_bound: f32::INFINITY,
             loose: true,
         }
@@ -214,27 +225,59 @@ impl Space {
 
     /// Puts `ino` at `v` in the index and the lists; whether anything changed.
     fn upsert(&mut self, ino: u64, v: &[f32]) -> Result<bool> {
-        let Some(met) = self.index.upsert_met(ino, v)? else {
+        let Some(linked) = self.index.upsert_met(ino, v)? else {
             return Ok(false);
         };
         self.unlist(ino);
         self.changed = true;
+        self.deferred.insert(ino);
+        for l in linked {
+            self.list_linked(l);
+        }
+        Ok(true)
+    }
+
+    /// A node linked into the index: its list from the keys it met, and itself offered to
+    /// theirs.
+    fn list_linked(&mut self, Linked { key, met }: Linked) {
+        self.deferred.remove(&key);
         let mut near: Vec<(u64, f32)> = Vec::with_capacity(SIMILAR_KEPT + 1);
         for &(other, d) in &met {
             if join(&mut near, other, d) {
                 near.truncate(SIMILAR_KEPT);
             }
             if d < self.far_bound {
-                self.offer(other, ino, d);
+                self.offer(other, key, d);
             }
         }
-        self.set_list(ino, near);
-        Ok(true)
+        self.set_list(key, near);
+    }
+
+    /// Links up to `n` of the inserts waiting and lists their nodes (`upkeep`'s work);
+    /// whether any wait still.
+    pub fn link_deferred(&mut self, n: usize) -> bool {
+        for l in self.index.link_pending(n) {
+            self.list_linked(l);
+        }
+        let stray: Vec<u64> = (self.deferred.iter().copied())
+            .filter(|&k| !self.index.is_unlinked(k))
+            .take(n)
+            .collect();
+        for key in stray {
+            let met = (self.index.get(key))
+                .and_then(|v| (self.index.nearest_others(key, v, OFFERED_AFTER_SEARCH)).ok());
+            match met {
+                Some(met) => self.list_linked(Linked { key, met }),
+                None => _ = self.deferred.remove(&key),
+            }
+        }
+        !self.deferred.is_empty()
     }
 
     /// Takes `ino` out of the index and the lists; whether it was indexed.
     fn remove(&mut self, ino: u64) -> bool {
         self.unlist(ino);
+        self.deferred.remove(&ino);
         let was = self.index.remove(ino);
         self.changed |= was;
         was
@@ -313,13 +356,18 @@ impl Space {
     }
 
     /// The `k` nodes nearest `ino` (itself left out), with their distance: its list when
-    /// that is whole, else a search.
+    /// that is whole (with the nodes waiting to be linked), else a search.
     pub fn nearest(&self, ino: u64, k: usize) -> Vec<(u64, f32)> {
         if k <= SIMILAR_KEPT
             && !self.short.contains(&ino)
             && let Some(list) = self.similar.get(&ino)
         {
-            return list.iter().copied().take(k).collect();
+            let mut near: Vec<(u64, f32)> = list.iter().copied().take(k).collect();
+            for (n, d) in self.index.unlinked_nearest(ino, k) {
+                join(&mut near, n, d);
+                near.truncate(k);
+            }
+            return near;
         }
         self.search(ino, k)
     }
@@ -361,7 +409,7 @@ impl Space {
             self.index
                 .iter()
                 .map(|(k, _)| k)
-                .filter(|k| !self.similar.contains_key(k))
+                .filter(|k| !self.similar.contains_key(k) && !self.deferred.contains(k))
                 .take(max - out.len()),
         );
         out
@@ -418,6 +466,7 @@ impl Space {
         self.recluster_due()
             || self.index.wants_graph()
             || !self.short.is_empty()
+            || !self.deferred.is_empty()
             || self.loose
             || self.similar.len() < self.index.len()
     }
@@ -529,14 +578,13 @@ mod tests {
         }
     }
 
-    /// With a graph the lists are as good as the inserts' searches: recall@5 against a
-    /// scan, over nodes inserted after the graph was built.
-    #[test]
-    fn kept_lists_follow_the_graph_closely() {
-        let mut rng = SplitMix64::new(78);
+    /// A space of 600 random vectors of 16 with its graph built, inserts waiting at most
+    /// `unlinked_max`.
+    fn with_graph(rng: &mut SplitMix64, unlinked_max: usize) -> Space {
         let params = Params {
             approx_from: 500,
             exact_below: 400,
+            unlinked_max,
             ..Params::default()
         };
         let mut space = Space {
@@ -544,14 +592,81 @@ mod tests {
             ..Space::default()
         };
         for key in 0..600u64 {
-            space.upsert(key, &random_vec(&mut rng, 16)).unwrap();
+            space.upsert(key, &random_vec(rng, 16)).unwrap();
         }
         space.index.settle();
+        while space.link_deferred(64) {}
         space.tighten();
+        space
+    }
+
+    /// A node whose insert waits to be linked is in its neighbours' neighbourhoods, and
+    /// they in its, as soon as it is committed; a node moved or removed meanwhile is not.
+    #[test]
+    fn a_node_waiting_to_be_linked_is_a_neighbour_at_once() {
+        let mut space = with_graph(&mut SplitMix64::new(79), 4_096);
+        let a = space.index.get(7).unwrap().to_vec();
+        let twin: Vec<f32> = a.iter().map(|x| x * 1.001).collect();
+        assert!(space.upsert(1_000, &twin).unwrap());
+        assert!(space.index.is_unlinked(1_000) && space.deferred.contains(&1_000));
+        assert!(
+            !space.similar.contains_key(&1_000),
+            "its list comes when it is linked"
+        );
+        assert_eq!(space.nearest(7, 5)[0].0, 1_000);
+        assert_eq!(space.nearest(7, 1).len(), 1);
+        assert_eq!(space.nearest(1_000, 5)[0].0, 7);
+        assert!(
+            space.unnoted(usize::MAX).is_empty(),
+            "upkeep links it, not a search"
+        );
+
+        assert!(space.upsert(1_001, &twin).unwrap());
+        assert!(space.remove(1_000));
+        assert!(space.nearest(7, 5).iter().all(|&(n, _)| n != 1_000));
+        assert_eq!(space.nearest(7, 5)[0].0, 1_001);
+        assert!(!space.link_deferred(64), "nothing waits");
+        assert_eq!(space.similar[&1_001][0].0, 7);
+        assert_eq!(
+            space.similar[&7][0].0, 1_001,
+            "offered to its neighbours' lists"
+        );
+        assert!(!space.similar.contains_key(&1_000));
+    }
+
+    /// The lists of nodes linked later are those of nodes linked at once, and so are
+    /// every other list their offers changed.
+    #[test]
+    fn lists_made_when_linked_are_those_made_at_commit() {
+        let mut now = with_graph(&mut SplitMix64::new(79), 0);
+        let mut later = with_graph(&mut SplitMix64::new(79), 4_096);
+        let mut rng = SplitMix64::new(80);
+        for key in 600..1_500u64 {
+            let v = random_vec(&mut rng, 16);
+            now.upsert(key, &v).unwrap();
+            later.upsert(key, &v).unwrap();
+        }
+        assert_eq!(later.deferred.len(), 900);
+        while later.link_deferred(5) {}
+        assert_eq!(now.similar, later.similar);
+    }
+
+    /// With a graph the lists are as good as the inserts' searches: recall@5 against a
+    /// scan, over nodes inserted after the graph was built.
+    #[test]
+    fn kept_lists_follow_the_graph_closely() {
+        let mut rng = SplitMix64::new(78);
+        let mut space = with_graph(&mut rng, 4_096);
         assert!(space.index.is_approximate());
         for key in 600..3_000u64 {
             space.upsert(key, &random_vec(&mut rng, 16)).unwrap();
         }
+        assert_eq!(
+            whole_lists(&space).len(),
+            600,
+            "the inserts wait to be linked"
+        );
+        while space.link_deferred(64) {}
         let lists = whole_lists(&space);
         assert_eq!(lists.len(), 3_000, "no removal: every list is whole");
         let hits: usize = lists

@@ -206,6 +206,11 @@ impl Graph {
         g
     }
 
+    /// The slots linked: the store's first `slots()`.
+    pub fn slots(&self) -> usize {
+        self.links.slots()
+    }
+
     fn dist(store: &Store, metric: Metric, q: &[f32], iq: f32, slot: u32) -> f32 {
         metric.raw(q, iq, store.vector(slot), store.inv(slot))
     }

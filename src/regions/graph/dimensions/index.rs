@@ -18,6 +18,16 @@
 //! between the two is the hysteresis: a size wavering around one threshold does not
 //! build and drop the graph on every other commit.
 //!
+//! **Inserts wait to be linked.** With a graph, a commit's vector goes into the store at
+//! once but is linked into the graph later, by maintenance (`link_pending`), in the order
+//! the vectors came: an insert costs hundreds of distances (~0.3-0.6 ms), which a commit
+//! would otherwise wait for, on the client's time when everything shares one CPU. Until
+//! then queries scan the unlinked vectors and merge them with the graph's answer, so a
+//! vector is found as soon as it is committed, and exactly. At most
+//! [`Params::unlinked_max`] (4,096: a scan of 64-dimensional vectors of ~0.1 ms) wait;
+//! beyond it each insert links the oldest waiting one itself, so a writer faster than
+//! maintenance pays for its inserts again instead of slowing every query.
+//!
 //! **Dimension.** The first vector fixes the index's dimension; a vector of another
 //! length is refused (`EINVAL`, naming both lengths) rather than padded, since
 //! coordinates of different lengths come from different spaces (a node's own
@@ -53,6 +63,8 @@ pub struct Params {
     pub graph: GraphParams,
     /// Candidates a graph query keeps (at least `k`): recall against speed.
     pub ef_search: usize,
+    /// Vectors left waiting to be linked into the graph, at most.
+    pub unlinked_max: usize,
 }
 
 impl Default for Params {
@@ -65,8 +77,17 @@ impl Default for Params {
                 ef_construction: 200,
             },
             ef_search: 192,
+            unlinked_max: 4_096,
         }
     }
+}
+
+/// A key linked into the graph (or, without one, scanned against every other), with the
+/// keys it met, nearest first with a graph and in slot order without.
+#[derive(Debug, PartialEq)]
+pub struct Linked {
+    pub key: u64,
+    pub met: Vec<(u64, f32)>,
 }
 
 /// Dead slots tolerated however small the index (so small indexes do not compact on
@@ -177,40 +198,92 @@ impl Index {
         Ok(())
     }
 
-    /// Sets `key`'s vector (inserting or replacing it). Loading a file puts every vector
-    /// so: no scan of the others, which would make a start quadratic in the nodes.
+    /// Sets `key`'s vector (inserting or replacing it) and links it at once. Loading a
+    /// file puts every vector so: no scan of the others, which would make a start
+    /// quadratic in the nodes.
     pub fn upsert(&mut self, key: u64, v: &[f32]) -> Result<()> {
         if self.place(key, v)?.is_some() {
+            self.link_until(0);
             self.drop_dead();
         }
         Ok(())
     }
 
-    /// Sets `key`'s vector, and answers the keys it met, with their distances, itself
-    /// left out: while there is a graph, those its insert met on the lowest level
-    /// (`ef_construction` at most, the nearest among them), nearest first; else every key
-    /// from the scan, in slot order. Either way equal distances come in slot order. `None`:
-    /// the vector is unchanged, and nothing changed.
-    pub fn upsert_met(&mut self, key: u64, v: &[f32]) -> Result<Option<Vec<(u64, f32)>>> {
-        let Some((slot, met)) = self.place(key, v)? else {
+    /// Sets `key`'s vector, and answers the keys linked meanwhile with the keys each met
+    /// (itself left out): while there is a graph, those its insert met on the lowest level
+    /// (`ef_construction` at most, the nearest among them), nearest first, for the oldest
+    /// waiting vectors beyond `unlinked_max` (`key` itself waits when there is room);
+    /// without one, `key` and every other key from the scan, in slot order. Either way
+    /// equal distances come in slot order. `None`: the vector is unchanged, and nothing
+    /// changed.
+    pub fn upsert_met(&mut self, key: u64, v: &[f32]) -> Result<Option<Vec<Linked>>> {
+        let Some(slot) = self.place(key, v)? else {
             return Ok(None);
         };
-        let met: Vec<Near> = match self.graph {
-            Some(_) => met,
-            None => self.scan(v, self.store.inv(slot)).collect(),
+        let linked = match self.graph {
+            Some(_) => self.link_until(self.params.unlinked_max),
+            None => {
+                let met = self.scan(0, v, self.store.inv(slot)).collect();
+                vec![self.linked(slot, met)]
+            }
         };
+        self.drop_dead();
+        Ok(Some(linked))
+    }
+
+    /// Links up to `n` of the vectors waiting, oldest first; those still live, with the
+    /// keys each met.
+    pub fn link_pending(&mut self, n: usize) -> Vec<Linked> {
+        self.link_until(self.unlinked().saturating_sub(n))
+    }
+
+    /// Vectors waiting to be linked into the graph.
+    pub fn unlinked(&self) -> usize {
+        self.store.slots() - self.linked_slots()
+    }
+
+    /// Whether `key`'s vector waits to be linked.
+    pub fn is_unlinked(&self, key: u64) -> bool {
+        self.store
+            .slot_of(key)
+            .is_some_and(|s| s as usize >= self.linked_slots())
+    }
+
+    /// The slots a query finds without a scan: the graph's, or none.
+    fn linked_slots(&self) -> usize {
+        self.graph.as_ref().map_or(self.store.slots(), Graph::slots)
+    }
+
+    /// Links the oldest waiting vectors until `left` wait (see `upsert_met`).
+    fn link_until(&mut self, left: usize) -> Vec<Linked> {
+        let mut linked = Vec::new();
+        while let Some(g) = &mut self.graph
+            && g.slots() + left < self.store.slots()
+        {
+            let slot = g.slots() as u32;
+            let met = g.insert(&self.store, self.metric, slot);
+            if self.store.is_live(slot) {
+                linked.push(self.linked(slot, met));
+            }
+        }
+        linked
+    }
+
+    /// `slot`'s key and the live others among `met`.
+    fn linked(&self, slot: u32, met: Vec<Near>) -> Linked {
         let others = met
             .into_iter()
             .filter(|n| n.slot != slot && self.store.is_live(n.slot))
             .collect();
-        let met = self.answer(others);
-        self.drop_dead();
-        Ok(Some(met))
+        Linked {
+            key: self.store.key(slot),
+            met: self.answer(others),
+        }
     }
 
-    /// Puts `v` in a new slot for `key` and links it into the graph, if there is one: the
-    /// slot, and the slots the graph's insert met. `None`: the vector is unchanged.
-    fn place(&mut self, key: u64, v: &[f32]) -> Result<Option<(u32, Vec<Near>)>> {
+    /// Puts `v` in a new slot for `key`, unlinked; the slot. `None`: the vector is
+    /// unchanged.
+    fn place(&mut self, key: u64, v: &[f32]) -> Result<Option<u32>> {
         self.check(v)?;
         if self.get(key) == Some(v) {
             return Ok(None);
@@ -221,12 +294,7 @@ impl Index {
             self.graph = None;
         }
         self.store.kill(key);
-        let slot = self.store.push(key, v);
-        let met = match &mut self.graph {
-            Some(g) => g.insert(&self.store, self.metric, slot),
-            None => Vec::new(),
-        };
-        Ok(Some((slot, met)))
+        Ok(Some(self.store.push(key, v)))
     }
 
     /// Without a graph, drops the dead slots once they are too many (slot numbers change).
@@ -338,9 +406,26 @@ impl Index {
             return self.exact_nearest(q, k);
         };
         self.check_query(q)?;
-        let ef = self.params.ef_search.max(k);
-        let found = graph.search(&self.store, self.metric, q, inv_norm(q), k, ef);
+        let (ef, iq) = (self.params.ef_search.max(k), inv_norm(q));
+        let found = graph.search(&self.store, self.metric, q, iq, k, ef);
+        let found = match self.unlinked() {
+            0 => found,
+            _ => best(found.into_iter().chain(self.scan(graph.slots(), q, iq)), k),
+        };
         Ok(self.answer(found))
+    }
+
+    /// The `k` keys nearest `key`'s vector among those waiting to be linked (`key` left
+    /// out), exactly: what a graph's answer lacks until they are linked.
+    pub fn unlinked_nearest(&self, key: u64, k: usize) -> Vec<(u64, f32)> {
+        let Some(slot) = self.store.slot_of(key).filter(|_| self.unlinked() > 0) else {
+            return Vec::new();
+        };
+        let (q, iq) = (self.store.vector(slot), self.store.inv(slot));
+        let near = self
+            .scan(self.linked_slots(), q, iq)
+            .filter(|n| n.slot != slot);
+        self.answer(best(near, k))
     }
 
     /// The exact `k` nearest, by a scan of every vector, whatever the index's size: what
@@ -350,22 +435,13 @@ impl Index {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let iq = inv_norm(q);
-        let mut best: BinaryHeap<Near> = BinaryHeap::with_capacity(k + 1);
-        for near in self.scan(q, iq) {
-            if best.len() < k {
-                best.push(near);
-            } else if best.peek().is_some_and(|w| near < *w) {
-                best.pop();
-                best.push(near);
-            }
-        }
-        Ok(self.answer(best.into_sorted_vec()))
+        Ok(self.answer(best(self.scan(0, q, inv_norm(q)), k)))
     }
 
-    /// Every live slot at its distance from `q` (whose `inv_norm` is `iq`), in slot order.
-    fn scan<'a>(&'a self, q: &'a [f32], iq: f32) -> impl Iterator<Item = Near> + 'a {
-        (0..self.store.slots() as u32)
+    /// Every live slot from `from` on at its distance from `q` (whose `inv_norm` is `iq`),
+    /// in slot order.
+    fn scan<'a>(&'a self, from: usize, q: &'a [f32], iq: f32) -> impl Iterator<Item = Near> + 'a {
+        (from as u32..self.store.slots() as u32)
             .filter(|&slot| self.store.is_live(slot))
             .map(move |slot| Near {
                 d: self
@@ -390,4 +466,18 @@ impl Index {
             .map(|n| (self.store.key(n.slot), self.metric.finish(n.d)))
             .collect()
     }
+}
+
+/// The `k` nearest of `near`, nearest first (ties by slot).
+fn best(near: impl Iterator<Item = Near>, k: usize) -> Vec<Near> {
+    let mut best: BinaryHeap<Near> = BinaryHeap::with_capacity(k + 1);
+    for n in near {
+        if best.len() < k {
+            best.push(n);
+        } else if best.peek().is_some_and(|w| n < *w) {
+            best.pop();
+            best.push(n);
+        }
+    }
+    best.into_sorted_vec()
 }

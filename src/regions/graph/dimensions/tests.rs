@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::index::{Index, Params};
+use super::index::{Index, Linked, Params};
 use super::index_file::{self, Entry};
 use super::metric::{self, Metric};
 use crate::error::Error;
@@ -212,7 +212,11 @@ fn a_graph_built_on_a_copy_catches_up_with_the_changes_made_meanwhile() {
 fn an_upsert_answers_the_keys_it_met_nearest_first() {
     let mut rng = SplitMix64::new(12);
     for approx in [false, true] {
-        let mut idx = Index::with_params(Metric::Cosine, small(300, 200));
+        let params = Params {
+            unlinked_max: 0,
+            ..small(300, 200)
+        };
+        let mut idx = Index::with_params(Metric::Cosine, params);
         for key in 0..500u64 {
             idx.upsert(key, &random_vec(&mut rng, 8)).unwrap();
         }
@@ -220,7 +224,10 @@ fn an_upsert_answers_the_keys_it_met_nearest_first() {
             idx.settle();
         }
         let v = random_vec(&mut rng, 8);
-        let mut met = idx.upsert_met(7, &v).unwrap().expect("a new vector");
+        let linked = idx.upsert_met(7, &v).unwrap().expect("a new vector");
+        let [Linked { key: 7, mut met }] = <[Linked; 1]>::try_from(linked).unwrap() else {
+            panic!("the insert links itself, and only itself");
+        };
         if approx {
             assert!(met.windows(2).all(|w| w[0].1 <= w[1].1), "nearest first");
         } else {
@@ -240,6 +247,129 @@ fn an_upsert_answers_the_keys_it_met_nearest_first() {
             .collect();
         assert_eq!(near, exact, "approximate: {approx}");
     }
+}
+
+/// An index of `n` random vectors of 8 with its graph built.
+fn with_graph(rng: &mut SplitMix64, params: Params, n: u64) -> Index {
+    let mut idx = Index::with_params(Metric::Cosine, params);
+    for key in 0..n {
+        idx.upsert(key, &random_vec(rng, 8)).unwrap();
+    }
+    idx.settle();
+    assert!(idx.is_approximate());
+    idx
+}
+
+/// With a graph, a commit's insert computes no distance; the vector is found at once, and
+/// exactly (a scan of those waiting), and linked by `link_pending`, oldest first.
+#[test]
+fn an_insert_waits_to_be_linked_and_is_found_meanwhile() {
+    let mut rng = SplitMix64::new(21);
+    let mut idx = with_graph(&mut rng, small(300, 200), 500);
+    let (a, b) = (random_vec(&mut rng, 8), random_vec(&mut rng, 8));
+    let before = metric::raw_calls();
+    assert_eq!(idx.upsert_met(1_000, &a).unwrap(), Some(Vec::new()));
+    assert_eq!(idx.upsert_met(1_001, &b).unwrap(), Some(Vec::new()));
+    assert_eq!(
+        metric::raw_calls() - before,
+        0,
+        "distances computed by a commit"
+    );
+    assert_eq!((idx.unlinked(), idx.is_unlinked(1_000)), (2, true));
+    assert_eq!(idx.nearest(&a, 1).unwrap()[0].0, 1_000);
+    let near = idx.unlinked_nearest(1_000, 5);
+    assert_eq!(near.len(), 1, "the other waiting, itself left out");
+    assert_eq!(near[0].0, 1_001);
+
+    let linked = idx.link_pending(1);
+    assert_eq!(linked.len(), 1);
+    assert_eq!(linked[0].key, 1_000, "oldest first");
+    assert!(linked[0].met.windows(2).all(|w| w[0].1 <= w[1].1));
+    assert!(!linked[0].met.is_empty() && linked[0].met.iter().all(|&(k, _)| k != 1_000));
+    assert_eq!((idx.unlinked(), idx.is_unlinked(1_000)), (1, false));
+    assert!(idx.unlinked_nearest(1_000, 5) == near, "1,001 still waits");
+    assert_eq!(idx.link_pending(10).len(), 1);
+    assert_eq!(idx.unlinked(), 0);
+    assert_eq!(idx.nearest(&b, 1).unwrap()[0].0, 1_001);
+    assert!(idx.unlinked_nearest(1_000, 5).is_empty());
+}
+
+/// Past `unlinked_max` each insert links the oldest waiting vector; one replaced or
+/// removed while it waits is linked (as the dead are) but answered for by nobody.
+#[test]
+fn past_the_most_waiting_an_insert_links_the_oldest() {
+    let mut rng = SplitMix64::new(22);
+    let params = Params {
+        unlinked_max: 3,
+        ..small(300, 200)
+    };
+    let mut idx = with_graph(&mut rng, params, 500);
+    for key in 1_000..1_003u64 {
+        let linked = idx.upsert_met(key, &random_vec(&mut rng, 8)).unwrap();
+        assert_eq!(linked, Some(Vec::new()));
+    }
+    let linked = idx
+        .upsert_met(1_003, &random_vec(&mut rng, 8))
+        .unwrap()
+        .unwrap();
+    assert_eq!(linked.iter().map(|l| l.key).collect::<Vec<_>>(), [1_000]);
+    assert!(idx.remove(1_001));
+    idx.upsert(1_002, &random_vec(&mut rng, 8)).unwrap();
+    assert_eq!(idx.unlinked(), 0, "an upsert links everything now");
+    let linked = idx.upsert_met(1_004, &random_vec(&mut rng, 8)).unwrap();
+    assert_eq!(linked, Some(Vec::new()));
+    assert_eq!(idx.len(), 504);
+}
+
+/// Linking later builds the very graph that linking at once builds: the same inserts in
+/// the same order meet the same keys, and queries get the same answers.
+#[test]
+fn linking_later_builds_the_graph_linking_at_once_builds() {
+    let at_once = Params {
+        unlinked_max: 0,
+        ..small(300, 200)
+    };
+    let mut now = with_graph(&mut SplitMix64::new(23), at_once, 500);
+    let mut later = with_graph(&mut SplitMix64::new(23), small(300, 200), 500);
+    let mut rng = SplitMix64::new(24);
+    let (mut met_now, mut met_later) = (Vec::new(), Vec::new());
+    for key in 500..900u64 {
+        let v = random_vec(&mut rng, 8);
+        met_now.extend(now.upsert_met(key, &v).unwrap().unwrap());
+        met_later.extend(later.upsert_met(key, &v).unwrap().unwrap());
+    }
+    assert!(met_later.is_empty() && later.unlinked() == 400);
+    let queries: Vec<Vec<f32>> = (0..50).map(|_| random_vec(&mut rng, 8)).collect();
+    let exact: Vec<_> = queries
+        .iter()
+        .map(|q| later.exact_nearest(q, 10).unwrap())
+        .collect();
+    let waiting: Vec<_> = queries
+        .iter()
+        .map(|q| later.nearest(q, 10).unwrap())
+        .collect();
+    let hits = |answers: &[Vec<(u64, f32)>]| -> usize {
+        (answers.iter().zip(&exact))
+            .map(|(a, e)| a.iter().filter(|x| e.contains(x)).count())
+            .sum()
+    };
+    while later.unlinked() > 0 {
+        met_later.extend(later.link_pending(7));
+    }
+    assert_eq!(met_now, met_later);
+    let answers: Vec<_> = queries
+        .iter()
+        .map(|q| later.nearest(q, 10).unwrap())
+        .collect();
+    for (q, a) in queries.iter().zip(&answers) {
+        assert_eq!(&now.nearest(q, 10).unwrap(), a);
+    }
+    assert!(
+        hits(&waiting) >= hits(&answers),
+        "a scan of those waiting is exact: {} against {} once linked",
+        hits(&waiting),
+        hits(&answers)
+    );
 }
 
 /// What a round of queries showed: mean recall@k of the index's answers against its own
@@ -443,7 +573,7 @@ fn loading_the_index_file_computes_no_distance() {
     );
     let before = metric::raw_calls();
     let met = idx.upsert_met(3_000, &random_vec(&mut rng, 16)).unwrap();
-    assert_eq!(met.map(|m| m.len()), Some(3_000));
+    assert_eq!(met.map(|l| l[0].met.len()), Some(3_000));
     assert_eq!(
         metric::raw_calls() - before,
         3_001,
