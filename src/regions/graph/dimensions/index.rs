@@ -158,6 +158,12 @@ impl Index {
         self.store.len()
     }
 
+    /// Slots held, live and dead.
+    #[cfg(test)]
+    pub fn slots(&self) -> usize {
+        self.store.slots()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -320,7 +326,9 @@ impl Index {
         if self.store.kill(key).is_none() {
             return false;
         }
-        if self.len() < self.params.exact_below {
+        if self.graph.is_some() && self.len() < self.params.exact_below {
+            // The graph's dead slots go with it; without a graph they wait for `drop_dead`
+            // like any others (a copy at every removal made emptying an index quadratic).
             self.graph = None;
             self.store = self.store.compacted();
         } else {
