@@ -230,6 +230,7 @@ impl Space {
         };
         self.unlist(ino);
         self.changed = true;
+        // It waits until it is linked: without a graph, at once, just below.
         self.deferred.insert(ino);
         for l in linked {
             self.list_linked(l);
@@ -461,12 +462,12 @@ impl Space {
         self.clustered = Some((Instant::now(), time::now(), c));
     }
 
-    /// Whether `upkeep` has anything to do.
+    /// Whether `upkeep` has anything to do (nodes waiting to be linked have no list yet,
+    /// so the last test counts them).
     pub fn upkeep_due(&self) -> bool {
         self.recluster_due()
             || self.index.wants_graph()
             || !self.short.is_empty()
-            || !self.deferred.is_empty()
             || self.loose
             || self.similar.len() < self.index.len()
     }
@@ -620,6 +621,8 @@ mod tests {
             space.unnoted(usize::MAX).is_empty(),
             "upkeep links it, not a search"
         );
+        space.changed = false;
+        assert!(space.upkeep_due(), "a node waits: upkeep is due");
 
         assert!(space.upsert(1_001, &twin).unwrap());
         assert!(space.remove(1_000));
