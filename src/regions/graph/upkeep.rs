@@ -1,10 +1,11 @@
 //! The graph's slow maintenance, on a thread of its own: linking the commits' inserts into
 //! the index's proximity graph, building that graph (seconds at 10,000 nodes, a minute at
-//! 100,000), clustering, and noting the nearest of nodes no commit noted since the start. Each step copies what it needs under
-//! the space's lock and works on the copy without it, so commits and reads never wait
-//! for it, and the other regions' maintenance (which shares the tick) is not delayed. It
-//! touches nothing on disk: a daemon stopped mid-way loses only work redone at the next
-//! start.
+//! 100,000), clustering, and noting the nearest of nodes no commit noted since the start.
+//! Linking works under the space's lock, a few inserts per hold, so a commit or read waits
+//! a few milliseconds at most; every other step copies what it needs under the lock and
+//! works on the copy without it, so commits and reads never wait for it, and the other
+//! regions' maintenance (which shares the tick) is not delayed. It touches nothing on
+//! disk: a daemon stopped mid-way loses only work redone at the next start.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
