@@ -702,32 +702,77 @@ impl Filesystem for Fuse {
         reply: ReplyCreate,
     ) {
         placement::follow(req.pid());
-        let _by = acting(caller(req));
+        let by = caller(req);
+        let _by = acting(by);
+        let new = NewFile {
+            parent: parent.0,
+            name: name.as_bytes(),
+            mode,
+            umask,
+            flags,
+        };
+        self.create_answered(new, by, move |res| match res {
+            Ok(c) => reply.created(
+                &c.ttl,
+                &file_attr(&c.attr),
+                Generation(0),
+                FileHandle(c.fh),
+                open_flags(c.flush_needed),
+            ),
+            Err(e) => reply.error(fail("create", &e)),
+        });
+    }
+}
+
+/// What a create asks for.
+struct NewFile<'a> {
+    parent: u64,
+    name: &'a [u8],
+    mode: u32,
+    umask: u32,
+    flags: i32,
+}
+
+/// What a create answers: the new file and its open handle.
+struct Created {
+    attr: Attr,
+    fh: u64,
+    ttl: Duration,
+    flush_needed: bool,
+}
+
+impl Fuse {
+    /// Creates and opens a file, answering `reply` as `answer_or_undo` does. A new file
+    /// is made durable by its close, but a create that takes back a kept file (a removed
+    /// configuration file, see `Vfs::create`) changes it in the hot tier and is answered
+    /// once durable. If that fsync fails, the kernel is told the create failed and never
+    /// releases the handle, so it is released here.
+    fn create_answered(
+        &self,
+        new: NewFile<'_>,
+        by: Caller,
+        reply: impl FnOnce(Result<Created>) + Send + 'static,
+    ) {
         let work = || {
-            let (a, fh) =
-                self.vfs
-                    .create(parent.0, name.as_bytes(), mode, umask, flags, caller(req))?;
-            let keep = ttl(&self.vfs, &a);
-            Ok((a, fh, keep, self.vfs.flush_needed(fh)))
+            let (attr, fh) = self
+                .vfs
+                .create(new.parent, new.name, new.mode, new.umask, new.flags, by)?;
+            Ok(Created {
+                ttl: ttl(&self.vfs, &attr),
+                flush_needed: self.vfs.flush_needed(fh),
+                attr,
+                fh,
+            })
         };
         let vfs = self.vfs.clone();
         // Runs on the log's flusher after a failed fsync: the log is poisoned, so the
         // release's commit fails at once instead of waiting for another fsync.
-        let undo = move |(_, fh, _, _): (Attr, u64, Duration, bool)| {
-            if let Err(e) = vfs.release(fh) {
+        let undo = move |c: Created| {
+            if let Err(e) = vfs.release(c.fh) {
                 log::debug!("releasing the handle of a failed create: {e}");
             }
         };
-        self.answer_or_undo(work, undo, move |res| match res {
-            Ok((a, fh, ttl, flush_needed)) => reply.created(
-                &ttl,
-                &file_attr(&a),
-                Generation(0),
-                FileHandle(fh),
-                open_flags(flush_needed),
-            ),
-            Err(e) => reply.error(fail("create", &e)),
-        });
+        self.answer_or_undo(work, undo, reply);
     }
 }
 
@@ -739,5 +784,86 @@ fn xattr_reply(reply: ReplyXattr, data: &[u8], size: u32) {
         reply.error(Errno::ERANGE);
     } else {
         reply.data(data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::engine::disk::sim::Sim;
+    use crate::engine::{Engine, Settings};
+    use crate::namespace::SEED;
+    use crate::regions::{OpenFiles, OpenKind, Regions};
+
+    const ROOT: Caller = Caller {
+        uid: 0,
+        gid: 0,
+        pid: 0,
+    };
+
+    /// Writers' handles open now.
+    fn writers_open(vfs: &Vfs) -> usize {
+        vfs.open_files()
+            .iter()
+            .filter(|o| o.kind == OpenKind::Writer)
+            .count()
+    }
+
+    /// The one way a create owes an fsync: `rm configuration/x.json`, then creating it
+    /// again (an editor's or a script's rewrite). The removed file is kept until replaced,
+    /// and the create takes it back with the creator's mode and owner, a metadata change
+    /// of the hot tier, durable before the reply.
+    #[test]
+    fn a_create_whose_deferred_fsync_fails_releases_its_handle() {
+        let disk = Sim::default();
+        let e = Arc::new(
+            Engine::open_on(
+                Arc::new(disk.clone()),
+                Path::new("/data"),
+                Settings::default(),
+            )
+            .expect("engine"),
+        );
+        let regions = Regions::builtin(Some(8)).expect("regions");
+        let vfs = Arc::new(Vfs::new(e.clone(), regions, SEED).expect("vfs"));
+        let fuse = Fuse::new(vfs.clone(), mpsc::channel().0);
+        let conf = vfs.resolve("configuration").expect("configuration");
+        let name = crate::regions::config::SHARD_TOPOLOGY.as_bytes();
+        vfs.unlink(conf, name, false).expect("rm");
+        let create = |reply: mpsc::Sender<Result<u64>>| {
+            let new = NewFile {
+                parent: conf,
+                name,
+                mode: libc::S_IFREG | 0o644,
+                umask: 0o022,
+                flags: libc::O_WRONLY | libc::O_TRUNC,
+            };
+            fuse.create_answered(new, ROOT, move |res| {
+                let _ = reply.send(res.map(|c| c.fh));
+            });
+        };
+
+        // Another thread's fsync under way: the create's reply waits for the flusher.
+        e.hold_sync(true);
+        let (tx, rx) = mpsc::channel();
+        create(tx);
+        e.hold_sync(false);
+        assert!(rx.try_recv().is_err(), "answered before its fsync");
+        assert_eq!(writers_open(&vfs), 1, "the create's handle");
+
+        // The flusher's fsync fails: the create is refused and its handle let go of.
+        disk.cut_at(disk.points() + 1);
+        e.start().expect("start");
+        let res = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the create was answered");
+        assert!(
+            matches!(res, Err(Error::Io(_) | Error::Poisoned)),
+            "answered {res:?} after a failed fsync"
+        );
+        assert_eq!(writers_open(&vfs), 0, "the refused create's handle is open");
+        let _ = e.shutdown();
     }
 }

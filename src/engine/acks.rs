@@ -52,6 +52,13 @@ impl Engine {
     pub fn when_durable(&self, lsn: u64, ack: Ack) {
         self.wal.when_durable(lsn, ack);
     }
+
+    /// Makes the log look as if another thread's fsync were under way (or not), so that a
+    /// durability wait inside `deferring` is owed instead of synced.
+    #[cfg(test)]
+    pub fn hold_sync(&self, on: bool) {
+        self.wal.hold_sync(on);
+    }
 }
 
 #[cfg(test)]
@@ -93,9 +100,9 @@ mod tests {
         }
 
         // Another thread's fsync under way: the commit is only noted as owed.
-        e.wal.hold_sync(true);
+        e.hold_sync(true);
         let ((), owed) = deferring(|| put(&e, ino, b"acknowledged"));
-        e.wal.hold_sync(false);
+        e.hold_sync(false);
         let lsn = owed.expect("a hot-tier commit owes its fsync");
         assert!(
             cuts(&disk)

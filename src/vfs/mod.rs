@@ -191,7 +191,7 @@ impl Vfs {
     }
 
     #[cfg(test)]
-    fn resolve(&self, path: &str) -> Result<u64> {
+    pub(crate) fn resolve(&self, path: &str) -> Result<u64> {
         let mut ino = ROOT;
         for part in path.split('/').filter(|p| !p.is_empty()) {
             ino = self.engine.lookup(ino, part.as_bytes())?.ino;
