@@ -797,12 +797,6 @@ mod tests {
     use crate::namespace::SEED;
     use crate::regions::{OpenFiles, OpenKind, Regions};
 
-    const ROOT: Caller = Caller {
-        uid: 0,
-        gid: 0,
-        pid: 0,
-    };
-
     /// Writers' handles open now.
     fn writers_open(vfs: &Vfs) -> usize {
         vfs.open_files()
@@ -832,23 +826,20 @@ mod tests {
         let conf = vfs.resolve("configuration").expect("configuration");
         let name = crate::regions::config::SHARD_TOPOLOGY.as_bytes();
         vfs.unlink(conf, name, false).expect("rm");
-        let create = |reply: mpsc::Sender<Result<u64>>| {
-            let new = NewFile {
-                parent: conf,
-                name,
-                mode: libc::S_IFREG | 0o644,
-                umask: 0o022,
-                flags: libc::O_WRONLY | libc::O_TRUNC,
-            };
-            fuse.create_answered(new, ROOT, move |res| {
-                let _ = reply.send(res.map(|c| c.fh));
-            });
+        let new = NewFile {
+            parent: conf,
+            name,
+            mode: libc::S_IFREG | 0o644,
+            umask: 0o022,
+            flags: libc::O_WRONLY | libc::O_TRUNC,
         };
 
         // Another thread's fsync under way: the create's reply waits for the flusher.
         e.hold_sync(true);
         let (tx, rx) = mpsc::channel();
-        create(tx);
+        fuse.create_answered(new, Caller::ROOT, move |res| {
+            let _ = tx.send(res.map(|c| c.fh));
+        });
         e.hold_sync(false);
         assert!(rx.try_recv().is_err(), "answered before its fsync");
         assert_eq!(writers_open(&vfs), 1, "the create's handle");

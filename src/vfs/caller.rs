@@ -13,6 +13,16 @@ pub struct Caller {
     pub pid: u32,
 }
 
+#[cfg(test)]
+impl Caller {
+    /// Root, from no process in particular: the unit tests' caller.
+    pub const ROOT: Caller = Caller {
+        uid: 0,
+        gid: 0,
+        pid: 0,
+    };
+}
+
 thread_local! {
     static ACTING: Cell<Option<Caller>> = const { Cell::new(None) };
 }

@@ -14,12 +14,6 @@ use crate::error::Error;
 use crate::namespace::SEED;
 use crate::regions::Regions;
 
-const ROOT_CALLER: Caller = Caller {
-    uid: 0,
-    gid: 0,
-    pid: 0,
-};
-
 #[derive(Debug, Clone)]
 enum Call {
     Make(usize, Vec<u8>, u32),
@@ -204,13 +198,13 @@ fn run(v: &Vfs, calls: &[Call]) {
                 let d = pick(&dirs, d);
                 match mode & libc::S_IFMT {
                     libc::S_IFDIR => v
-                        .mkdir(d, &n, mode, 0o022, ROOT_CALLER)
+                        .mkdir(d, &n, mode, 0o022, Caller::ROOT)
                         .map(|a| dirs.push(a.ino)),
                     libc::S_IFLNK => v
-                        .symlink(d, &n, b"target", ROOT_CALLER)
+                        .symlink(d, &n, b"target", Caller::ROOT)
                         .map(|a| inos.push(a.ino)),
                     _ => v
-                        .mknod(d, &n, (mode, 0o022), 0x0103, ROOT_CALLER)
+                        .mknod(d, &n, (mode, 0o022), 0x0103, Caller::ROOT)
                         .map(|a| inos.push(a.ino)),
                 }
             }

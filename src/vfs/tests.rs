@@ -8,12 +8,6 @@ use crate::engine::tree::Kind;
 use crate::namespace::SEED;
 use crate::regions::{Check, Generated, Rule, Tag, config};
 
-const ROOT_CALLER: Caller = Caller {
-    uid: 0,
-    gid: 0,
-    pid: 0,
-};
-
 fn open(dir: &std::path::Path) -> Vfs {
     let e = Arc::new(Engine::open(dir, Settings::default()).expect("engine"));
     let regions = Regions::builtin(Some(8)).expect("regions");
@@ -34,7 +28,7 @@ fn put(v: &Vfs, dir: u64, name: &str, body: &[u8]) -> Result<u64> {
                 name.as_bytes(),
                 (libc::S_IFREG | 0o644, 0),
                 0,
-                ROOT_CALLER,
+                Caller::ROOT,
             )?
             .ino
         }
@@ -110,7 +104,7 @@ fn views_are_generated_and_read_only() {
             b"_manifest.json",
             (libc::S_IFREG | 0o644, 0),
             0,
-            ROOT_CALLER
+            Caller::ROOT
         )
         .map(|_| ())
         .map_err(|e| e.errno()),
@@ -146,7 +140,7 @@ fn seed_is_fixed_and_root_is_closed() {
         Err(libc::EPERM)
     );
     assert_eq!(
-        v.mkdir(ROOT, b"extra", 0o755, 0, ROOT_CALLER)
+        v.mkdir(ROOT, b"extra", 0o755, 0, Caller::ROOT)
             .map(|_| ())
             .map_err(|e| e.errno()),
         Err(libc::EPERM)
@@ -176,7 +170,7 @@ fn rename_onto_record_name_needs_json_and_retiers() {
         .expect("valid rename");
     let cold = v.resolve("spacetime/cold_data/particles").expect("cold");
     let t = v
-        .mkdir(cold, b"users", 0o755, 0, ROOT_CALLER)
+        .mkdir(cold, b"users", 0o755, 0, Caller::ROOT)
         .expect("mkdir");
     v.rename(u, b"bob.json", t.ino, b"bob.json", 0)
         .expect("retier");
@@ -218,7 +212,7 @@ fn large_directories_list_every_entry_once_across_calls() {
     let tmp = tempfile::tempdir().expect("tmp");
     let v = open(tmp.path());
     let d = v
-        .mkdir(users(&v), b"many", 0o755, 0, ROOT_CALLER)
+        .mkdir(users(&v), b"many", 0o755, 0, Caller::ROOT)
         .expect("mkdir")
         .ino;
     for i in 0..3000 {
@@ -227,7 +221,7 @@ fn large_directories_list_every_entry_once_across_calls() {
             format!("f{i}").as_bytes(),
             (libc::S_IFREG | 0o644, 0),
             0,
-            ROOT_CALLER,
+            Caller::ROOT,
         )
         .expect("mknod");
     }
@@ -252,7 +246,7 @@ fn large_directories_list_every_entry_once_across_calls() {
     );
     // The same directory in a snapshot's tree, read in pages of 100.
     let snapshots = v.resolve("backups/snapshots").expect("snapshots");
-    v.mkdir(snapshots, b"s", 0o755, 0, ROOT_CALLER)
+    v.mkdir(snapshots, b"s", 0o755, 0, Caller::ROOT)
         .expect("snapshot");
     let path = "s/universe/spacetime/hot_data/particles/users/many";
     let frozen = path.split('/').try_fold(snapshots, |dir, name| {
@@ -289,7 +283,7 @@ fn data_directories_hide_generated_files_but_serve_them_by_name() {
     put(&v, u, "a.json", b"{}").expect("put");
     assert_eq!(names_in(&v, u), [".", "..", "a.json"]);
     let sub = v
-        .mkdir(u, b"sub", 0o755, 0, ROOT_CALLER)
+        .mkdir(u, b"sub", 0o755, 0, Caller::ROOT)
         .expect("mkdir")
         .ino;
     assert_eq!(names_in(&v, sub), [".", ".."]);
@@ -311,7 +305,7 @@ fn data_directories_hide_generated_files_but_serve_them_by_name() {
         .resolve("spacetime/hot_data/event_horizon")
         .expect("horizon");
     let mine = v
-        .mkdir(live, b"mine", 0o755, 0, ROOT_CALLER)
+        .mkdir(live, b"mine", 0o755, 0, Caller::ROOT)
         .expect("mkdir")
         .ino;
     assert_eq!(names_in(&v, mine), [".", ".."]);
@@ -364,7 +358,7 @@ fn a_directory_does_not_move_across_regions() {
         .resolve("spacetime/hot_data/event_horizon")
         .expect("horizon");
     let d = v
-        .mkdir(live, b"d", 0o755, 0, ROOT_CALLER)
+        .mkdir(live, b"d", 0o755, 0, Caller::ROOT)
         .expect("mkdir")
         .ino;
     put(&v, d, "x.json", b"not json").expect("opaque here");
@@ -376,7 +370,7 @@ fn a_directory_does_not_move_across_regions() {
     );
     let cold = v.resolve("spacetime/cold_data/particles").expect("cold");
     let sub = v
-        .mkdir(users(&v), b"sub", 0o755, 0, ROOT_CALLER)
+        .mkdir(users(&v), b"sub", 0o755, 0, Caller::ROOT)
         .expect("mkdir");
     put(&v, sub.ino, "y.json", b"{}").expect("put");
     v.rename(users(&v), b"sub", cold, b"sub", 0)
@@ -429,7 +423,7 @@ fn configuration_renamed_into_place_is_checked_and_applied() {
                 0o600,
                 0,
                 libc::O_WRONLY | libc::O_EXCL,
-                ROOT_CALLER,
+                Caller::ROOT,
             )
             .expect("create");
         let res = v
@@ -732,7 +726,7 @@ fn special_files_are_stored_as_metadata_and_survive_a_restart() {
             .expect("horizon");
         for (name, fmt, rdev, kind) in kinds {
             let a = v
-                .mknod(live, name.as_bytes(), (fmt | 0o640, 0), rdev, ROOT_CALLER)
+                .mknod(live, name.as_bytes(), (fmt | 0o640, 0), rdev, Caller::ROOT)
                 .expect("mknod");
             assert_eq!(
                 (a.kind, a.rdev, a.size, a.perm),
@@ -746,14 +740,14 @@ fn special_files_are_stored_as_metadata_and_survive_a_restart() {
                 b"p.json",
                 (libc::S_IFIFO | 0o644, 0),
                 0,
-                ROOT_CALLER
+                Caller::ROOT
             )
             .map(|_| ())
             .map_err(|e| e.errno()),
             Err(libc::EINVAL),
             "a record's name holds content"
         );
-        v.mknod(users(&v), b"p", (libc::S_IFIFO | 0o644, 0), 0, ROOT_CALLER)
+        v.mknod(users(&v), b"p", (libc::S_IFIFO | 0o644, 0), 0, Caller::ROOT)
             .expect("any other name in a record directory");
         v.engine().shutdown().expect("shutdown");
         live
@@ -786,7 +780,7 @@ fn rename_exchange_swaps_two_entries_in_one_record() {
         put(&v, u, "a.json", br#"{"a": 1}"#).expect("a");
         put(&v, u, "b.json", br#"{"b": 2}"#).expect("b");
         put(&v, u, "notes.txt", b"not json").expect("notes");
-        let d = v.mkdir(u, b"dir", 0o755, 0, ROOT_CALLER).expect("dir");
+        let d = v.mkdir(u, b"dir", 0o755, 0, Caller::ROOT).expect("dir");
         put(&v, d.ino, "inner.json", b"{}").expect("inner");
         v.rename(u, b"a.json", u, b"b.json", x).expect("exchange");
         assert_eq!(
@@ -805,7 +799,9 @@ fn rename_exchange_swaps_two_entries_in_one_record() {
         let live = v
             .resolve("spacetime/hot_data/event_horizon")
             .expect("horizon");
-        let mine = v.mkdir(live, b"mine", 0o755, 0, ROOT_CALLER).expect("mine");
+        let mine = v
+            .mkdir(live, b"mine", 0o755, 0, Caller::ROOT)
+            .expect("mine");
         put(&v, mine.ino, "x", b"anything").expect("x");
         assert_eq!(
             v.rename(live, b"mine", u, b"notes.txt", x)
