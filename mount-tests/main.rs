@@ -34,6 +34,10 @@
 //!   name), 100,000-entry directory
 
 mod common;
+// The daemon's seeded generator, shared rather than copied: tests draw data from it.
+#[allow(dead_code)]
+#[path = "../src/rng.rs"]
+mod rng;
 
 mod access;
 mod backups;

@@ -171,8 +171,9 @@ pub enum Generated {
     /// Small content, rendered in full; regenerated only when the engine's state moved.
     Document(Vec<u8>),
     /// Small content that also shows what moves without the engine (a region's own
-    /// counters): rendered again once it is a second old, so that a `stat` and the read
-    /// right after it agree, and `watch cat` sees it move.
+    /// counters): rendered again when the engine's state moved, as a document is, and
+    /// once it is a second old, so that a `stat` and the read right after it agree, and
+    /// `watch cat` sees it move.
     Fresh(Vec<u8>),
     /// Small content that never changes while the daemon runs, under a name that is always
     /// there (a control file's usage): the kernel may keep its name and attributes, which

@@ -44,11 +44,12 @@ struct Rendered {
 }
 
 /// While the engine's state does not move; or (a fresh one, showing what moves without
-/// the engine) for `FRESH_FOR` from a time, so that a `stat` and the read after it agree;
-/// or as long as the daemon runs (a fixed one).
+/// the engine) also for no longer than `FRESH_FOR` from a time, so that a `stat` and the
+/// read after it agree and a commit shows at once; or as long as the daemon runs (a fixed
+/// one).
 enum Until {
     Moved(u64),
-    Aged(Instant),
+    MovedOrAged(u64, Instant),
     Never,
 }
 
@@ -58,7 +59,7 @@ impl Rendered {
     fn valid(&self, generation: u64) -> bool {
         match self.until {
             Until::Moved(g) => g == generation,
-            Until::Aged(at) => at.elapsed() < FRESH_FOR,
+            Until::MovedOrAged(g, at) => g == generation && at.elapsed() < FRESH_FOR,
             Until::Never => true,
         }
     }
@@ -209,7 +210,9 @@ impl Vfs {
         let d = self.dir(dir).map_err(|_| Error::NotFound)?;
         let (bytes, until) = match self.regions.generate(&self.cx(), &d, &name) {
             Some(Generated::Document(bytes)) => (bytes, Until::Moved(generation)),
-            Some(Generated::Fresh(bytes)) => (bytes, Until::Aged(Instant::now())),
+            Some(Generated::Fresh(bytes)) => {
+                (bytes, Until::MovedOrAged(generation, Instant::now()))
+            }
             Some(Generated::Fixed(bytes)) => (bytes, Until::Never),
             Some(Generated::Ranged { len, source }) => return Ok((Content::Ranged(source), len)),
             Some(Generated::Failed(e)) => return Err(e),

@@ -480,10 +480,17 @@ impl Space {
                 .is_none_or(|(at, ..)| at.elapsed() >= RECLUSTER_EVERY)
     }
 
-    /// The last clusters, with `name` naming a node's inode.
+    /// The clusters (members by `name`), and what the index is now: its size, whether its
+    /// answers are approximate, and how many nodes wait to be linked.
     pub fn clusters_json(&self, name: impl Fn(u64) -> Option<String>) -> Value {
+        let index = serde_json::json!({
+            "nodes": self.index.len(),
+            "search": if self.index.is_approximate() { "approximate (HNSW)" } else { "exact" },
+            "waiting_to_be_linked": self.index.unlinked(),
+            "distance": "cosine",
+        });
         let Some((_, at, c)) = &self.clustered else {
-            return serde_json::json!({ "computed_at": null, "clusters": [] });
+            return serde_json::json!({ "computed_at": null, "clusters": [], "index": index });
         };
         let mut v = clusters::to_json(c);
         if let Some(list) = v.get_mut("clusters").and_then(Value::as_array_mut) {
@@ -498,11 +505,7 @@ impl Space {
             }
         }
         v["computed_at"] = Value::String(time::format_rfc3339(*at));
-        v["index"] = serde_json::json!({
-            "nodes": self.index.len(),
-            "search": if self.index.is_approximate() { "approximate (HNSW)" } else { "exact" },
-            "distance": "cosine",
-        });
+        v["index"] = index;
         v
     }
 }
