@@ -463,9 +463,10 @@ fn past_ten_thousand_nodes_the_graph_is_built_and_later_nodes_are_found_at_once(
     wait_json(&clusters, 120, "the graph built at 10,000 nodes", built);
 
     // Twins, each a hundredth of a unit from a node: far nearer than any other node.
-    let twin_of = |j: usize| format!("p{}", j * (NODES / TWINS));
+    let twinned = |j: usize| j * (NODES / TWINS);
+    let twin_of = |j: usize| format!("p{}", twinned(j));
     for j in 0..TWINS {
-        let (of, mut v) = vectors[j * (NODES / TWINS)].clone();
+        let (of, mut v) = vectors[twinned(j)].clone();
         v[0] += 0.01;
         let twin = format!("t{j}");
         place(&twin, &v);
