@@ -216,3 +216,53 @@ fn mount_accepts_cache_and_thread_options() {
     let status = m.unmount_and_wait();
     assert!(status.success(), "exit status after umount: {status}");
 }
+
+/// Threads of the daemon named `ring-<cpu>`: the FUSE-over-io_uring queues.
+fn ring_threads(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("ring-"))
+        .count()
+}
+
+/// Whether the kernel offers FUSE over io_uring now (root turns it on).
+fn kernel_offers_the_ring() -> bool {
+    fs::read_to_string("/sys/module/fuse/parameters/enable_uring").is_ok_and(|v| v.trim() == "Y")
+}
+
+/// With FUSE over io_uring offered, the daemon serves a queue per CPU and the requests
+/// arrive there; with `--no-ring`, or when the kernel does not offer it, everything goes
+/// through /dev/fuse. Either way the mount serves the same files.
+#[test]
+fn requests_come_over_io_uring_when_the_kernel_offers_it_and_else_over_dev_fuse() {
+    let offered = kernel_offers_the_ring();
+    let no_ring = std::env::var("ISLABDB_TEST_MOUNT_ARGS").is_ok_and(|a| a.contains("--no-ring"));
+    for args in [&[][..], &["--no-ring"][..]] {
+        let m = Mount::with_args(args);
+        let dir = m.path("spacetime/warm_data/particles/ring");
+        fs::create_dir(&dir).unwrap();
+        for i in 0..200 {
+            fs::write(dir.join(format!("r{i}.json")), format!("{{\"i\":{i}}}")).unwrap();
+        }
+        for i in 0..200 {
+            let got = fs::read_to_string(dir.join(format!("r{i}.json"))).unwrap();
+            assert_eq!(got, format!("{{\"i\":{i}}}"));
+        }
+        // The kernel's queues: one for each possible CPU ("0-1").
+        let possible = fs::read_to_string("/sys/devices/system/cpu/possible").unwrap();
+        let last = possible.trim().rsplit([',', '-']).next().unwrap();
+        let cpus = last.parse::<usize>().unwrap() + 1;
+        let log = m.log();
+        if offered && args.is_empty() && !no_ring {
+            assert!(
+                log.contains(&format!("serving FUSE over io_uring: {cpus} queues")),
+                "no ring queue for each of {cpus} CPUs:\n{log}"
+            );
+            assert_eq!(ring_threads(m.daemon_pid()), cpus);
+        } else {
+            assert!(!log.contains("serving FUSE over io_uring"), "{log}");
+            assert_eq!(ring_threads(m.daemon_pid()), 0);
+        }
+    }
+}

@@ -41,6 +41,8 @@ pub enum Error {
     NoXattr,
     /// The caller's buffer is too small (xattrs).
     Range,
+    /// An ioctl: this filesystem has none.
+    NoIoctl,
     BadHandle,
     /// A limit of our own was reached (total size of a file's xattrs), or a file would
     /// grow past what the data disk has free.
@@ -83,6 +85,8 @@ impl Error {
             Error::NotSupported(_) => libc::EOPNOTSUPP,
             Error::NoXattr => libc::ENODATA,
             Error::Range => libc::ERANGE,
+            // Tools probe with TCGETS (isatty) and expect ENOTTY.
+            Error::NoIoctl => libc::ENOTTY,
             Error::BadHandle => libc::EBADF,
             Error::NoSpace(_) => libc::ENOSPC,
             Error::FileTooBig => libc::EFBIG,
@@ -121,6 +125,7 @@ impl fmt::Display for Error {
             Error::NotSupported(what) => write!(f, "not supported: {what}"),
             Error::NoXattr => write!(f, "no such attribute"),
             Error::Range => write!(f, "buffer too small"),
+            Error::NoIoctl => write!(f, "no ioctls"),
             Error::BadHandle => write!(f, "bad file handle"),
             Error::NoSpace(what) => write!(f, "no space left: {what}"),
             Error::FileTooBig => write!(f, "file too large"),

@@ -22,6 +22,7 @@ mod vfs;
 mod waiting;
 
 use std::ffi::CString;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -160,6 +161,11 @@ struct MountArgs {
     /// on small VMs; `taskset` still bounds the CPUs used).
     #[arg(long)]
     no_follow: bool,
+    /// Serve every request through /dev/fuse even when the kernel offers FUSE over
+    /// io_uring (a queue per CPU; root turns it on with
+    /// `echo 1 > /sys/module/fuse/parameters/enable_uring`).
+    #[arg(long)]
+    no_ring: bool,
     /// Keep no statistics of requests: no latency histograms, no learning which records
     /// are read together. For measuring what they cost (`scripts/bench
     /// --statistics-cost`); the observatory's files then show zeros for them.
@@ -359,7 +365,10 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     placement::init(!args.no_follow);
 
     let (stale_tx, stale_rx) = std::sync::mpsc::channel();
-    let session = fuser::Session::new(fuse::Fuse::new(vfs.clone(), stale_tx), mountpoint, &config);
+    let handlers = Arc::new(fuse::Fuse::new(vfs.clone(), stale_tx));
+    let ring_granted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let kernel = fuse::kernel::Kernel::new(handlers.clone(), !args.no_ring, ring_granted.clone());
+    let session = fuser::Session::new(kernel, mountpoint, &config);
     let session = match session {
         Ok(s) => s,
         // fuser mounts, then waits for the kernel's INIT; the device goes away before it
@@ -390,10 +399,18 @@ fn mount(args: &MountArgs) -> Result<(), String> {
             "version": env!("CARGO_PKG_VERSION"),
         }),
     );
+    // INIT was answered: if it granted the ring, its queues take over from here.
+    let rings = if ring_granted.load(std::sync::atomic::Ordering::Acquire) {
+        fuse::ring::start(handlers, session.as_fd())
+            .inspect_err(|e| log::warn!("cannot serve FUSE over io_uring ({e}); serving /dev/fuse"))
+            .ok()
+    } else {
+        None
+    };
     let notifier = session.notifier();
     std::thread::Builder::new()
         .name("invalidator".into())
-        .spawn(move || fuse::invalidator(notifier, stale_rx))
+        .spawn(move || fuse::invalidator(|s| fuse::kernel::notify(&notifier, s), stale_rx))
         .map_err(|e| format!("cannot start invalidator thread: {e}"))?;
     let target = mountpoint.to_path_buf();
     std::thread::Builder::new()
@@ -411,6 +428,9 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     };
 
     let served = session.run();
+    if let Some(rings) = rings {
+        rings.stop();
+    }
     events::record(
         "unmount",
         serde_json::json!({"mountpoint": mountpoint.display().to_string()}),

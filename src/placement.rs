@@ -65,6 +65,18 @@ fn current_affinity() -> Option<libc::cpu_set_t> {
     }
 }
 
+/// The CPUs this thread may run on (none if that cannot be read), so that nothing is
+/// pinned to a CPU `taskset` left out: pinning would succeed there.
+pub fn allowed_cpus() -> Vec<usize> {
+    let Some(set) = current_affinity() else {
+        return Vec::new();
+    };
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: CPU_ISSET only reads the set, and every cpu is below CPU_SETSIZE.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
 /// Called by a worker with the thread id of the process it serves.
 pub fn follow(caller: u32) {
     let Some(Some(allowed)) = ALLOWED.get() else {
@@ -179,7 +191,8 @@ fn caller_cpu(tid: u32) -> Option<usize> {
         .and_then(|f| f.parse().ok())
 }
 
-fn pin_to(cpu: usize) -> bool {
+/// Moves the calling thread to `cpu`; false if the kernel refused.
+pub fn pin_to(cpu: usize) -> bool {
     // SAFETY: the set is plain data built here; 0 means the calling thread.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();

@@ -235,6 +235,13 @@ impl Mount {
         let child = Command::new(bin())
             .arg("mount")
             .args(&self.args)
+            // `scripts/test` runs the suite a second time with `--no-ring` here, so that
+            // both transports (FUSE over io_uring, /dev/fuse) are driven by every test.
+            .args(
+                std::env::var("ISLABDB_TEST_MOUNT_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
+            )
             .arg(&self.data)
             .arg(&self.mnt)
             .env(
