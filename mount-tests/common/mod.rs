@@ -236,11 +236,13 @@ impl Mount {
             .arg("mount")
             .args(&self.args)
             // `scripts/test` runs the suite a second time with `--no-ring` here, so that
-            // both transports (FUSE over io_uring, /dev/fuse) are driven by every test.
+            // both transports (FUSE over io_uring, /dev/fuse) are driven by every test; a
+            // test that gives one of these flags itself keeps it once.
             .args(
                 std::env::var("ISLABDB_TEST_MOUNT_ARGS")
                     .unwrap_or_default()
-                    .split_whitespace(),
+                    .split_whitespace()
+                    .filter(|a| !self.args.iter().any(|own| own == a)),
             )
             .arg(&self.data)
             .arg(&self.mnt)
