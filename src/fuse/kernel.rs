@@ -16,7 +16,7 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use super::{Answer, Answered, Fuse, Op, Stale, ring};
+use super::{Answer, Answered, BLKSIZE, Fuse, Op, Stale, ring};
 use crate::engine::Attr;
 use crate::engine::tree::{Kind, Ts};
 use crate::placement;
@@ -102,7 +102,7 @@ fn file_attr(a: &Attr) -> FileAttr {
         uid: a.uid,
         gid: a.gid,
         rdev: a.rdev,
-        blksize: ring::BLKSIZE,
+        blksize: BLKSIZE,
         flags: 0,
     }
 }

@@ -24,8 +24,11 @@ const TTL: Duration = Duration::from_secs(30);
 const LISTING: usize = 512;
 
 /// `fuse_open_out.open_flags`, as the kernel defines them.
-pub const FOPEN_DIRECT_IO: u32 = 1 << 0;
-pub const FOPEN_NOFLUSH: u32 = 1 << 5;
+const FOPEN_DIRECT_IO: u32 = 1 << 0;
+const FOPEN_NOFLUSH: u32 = 1 << 5;
+
+/// The preferred I/O size `stat` shows for stored files, whichever transport answers.
+const BLKSIZE: u32 = 128 * 1024;
 
 pub struct Fuse {
     vfs: Arc<Vfs>,
@@ -234,7 +237,7 @@ impl Op<'_> {
     /// Whether serving it may move the worker to the caller's CPU (`placement`). Not a
     /// close: a process closes its descriptors while it execs, and reading its /proc entry
     /// then waits for the exec, which waits for this reply.
-    pub fn follows_caller(&self) -> bool {
+    fn follows_caller(&self) -> bool {
         !matches!(
             self,
             Op::Readlink { .. }

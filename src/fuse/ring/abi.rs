@@ -5,13 +5,10 @@
 
 use std::time::Duration;
 
-use super::super::{Answer, Answered, Created, Op};
+use super::super::{Answer, Answered, BLKSIZE, Created, Op};
 use crate::engine::Attr;
 use crate::engine::tree::{Kind, Ts};
 use crate::vfs::Changes;
-
-/// The preferred I/O size `stat` shows for stored files.
-pub const BLKSIZE: u32 = 128 * 1024;
 
 const LOOKUP: u32 = 1;
 const GETATTR: u32 = 3;

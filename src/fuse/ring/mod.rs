@@ -20,7 +20,6 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-pub use self::abi::BLKSIZE;
 use self::abi::Decoded;
 use self::uring::{SQE_SIZE, Uring};
 use super::{Answered, Fuse};
