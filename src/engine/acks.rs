@@ -10,6 +10,12 @@
 //! itself: handing a lone writer's fsync to the flusher cost a wakeup of another thread
 //! per commit and halved one `>>` loop's rate.
 //!
+//! A thread that knows other requests already wait behind the one it serves (a ring
+//! queue's thread, whose queue gets every request made on its CPU) says so with
+//! [`serving`]: its durability waits are then owed even when no fsync is under way. The
+//! flusher syncs while the thread serves the requests behind, and their commits share
+//! that fsync or the next instead of each waiting, queue and all, for its own.
+//!
 //! Only acknowledgements are handed off. What must be durable before the engine itself
 //! goes on (a checkpoint or a snapshot naming log positions, a new segment) still waits
 //! on its own thread (`Wal::sync_to`), and a deferred change can only be followed by
@@ -23,6 +29,22 @@ use super::wal::Ack;
 thread_local! {
     /// Inside `deferring`: the highest log position this thread's work owes (0: none yet).
     static OWED: Cell<Option<u64>> = const { Cell::new(None) };
+    /// Inside `serving`: whether requests wait behind the one this thread serves.
+    static OTHERS_WAITING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `work`, the serving of one request, knowing whether other requests already wait
+/// behind it on this thread.
+pub fn serving<T>(others_waiting: bool, work: impl FnOnce() -> T) -> T {
+    let outer = OTHERS_WAITING.replace(others_waiting);
+    let out = work();
+    OTHERS_WAITING.set(outer);
+    out
+}
+
+/// Whether this thread's durability waits are owed whatever the log is doing.
+pub(super) fn others_waiting() -> bool {
+    OTHERS_WAITING.get()
 }
 
 /// Runs `work` with its durability waits noted instead of waited for. Returns its result
@@ -87,10 +109,7 @@ mod tests {
 
     #[test]
     fn a_deferred_acknowledgement_goes_out_only_once_its_commit_is_durable() {
-        let disk = Sim::default();
-        let e = Arc::new(open(&disk));
-        e.create_root(0o755, Tier::Hot, 0).expect("root");
-        let ino = file(&e, "a");
+        let (disk, e, ino) = hot_file();
 
         // No fsync under way: the request's thread syncs, and owes nothing.
         let ((), owed) = deferring(|| put(&e, ino, b"first"));
@@ -112,6 +131,47 @@ mod tests {
         );
         assert_eq!(deferring(|| get(&e, ino)).1, None, "a read owes nothing");
 
+        for d in &acked(&e, &disk, lsn) {
+            assert_eq!(get(&open(d), ino), b"acknowledged");
+        }
+    }
+
+    #[test]
+    fn a_request_with_others_waiting_behind_it_leaves_its_fsync_to_the_flusher() {
+        let (disk, e, ino) = hot_file();
+
+        // Nothing behind and no fsync under way: the thread syncs itself.
+        let ((), owed) = serving(false, || deferring(|| put(&e, ino, b"alone")));
+        assert_eq!(owed, None);
+
+        // No fsync under way, but requests behind: owed, not synced on this thread.
+        let ((), owed) = serving(true, || deferring(|| put(&e, ino, b"behind")));
+        assert!(
+            !others_waiting(),
+            "serving leaves the thread as it found it"
+        );
+        let lsn = owed.expect("a hot-tier commit with requests behind owes its fsync");
+        assert!(
+            cuts(&disk).iter().any(|d| get(&open(d), ino) != b"behind"),
+            "the commit was made durable on the request's thread"
+        );
+        for d in &acked(&e, &disk, lsn) {
+            assert_eq!(get(&open(d), ino), b"behind");
+        }
+    }
+
+    /// A simulated disk, an engine on it and a file of the hot tier.
+    fn hot_file() -> (Sim, Arc<Engine>, u64) {
+        let disk = Sim::default();
+        let e = Arc::new(open(&disk));
+        e.create_root(0o755, Tier::Hot, 0).expect("root");
+        let ino = file(&e, "a");
+        (disk, e, ino)
+    }
+
+    /// Gives `lsn`'s acknowledgement to a running flusher and returns what power cuts at
+    /// the moment of the acknowledgement could leave.
+    fn acked(e: &Arc<Engine>, disk: &Sim, lsn: u64) -> Vec<Sim> {
         let (tx, rx) = mpsc::channel();
         let at_ack = disk.clone();
         e.when_durable(
@@ -126,10 +186,8 @@ mod tests {
         };
         let (res, images) = rx.recv_timeout(Duration::from_secs(10)).expect("acked");
         res.expect("durable");
-        for d in &images {
-            assert_eq!(get(&open(d), ino), b"acknowledged");
-        }
         e.wal.shutdown().expect("shutdown");
         flusher.join().expect("flusher");
+        images
     }
 }

@@ -67,7 +67,7 @@ use self::tree::Tree;
 use self::wal::{Durability, Wal};
 use crate::error::{Error, Result};
 
-pub use self::acks::deferring;
+pub use self::acks::{deferring, serving};
 pub use self::batch::{Change, Pinned};
 pub use self::meta_ops::{MAX_FILE_SIZE, NAME_MAX};
 pub use self::record::{decode, encode};

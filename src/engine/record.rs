@@ -186,11 +186,12 @@ impl Engine {
     }
 
     /// Waits until a change acknowledged to someone is durable. Deferring (`acks`), it
-    /// only notes what is owed when another thread's fsync is under way.
+    /// only notes what is owed when another thread's fsync is under way or other requests
+    /// wait behind this one.
     pub(super) fn wait(&self, lsn: Option<u64>) -> Result<()> {
         match lsn {
             Some(lsn) if acks::deferring_now() => {
-                if !self.wal.sync_unless_busy(lsn)? {
+                if acks::others_waiting() || !self.wal.sync_unless_busy(lsn)? {
                     acks::owe(lsn);
                 }
                 Ok(())

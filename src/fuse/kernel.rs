@@ -49,7 +49,9 @@ impl Kernel {
             gid: req.gid(),
             pid: req.pid(),
         };
-        self.fuse.handle(op, by, reply);
+        // One queue for every CPU, read by several threads: which requests wait behind
+        // this one on this thread is unknown.
+        self.fuse.handle(op, by, false, reply);
     }
 }
 

@@ -302,7 +302,20 @@ impl Fuse {
     /// Serves one request for `by` and gives its answer to `reply`: at once, or, when the
     /// request acknowledges a change that must be durable first (a hot-tier commit, an
     /// fsync), from the log's flusher after the fsync covering it (see `answer_or_undo`).
-    pub fn handle(&self, op: Op<'_>, by: Caller, reply: impl FnOnce(Answered) + Send + 'static) {
+    /// A transport that knows other requests already wait behind this one on its thread
+    /// says so (`others_waiting`): the flusher then syncs for this one whatever the log is
+    /// doing, and the requests behind are served meanwhile (`engine::serving`).
+    pub fn handle(
+        &self,
+        op: Op<'_>,
+        by: Caller,
+        others_waiting: bool,
+        reply: impl FnOnce(Answered) + Send + 'static,
+    ) {
+        engine::serving(others_waiting, || self.serve(op, by, reply))
+    }
+
+    fn serve(&self, op: Op<'_>, by: Caller, reply: impl FnOnce(Answered) + Send + 'static) {
         let _by = op.acts().then(|| acting(by));
         let name = op.name();
         let done = move |res: Result<Answer>| reply(res.map_err(|e| fail(name, &e)));

@@ -314,10 +314,12 @@ impl Queue {
                 return;
             }
             self.ring.reap(&mut done);
+            let mut behind = done.len();
             for c in done.drain(..) {
                 let i = c.user_data as usize;
+                behind -= 1;
                 match -c.res {
-                    0 if i < DEPTH => self.request(i),
+                    0 if i < DEPTH => self.request(i, behind > 0 || self.ring.ready()),
                     // INIT's answer not yet taken in: the kernel asks to register again.
                     libc::EAGAIN | libc::EINTR if i < DEPTH => {
                         std::thread::sleep(Duration::from_millis(10));
@@ -337,8 +339,9 @@ impl Queue {
         }
     }
 
-    /// Serves the request entry `i` holds.
-    fn request(self: &Arc<Queue>, i: usize) {
+    /// Serves the request entry `i` holds; `others_waiting` when more of this queue's
+    /// requests are already there to be served after it.
+    fn request(self: &Arc<Queue>, i: usize, others_waiting: bool) {
         let e = &self.entries[i];
         // SAFETY: the kernel completed this entry's command: its buffers are ours until
         // the commit, and nothing writes them before `Reply::returned`.
@@ -366,7 +369,8 @@ impl Queue {
                     gid: h.gid,
                     pid: h.pid,
                 };
-                self.fuse.handle(op, by, move |a| answer.answered(a));
+                self.fuse
+                    .handle(op, by, others_waiting, move |a| answer.answered(a));
                 reply.returned();
             }
             Ok(Decoded::Answer(a)) => reply(0).commit(a, Submit::WithWait),

@@ -195,6 +195,13 @@ impl Uring {
         tail.wrapping_sub(head)
     }
 
+    /// Whether completions wait to be reaped.
+    pub fn ready(&self) -> bool {
+        let off = &self.params.cq_off;
+        let head = self.rings.atomic(off.head).load(Ordering::Relaxed);
+        head != self.rings.atomic(off.tail).load(Ordering::Acquire)
+    }
+
     /// Submits `to_submit` entries pushed and, with `wait`, sleeps until a completion is
     /// there. The kernel does not wait when it submitted fewer than asked (another
     /// thread took some): the caller then just looks for completions again.
