@@ -314,12 +314,11 @@ impl Queue {
                 return;
             }
             self.ring.reap(&mut done);
-            let mut behind = done.len();
-            for c in done.drain(..) {
+            let reaped = done.len();
+            for (k, c) in done.drain(..).enumerate() {
                 let i = c.user_data as usize;
-                behind -= 1;
                 match -c.res {
-                    0 if i < DEPTH => self.request(i, behind > 0 || self.ring.ready()),
+                    0 if i < DEPTH => self.request(i, k + 1 < reaped || self.ring.ready()),
                     // INIT's answer not yet taken in: the kernel asks to register again.
                     libc::EAGAIN | libc::EINTR if i < DEPTH => {
                         std::thread::sleep(Duration::from_millis(10));
