@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::process::Command;
 
@@ -109,6 +109,66 @@ fn truncate_and_ftruncate() {
     f.set_len(5).unwrap();
     close_file(f).unwrap();
     assert_eq!(get(&r), b"[1,2]");
+}
+
+/// `O_RDONLY|O_TRUNC` truncates, as Linux's own filesystems do (the kernel asks for write
+/// permission for it), and the empty version commits at close.
+#[test]
+fn o_trunc_with_o_rdonly_truncates() {
+    let m = Mount::new();
+    let p = blob(&m, "rdonly_trunc.bin");
+    put(&p, b"hello");
+    let mut f = open_raw(&p, libc::O_RDONLY | libc::O_TRUNC, 0).unwrap();
+    let mut seen = Vec::new();
+    f.read_to_end(&mut seen).unwrap();
+    assert_eq!(seen, b"", "read through the truncating descriptor");
+    close_file(f).unwrap();
+    assert_eq!(fs::metadata(&p).unwrap().len(), 0);
+    assert_eq!(get(&p), b"");
+}
+
+/// A running program is not opened to be changed (ETXTBSY), and it keeps running. The
+/// kernel checks every flag combination itself except `O_RDONLY|O_TRUNC`: with atomic
+/// O_TRUNC it asks the daemon first and, once answered, drops the file's pages and size,
+/// so the program dies at its next page fault (pjdfstest's `open::etxtbsy` caught it).
+#[test]
+fn a_running_program_cannot_be_changed_and_keeps_running() {
+    let m = Mount::new();
+    let p = blob(&m, "cat");
+    let program = fs::read("/usr/bin/cat").unwrap();
+    put(&p, &program);
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    // `cat` waits on its input: it runs until the test closes it.
+    let mut child = Command::new(&p)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for (flags, what) in [
+        (libc::O_WRONLY, "O_WRONLY"),
+        (libc::O_RDWR, "O_RDWR"),
+        (libc::O_WRONLY | libc::O_TRUNC, "O_WRONLY|O_TRUNC"),
+        (libc::O_RDONLY | libc::O_TRUNC, "O_RDONLY|O_TRUNC"),
+    ] {
+        expect_errno(
+            open_raw(&p, flags, 0),
+            &[libc::ETXTBSY],
+            &format!("open({what}) of a running program"),
+        );
+    }
+    let c = cstr(&p);
+    expect_errno(
+        cvt(unsafe { libc::truncate(c.as_ptr(), 0) }),
+        &[libc::ETXTBSY],
+        "truncate(2) of a running program",
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"still running\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the program died: {}", out.status);
+    assert_eq!(out.stdout, b"still running\n");
+    assert_eq!(get(&p), program, "the program's file changed");
 }
 
 #[test]

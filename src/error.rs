@@ -36,6 +36,8 @@ pub enum Error {
     CrossDevice(&'static str),
     /// What others still refer to cannot go (a graph node its edges name): says who.
     InUse(String),
+    /// A running program opened to be changed.
+    TextBusy,
     /// Attribute namespace or flag we do not implement.
     NotSupported(&'static str),
     NoXattr,
@@ -81,6 +83,7 @@ impl Error {
             Error::Protected => libc::EPERM,
             Error::NotPermitted(_) => libc::EPERM,
             Error::InUse(_) => libc::EBUSY,
+            Error::TextBusy => libc::ETXTBSY,
             Error::CrossDevice(_) => libc::EXDEV,
             Error::NotSupported(_) => libc::EOPNOTSUPP,
             Error::NoXattr => libc::ENODATA,
@@ -121,6 +124,7 @@ impl fmt::Display for Error {
             Error::Protected => write!(f, "part of the fixed universe hierarchy"),
             Error::NotPermitted(what) => write!(f, "not permitted: {what}"),
             Error::InUse(why) => write!(f, "in use: {why}"),
+            Error::TextBusy => write!(f, "a running program cannot be changed"),
             Error::CrossDevice(what) => write!(f, "cross-device: {what}"),
             Error::NotSupported(what) => write!(f, "not supported: {what}"),
             Error::NoXattr => write!(f, "no such attribute"),

@@ -365,7 +365,7 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     placement::init(!args.no_follow);
 
     let (stale_tx, stale_rx) = std::sync::mpsc::channel();
-    let handlers = Arc::new(fuse::Fuse::new(vfs.clone(), stale_tx));
+    let handlers = Arc::new(fuse::Fuse::new(vfs.clone(), stale_tx, mountpoint));
     let ring_granted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let kernel = fuse::kernel::Kernel::new(handlers.clone(), !args.no_ring, ring_granted.clone());
     let session = fuser::Session::new(kernel, mountpoint, &config);

@@ -799,7 +799,7 @@ pub fn errno_of(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(-1)
 }
 
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+pub fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {

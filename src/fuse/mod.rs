@@ -5,8 +5,10 @@
 //! here decides anything about the universe.
 
 pub mod kernel;
+mod programs;
 pub mod ring;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
@@ -34,6 +36,7 @@ pub struct Fuse {
     vfs: Arc<Vfs>,
     /// What of the kernel's cache went stale behind its back (see `invalidator`).
     stale: Sender<Stale>,
+    programs: programs::Programs,
 }
 
 /// What the kernel must drop: an inode's attributes and pages, or a name in a directory.
@@ -286,7 +289,8 @@ pub struct Created {
 }
 
 impl Fuse {
-    pub fn new(vfs: Arc<Vfs>, stale: Sender<Stale>) -> Fuse {
+    /// Handlers for the universe of `vfs` mounted on `mountpoint`.
+    pub fn new(vfs: Arc<Vfs>, stale: Sender<Stale>, mountpoint: &Path) -> Fuse {
         let (changed, gone) = (stale.clone(), stale.clone());
         vfs.notify_with(crate::vfs::Listener {
             changed: Box::new(move |ino| {
@@ -296,7 +300,11 @@ impl Fuse {
                 let _ = gone.send(Stale::Entry(parent, name.to_vec()));
             }),
         });
-        Fuse { vfs, stale }
+        Fuse {
+            vfs,
+            stale,
+            programs: programs::Programs::new(mountpoint),
+        }
     }
 
     /// Serves one request for `by` and gives its answer to `reply`: at once, or, when the
@@ -389,10 +397,7 @@ impl Fuse {
                 || vfs.link(ino, newparent, newname).map(|a| self.entry(a)),
                 done,
             ),
-            Op::Open { ino, flags } => done(
-                vfs.open(ino, flags)
-                    .map(|fh| Answer::Opened(fh, open_flags(vfs.flush_needed(fh)))),
-            ),
+            Op::Open { ino, flags } => done(self.open(ino, flags)),
             Op::Read { fh, offset, size } => {
                 done(vfs.read(fh, offset, size as usize).map(Answer::Data))
             }
@@ -495,6 +500,18 @@ impl Fuse {
                 self.create_answered(new, by, move |res| done(res.map(Answer::Created)))
             }
         }
+    }
+
+    fn open(&self, ino: u64, flags: i32) -> Result<Answer> {
+        // The one open the kernel does not check against running programs (`programs`).
+        if flags & libc::O_ACCMODE == libc::O_RDONLY
+            && flags & libc::O_TRUNC != 0
+            && self.programs.running(ino)
+        {
+            return Err(Error::TextBusy);
+        }
+        let fh = self.vfs.open(ino, flags)?;
+        Ok(Answer::Opened(fh, open_flags(self.vfs.flush_needed(fh))))
     }
 
     fn entry(&self, a: Attr) -> Answer {
@@ -688,7 +705,7 @@ mod tests {
         );
         let regions = Regions::builtin(Some(8)).expect("regions");
         let vfs = Arc::new(Vfs::new(e.clone(), regions, SEED).expect("vfs"));
-        let fuse = Fuse::new(vfs.clone(), mpsc::channel().0);
+        let fuse = Fuse::new(vfs.clone(), mpsc::channel().0, Path::new("/mnt"));
         let conf = vfs.resolve("configuration").expect("configuration");
         let name = crate::regions::config::SHARD_TOPOLOGY.as_bytes();
         vfs.unlink(conf, name, false).expect("rm");

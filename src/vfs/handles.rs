@@ -74,8 +74,10 @@ impl Owners {
     }
 }
 
+/// Whether an open changes the file: it writes, or it truncates (Linux truncates at
+/// `O_RDONLY|O_TRUNC` too, and asks write permission for it).
 fn is_write(flags: i32) -> bool {
-    flags & libc::O_ACCMODE != libc::O_RDONLY
+    flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0
 }
 
 impl crate::regions::OpenFiles for Vfs {
