@@ -205,6 +205,14 @@ fn an_index_declared_in_the_schema_is_used_for_ranges_and_order_and_logged() {
         .expect("the plan is logged");
     let s = plan["plan"].to_string();
     assert!(s.contains("\"index\"") && s.contains(".age"), "{s}");
+    // The log shows the next plan at once, though it was read a moment ago.
+    let next = "FROM spacetime/*/particles/users WHERE .age >= 30 SELECT .name";
+    query_json(&m, next);
+    let log = read_json(&m.path("qql/query_analytics/optimization_log.json"));
+    assert_eq!(
+        log["latest_first"][0]["text"], next,
+        "the newest plan is first in the log read right after its query"
+    );
     // The index follows commits: a new record, a changed one, a removed one.
     put(
         &m.path(&format!("{USERS}/gus.json")),

@@ -295,6 +295,13 @@ pub trait Region: Send + Sync {
         None
     }
 
+    /// A count that moves whenever this region's `Fresh` files would show something new
+    /// without a commit (a query's plan logged): their renderings are kept only while it
+    /// stays, so that what was just done shows at once.
+    fn shown(&self) -> u64 {
+        0
+    }
+
     /// The rule content committed to `name` in `dir` must follow; `None`: opaque bytes.
     fn rule(&self, _dir: &Dir, _name: &[u8]) -> Option<Rule> {
         None

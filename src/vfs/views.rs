@@ -13,7 +13,7 @@ use crate::engine::snapshots::Frozen;
 use crate::engine::tree::{Kind, Ts};
 use crate::engine::{Attr, Data};
 use crate::error::{Error, Result};
-use crate::regions::{Dir, Generated, RangeSource};
+use crate::regions::{Dir, Generated, RangeSource, Tag};
 use crate::vfs::{Vfs, lock};
 
 /// Inode numbers with this bit set are generated files.
@@ -44,22 +44,33 @@ struct Rendered {
 }
 
 /// While the engine's state does not move; or (a fresh one, showing what moves without
-/// the engine) also for no longer than `FRESH_FOR` from a time, so that a `stat` and the
-/// read after it agree and a commit shows at once; or as long as the daemon runs (a fixed
-/// one).
+/// the engine) also while its region's `shown` count stays and for no longer than
+/// `FRESH_FOR` from a time, so that a `stat` and the read after it agree and a commit (or
+/// what the region counts) shows at once; or as long as the daemon runs (a fixed one).
 enum Until {
     Moved(u64),
-    MovedOrAged(u64, Instant),
+    MovedOrAged {
+        generation: u64,
+        region: Tag,
+        shown: u64,
+        at: Instant,
+    },
     Never,
 }
 
 const FRESH_FOR: Duration = Duration::from_secs(1);
 
 impl Rendered {
-    fn valid(&self, generation: u64) -> bool {
+    /// `shown`: a region's count now (`Region::shown`).
+    fn valid(&self, generation: u64, shown: impl Fn(Tag) -> u64) -> bool {
         match self.until {
             Until::Moved(g) => g == generation,
-            Until::MovedOrAged(g, at) => g == generation && at.elapsed() < FRESH_FOR,
+            Until::MovedOrAged {
+                generation: g,
+                region,
+                shown: n,
+                at,
+            } => g == generation && shown(region) == n && at.elapsed() < FRESH_FOR,
             Until::Never => true,
         }
     }
@@ -202,16 +213,25 @@ impl Vfs {
     pub(super) fn view_content(&self, ino: u64) -> Result<(Content, u64)> {
         let (dir, name) = self.views.key(ino).ok_or(Error::NotFound)?;
         let generation = self.engine.generation();
+        let shown = |tag| self.regions.by_tag(tag).shown();
         if let Some(r) = lock(&self.views.table).rendered.get(&ino)
-            && r.valid(generation)
+            && r.valid(generation, shown)
         {
             return Ok((Content::Document(r.data.clone()), r.data.len() as u64));
         }
         let d = self.dir(dir).map_err(|_| Error::NotFound)?;
+        // Counted before rendering: what moves meanwhile renders again at the next look.
+        let shown_before = shown(d.tag);
         let (bytes, until) = match self.regions.generate(&self.cx(), &d, &name) {
             Some(Generated::Document(bytes)) => (bytes, Until::Moved(generation)),
             Some(Generated::Fresh(bytes)) => {
-                (bytes, Until::MovedOrAged(generation, Instant::now()))
+                let until = Until::MovedOrAged {
+                    generation,
+                    region: d.tag,
+                    shown: shown_before,
+                    at: Instant::now(),
+                };
+                (bytes, until)
             }
             Some(Generated::Fixed(bytes)) => (bytes, Until::Never),
             Some(Generated::Ranged { len, source }) => return Ok((Content::Ranged(source), len)),
@@ -221,7 +241,7 @@ impl Vfs {
         let data = Arc::new(bytes);
         let len = data.len() as u64;
         let mut t = lock(&self.views.table);
-        t.rendered.retain(|_, r| r.valid(generation));
+        t.rendered.retain(|_, r| r.valid(generation, shown));
         t.rendered.insert(
             ino,
             Rendered {

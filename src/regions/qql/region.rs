@@ -335,6 +335,10 @@ impl Region for Qql {
         None
     }
 
+    fn shown(&self) -> u64 {
+        self.state.logged.load(Ordering::Acquire)
+    }
+
     fn rule(&self, dir: &Dir, name: &[u8]) -> Option<Rule> {
         if dir.is_seed(QUERIES) && name.ends_with(b".qql") {
             return Some(super::ask::query_rule());

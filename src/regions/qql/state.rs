@@ -107,6 +107,8 @@ pub struct State {
     pub compiled: Mutex<HashMap<String, Entry>>,
     pub results: Mutex<HashMap<(String, Format), Cached>>,
     pub optimizations: Mutex<VecDeque<Planned>>,
+    /// Plans logged so far: `optimization_log.json` is rendered again when it moves.
+    pub logged: AtomicU64,
     /// Executions not yet appended to `performance.csv`.
     pub performance: Mutex<Vec<Execution>>,
 }
@@ -146,6 +148,7 @@ impl State {
             log.pop_front();
         }
         log.push_back(v);
+        self.logged.fetch_add(1, Ordering::Release);
     }
 
     /// Keeps the compiled queries within bounds: past `COMPILED_KEPT`, the least recently
