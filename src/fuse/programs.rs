@@ -31,9 +31,17 @@ impl Programs {
     /// Whether a process visible to the daemon runs inode `ino` of this mount. Processes
     /// of other users are not visible to an unprivileged daemon: for them this says no.
     pub fn running(&self, ino: u64) -> bool {
-        let device = *self
-            .device
-            .get_or_init(|| identity(&self.mountpoint).map(|(dev, _)| dev));
+        let device = *self.device.get_or_init(|| {
+            let device = identity(&self.mountpoint).map(|(dev, _)| dev);
+            if device.is_none() {
+                log::warn!(
+                    "cannot stat the mountpoint {}: O_RDONLY|O_TRUNC of a running program \
+                     is not refused",
+                    self.mountpoint.display()
+                );
+            }
+            device
+        });
         let Some(device) = device else {
             return false;
         };
