@@ -171,6 +171,49 @@ fn a_running_program_cannot_be_changed_and_keeps_running() {
     assert_eq!(get(&p), program, "the program's file changed");
 }
 
+/// The check behind `O_RDONLY|O_TRUNC` looks at every process's program. A program run from
+/// the mount for longer than the kernel keeps a file's attributes (the daemon gives 30 s)
+/// has stale ones. Had the check let the kernel refresh them, the kernel would have sent a
+/// GETATTR to the daemon from the thread serving the open, which over io_uring is the one
+/// thread of its CPU's queue: the open would never have returned (seen with the flag
+/// `AT_STATX_DONT_SYNC` taken out of `programs::identity`).
+#[test]
+fn the_running_program_check_asks_nothing_of_the_daemon() {
+    let m = Mount::new();
+    let p = blob(&m, "cat");
+    put(&p, &fs::read("/usr/bin/cat").unwrap());
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    let other = blob(&m, "other.txt");
+    put(&other, b"to be cut\n");
+    let mut child = Command::new(&p)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nothing looks at the program's file meanwhile, so its attributes go stale.
+    std::thread::sleep(std::time::Duration::from_secs(31));
+    // In a process of its own: an open the daemon never answers cannot be killed, and
+    // would keep this one from exiting.
+    let mut opener = Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys; os.close(os.open(sys.argv[1], os.O_RDONLY | os.O_TRUNC))",
+        ])
+        .arg(&other)
+        .spawn()
+        .unwrap();
+    match exit_within(&mut opener, std::time::Duration::from_secs(10)).unwrap() {
+        Some(status) => assert!(status.success(), "O_RDONLY|O_TRUNC failed: {status}"),
+        None => {
+            let _ = opener.kill();
+            panic!("O_RDONLY|O_TRUNC did not return: the daemon waits on itself");
+        }
+    }
+    assert_eq!(get(&other), b"", "O_RDONLY|O_TRUNC truncates");
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+}
+
 #[test]
 fn o_append_appends() {
     let m = Mount::new();

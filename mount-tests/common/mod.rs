@@ -297,18 +297,9 @@ impl Mount {
 
     /// Waits up to `timeout` for the daemon to exit.
     fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let child = self.child.as_mut()?;
-            if let Some(status) = child.try_wait().unwrap() {
-                self.reaped();
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        let status = exit_within(self.child.as_mut()?, timeout).unwrap()?;
+        self.reaped();
+        Some(status)
     }
 
     /// `kill -9` the daemon, reap it, and unmount the dead mount (which would
@@ -433,15 +424,17 @@ impl Mount {
             }
         }
         if self.child.is_some() && self.wait_exit(DROP_EXIT_TIMEOUT).is_none() {
-            if let Some(mut child) = self.child.take() {
-                eprintln!(
-                    "teardown: daemon pid {} did not exit after unmount; SIGKILL",
-                    child.id()
-                );
+            let pid = self.child.as_ref().map_or(0, Child::id);
+            eprintln!("teardown: daemon pid {pid} did not exit after unmount; SIGKILL");
+            if let Some(child) = self.child.as_mut() {
                 let _ = child.kill();
-                let _ = child.wait();
             }
-            self.reaped();
+            // A daemon thread waiting in the kernel for a request only it could serve
+            // (one it sent to its own mount) outlives SIGKILL (`exit_within`).
+            if self.wait_exit(DROP_EXIT_TIMEOUT).is_none() {
+                eprintln!("teardown: daemon pid {pid} cannot be reaped; left behind");
+                self.reaped();
+            }
         }
         if self.is_mounted() {
             unmount_dead(&self.mnt);
@@ -582,6 +575,22 @@ pub fn cstr(p: &Path) -> CString {
 
 // ---------------------------------------------------------------- tools
 
+/// Waits up to `timeout` for `child` to exit; `None` if it is still running. Never blocks
+/// in wait(2): a process waiting in the kernel on a wedged mount may outlive even SIGKILL,
+/// and a blocking wait would hang the suite instead of failing the test.
+pub fn exit_within(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() > deadline {
+            return Ok(None);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Runs `c`, killing it after `timeout`. Returns its output.
 pub fn run_with_timeout(c: &mut Command, timeout: Duration) -> io::Result<Output> {
     let mut child = c
@@ -601,20 +610,13 @@ pub fn run_with_timeout(c: &mut Command, timeout: Duration) -> io::Result<Output
         let _ = err.read_to_end(&mut v);
         v
     });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("killed after {timeout:?}"),
-            ));
-        }
-        thread::sleep(Duration::from_millis(10));
+    let Some(status) = exit_within(&mut child, timeout)? else {
+        let _ = child.kill();
+        let _ = exit_within(&mut child, timeout);
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("killed after {timeout:?}"),
+        ));
     };
     Ok(Output {
         status,
