@@ -127,6 +127,21 @@ fn o_trunc_with_o_rdonly_truncates() {
     assert_eq!(get(&p), b"");
 }
 
+/// `cat` copied onto the mount and run from there: its path, its bytes, and the process,
+/// which waits on its input and so runs until the test closes it.
+fn run_from_mount(m: &Mount) -> (std::path::PathBuf, Vec<u8>, std::process::Child) {
+    let p = blob(m, "cat");
+    let program = fs::read("/usr/bin/cat").unwrap();
+    put(&p, &program);
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    let child = Command::new(&p)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    (p, program, child)
+}
+
 /// A running program is not opened to be changed (ETXTBSY), and it keeps running. The
 /// kernel checks every flag combination itself except `O_RDONLY|O_TRUNC`: with atomic
 /// O_TRUNC it asks the daemon first and, once answered, drops the file's pages and size,
@@ -134,16 +149,7 @@ fn o_trunc_with_o_rdonly_truncates() {
 #[test]
 fn a_running_program_cannot_be_changed_and_keeps_running() {
     let m = Mount::new();
-    let p = blob(&m, "cat");
-    let program = fs::read("/usr/bin/cat").unwrap();
-    put(&p, &program);
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-    // `cat` waits on its input: it runs until the test closes it.
-    let mut child = Command::new(&p)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (p, program, mut child) = run_from_mount(&m);
     for (flags, what) in [
         (libc::O_WRONLY, "O_WRONLY"),
         (libc::O_RDWR, "O_RDWR"),
@@ -180,16 +186,9 @@ fn a_running_program_cannot_be_changed_and_keeps_running() {
 #[test]
 fn the_running_program_check_asks_nothing_of_the_daemon() {
     let m = Mount::new();
-    let p = blob(&m, "cat");
-    put(&p, &fs::read("/usr/bin/cat").unwrap());
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
     let other = blob(&m, "other.txt");
     put(&other, b"to be cut\n");
-    let mut child = Command::new(&p)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (_, _, mut child) = run_from_mount(&m);
     // Nothing looks at the program's file meanwhile, so its attributes go stale.
     std::thread::sleep(std::time::Duration::from_secs(31));
     // In a process of its own: an open the daemon never answers cannot be killed, and
